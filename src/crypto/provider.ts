@@ -1,0 +1,69 @@
+/**
+ * The set of primitives WireGuard needs, behind one interface so that the
+ * protocol core can run on node:crypto (fast path) or on the pure-JavaScript
+ * @noble libraries (reference path, and runtimes without node:crypto).
+ *
+ * All keys are 32-byte `Uint8Array`s. Every function is synchronous.
+ * @module
+ */
+
+/** Length of a Curve25519 key, a BLAKE2s hash, a symmetric key. */
+export const KEY_LEN = 32;
+/** Length of a Poly1305 tag. */
+export const TAG_LEN = 16;
+/** Length of a keyed BLAKE2s MAC as WireGuard uses it (mac1, mac2, cookie). */
+export const MAC_LEN = 16;
+/** Length of an XChaCha20 nonce. */
+export const XNONCE_LEN = 24;
+
+/** Primitives used by the handshake, the cookie mechanism and the data path. */
+export interface CryptoProvider {
+  /** Human-readable name of this provider (`"node"` or `"noble"`). */
+  readonly name: string;
+  /** Fill a new array of `n` bytes from a CSPRNG. */
+  randomBytes(n: number): Uint8Array;
+  /** Generate a clamped Curve25519 private key. */
+  generatePrivateKey(): Uint8Array;
+  /** Curve25519 public key of a private key. */
+  publicKey(privateKey: Uint8Array): Uint8Array;
+  /**
+   * Curve25519 Diffie–Hellman. Returns the 32-byte shared secret, or `null`
+   * when the result is all zero (the peer sent a low-order point); the
+   * caller must then abort the handshake.
+   */
+  dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
+  /** BLAKE2s-256 of the concatenation of `parts`. */
+  hash(...parts: Uint8Array[]): Uint8Array;
+  /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC). */
+  mac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** HMAC-BLAKE2s-256. */
+  hmac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /**
+   * ChaCha20-Poly1305 seal with the 96-bit nonce `0x00000000 ‖ LE64(counter)`;
+   * `counterLo`/`counterHi` are the low and high 32 bits of the counter.
+   * Returns ciphertext ‖ tag.
+   */
+  seal(key: Uint8Array, counterLo: number, counterHi: number, plaintext: Uint8Array, ad?: Uint8Array): Uint8Array;
+  /**
+   * Like {@link CryptoProvider.seal} but writes ciphertext ‖ tag into `out`
+   * at `outOffset` (which must have room for `plaintext.length + 16` bytes).
+   * This is the data path: it avoids allocating an output buffer per packet.
+   */
+  sealInto(
+    key: Uint8Array,
+    counterLo: number,
+    counterHi: number,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    outOffset: number,
+  ): void;
+  /**
+   * ChaCha20-Poly1305 open (nonce as in {@link CryptoProvider.seal}).
+   * Returns the plaintext, or `null` if authentication fails.
+   */
+  open(key: Uint8Array, counterLo: number, counterHi: number, ciphertext: Uint8Array, ad?: Uint8Array): Uint8Array | null;
+  /** XChaCha20-Poly1305 seal (cookie replies). Returns ciphertext ‖ tag. */
+  xseal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
+  /** XChaCha20-Poly1305 open. Returns the plaintext or `null`. */
+  xopen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
+}

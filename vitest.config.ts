@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Network-namespace tests share /var/run/wireguard and veth names: keep files in one worker at a time.
+    fileParallelism: false,
+    reporters: ['default'],
+  },
+});
