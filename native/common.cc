@@ -1,0 +1,156 @@
+#include "common.h"
+
+#include <cerrno>
+#include <unistd.h>
+
+namespace tsg {
+
+std::string ErrnoName(int err) {
+  switch (err) {
+#define TSG_ERRNO(e) \
+  case e:            \
+    return #e;
+    TSG_ERRNO(EPERM)
+    TSG_ERRNO(ENOENT)
+    TSG_ERRNO(EINTR)
+    TSG_ERRNO(EIO)
+    TSG_ERRNO(ENXIO)
+    TSG_ERRNO(E2BIG)
+    TSG_ERRNO(EBADF)
+    TSG_ERRNO(EAGAIN)
+    TSG_ERRNO(ENOMEM)
+    TSG_ERRNO(EACCES)
+    TSG_ERRNO(EFAULT)
+    TSG_ERRNO(EBUSY)
+    TSG_ERRNO(EEXIST)
+    TSG_ERRNO(ENODEV)
+    TSG_ERRNO(ENOTDIR)
+    TSG_ERRNO(EINVAL)
+    TSG_ERRNO(ENFILE)
+    TSG_ERRNO(EMFILE)
+    TSG_ERRNO(ENOTTY)
+    TSG_ERRNO(ENOSPC)
+    TSG_ERRNO(EPIPE)
+    TSG_ERRNO(ERANGE)
+    TSG_ERRNO(ENAMETOOLONG)
+    TSG_ERRNO(ENOSYS)
+    TSG_ERRNO(EBADFD)
+    TSG_ERRNO(ENOTSOCK)
+    TSG_ERRNO(EDESTADDRREQ)
+    TSG_ERRNO(EMSGSIZE)
+    TSG_ERRNO(EPROTOTYPE)
+    TSG_ERRNO(ENOPROTOOPT)
+    TSG_ERRNO(EPROTONOSUPPORT)
+    TSG_ERRNO(EOPNOTSUPP)
+    TSG_ERRNO(EAFNOSUPPORT)
+    TSG_ERRNO(EADDRINUSE)
+    TSG_ERRNO(EADDRNOTAVAIL)
+    TSG_ERRNO(ENETDOWN)
+    TSG_ERRNO(ENETUNREACH)
+    TSG_ERRNO(ENETRESET)
+    TSG_ERRNO(ECONNABORTED)
+    TSG_ERRNO(ECONNRESET)
+    TSG_ERRNO(ENOBUFS)
+    TSG_ERRNO(EISCONN)
+    TSG_ERRNO(ENOTCONN)
+    TSG_ERRNO(ETIMEDOUT)
+    TSG_ERRNO(ECONNREFUSED)
+    TSG_ERRNO(EHOSTDOWN)
+    TSG_ERRNO(EHOSTUNREACH)
+    TSG_ERRNO(EALREADY)
+    TSG_ERRNO(EINPROGRESS)
+    TSG_ERRNO(ENOMEDIUM)
+    TSG_ERRNO(EKEYEXPIRED)
+#undef TSG_ERRNO
+    default:
+      return "E" + std::to_string(err);
+  }
+}
+
+Napi::Error MakeError(Napi::Env env, const std::string& message, const char* code, int err,
+                      const char* syscall) {
+  Napi::Error e = Napi::Error::New(env, message);
+  Napi::Object o = e.Value();
+  o.Set("code", Napi::String::New(env, code != nullptr ? std::string(code) : ErrnoName(err)));
+  if (err != 0) o.Set("errno", Napi::Number::New(env, err));
+  if (syscall != nullptr) o.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& message, const char* code) {
+  Napi::TypeError e = Napi::TypeError::New(env, message);
+  e.Value().Set("code", Napi::String::New(env, code));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
+            Napi::AsyncContext* ctx, std::initializer_list<napi_value> args) {
+  if (fn.IsEmpty()) return true;
+  napi_value result;
+  napi_status status = napi_make_callback(env, ctx != nullptr ? static_cast<napi_async_context>(*ctx) : nullptr,
+                                          recv, fn.Value(), args.size(), args.begin(), &result);
+  if (status == napi_ok) return true;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  return false;
+}
+
+uv_loop_t* GetLoop(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  return loop;
+}
+
+bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len) {
+  bool is = false;
+  if (napi_is_typedarray(env, value, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t length;
+    void* ptr;
+    if (napi_get_typedarray_info(env, value, &type, &length, &ptr, nullptr, nullptr) != napi_ok) return false;
+    size_t elem = 1;
+    switch (type) {
+      case napi_int8_array:
+      case napi_uint8_array:
+      case napi_uint8_clamped_array:
+        elem = 1;
+        break;
+      case napi_int16_array:
+      case napi_uint16_array:
+        elem = 2;
+        break;
+      case napi_int32_array:
+      case napi_uint32_array:
+      case napi_float32_array:
+        elem = 4;
+        break;
+      default:
+        elem = 8;
+        break;
+    }
+    *data = static_cast<const uint8_t*>(ptr);
+    *len = length * elem;
+    return true;
+  }
+  if (napi_is_dataview(env, value, &is) == napi_ok && is) {
+    size_t length;
+    void* ptr;
+    if (napi_get_dataview_info(env, value, &length, &ptr, nullptr, nullptr) != napi_ok) return false;
+    *data = static_cast<const uint8_t*>(ptr);
+    *len = length;
+    return true;
+  }
+  return false;
+}
+
+void CloseFd(int fd) {
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace tsg

@@ -1,0 +1,50 @@
+// Shared helpers for the tsguard native addon: error objects, safe callbacks
+// into JavaScript from libuv callbacks, and small fd utilities.
+//
+// The addon is built with NAPI_DISABLE_CPP_EXCEPTIONS: every function that
+// throws into JavaScript does so with ThrowAsJavaScriptException() and
+// returns immediately.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+namespace tsg {
+
+// Name of an errno value ("EAGAIN"), or "E<number>" when unknown.
+std::string ErrnoName(int err);
+
+// An Error with Node-like properties: `.code` (errno name unless `code` is
+// given), `.errno` (positive OS errno, omitted when err == 0) and `.syscall`
+// (omitted when null). The message is used as is.
+Napi::Error MakeError(Napi::Env env, const std::string& message, const char* code, int err,
+                      const char* syscall);
+
+// Throws a TypeError with `.code = 'ERR_INVALID_ARG_TYPE'` (or the given
+// code) and returns undefined, for `return ThrowType(...)` one-liners.
+Napi::Value ThrowType(Napi::Env env, const std::string& message,
+                      const char* code = "ERR_INVALID_ARG_TYPE");
+
+// Calls `fn` with `args` through napi_make_callback (so nextTick/microtask
+// queues are drained as for any I/O callback). When the callback throws, the
+// exception is re-raised as an uncaught exception (napi_fatal_exception) so
+// that it is reported like one thrown from any Node I/O callback, and false
+// is returned. Must be called inside a HandleScope.
+bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
+            Napi::AsyncContext* ctx, std::initializer_list<napi_value> args);
+
+// The libuv loop of this environment.
+uv_loop_t* GetLoop(Napi::Env env);
+
+// Extracts bytes from a Buffer / Uint8Array / any ArrayBufferView. Returns
+// false when the value is none of those.
+bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len);
+
+// close(fd) ignoring the result (no EINTR retry: on Linux the fd is released
+// even when close() fails).
+void CloseFd(int fd);
+
+}  // namespace tsg

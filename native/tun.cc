@@ -1,0 +1,390 @@
+#include "tun.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <net/if.h>  // before linux/if_tun.h; never together with linux/if.h
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace tsg {
+
+namespace {
+
+constexpr int kBatch = 64;            // packets per JS callback
+constexpr int kMaxBatchesPerWake = 8; // then yield to the loop (level-triggered)
+constexpr size_t kBufSize = 65536;    // > largest possible TUN MTU (65535)
+
+const char kDevPath[] = "/dev/net/tun";
+
+Napi::Error TunError(Napi::Env env, const std::string& name, const std::string& message,
+                     const char* code, int err, const char* syscall) {
+  Napi::Error e = MakeError(env, message, code, err, syscall);
+  e.Value().Set("ifname", Napi::String::New(env, name));
+  return e;
+}
+
+// Why a TUN fd stopped working when read()/write()/poll fail with this errno.
+// EBADFD is what the kernel returns once the interface was deleted
+// (`ip link del`, netns removal): the file is detached from any device.
+bool IsLinkGone(int err) { return err == EBADFD || err == ENODEV || err == ENXIO || err == EIO; }
+
+// Mirrors the kernel's dev_valid_name(), minus the length check done apart.
+bool ValidNameChars(const std::string& name) {
+  if (name == "." || name == "..") return false;
+  for (unsigned char c : name) {
+    if (c == '/' || c == ':' || c == '\0' || c <= ' ' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Napi::Function Tun::Init(Napi::Env env) {
+  return DefineClass(env, "Tun",
+                     {
+                         InstanceAccessor<&Tun::GetName>("name"),
+                         InstanceAccessor<&Tun::GetFd>("fd"),
+                         InstanceMethod<&Tun::Start>("start"),
+                         InstanceMethod<&Tun::Stop>("stop"),
+                         InstanceMethod<&Tun::WritePackets>("writePackets"),
+                         InstanceMethod<&Tun::Stats>("stats"),
+                         InstanceMethod<&Tun::Close>("close"),
+                         InstanceMethod<&Tun::RefHandle>("ref"),
+                         InstanceMethod<&Tun::UnrefHandle>("unref"),
+                     });
+}
+
+Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    ThrowType(env, "Tun: the interface name must be a string");
+    return;
+  }
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name.empty()) {
+    TunError(env, name, "invalid TUN interface name: the name must not be empty", "EINVAL", 0, nullptr)
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  if (name.size() >= IFNAMSIZ) {
+    TunError(env, name,
+             "invalid TUN interface name '" + name + "': it is " + std::to_string(name.size()) +
+                 " bytes long, Linux allows at most " + std::to_string(IFNAMSIZ - 1) + " (IFNAMSIZ - 1)",
+             "ENAMETOOLONG", 0, nullptr)
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  if (!ValidNameChars(name)) {
+    TunError(env, name,
+             "invalid TUN interface name '" + name +
+                 "': names cannot be '.' or '..' or contain '/', ':', spaces or control characters",
+             "EINVAL", 0, nullptr)
+        .ThrowAsJavaScriptException();
+    return;
+  }
+
+  int fd = ::open(kDevPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    std::string msg = std::string("cannot open ") + kDevPath + ": " + strerror(err) + ". ";
+    if (err == ENOENT) {
+      msg += "The TUN device node is missing: load the tun kernel module (modprobe tun) or create the "
+             "device node (mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun); "
+             "in a container, pass the device through (e.g. --device /dev/net/tun)";
+    } else if (err == ENODEV || err == ENXIO) {
+      msg += "The tun driver is not available in this kernel: load it with modprobe tun";
+    } else if (err == EPERM || err == EACCES) {
+      msg += "tsguard needs root or CAP_NET_ADMIN (and access to /dev/net/tun) to create TUN interfaces";
+    }
+    TunError(env, name, msg, nullptr, err, "open").ThrowAsJavaScriptException();
+    return;
+  }
+
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    CloseFd(fd);
+    std::string prefix = "cannot create or attach TUN interface '" + name + "': ";
+    if (err == EPERM || err == EACCES) {
+      TunError(env, name, prefix + strerror(err) + ". tsguard needs root or CAP_NET_ADMIN", nullptr, err,
+               "ioctl(TUNSETIFF)")
+          .ThrowAsJavaScriptException();
+    } else if (err == EBUSY) {
+      TunError(env, name,
+               prefix + "the TUN interface exists and is already attached to another open file " +
+                   "(another tsguard or wireguard-go instance?); stop that process or choose another name",
+               nullptr, err, "ioctl(TUNSETIFF)")
+          .ThrowAsJavaScriptException();
+    } else if (err == EINVAL && if_nametoindex(name.c_str()) != 0) {
+      TunError(env, name,
+               prefix + "an interface with this name already exists and is not a TUN interface; " +
+                   "delete it (ip link del " + name + ") or choose another name",
+               "ENOTTUN", err, "ioctl(TUNSETIFF)")
+          .ThrowAsJavaScriptException();
+    } else {
+      TunError(env, name, prefix + strerror(err), nullptr, err, "ioctl(TUNSETIFF)").ThrowAsJavaScriptException();
+    }
+    return;
+  }
+
+  fd_ = fd;
+  ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+  name_ = ifr.ifr_name;  // the kernel fills in the real name for patterns such as "tun%d"
+
+  poll_ = new uv_poll_t;
+  int r = uv_poll_init(GetLoop(env), poll_, fd_);
+  if (r != 0) {
+    delete poll_;
+    poll_ = nullptr;
+    CloseFd(fd_);
+    fd_ = -1;
+    TunError(env, name_, std::string("cannot watch the TUN fd with libuv: ") + uv_strerror(r), uv_err_name(r), 0,
+             "uv_poll_init")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  poll_->data = this;
+}
+
+Tun::~Tun() { CloseAll(); }
+
+Napi::Value Tun::GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+
+Napi::Value Tun::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
+    return ThrowType(env, "Tun.start(onPackets, onError): both arguments must be functions");
+  }
+  if (fd_ < 0) {
+    TunError(env, name_, "TUN interface '" + name_ + "' is closed", "ERR_CLOSED", 0, nullptr)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (failed_) {
+    TunError(env, name_, "TUN interface '" + name_ + "' has failed; close it", "ERR_FAILED", 0, nullptr)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  on_packets_ = Napi::Persistent(info[0].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  if (!async_) async_ = std::make_unique<Napi::AsyncContext>(env, "tsguard:Tun", Value());
+  if (!buf_) buf_.reset(new uint8_t[kBufSize]);
+  int r = uv_poll_start(poll_, UV_READABLE, &Tun::OnPoll);
+  if (r != 0) {
+    TunError(env, name_, std::string("uv_poll_start failed: ") + uv_strerror(r), uv_err_name(r), 0, "uv_poll_start")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  reading_ = true;
+  if (!self_ref_) {
+    Ref();  // keep the wrapper alive while the loop may call into it
+    self_ref_ = true;
+  }
+  return env.Undefined();
+}
+
+void Tun::StopPolling() {
+  if (poll_ != nullptr) uv_poll_stop(poll_);
+  reading_ = false;
+  if (self_ref_) {
+    self_ref_ = false;
+    Unref();
+  }
+}
+
+Napi::Value Tun::Stop(const Napi::CallbackInfo& info) {
+  StopPolling();
+  return info.Env().Undefined();
+}
+
+void Tun::OnPoll(uv_poll_t* handle, int status, int events) {
+  Tun* self = static_cast<Tun*>(handle->data);
+  if (self == nullptr || self->fd_ < 0 || !self->reading_) return;
+  if (status < 0) {
+    // libuv reports POLLERR as UV_EBADF. For a TUN fd that happens when the
+    // interface was deleted; a read() tells which errno the kernel has.
+    uint8_t probe[1];
+    ssize_t n = ::read(self->fd_, probe, 0);
+    int err = n < 0 ? errno : 0;
+    if (n < 0 && err != EAGAIN && err != EINTR) {
+      self->Fail(err, "read");
+    } else {
+      self->Fail(EIO, "poll");
+    }
+    return;
+  }
+  if (events & UV_READABLE) self->ReadBatches();
+}
+
+void Tun::ReadBatches() {
+  Napi::Env env = Env();
+  Napi::HandleScope outer(env);
+  Napi::Object self = Value();  // pins the wrapper while JS runs
+  for (int round = 0; round < kMaxBatchesPerWake; round++) {
+    Napi::HandleScope scope(env);
+    Napi::Array packets = Napi::Array::New(env);
+    uint32_t n = 0;
+    int err = 0;
+    while (n < static_cast<uint32_t>(kBatch)) {
+      ssize_t r = ::read(fd_, buf_.get(), kBufSize);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      if (r == 0) break;
+      packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buf_.get(), static_cast<size_t>(r)));
+      rx_packets_++;
+      rx_bytes_ += static_cast<uint64_t>(r);
+    }
+    if (n > 0) {
+      rx_batches_++;
+      CallJs(env, on_packets_, self, async_.get(), {packets});
+      // The callback may have stopped or closed us.
+      if (fd_ < 0 || !reading_) return;
+    }
+    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) {
+      Fail(err, "read");
+      return;
+    }
+    if (n < static_cast<uint32_t>(kBatch)) return;
+  }
+}
+
+void Tun::Fail(int err, const char* syscall) {
+  if (failed_) return;
+  failed_ = true;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object self = Value();
+  Napi::FunctionReference on_error = std::move(on_error_);
+  StopPolling();
+  Napi::Error e = IsLinkGone(err)
+                      ? TunError(env, name_,
+                                 "TUN interface '" + name_ + "' is gone (deleted with ip link del, or its network " +
+                                     "namespace was removed): " + strerror(err),
+                                 "ELINKGONE", err, syscall)
+                      : TunError(env, name_, "reading TUN interface '" + name_ + "' failed: " + strerror(err),
+                                 nullptr, err, syscall);
+  CallJs(env, on_error, self, async_.get(), {e.Value()});
+}
+
+Napi::Value Tun::WritePackets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) {
+    return ThrowType(env, "Tun.writePackets(packets, count?): packets must be an array of Uint8Array");
+  }
+  Napi::Array arr = info[0].As<Napi::Array>();
+  uint32_t count = arr.Length();
+  if (info.Length() >= 2 && !info[1].IsUndefined()) {
+    if (!info[1].IsNumber()) return ThrowType(env, "Tun.writePackets: count must be a number");
+    double c = info[1].As<Napi::Number>().DoubleValue();
+    if (!(c >= 0) || c > count || c != static_cast<double>(static_cast<uint32_t>(c))) {
+      Napi::RangeError e = Napi::RangeError::New(env, "Tun.writePackets: count must be an integer between 0 and packets.length");
+      e.Value().Set("code", "ERR_OUT_OF_RANGE");
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    count = static_cast<uint32_t>(c);
+  }
+  if (fd_ < 0) {
+    // Closed (e.g. while shutting down after ELINKGONE): drop, do not throw.
+    tx_drops_ += count;
+    return Napi::Number::New(env, 0);
+  }
+  uint32_t written = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    if (napi_get_element(env, arr, i, &v) != napi_ok) return env.Undefined();
+    const uint8_t* data;
+    size_t len;
+    if (!GetBytes(env, v, &data, &len)) {
+      return ThrowType(env, "Tun.writePackets: packets[" + std::to_string(i) + "] is not a Uint8Array");
+    }
+    for (;;) {
+      ssize_t r = ::write(fd_, data, len);
+      if (r >= 0) {
+        written++;
+        tx_packets_++;
+        tx_bytes_ += static_cast<uint64_t>(r);
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+        tx_drops_++;
+      } else {
+        // EINVAL (not an IP packet), EBADFD (interface deleted; reported by
+        // the reader), EIO...: count, never throw.
+        tx_errors_++;
+        last_tx_errno_ = errno;
+      }
+      break;
+    }
+  }
+  return Napi::Number::New(env, written);
+}
+
+Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rxPackets", Napi::Number::New(env, static_cast<double>(rx_packets_)));
+  o.Set("rxBytes", Napi::Number::New(env, static_cast<double>(rx_bytes_)));
+  o.Set("rxBatches", Napi::Number::New(env, static_cast<double>(rx_batches_)));
+  o.Set("txPackets", Napi::Number::New(env, static_cast<double>(tx_packets_)));
+  o.Set("txBytes", Napi::Number::New(env, static_cast<double>(tx_bytes_)));
+  o.Set("txDrops", Napi::Number::New(env, static_cast<double>(tx_drops_)));
+  o.Set("txErrors", Napi::Number::New(env, static_cast<double>(tx_errors_)));
+  if (last_tx_errno_ != 0) {
+    o.Set("lastTxError", Napi::String::New(env, ErrnoName(last_tx_errno_)));
+  } else {
+    o.Set("lastTxError", env.Null());
+  }
+  return o;
+}
+
+void Tun::CloseAll() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  reading_ = false;
+  if (fd_ >= 0) {
+    CloseFd(fd_);
+    fd_ = -1;
+  }
+}
+
+Napi::Value Tun::Close(const Napi::CallbackInfo& info) {
+  CloseAll();
+  on_packets_.Reset();
+  on_error_.Reset();
+  // async_ stays until the destructor: close() may run inside a callback that uses it.
+  if (self_ref_) {
+    self_ref_ = false;
+    Unref();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Tun::RefHandle(const Napi::CallbackInfo& info) {
+  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+Napi::Value Tun::UnrefHandle(const Napi::CallbackInfo& info) {
+  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+}  // namespace tsg

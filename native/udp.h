@@ -1,0 +1,104 @@
+// Non-blocking UDP socket with batched I/O (recvmmsg/sendmmsg) driven by a
+// libuv poll handle. No protocol logic: datagrams in, datagrams out.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tsg {
+
+class Udp : public Napi::ObjectWrap<Udp> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+
+  explicit Udp(const Napi::CallbackInfo& info);
+  ~Udp() override;
+
+  // A parsed destination. `err` is non-zero when the address is valid but
+  // cannot be used on this socket (IPv6 on an IPv4-only socket: EAFNOSUPPORT,
+  // unknown scope interface: ENODEV); such datagrams are counted as errors.
+  struct Dest {
+    sockaddr_storage ss;
+    socklen_t len;
+    int err;
+  };
+
+ private:
+  struct Queued {
+    std::unique_ptr<uint8_t[]> data;
+    size_t len;
+    sockaddr_storage ss;
+    socklen_t sslen;
+  };
+  struct PendingError {
+    int err;
+    std::string host;
+    int port;
+  };
+
+  Napi::Value Bind(const Napi::CallbackInfo& info);
+  Napi::Value GetPort(const Napi::CallbackInfo& info);
+  Napi::Value GetFamily(const Napi::CallbackInfo& info);
+  Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value SetFwmark(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value SendBatch(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value RefHandle(const Napi::CallbackInfo& info);
+  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
+
+  bool RequireBound(Napi::Env env, const char* what);
+  // Parses host/port JS values into `out`; on failure sets `why` and returns false.
+  bool ParseDest(Napi::Env env, napi_value host, napi_value port, Dest* out, std::string* why);
+  // Sends datagrams now; queues the rest on EAGAIN. Returns how many were
+  // sent or queued.
+  uint32_t SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
+  void Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen);
+  void FlushQueue();
+  void UpdatePoll();
+  void RecordSendError(int err, const sockaddr_storage& ss);
+  void DeliverSendErrors();
+  void ReadBatches();
+  void Fail(int err, const char* syscall);
+  void StopReading();
+  void CloseAll();
+
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnAsync(uv_async_t* handle);
+
+  int fd_ = -1;
+  int af_ = 0;  // AF_INET6 (dual-stack) or AF_INET
+  int port_ = 0;
+  uv_poll_t* poll_ = nullptr;
+  uv_async_t* async_handle_ = nullptr;
+  int poll_events_ = 0;
+  bool reading_ = false;
+  bool self_ref_ = false;
+  bool failed_ = false;
+
+  std::unique_ptr<uint8_t[]> rx_buf_;
+  std::deque<Queued> queue_;
+  std::vector<PendingError> pending_errors_;
+
+  Napi::FunctionReference on_datagrams_;
+  Napi::FunctionReference on_error_;
+  Napi::FunctionReference on_send_error_;
+  std::unique_ptr<Napi::AsyncContext> async_ctx_;
+
+  uint64_t rx_datagrams_ = 0, rx_bytes_ = 0, rx_batches_ = 0, rx_errors_ = 0, rx_truncated_ = 0;
+  uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0;
+  int last_tx_errno_ = 0;
+};
+
+}  // namespace tsg

@@ -1,0 +1,213 @@
+/**
+ * Loader and raw types of the native addon (`build/Release/tsguard_native.node`):
+ * Linux TUN interfaces and batched UDP sockets driven by the libuv loop.
+ *
+ * Most code should use {@link Tun} (`./tun.js`) and {@link UdpSocket}
+ * (`./udp.js`) instead of these raw objects.
+ * @module
+ */
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * An error raised or reported by the native layer. System errors carry the
+ * errno name in `code` (`'EPERM'`, `'EBUSY'`, ...) and the positive OS errno
+ * in `errno`; tsguard-specific conditions use their own codes:
+ * `'ELINKGONE'` (the TUN interface was deleted), `'ENOTTUN'` (the name
+ * belongs to an interface that is not a TUN), `'ERR_INVALID_ADDRESS'`, ...
+ */
+export interface NativeError extends Error {
+  /** Errno name or tsguard error code. */
+  code: string;
+  /** Positive OS errno, when a system call failed. */
+  errno?: number;
+  /** The failing system call, e.g. `'ioctl(TUNSETIFF)'` or `'sendmmsg'`. */
+  syscall?: string;
+  /** TUN errors: the interface name. */
+  ifname?: string;
+  /** UDP send errors: destination address (no brackets). */
+  address?: string;
+  /** UDP send errors: destination port. */
+  port?: number;
+}
+
+/** Counters of a raw TUN object. */
+export interface NativeTunStats {
+  /** Packets read from the interface. */
+  rxPackets: number;
+  /** Bytes read from the interface. */
+  rxBytes: number;
+  /** JS callbacks made (one per batch of up to 64 packets). */
+  rxBatches: number;
+  /** Packets written to the interface. */
+  txPackets: number;
+  /** Bytes written to the interface. */
+  txBytes: number;
+  /** Packets dropped on write because the interface queue was full (EAGAIN) or it was closed. */
+  txDrops: number;
+  /** Packets the kernel refused (EINVAL for a non-IP packet, EBADFD once deleted...). */
+  txErrors: number;
+  /** Errno name of the last write error, or null. */
+  lastTxError: string | null;
+}
+
+/** A raw TUN object: `new binding.Tun(name)` opens `/dev/net/tun` and attaches to or creates `name`. */
+export interface NativeTun {
+  /** The actual interface name (the kernel expands patterns such as `tun%d`). */
+  readonly name: string;
+  /** The file descriptor, or -1 once closed. */
+  readonly fd: number;
+  /** Starts reading: `onPackets` gets batches of packets, `onError` a fatal error (reading stops). */
+  start(onPackets: (packets: Buffer[]) => void, onError: (err: NativeError) => void): void;
+  /** Stops reading (the interface stays). */
+  stop(): void;
+  /** Writes the first `count` (default all) packets; returns how many were written. Never throws for per-packet errors. */
+  writePackets(packets: readonly Uint8Array[], count?: number): number;
+  /** Counters. */
+  stats(): NativeTunStats;
+  /** Stops reading and closes the fd (a non-persistent interface disappears). Idempotent. */
+  close(): void;
+  /** Makes the poll handle keep the event loop alive (default). */
+  ref(): void;
+  /** Lets the process exit even while reading. */
+  unref(): void;
+}
+
+/** Counters of a raw UDP socket. */
+export interface NativeUdpStats {
+  /** Datagrams received and delivered. */
+  rxDatagrams: number;
+  /** Bytes received. */
+  rxBytes: number;
+  /** JS callbacks made (one per batch of up to 64 datagrams). */
+  rxBatches: number;
+  /** Transient receive errors (ICMP errors surfacing on the socket, ENOMEM...). */
+  rxErrors: number;
+  /** Datagrams dropped because they did not fit the receive slot (never for UDP payloads ≤ 65535). */
+  rxTruncated: number;
+  /** Datagrams handed to the kernel. */
+  txDatagrams: number;
+  /** Bytes handed to the kernel. */
+  txBytes: number;
+  /** Datagrams currently waiting for the socket to become writable. */
+  txQueued: number;
+  /** Datagrams ever queued because the socket buffer was full. */
+  txQueuedTotal: number;
+  /** Datagrams dropped: the wait queue was full (oldest first), or the socket closed with a non-empty queue. */
+  txDrops: number;
+  /** Datagrams lost to a send error (EHOSTUNREACH, ENETUNREACH, EPERM, EAFNOSUPPORT...). */
+  txErrors: number;
+  /** Errno name of the last send error, or null. */
+  lastTxError: string | null;
+}
+
+/** Address families of a bound socket: `'dual'` (IPv6 socket accepting IPv4 too) or `'4'` (IPv4 only). */
+export type UdpFamily = 'dual' | '4';
+
+/** A raw UDP socket: `new binding.UdpSocket()`, then `bind()`. */
+export interface NativeUdp {
+  /** Binds to the wildcard address; `'dual'` falls back to IPv4 on hosts without IPv6. Returns the bound port. */
+  bind(port: number, family: UdpFamily): number;
+  /** Bound port (0 before bind). */
+  readonly port: number;
+  /** Actual family after bind, or null before. */
+  readonly family: UdpFamily | null;
+  /** The file descriptor, or -1. */
+  readonly fd: number;
+  /** Sets SO_MARK (0 clears). Needs CAP_NET_ADMIN. */
+  setFwmark(mark: number): void;
+  /**
+   * Starts receiving. `onError` gets fatal receive errors (reading stops);
+   * `onSendError`, if given, gets per-datagram send errors asynchronously
+   * (at most 64 per loop iteration are kept; all are counted).
+   */
+  start(
+    onDatagrams: (datas: Buffer[], hosts: string[], ports: number[]) => void,
+    onError: (err: NativeError) => void,
+    onSendError?: (err: NativeError) => void,
+  ): void;
+  /** Stops receiving; queued sends are still flushed. */
+  stop(): void;
+  /**
+   * Sends `datas[i]` to `hosts[i]`:`ports[i]` for i < count (default
+   * datas.length). Throws (before sending anything) on an invalid host or
+   * port. Returns the number of datagrams sent or queued.
+   */
+  sendBatch(datas: readonly Uint8Array[], hosts: readonly string[], ports: readonly number[], count?: number): number;
+  /** Sends one datagram; returns true when it was sent or queued. */
+  send(data: Uint8Array, host: string, port: number): boolean;
+  /** Counters. */
+  stats(): NativeUdpStats;
+  /** Stops everything and closes the fd. Idempotent. */
+  close(): void;
+  /** Makes the poll handle keep the event loop alive (default). */
+  ref(): void;
+  /** Lets the process exit even while receiving. */
+  unref(): void;
+}
+
+/** The addon's exports. */
+export interface NativeBinding {
+  /** TUN constructor; throws a {@link NativeError} when the interface cannot be opened. */
+  Tun: new (name: string) => NativeTun;
+  /** UDP socket constructor (unbound). */
+  UdpSocket: new () => NativeUdp;
+  /** The MTU of interface `name` (SIOCGIFMTU). */
+  getMtu(name: string): number;
+  /** Sets the MTU of interface `name` (SIOCSIFMTU; needs CAP_NET_ADMIN). */
+  setMtu(name: string, mtu: number): void;
+  /** The interface index of `name`, or 0 when there is none. */
+  ifIndex(name: string): number;
+}
+
+/**
+ * Absolute path of the addon: `build/Release/tsguard_native.node` under the
+ * package root, which is two levels above this module both in `src/io/`
+ * (tests) and in `dist/io/` (compiled). `TSGUARD_NATIVE` overrides it.
+ */
+export function nativeAddonPath(): string {
+  const override = process.env['TSGUARD_NATIVE'];
+  if (override !== undefined && override !== '') return override;
+  const release = fileURLToPath(new URL('../../build/Release/tsguard_native.node', import.meta.url));
+  if (existsSync(release)) return release;
+  const debug = fileURLToPath(new URL('../../build/Debug/tsguard_native.node', import.meta.url));
+  return existsSync(debug) ? debug : release;
+}
+
+let cached: NativeBinding | undefined;
+
+/**
+ * Loads the addon once. Throws an Error with `code: 'ERR_TSGUARD_NATIVE'`
+ * when it is missing or cannot be loaded (not built, wrong Node ABI, not Linux).
+ */
+export function loadNative(): NativeBinding {
+  if (cached !== undefined) return cached;
+  const path = nativeAddonPath();
+  if (process.platform !== 'linux') {
+    throw Object.assign(new Error(`tsguard's native addon supports Linux only (this is ${process.platform})`), {
+      code: 'ERR_TSGUARD_NATIVE',
+    });
+  }
+  if (!existsSync(path)) {
+    throw Object.assign(
+      new Error(
+        `tsguard's native addon is missing (${path}). Build it with "npm ci" (or "npm run build" / "npx node-gyp rebuild"); ` +
+          'this needs python3, make, a C++17 compiler and the Node.js headers',
+      ),
+      { code: 'ERR_TSGUARD_NATIVE' },
+    );
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    cached = require(path) as NativeBinding;
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw Object.assign(
+      new Error(`cannot load tsguard's native addon (${path}): ${why}. Rebuild it with "npm run build" or "npx node-gyp rebuild"`),
+      { code: 'ERR_TSGUARD_NATIVE', cause: e },
+    );
+  }
+  return cached;
+}

@@ -1,0 +1,132 @@
+/**
+ * Linux TUN interfaces (layer 3, no packet information header) read and
+ * written in batches through the native addon.
+ * @module
+ */
+
+import { loadNative, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
+
+export type { NativeError } from './native.js';
+
+/** Counters of a {@link Tun}; see {@link NativeTunStats}. */
+export type TunStats = NativeTunStats;
+
+/** Receives a batch (1 to 64) of IP packets read from the interface. The buffers are the callee's. */
+export type TunPacketsHandler = (packets: Buffer[]) => void;
+
+/**
+ * Receives a fatal error; reading has stopped. `err.code === 'ELINKGONE'`
+ * means the interface was deleted (`ip link del`, namespace removed): the
+ * owner should close the Tun and shut down.
+ */
+export type TunErrorHandler = (err: NativeError) => void;
+
+/** A TUN interface opened with `IFF_TUN | IFF_NO_PI`, non-blocking. */
+export class Tun {
+  readonly #native: NativeTun;
+  #closed = false;
+
+  private constructor(native: NativeTun) {
+    this.#native = native;
+  }
+
+  /**
+   * Creates the TUN interface `name`, or attaches to an existing
+   * (persistent, unused) one. Patterns such as `tun%d` let the kernel pick
+   * the number; {@link Tun.name} tells the result.
+   *
+   * Throws a {@link NativeError}: `ENAMETOOLONG` (more than 15 bytes, checked
+   * before any system call), `EINVAL` (invalid name), `ENOENT`/`ENODEV`
+   * (no `/dev/net/tun` or no tun driver), `EPERM`/`EACCES` (needs root or
+   * CAP_NET_ADMIN), `EBUSY` (the TUN is in use by another process),
+   * `ENOTTUN` (the name belongs to an interface that is not a TUN).
+   */
+  static open(name: string): Tun {
+    const binding = loadNative();
+    return new Tun(new binding.Tun(name));
+  }
+
+  /** The interface name. */
+  get name(): string {
+    return this.#native.name;
+  }
+
+  /** True after {@link Tun.close}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Counters (a fresh snapshot on every access). */
+  get stats(): TunStats {
+    return this.#native.stats();
+  }
+
+  /**
+   * Starts reading. Packets are read from the libuv loop when the fd is
+   * readable, up to 64 per `onPackets` call. `onError` is called at most
+   * once, with a fatal error; see {@link TunErrorHandler}. Calling start
+   * again replaces the handlers.
+   */
+  start(onPackets: TunPacketsHandler, onError: TunErrorHandler): void {
+    this.#native.start(onPackets, onError);
+  }
+
+  /** Stops reading; packets queue up in the kernel (and are then dropped by it). */
+  stop(): void {
+    this.#native.stop();
+  }
+
+  /**
+   * Writes IP packets to the interface (one write() each, synchronous,
+   * non-blocking). Packets the kernel cannot take right now are dropped and
+   * counted in `stats.txDrops`; refused ones in `stats.txErrors`. Writing to
+   * a closed Tun drops. Returns the number of packets written.
+   */
+  write(packets: readonly Uint8Array[], count?: number): number {
+    return this.#native.writePackets(packets, count);
+  }
+
+  /** The interface MTU. */
+  getMtu(): number {
+    return loadNative().getMtu(this.name);
+  }
+
+  /** Sets the interface MTU (needs CAP_NET_ADMIN). */
+  setMtu(mtu: number): void {
+    loadNative().setMtu(this.name, mtu);
+  }
+
+  /** Lets the process exit while reading (the read handle no longer keeps the loop alive). */
+  unref(): void {
+    this.#native.unref();
+  }
+
+  /** Undoes {@link Tun.unref}. */
+  ref(): void {
+    this.#native.ref();
+  }
+
+  /**
+   * Stops reading and closes the fd. The kernel removes a non-persistent
+   * interface when its last fd closes. Idempotent.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#native.close();
+  }
+}
+
+/** The MTU of network interface `name`. Throws a {@link NativeError} (`ENODEV`...). */
+export function getMtu(name: string): number {
+  return loadNative().getMtu(name);
+}
+
+/** Sets the MTU of network interface `name` (needs CAP_NET_ADMIN). Throws a {@link NativeError}. */
+export function setMtu(name: string, mtu: number): void {
+  loadNative().setMtu(name, mtu);
+}
+
+/** The index of network interface `name`, or 0 when it does not exist. */
+export function ifIndex(name: string): number {
+  return loadNative().ifIndex(name);
+}

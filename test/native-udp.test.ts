@@ -1,0 +1,317 @@
+/**
+ * Native UDP sockets. Traffic goes to loopback only (127.0.0.1 and ::1 of
+ * this host), or, for unreachable destinations, inside a network namespace
+ * created (and removed) here.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { nativeAddonPath, type NativeError } from '../src/io/native.js';
+import { UdpSocket } from '../src/io/udp.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.warn('test/native-udp.test.ts: UDP tests skipped, they need root (SO_MARK, network namespaces)');
+}
+const hasIpv6 = existsSync('/proc/sys/net/ipv6/conf/lo');
+
+const child = fileURLToPath(new URL('./fixtures/native-child.mjs', import.meta.url));
+
+interface Received {
+  data: string;
+  bytes: Buffer;
+  host: string;
+  port: number;
+}
+
+/** Collects datagrams until `count` arrived. */
+function collector(sock: UdpSocket): {
+  received: Received[];
+  batches: number[];
+  errors: NativeError[];
+  sendErrors: NativeError[];
+  waitFor(count: number): Promise<void>;
+} {
+  const received: Received[] = [];
+  const batches: number[] = [];
+  const errors: NativeError[] = [];
+  const sendErrors: NativeError[] = [];
+  let want = Infinity;
+  let wake: (() => void) | undefined;
+  sock.start(
+    (datas, hosts, ports) => {
+      batches.push(datas.length);
+      expect(datas.length).toBe(hosts.length);
+      expect(datas.length).toBe(ports.length);
+      datas.forEach((d, i) => {
+        expect(Buffer.isBuffer(d)).toBe(true);
+        received.push({ data: d.toString(), bytes: d, host: hosts[i]!, port: ports[i]! });
+      });
+      if (received.length >= want) wake?.();
+    },
+    (err) => errors.push(err),
+    (err) => {
+      sendErrors.push(err);
+      wake?.();
+    },
+  );
+  return {
+    received,
+    batches,
+    errors,
+    sendErrors,
+    waitFor(count: number) {
+      want = count;
+      if (received.length >= count) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`got ${received.length} of ${count} datagrams`)), 10_000);
+        wake = () => {
+          if (received.length >= want) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
+    },
+  };
+}
+
+function until(cond: () => boolean, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 10_000;
+    const tick = (): void => {
+      if (cond()) resolve();
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+describe.skipIf(!isRoot)('native UDP on loopback', () => {
+  const open: UdpSocket[] = [];
+  const bind = (...args: Parameters<typeof UdpSocket.bind>): UdpSocket => {
+    const s = UdpSocket.bind(...args);
+    open.push(s);
+    return s;
+  };
+  afterEach(() => {
+    for (const s of open.splice(0)) s.close();
+  });
+
+  it('binds dual-stack to an ephemeral port', () => {
+    const s = bind({ port: 0 });
+    expect(s.port).toBeGreaterThan(0);
+    expect(s.port).toBeLessThan(65536);
+    expect(s.family).toBe(hasIpv6 ? 'dual' : '4');
+    const s4 = bind({ port: 0, family: '4' });
+    expect(s4.family).toBe('4');
+    expect(s4.port).toBeGreaterThan(0);
+  });
+
+  it('reports EADDRINUSE for a taken port', () => {
+    const s = bind({ port: 0 });
+    expect(() => bind({ port: s.port })).toThrow(expect.objectContaining({ code: 'EADDRINUSE', syscall: 'bind' }));
+  });
+
+  it('sets and clears a fwmark', () => {
+    const s = bind({ port: 0, fwmark: 0x5147 });
+    s.setFwmark(0x1234);
+    s.setFwmark(0);
+    expect(() => s.setFwmark(-1)).toThrow(RangeError);
+  });
+
+  it('exchanges batches over IPv4 with sources reported as plain IPv4', async () => {
+    const a = bind({ port: 0 });
+    const b = bind({ port: 0 });
+    const ca = collector(a);
+    const cb = collector(b);
+    const n = 200;
+    const datas = Array.from({ length: n }, (_, i) => Buffer.from(`v4-${i}`));
+    const sent = a.sendBatch(datas, Array(n).fill('127.0.0.1'), Array(n).fill(b.port));
+    expect(sent).toBe(n);
+    await cb.waitFor(n);
+    expect(cb.received.map((r) => r.data)).toEqual(datas.map(String));
+    for (const r of cb.received) expect(r).toMatchObject({ host: '127.0.0.1', port: a.port });
+    for (const size of cb.batches) expect(size).toBeLessThanOrEqual(64);
+    expect(b.stats.rxBatches).toBe(cb.batches.length);
+
+    // Reply to the reported sources, with a count smaller than the arrays.
+    const hosts = cb.received.map((r) => r.host);
+    const ports = cb.received.map((r) => r.port);
+    expect(b.sendBatch(datas, hosts, ports, 3)).toBe(3);
+    // IPv4-mapped IPv6 text works too.
+    expect(b.send(Buffer.from('mapped'), '::ffff:127.0.0.1', a.port)).toBe(true);
+    await ca.waitFor(4);
+    expect(ca.received.map((r) => r.data)).toEqual(['v4-0', 'v4-1', 'v4-2', 'mapped']);
+    for (const r of ca.received) expect(r).toMatchObject({ host: '127.0.0.1', port: b.port });
+    expect(a.stats.txDatagrams).toBe(n);
+    expect(ca.errors).toEqual([]);
+    expect(cb.errors).toEqual([]);
+  });
+
+  it.skipIf(!hasIpv6)('exchanges batches over IPv6 (::1)', async () => {
+    const a = bind({ port: 0 });
+    const b = bind({ port: 0 });
+    collector(a);
+    const cb = collector(b);
+    const n = 100;
+    const datas = Array.from({ length: n }, (_, i) => new Uint8Array([i, i + 1, i + 2]));
+    expect(a.sendBatch(datas, Array(n).fill('::1'), Array(n).fill(b.port))).toBe(n);
+    await cb.waitFor(n);
+    cb.received.forEach((r, i) => {
+      expect(r.host).toBe('::1');
+      expect(r.port).toBe(a.port);
+      expect([...r.bytes]).toEqual([i, i + 1, i + 2]);
+    });
+    expect(a.stats.txBytes).toBe(3 * n);
+    expect(b.stats.rxBytes).toBe(3 * n);
+  });
+
+  it('throws on invalid destinations before sending anything', () => {
+    const a = bind({ port: 0 });
+    const d = [Buffer.from('1'), Buffer.from('2')];
+    for (const bad of ['not-an-ip', '1.2.3', '[::1]', '::1::2', '']) {
+      expect(() => a.sendBatch(d, ['127.0.0.1', bad], [9, 9])).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
+      );
+    }
+    expect(() => a.sendBatch(d, ['127.0.0.1', '127.0.0.1'], [9, 0])).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
+    );
+    expect(() => a.sendBatch(d, ['127.0.0.1', '127.0.0.1'], [9, 70000])).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
+    );
+    expect(() => a.sendBatch(d, ['127.0.0.1'], [9, 9])).toThrow(RangeError);
+    expect(() => a.send(Buffer.from('x'), 'example.com', 9)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
+    );
+    expect(a.stats.txDatagrams).toBe(0);
+  });
+
+  it('counts and reports IPv6 destinations on an IPv4 socket without throwing', async () => {
+    const a = bind({ port: 0, family: '4' });
+    const b = bind({ port: 0, family: '4' });
+    const ca = collector(a);
+    const cb = collector(b);
+    const sent = a.sendBatch([Buffer.from('x'), Buffer.from('y')], ['::1', '127.0.0.1'], [b.port, b.port]);
+    expect(sent).toBe(1);
+    await cb.waitFor(1);
+    await until(() => ca.sendErrors.length === 1, 'the send error report');
+    expect(ca.sendErrors[0]).toMatchObject({ code: 'EAFNOSUPPORT', address: '::1', port: b.port });
+    expect(a.stats).toMatchObject({ txDatagrams: 1, txErrors: 1, lastTxError: 'EAFNOSUPPORT' });
+  });
+
+  it.skipIf(!hasIpv6)('treats an unknown IPv6 scope interface as a per-datagram error', async () => {
+    const a = bind({ port: 0 });
+    const ca = collector(a);
+    expect(a.send(Buffer.from('x'), 'fe80::1%tsgnosuchif0', 9)).toBe(false);
+    expect(() => a.send(Buffer.from('x'), 'fe80::1%', 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }));
+    await until(() => ca.sendErrors.length === 1, 'the send error report');
+    expect(ca.sendErrors[0]).toMatchObject({ code: 'ENODEV', address: 'fe80::1', port: 9 });
+    expect(a.stats.txDatagrams).toBe(0);
+  });
+
+  it('close is idempotent and later sends throw a clear error', () => {
+    const a = bind({ port: 0 });
+    a.close();
+    a.close();
+    expect(a.closed).toBe(true);
+    expect(() => a.send(Buffer.from('x'), '127.0.0.1', 9)).toThrow(
+      expect.objectContaining({ code: 'ERR_SOCKET_NOT_BOUND' }),
+    );
+  });
+});
+
+/** Runs a fixture scenario in namespace `ns` and returns its JSON result. */
+function runChild(ns: string, ...args: string[]): Promise<Record<string, any>> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, child, ...args],
+      { timeout: 50_000, env: { ...process.env, TSGUARD_NATIVE: nativeAddonPath() } },
+      (err, stdout, stderr) => {
+        const last = stdout.trim().split('\n').pop() ?? '';
+        let parsed: Record<string, any> | undefined;
+        try {
+          parsed = JSON.parse(last) as Record<string, any>;
+        } catch {
+          parsed = undefined;
+        }
+        if (err !== null || parsed === undefined || 'fatal' in parsed) {
+          reject(new Error(`fixture ${args.join(' ')} failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+        } else {
+          resolve(parsed);
+        }
+      },
+    );
+  });
+}
+
+describe.skipIf(!isRoot)('native UDP in network namespaces', () => {
+  const id = randomBytes(4).toString('hex');
+  const ns = `tsgtest-${id}`;
+  const peerNs = `tsgtest-${id}-peer`;
+
+  beforeAll(() => {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['netns', 'add', peerNs]);
+  });
+
+  afterAll(() => {
+    for (const n of [ns, peerNs]) {
+      try {
+        execFileSync('ip', ['netns', 'del', n]);
+      } catch {
+        // never created or already gone
+      }
+    }
+  });
+
+  it('counts and reports ENETUNREACH per datagram and still sends the rest of the batch', async () => {
+    const r = await runChild(ns, 'udp-unreachable');
+    expect(r.syncThrow).toBeNull();
+    expect(r.accepted).toBe(2);
+    // Reported asynchronously, never from inside sendBatch.
+    expect(r.sendErrorsRightAfter).toBe(0);
+    expect(r.sendErrors).toEqual([
+      expect.objectContaining({ code: 'ENETUNREACH', syscall: 'sendmmsg', address: '10.200.0.1', port: 9 }),
+      expect.objectContaining({ code: 'ENETUNREACH', address: 'fd00:dead::1', port: 9 }),
+    ]);
+    expect(r.received.map((x: Received) => [x.data, x.host])).toEqual([
+      ['ok1', '127.0.0.1'],
+      ['ok2', '::1'],
+    ]);
+    expect(r.stats).toMatchObject({ txDatagrams: 2, txErrors: 2, lastTxError: 'ENETUNREACH' });
+  });
+
+  it('queues datagrams on EAGAIN, drops the oldest beyond the bound and flushes when writable', async () => {
+    // A veth pair between the two namespaces; a slow tbf qdisc on the sending
+    // side keeps the packets charged to the socket so its buffer fills up.
+    const ip = (...a: string[]): void => void execFileSync('ip', a);
+    ip('-n', ns, 'link', 'add', 'tsgq0', 'type', 'veth', 'peer', 'name', 'tsgq1', 'netns', peerNs);
+    ip('-n', ns, 'addr', 'add', '10.97.0.1/24', 'dev', 'tsgq0');
+    ip('-n', peerNs, 'addr', 'add', '10.97.0.2/24', 'dev', 'tsgq1');
+    ip('-n', ns, 'link', 'set', 'tsgq0', 'up');
+    ip('-n', peerNs, 'link', 'set', 'tsgq1', 'up');
+    const link = JSON.parse(execFileSync('ip', ['-n', peerNs, '-j', 'link', 'show', 'tsgq1']).toString()) as {
+      address: string;
+    }[];
+    ip('-n', ns, 'neigh', 'replace', '10.97.0.2', 'lladdr', link[0]!.address, 'dev', 'tsgq0', 'nud', 'permanent');
+    execFileSync('tc', ['-n', ns, 'qdisc', 'replace', 'dev', 'tsgq0', 'root', 'tbf', 'rate', '100mbit', 'burst', '32kb', 'limit', '100mb']);
+
+    const n = 8000; // 11 MB: more than the socket buffer (4 MiB asked, doubled by the kernel) and the queue
+    const r = await runChild(ns, 'udp-eagain', '10.97.0.2', '9', String(n), '1400');
+    expect(r.errors).toEqual([]);
+    expect(r.accepted).toBe(n);
+    expect(r.afterSend.txQueuedTotal).toBeGreaterThan(0);
+    expect(r.afterSend.txQueued).toBeGreaterThan(0);
+    expect(r.afterSend.txQueued).toBeLessThanOrEqual(1024);
+    expect(r.stats.txQueued).toBe(0);
+    expect(r.stats.txDatagrams + r.stats.txDrops).toBe(n);
+    expect(r.stats.txErrors).toBe(0);
+  });
+});
