@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// Micro-benchmarks of the protocol engine, for both crypto providers:
+//   - ChaCha20-Poly1305 seal/open of one 1420-byte packet
+//   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet)
+//   - handshakes per second (responder side, and a complete exchange)
+// Run after `npm ci` (uses dist/): `npm run bench:micro`. Prints a table; asserts nothing.
+import { nodeCrypto } from '../dist/crypto/node.js';
+import { nobleCrypto } from '../dist/crypto/noble.js';
+import { Device } from '../dist/device/device.js';
+import { parsePrefix } from '../dist/routing/ip.js';
+import { consumeInitiation, createInitiation, createResponse, Handshake, makeIdentity } from '../dist/noise/handshake.js';
+import { tai64n } from '../dist/crypto/tai64n.js';
+
+const quick = process.argv.includes('--quick');
+
+/** Median per-operation time in µs over `rounds` rounds of `n` operations. */
+function measure(fn, n, rounds = quick ? 3 : 7) {
+  for (let i = 0; i < Math.min(n, 200); i++) fn(i); // warm-up
+  const per = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) fn(i);
+    per.push(((performance.now() - t0) * 1000) / n);
+  }
+  per.sort((a, b) => a - b);
+  return per[Math.floor(per.length / 2)];
+}
+
+function ipv4(len) {
+  const p = new Uint8Array(len);
+  p[0] = 0x45;
+  p[2] = len >> 8;
+  p[3] = len & 0xff;
+  p[9] = 17;
+  p.set([10, 0, 0, 1], 12);
+  p.set([10, 0, 0, 2], 16);
+  return p;
+}
+
+function pairOf(crypto) {
+  const out = { a: [], b: [], delivered: [] };
+  const io = (q) => ({ sendDatagram: (d) => q.push(d), deliverPacket: (p) => out.delivered.push(p) });
+  const a = new Device({ crypto, io: io(out.a) });
+  const b = new Device({ crypto, io: io(out.b) });
+  const ka = crypto.generatePrivateKey();
+  const kb = crypto.generatePrivateKey();
+  a.setPrivateKey(ka);
+  b.setPrivateKey(kb);
+  const ea = { host: '192.0.2.1', port: 1 };
+  const eb = { host: '192.0.2.2', port: 2 };
+  a.setPeer(crypto.publicKey(kb), { endpoint: eb, allowedIps: [parsePrefix('10.0.0.2/32')] });
+  b.setPeer(crypto.publicKey(ka), { endpoint: ea, allowedIps: [parsePrefix('10.0.0.1/32')] });
+  a.sendPacket(ipv4(60)); // handshake, then this packet
+  while (out.a.length || out.b.length) {
+    for (const d of out.a.splice(0)) b.receiveDatagram(d, ea);
+    for (const d of out.b.splice(0)) a.receiveDatagram(d, eb);
+  }
+  if (out.delivered.length !== 1) throw new Error('benchmark pair did not complete its handshake');
+  return { a, b, ea, eb, out };
+}
+
+const rows = [];
+for (const crypto of [nodeCrypto, nobleCrypto]) {
+  const key = crypto.randomBytes(32);
+  const pkt = crypto.randomBytes(1420);
+  const out = new Uint8Array(1420 + 32);
+  const sealUs = measure((i) => crypto.sealInto(key, i, 0, pkt, out, 16), quick ? 2000 : 10000);
+  const sealed = crypto.seal(key, 7, 0, pkt);
+  const openUs = measure(() => crypto.open(key, 7, 0, sealed), quick ? 2000 : 10000);
+
+  // Engine per-packet cost on an established session.
+  const { a, b, ea, out: o } = pairOf(crypto);
+  const packet = ipv4(1420);
+  const sendUs = measure(() => {
+    a.sendPacket(packet);
+    o.a.length = 0;
+  }, quick ? 2000 : 10000);
+  a.sendPacket(packet);
+  const dgrams = [];
+  for (let i = 0; i < 20000; i++) {
+    a.sendPacket(packet);
+    dgrams.push(o.a.pop());
+  }
+  let k = 0;
+  const recvUs = measure(() => {
+    b.receiveDatagram(dgrams[k++ % dgrams.length], ea);
+    o.delivered.length = 0;
+  }, quick ? 2000 : 10000, 1);
+
+  // Handshakes: responder work per initiation, and a complete exchange (both sides).
+  const ini = makeIdentity(crypto, crypto.generatePrivateKey());
+  const res = makeIdentity(crypto, crypto.generatePrivateKey());
+  const hsI = new Handshake(crypto, res.publicKey);
+  hsI.precompute(crypto, ini);
+  const hsR = new Handshake(crypto, ini.publicKey);
+  hsR.precompute(crypto, res);
+  const n = crypto === nobleCrypto ? (quick ? 20 : 60) : quick ? 300 : 1500;
+  const inits = [];
+  for (let i = 0; i < n + 200; i++) inits.push(createInitiation(crypto, ini, hsI, i + 1, tai64n(1e12 + i * 1000)));
+  let j = 0;
+  const respUs = measure(() => {
+    const m = inits[j++];
+    hsR.lastTimestamp = new Uint8Array(12);
+    hsR.lastInitiationConsumed = -Infinity;
+    const r = consumeInitiation(crypto, res, m, 0, () => hsR);
+    if (!('handshake' in r)) throw new Error('handshake failed in benchmark');
+    createResponse(crypto, hsR, 7);
+  }, n, 1);
+  rows.push({
+    provider: crypto.name,
+    'seal 1420 B (µs)': sealUs.toFixed(2),
+    'open 1420 B (µs)': openUs.toFixed(2),
+    'engine send/pkt (µs)': sendUs.toFixed(2),
+    'engine recv/pkt (µs)': recvUs.toFixed(2),
+    'engine Gbit/s (1 core, send)': ((1420 * 8) / sendUs / 1000).toFixed(2),
+    'responder handshakes/s': Math.round(1e6 / respUs),
+  });
+}
+console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}`);
+console.table(rows);

@@ -1,0 +1,29 @@
+/**
+ * tsguard — WireGuard in TypeScript.
+ *
+ * The sans-IO engine ({@link Device}) can be embedded anywhere; {@link Runtime}
+ * puts it on a real TUN interface and UDP socket; the UAPI helpers talk to any
+ * userspace WireGuard daemon.
+ * @module
+ */
+
+export { Device, paddedLength, type DeviceOptions, type PeerUpdate, type PeerInfo } from './device/device.js';
+export type { Peer } from './device/peer.js';
+export {
+  DROP_REASONS,
+  formatEndpoint,
+  parseEndpoint,
+  systemClock,
+  type Clock,
+  type DeviceEvents,
+  type DeviceIo,
+  type DeviceStats,
+  type DropReason,
+  type Endpoint,
+} from './device/types.js';
+export { getCrypto, setCrypto, nodeCrypto, nobleCrypto, type CryptoProvider } from './crypto/index.js';
+export { keyFromBase64, keyToBase64, keyFromHex, keyToHex, KeyFormatError } from './crypto/keys.js';
+export { AllowedIps, AllowedIpsOverlapError } from './routing/allowed-ips.js';
+export { parseIp, formatIp, parsePrefix, formatPrefix, type Prefix } from './routing/ip.js';
+export { Runtime, type RuntimeOptions } from './io/runtime.js';
+export { uapiGetState, uapiSet, uapiRequest, listInterfaces, type UapiDeviceState, type UapiPeerState } from './uapi/client.js';
