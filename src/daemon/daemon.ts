@@ -1,0 +1,149 @@
+/**
+ * The userspace daemon: a {@link Runtime} (TUN + UDP + engine) served over the
+ * UAPI socket, with the lifecycle of wireguard-go (exit on signals, on removal
+ * of the socket, on deletion of the interface).
+ * @module
+ */
+
+import { Runtime } from '../io/runtime.js';
+import { loadDesired } from '../cli/conf.js';
+import { parseGetReply } from '../uapi/client.js';
+import { applySet, Errno, UapiError, uapiGet } from '../uapi/protocol.js';
+import { syncLines } from '../uapi/sync.js';
+import { socketPath, UapiServer } from '../uapi/server.js';
+
+/** Problems with an interface name, or null if it is usable. */
+export function validateIfname(name: string): string | null {
+  if (name.length === 0) return 'interface name is empty';
+  if (Buffer.byteLength(name) > 15) return `interface name "${name}" is longer than 15 bytes (Linux IFNAMSIZ limit)`;
+  if (name === '.' || name === '..' || /[/\s:]/.test(name)) {
+    return `interface name "${name}" contains a character Linux does not allow (no "/", ":", whitespace)`;
+  }
+  return null;
+}
+
+/** Logger signature used by the daemon. */
+export type DaemonLog = (level: 'error' | 'info' | 'debug', message: string) => void;
+
+/** Options of {@link runDaemon}. */
+export interface DaemonOptions {
+  /** Called once with "READY" or "ERROR <message>" (readiness notification for the detaching parent). */
+  notify?: (message: string) => void;
+  /** Log sink. */
+  log?: DaemonLog;
+  /** Called when the daemon is up, with a handle to stop it (tests, embedding). */
+  onStarted?: (handle: DaemonHandle) => void;
+}
+
+/** A running daemon. */
+export interface DaemonHandle {
+  /** The engine shell. */
+  readonly runtime: Runtime;
+  /** Stop: remove the socket and the interface. */
+  stop(reason: string): void;
+}
+
+/**
+ * Run the daemon for `ifname` until it is told to stop. Resolves with the
+ * process exit code.
+ */
+export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promise<number> {
+  const log: DaemonLog = opts.log ?? (() => undefined);
+  const notify = opts.notify ?? (() => undefined);
+  let runtime: Runtime;
+  let stopping = false;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let server: UapiServer | null = null;
+
+  const stop = (reason: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', `shutting down: ${reason}`);
+    const s = server;
+    void (async () => {
+      try {
+        await s?.close();
+      } finally {
+        runtime?.close();
+        resolveDone(code);
+      }
+    })();
+  };
+
+  try {
+    runtime = Runtime.start({
+      ifname,
+      listenPort: 0,
+      log: (m) => log('error', m),
+      onFatal: (err) => stop(err.code === 'ELINKGONE' ? `interface ${ifname} was deleted` : `interface error: ${err.message}`),
+    });
+  } catch (e) {
+    const msg = `cannot create interface ${ifname}: ${(e as Error).message}`;
+    log('error', msg);
+    notify(`ERROR ${msg}`);
+    return 1;
+  }
+
+  try {
+    server = await UapiServer.listen(socketPath(ifname), {
+      device: runtime.device,
+      listenPort: () => runtime.listenPort,
+      setListenPort: (port) => {
+        try {
+          runtime.setListenPort(port);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          throw new UapiError(code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO, `listen_port ${port}: ${(e as Error).message}`);
+        }
+      },
+      setFwmark: (mark) => runtime.setFwmark(mark),
+      afterChange: () => runtime.batch(() => undefined),
+      log: (m) => log('error', m),
+    });
+  } catch (e) {
+    const msg = `cannot serve UAPI for ${ifname}: ${(e as Error).message}`;
+    log('error', msg);
+    runtime.close();
+    notify(`ERROR ${msg}`);
+    return 1;
+  }
+
+  server.onRemoved(() => stop('UAPI socket removed'));
+  const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // SIGHUP: re-apply the configuration file "tsguard up" started us with, changing only what differs.
+  const onHup = () => {
+    const file = process.env.TSGUARD_CONFIG;
+    if (!file) return log('error', 'SIGHUP ignored: no configuration file (started without TSGUARD_CONFIG)');
+    void reload(file, runtime, log);
+  };
+  process.on('SIGHUP', onHup);
+  log('info', `interface ${ifname} up, UAPI on ${socketPath(ifname)}, UDP port ${runtime.listenPort}`);
+  opts.onStarted?.({ runtime, stop });
+  notify('READY');
+  const code = await done;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onHup);
+  return code;
+}
+
+/** Apply `file` to the running device like `tsguard syncconf`; errors are logged, the device is left as it was. */
+async function reload(file: string, runtime: Runtime, log: DaemonLog): Promise<void> {
+  try {
+    const desired = await loadDesired(file);
+    runtime.batch(() => {
+      const current = parseGetReply(uapiGet(runtime.device, runtime.listenPort));
+      const lines = syncLines(current, desired);
+      applySet(
+        { device: runtime.device, setListenPort: (p) => runtime.setListenPort(p), setFwmark: (m) => runtime.setFwmark(m) },
+        lines,
+      );
+      log('info', `reloaded ${file}: ${lines.length} change line(s)`);
+    });
+  } catch (e) {
+    log('error', `reload of ${file} failed, nothing changed: ${(e as Error).message}`);
+  }
+}

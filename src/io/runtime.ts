@@ -1,0 +1,199 @@
+/**
+ * The thin I/O shell around the sans-IO {@link Device}: a TUN interface, a
+ * UDP socket and one timer. Packets arrive in batches from the native addon;
+ * everything the device produces while handling a batch is written out as a
+ * batch when the handler returns.
+ * @module
+ */
+
+import { Device, type DeviceOptions } from '../device/device.js';
+import { systemClock, type Clock, type Endpoint } from '../device/types.js';
+import { Tun } from './tun.js';
+import { UdpSocket } from './udp.js';
+
+/** Options of {@link Runtime.start}. */
+export interface RuntimeOptions {
+  /** Interface name for the TUN device; null runs without a TUN (deliveries go to `onPacket`). */
+  ifname: string | null;
+  /** UDP listen port (0 = random). */
+  listenPort?: number;
+  /** Firewall mark for the UDP socket. */
+  fwmark?: number;
+  /** Device options other than io. */
+  device?: Omit<DeviceOptions, 'io'>;
+  /** Receives decrypted packets when there is no TUN, or instead of the TUN when it returns true. */
+  onPacket?: (packet: Uint8Array, fromPeer: string) => boolean;
+  /** Fatal I/O errors (e.g. the interface was deleted). */
+  onFatal?: (err: Error & { code?: string }) => void;
+  /** Log lines (never secrets). */
+  log?: (message: string) => void;
+}
+
+/** A running device with real I/O. */
+export class Runtime {
+  /** The protocol engine. */
+  readonly device: Device;
+  #tun: Tun | null;
+  #udp: UdpSocket;
+  #outData: Uint8Array[] = [];
+  #outHosts: string[] = [];
+  #outPorts: number[] = [];
+  #tunOut: Uint8Array[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+  #inBatch = 0;
+  #closed = false;
+  readonly #opts: RuntimeOptions;
+  readonly #clock: Clock;
+
+  private constructor(opts: RuntimeOptions, tun: Tun | null, udp: UdpSocket) {
+    this.#opts = opts;
+    this.#clock = opts.device?.clock ?? systemClock;
+    this.#tun = tun;
+    this.#udp = udp;
+    this.device = new Device({
+      ...opts.device,
+      io: {
+        sendDatagram: (data, to) => this.#queueDatagram(data, to),
+        deliverPacket: (packet, fromPeer) => {
+          if (opts.onPacket?.(packet, fromPeer)) return;
+          this.#tunOut.push(packet);
+        },
+      },
+    });
+    this.device.listenPort = udp.port;
+    this.device.fwmark = opts.fwmark ?? 0;
+  }
+
+  /** Open the TUN (if any) and bind the UDP socket, then start processing. */
+  static start(opts: RuntimeOptions): Runtime {
+    const tun = opts.ifname === null ? null : Tun.open(opts.ifname);
+    let udp: UdpSocket;
+    try {
+      udp = UdpSocket.bind({ port: opts.listenPort ?? 0, fwmark: opts.fwmark ?? 0 });
+    } catch (e) {
+      tun?.close();
+      throw e;
+    }
+    const rt = new Runtime(opts, tun, udp);
+    rt.#startIo();
+    return rt;
+  }
+
+  #startIo(): void {
+    this.#tun?.start(
+      (packets) => this.batch(() => {
+        for (const p of packets) this.device.sendPacket(p);
+      }),
+      (err) => this.#fatal(err),
+    );
+    this.#startUdp(this.#udp);
+  }
+
+  #startUdp(udp: UdpSocket): void {
+    udp.start(
+      (datas, hosts, ports) => this.batch(() => {
+        for (let i = 0; i < datas.length; i++) this.device.receiveDatagram(datas[i]!, { host: hosts[i]!, port: ports[i]! });
+      }),
+      (err) => this.#opts.log?.(`udp: ${err.message}`),
+    );
+  }
+
+  /** The TUN interface name, if any. */
+  get ifname(): string | null {
+    return this.#tun?.name ?? null;
+  }
+
+  /** The bound UDP port. */
+  get listenPort(): number {
+    return this.#udp.port;
+  }
+
+  /**
+   * Run `fn` (which may feed the device) and then write out everything it
+   * produced and re-arm the timer. Use it for every external change of the
+   * device (UAPI, hub reconciliation) so outputs are flushed.
+   */
+  batch<T>(fn: () => T): T {
+    this.#inBatch++;
+    try {
+      return fn();
+    } finally {
+      if (--this.#inBatch === 0) this.#flush();
+    }
+  }
+
+  /** Rebind the UDP socket to another port (0 = random). Keeps the old one on failure. */
+  setListenPort(port: number): void {
+    if (port === this.#udp.port && port !== 0) return;
+    const udp = UdpSocket.bind({ port, fwmark: this.device.fwmark });
+    this.#udp.close();
+    this.#udp = udp;
+    this.device.listenPort = udp.port;
+    this.#startUdp(udp);
+  }
+
+  /** Set SO_MARK on the UDP socket. */
+  setFwmark(mark: number): void {
+    this.#udp.setFwmark(mark);
+    this.device.fwmark = mark;
+  }
+
+  #queueDatagram(data: Uint8Array, to: Endpoint): void {
+    this.#outData.push(data);
+    this.#outHosts.push(to.host);
+    this.#outPorts.push(to.port);
+    if (this.#inBatch === 0) this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#closed) return;
+    if (this.#outData.length > 0) {
+      const d = this.#outData;
+      const h = this.#outHosts;
+      const p = this.#outPorts;
+      this.#outData = [];
+      this.#outHosts = [];
+      this.#outPorts = [];
+      this.#udp.sendBatch(d, h, p);
+    }
+    if (this.#tunOut.length > 0) {
+      const t = this.#tunOut;
+      this.#tunOut = [];
+      this.#tun?.write(t);
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    const at = this.device.nextDeadline();
+    if (at >= this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    if (at === Infinity) {
+      this.#timer = null;
+      return;
+    }
+    const delay = Math.max(0, Math.ceil(at - this.#clock.now()));
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      this.batch(() => this.device.tick());
+    }, delay);
+  }
+
+  #fatal(err: Error & { code?: string }): void {
+    this.#opts.log?.(`tun: ${err.message}`);
+    this.#opts.onFatal?.(err);
+  }
+
+  /** Stop I/O and erase keys. Closing the TUN removes the interface. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.device.close();
+    this.#udp.close();
+    this.#tun?.close();
+  }
+}
