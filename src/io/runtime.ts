@@ -8,8 +8,12 @@
 
 import { Device, type DeviceOptions } from '../device/device.js';
 import { systemClock, type Clock, type Endpoint } from '../device/types.js';
+import { DEFAULT_MTU } from '../noise/constants.js';
 import { Tun } from './tun.js';
 import { UdpSocket } from './udp.js';
+
+/** How often the interface MTU is re-read. */
+const MTU_POLL_MS = 2000;
 
 /** Options of {@link Runtime.start}. */
 export interface RuntimeOptions {
@@ -40,6 +44,7 @@ export class Runtime {
   #outPorts: number[] = [];
   #tunOut: Uint8Array[] = [];
   #timer: NodeJS.Timeout | null = null;
+  #mtuTimer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
   #inBatch = 0;
   #closed = false;
@@ -68,6 +73,14 @@ export class Runtime {
   /** Open the TUN (if any) and bind the UDP socket, then start processing. */
   static start(opts: RuntimeOptions): Runtime {
     const tun = opts.ifname === null ? null : Tun.open(opts.ifname);
+    if (tun !== null) {
+      // Like wireguard-go: a new interface starts with the WireGuard default MTU.
+      try {
+        tun.setMtu(opts.device?.mtu ?? DEFAULT_MTU);
+      } catch {
+        // An attached persistent interface may refuse; keep its MTU.
+      }
+    }
     let udp: UdpSocket;
     try {
       udp = UdpSocket.bind({ port: opts.listenPort ?? 0, fwmark: opts.fwmark ?? 0 });
@@ -81,6 +94,20 @@ export class Runtime {
   }
 
   #startIo(): void {
+    const tun = this.#tun;
+    if (tun !== null) {
+      // Follow MTU changes (ip link set mtu …) so padding never exceeds the interface MTU.
+      const readMtu = () => {
+        try {
+          this.device.mtu = tun.getMtu();
+        } catch {
+          // interface going away; the TUN error handler deals with it
+        }
+      };
+      readMtu();
+      this.#mtuTimer = setInterval(readMtu, MTU_POLL_MS);
+      this.#mtuTimer.unref();
+    }
     this.#tun?.start(
       (packets) => this.batch(() => {
         for (const p of packets) this.device.sendPacket(p);
@@ -192,6 +219,7 @@ export class Runtime {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#mtuTimer !== null) clearInterval(this.#mtuTimer);
     this.device.close();
     this.#udp.close();
     this.#tun?.close();
