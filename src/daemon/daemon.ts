@@ -86,21 +86,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
   }
 
   try {
-    server = await UapiServer.listen(socketPath(ifname), {
-      device: runtime.device,
-      listenPort: () => runtime.listenPort,
-      setListenPort: (port) => {
-        try {
-          runtime.setListenPort(port);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          throw new UapiError(code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO, `listen_port ${port}: ${(e as Error).message}`);
-        }
-      },
-      setFwmark: (mark) => runtime.setFwmark(mark),
-      afterChange: () => runtime.batch(() => undefined),
-      log: (m) => log('error', m),
-    });
+    server = await serveUapi(ifname, runtime, log);
   } catch (e) {
     const msg = `cannot serve UAPI for ${ifname}: ${(e as Error).message}`;
     log('error', msg);
@@ -128,6 +114,25 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
   process.off('SIGTERM', onSignal);
   process.off('SIGHUP', onHup);
   return code;
+}
+
+/** Serve the UAPI of a running {@link Runtime} on the interface's socket. */
+export function serveUapi(ifname: string, runtime: Runtime, log: DaemonLog): Promise<UapiServer> {
+  return UapiServer.listen(socketPath(ifname), {
+    device: runtime.device,
+    listenPort: () => runtime.listenPort,
+    setListenPort: (port) => {
+      try {
+        runtime.setListenPort(port);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new UapiError(code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO, `listen_port ${port}: ${(e as Error).message}`);
+      }
+    },
+    setFwmark: (mark) => runtime.setFwmark(mark),
+    afterChange: () => runtime.batch(() => undefined),
+    log: (m) => log('error', m),
+  });
 }
 
 /** Apply `file` to the running device like `tsguard syncconf`; errors are logged, the device is left as it was. */
