@@ -1,6 +1,12 @@
 /**
  * Anti-replay sliding window (RFC 6479) over exact 64-bit counters given as
- * two 32-bit halves, so counters beyond 2^53 are handled without loss.
+ * two unsigned 32-bit halves, so counters beyond 2^53 are handled without
+ * loss, plus a small 64-bit counter for the send side.
+ *
+ * Every 64-bit comparison is done on the halves (high first, then low).
+ * Differences are only formed as doubles when the high halves differ by
+ * at most one, where the result is below 2^33 and therefore exact; larger
+ * gaps are classified without arithmetic.
  * @module
  */
 
@@ -9,52 +15,132 @@ import { REJECT_AFTER_MESSAGES_HI, REJECT_AFTER_MESSAGES_LO } from '../noise/con
 const WORD_BITS = 32;
 const RING_WORDS = 256; // 8192 bits
 const RING_MASK = RING_WORDS - 1;
-const TWO_27 = 2 ** 27; // one unit of the high half, in 32-bit words
+const TWO_32 = 2 ** 32;
+const WORDS_PER_HI = 2 ** 27; // one unit of the high half, in 32-bit words
 
-/** Sliding window of received counters. */
+/** True if the 64-bit value (aLo, aHi) is ≥ (bLo, bHi). All halves unsigned 32-bit. */
+export function u64AtLeast(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
+  return aHi > bHi || (aHi === bHi && aLo >= bLo);
+}
+
+/**
+ * Sliding window of received counters, RFC 6479 style: a ring of 256
+ * 32-bit words (8192 bits). Words are cleared as the greatest counter
+ * advances, so one word is always being reused; the usable window is
+ * therefore 8192 − 32 = {@link ReplayWindow.WINDOW} counters.
+ *
+ * Exact semantics, with `max` the greatest counter accepted so far (0
+ * before any): `accept(c)` returns true — and records `c` — iff
+ * `c < REJECT_AFTER_MESSAGES`, `c` was not accepted before, and
+ * `c > max` or `max − c < WINDOW`. Counters are not recorded when refused.
+ * No allocation, no BigInt.
+ */
 export class ReplayWindow {
-  /** Counters this far behind the greatest accepted one are still checked exactly; older ones are rejected. */
-  static readonly WINDOW = (RING_WORDS - 1) * WORD_BITS; // 8160
+  /** Number of most recent counters tracked: `c` is refused when `max − c ≥ WINDOW` (8160). */
+  static readonly WINDOW = (RING_WORDS - 1) * WORD_BITS;
 
   #ring = new Uint32Array(RING_WORDS);
-  #lastLo = 0;
-  #lastHi = 0;
+  #maxLo = 0;
+  #maxHi = 0;
 
   /**
    * Check counter `hi·2^32 + lo` and record it. Returns false if it was
-   * seen before, is older than the window, or is ≥ REJECT_AFTER_MESSAGES.
-   * Call only for packets that authenticated.
+   * accepted before, is `WINDOW` or more behind the greatest accepted
+   * counter, or is ≥ REJECT_AFTER_MESSAGES (2^64 − 2^13 − 1). Call only
+   * for packets that authenticated, or a forger could advance the window.
+   * @param lo low 32 bits (unsigned)
+   * @param hi high 32 bits (unsigned)
    */
   accept(lo: number, hi: number): boolean {
-    if (hi > REJECT_AFTER_MESSAGES_HI || (hi === REJECT_AFTER_MESSAGES_HI && lo >= REJECT_AFTER_MESSAGES_LO)) return false;
-    const lastLo = this.#lastLo;
-    const lastHi = this.#lastHi;
-    const word = lo >>> 5;
-    if (hi > lastHi || (hi === lastHi && lo > lastLo)) {
-      // Advance: clear the words between the last one and this one (at most the whole ring).
-      // (hi - lastHi)·2^27 is exact; when it is large the sum is large too, whatever rounding does.
-      let diff = (hi - lastHi) * TWO_27 + (word - (lastLo >>> 5));
-      if (diff > RING_WORDS) diff = RING_WORDS;
-      const cur = lastLo >>> 5;
-      for (let i = 1; i <= diff; i++) this.#ring[(cur + i) & RING_MASK] = 0;
-      this.#lastLo = lo;
-      this.#lastHi = hi;
+    lo >>>= 0;
+    hi >>>= 0;
+    if (u64AtLeast(lo, hi, REJECT_AFTER_MESSAGES_LO, REJECT_AFTER_MESSAGES_HI)) return false;
+    const maxLo = this.#maxLo;
+    const maxHi = this.#maxHi;
+    const ring = this.#ring;
+    const maxWord = maxLo >>> 5;
+    if (hi > maxHi || (hi === maxHi && lo > maxLo)) {
+      // Advance: clear the words after the old max's word up to the new one.
+      // Word distance is exact: < 2^27 + 2^27 when the high halves differ by ≤ 1.
+      const hiGap = hi - maxHi;
+      let words = hiGap > 1 ? RING_WORDS : hiGap * WORDS_PER_HI + (lo >>> 5) - maxWord;
+      if (words > RING_WORDS) words = RING_WORDS;
+      for (let i = 1; i <= words; i++) ring[(maxWord + i) & RING_MASK] = 0;
+      this.#maxLo = lo;
+      this.#maxHi = hi;
     } else {
-      const behind = (lastHi - hi) * 2 ** 32 + (lastLo - lo);
-      if (behind > ReplayWindow.WINDOW) return false;
+      // At or behind the max: distance is exact (< 2^33) when the high halves differ by ≤ 1.
+      const hiGap = maxHi - hi;
+      if (hiGap > 1) return false;
+      if (hiGap * TWO_32 + maxLo - lo >= ReplayWindow.WINDOW) return false;
     }
-    const idx = word & RING_MASK;
+    const idx = (lo >>> 5) & RING_MASK;
     const bit = 1 << (lo & (WORD_BITS - 1));
-    const w = this.#ring[idx]!;
+    const w = ring[idx]!;
     if ((w & bit) !== 0) return false;
-    this.#ring[idx] = w | bit;
+    ring[idx] = w | bit;
     return true;
   }
 
-  /** Forget everything. */
+  /** Forget every counter (as if new). */
   reset(): void {
     this.#ring.fill(0);
-    this.#lastLo = 0;
-    this.#lastHi = 0;
+    this.#maxLo = 0;
+    this.#maxHi = 0;
+  }
+}
+
+/**
+ * A 64-bit unsigned counter as two exact 32-bit halves (send side nonces).
+ * Halves are passed low first, like {@link ReplayWindow.accept}.
+ */
+export class Counter64 {
+  /** Low 32 bits (unsigned). */
+  lo = 0;
+  /** High 32 bits (unsigned). */
+  hi = 0;
+
+  /**
+   * @param lo initial low half
+   * @param hi initial high half
+   */
+  constructor(lo = 0, hi = 0) {
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** Add one, wrapping to 0 after 2^64 − 1. */
+  increment(): void {
+    if (this.lo === 0xffffffff) {
+      this.lo = 0;
+      this.hi = (this.hi + 1) >>> 0;
+    } else {
+      this.lo++;
+    }
+  }
+
+  /** -1, 0 or 1 as this counter is below, equal to or above the 64-bit value (lo, hi). */
+  compare(lo: number, hi: number): -1 | 0 | 1 {
+    lo >>>= 0;
+    hi >>>= 0;
+    if (this.hi !== hi) return this.hi < hi ? -1 : 1;
+    if (this.lo !== lo) return this.lo < lo ? -1 : 1;
+    return 0;
+  }
+
+  /** True if this counter is ≥ the 64-bit value (lo, hi). */
+  atLeast(lo: number, hi: number): boolean {
+    return u64AtLeast(this.lo, this.hi, lo >>> 0, hi >>> 0);
+  }
+
+  /** Set both halves. */
+  set(lo: number, hi: number): void {
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** The exact value as a BigInt (diagnostics and tests; not for the data path). */
+  toBigInt(): bigint {
+    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
   }
 }
