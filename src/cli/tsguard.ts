@@ -13,6 +13,7 @@ import { syncLines } from '../uapi/sync.js';
 import { formatDump, formatShow } from './show.js';
 import { loadDesired, showconf } from './conf.js';
 import { down, up } from './quick.js';
+import { hubMain, HubUsageError } from './hub.js';
 
 const USAGE = `Usage: tsguard COMMAND [ARGS]
 
@@ -25,6 +26,7 @@ const USAGE = `Usage: tsguard COMMAND [ARGS]
   genkey                    print a new private key (base64)
   pubkey                    read a private key on stdin, print its public key
   genpsk                    print a new preshared key
+  hub ...                   run and manage a fleet hub (see "tsguard hub --help")
 
 The daemon behind an interface is tsguard-wg (see "tsguard-wg --help").`;
 
@@ -95,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
       if (lines.length > 0) await uapiSet(ifname, lines);
       return 0;
     }
+    case 'hub':
+      return hubMain(args);
     case 'up':
     case 'down': {
       if (args.length !== 1) throw new UsageError(`${cmd} takes a configuration file or an interface name`);
@@ -115,6 +119,6 @@ main(process.argv.slice(2)).then(
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tsguard: ${msg}\n`);
     if (e instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
+    process.exitCode = e instanceof UsageError || e instanceof HubUsageError ? 2 : 1;
   },
 );

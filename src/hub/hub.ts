@@ -1,0 +1,374 @@
+/**
+ * The fleet hub: one WireGuard interface whose peers come from the registry
+ * (SQLite), the clients file and the fleet API, applied to the live device
+ * as per-peer diffs — never down/up — with an in-process relay between peers.
+ * @module
+ */
+
+import { existsSync, unlinkSync, unwatchFile, watchFile, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
+import { getCrypto } from '../crypto/index.js';
+import { execRunner } from '../config/link.js';
+import { writeFileAtomic0600 } from '../config/fsutil.js';
+import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
+import { formatEndpoint } from '../device/types.js';
+import { Runtime } from '../io/runtime.js';
+import { parsePrefix } from '../routing/ip.js';
+import type { UapiServer } from '../uapi/server.js';
+import { parseClientsFile } from './clients-file.js';
+import { FleetApiSource } from './fleet-api.js';
+import { loadOrCreateHubKey, Registry, type PeerRecord } from './registry.js';
+import { Relay, type PeerKind } from './relay.js';
+
+/** Options of {@link Hub.start} (the flags of `tsguard hub up`). */
+export interface HubOptions {
+  /** Data directory (registry, hub key, control socket). */
+  dataDir: string;
+  /** Interface name. */
+  ifname: string;
+  /** Mesh IPv4 subnet, e.g. 10.100.0.0/24; the hub takes its first host address. */
+  subnet: string;
+  /** Optional IPv6 mesh prefix. */
+  ipv6?: string;
+  /** UDP listen port. */
+  listenPort: number;
+  /** Public `host:port` of the hub, printed into client configurations. */
+  endpoint?: string;
+  /** Relay device ↔ device traffic. */
+  allowDeviceToDevice: boolean;
+  /** Clients peers file to watch (`<public_key> <ip> [comment]` lines). */
+  clientsFile?: string;
+  /** Fleet API source. */
+  fleet?: { factory: string; apiUrl: string; tokenFile: string; intervalMs?: number };
+  /** Log sink (never receives secrets). */
+  log: DaemonLog;
+}
+
+/** What `hub.json` in the data dir records for the CLI (no secrets). */
+export interface HubInfo {
+  /** Interface name. */
+  ifname: string;
+  /** Listen port. */
+  listenPort: number;
+  /** Public endpoint for clients, if given. */
+  endpoint?: string;
+  /** Mesh subnet. */
+  subnet: string;
+  /** IPv6 mesh prefix. */
+  ipv6?: string;
+}
+
+/** Path of the control socket of a running hub. */
+export function hubControlPath(dataDir: string): string {
+  return join(dataDir, 'hub.sock');
+}
+
+/** Read `hub.json`, or null before the first `hub up`. */
+export function readHubInfo(dataDir: string): HubInfo | null {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'hub.json'), 'utf8')) as HubInfo;
+  } catch {
+    return null;
+  }
+}
+
+const REGISTRY_POLL_MS = 250;
+const CLIENTS_POLL_MS = 500;
+
+/** A running hub. */
+export class Hub {
+  readonly runtime: Runtime;
+  readonly registry: Registry;
+  readonly relay: Relay;
+  #managed = new Map<string, { sig: string; kind: PeerKind }>();
+  #uapi: UapiServer | null = null;
+  #control: net.Server | null = null;
+  #timers: NodeJS.Timeout[] = [];
+  #fleet: FleetApiSource | null = null;
+  #lastVersion = -1;
+  #stopped = false;
+  #done: Promise<void>;
+  #resolveDone!: () => void;
+
+  private constructor(
+    readonly opts: HubOptions,
+    registry: Registry,
+    runtime: Runtime,
+    relay: Relay,
+  ) {
+    this.registry = registry;
+    this.runtime = runtime;
+    this.relay = relay;
+    this.#done = new Promise((r) => (this.#resolveDone = r));
+  }
+
+  /** Open the registry, create the interface, restore every peer, then start serving. */
+  static async start(opts: HubOptions): Promise<Hub> {
+    const registry = Registry.open(opts.dataDir, { create: { subnet: opts.subnet, ipv6: opts.ipv6 } });
+    const key = loadOrCreateHubKey(opts.dataDir);
+    let relay: Relay | null = null;
+    let hub: Hub | null = null;
+    const runtime = Runtime.start({
+      ifname: opts.ifname,
+      listenPort: opts.listenPort,
+      onPacket: (packet, from) => relay!.handle(packet, from),
+      onFatal: (err) => hub?.stop(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message),
+      log: (m) => opts.log('error', m),
+    });
+    relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice });
+    hub = new Hub(opts, registry, runtime, relay);
+    try {
+      runtime.device.setPrivateKey(key);
+      key.fill(0);
+      // Every peer is restored synchronously, before the event loop delivers the first datagram.
+      hub.#reconcile();
+      await hub.#configureLink();
+      hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
+      hub.#uapi.onRemoved(() => hub!.stop('UAPI socket removed'));
+      hub.#control = await hub.#serveControl();
+      await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
+      hub.#watch();
+    } catch (e) {
+      await hub.stop(`start failed: ${(e as Error).message}`);
+      throw e;
+    }
+    runtime.device.events.on('handshake', (e) => {
+      try {
+        registry.touchLastSeen(e.publicKey, Date.now());
+      } catch (err) {
+        opts.log('error', `registry: cannot record last_seen: ${(err as Error).message}`);
+      }
+    });
+    opts.log('info', `hub ${opts.ifname} up: ${registry.hubAddress} on UDP ${runtime.listenPort}, ${hub.#managed.size} peers restored`);
+    return hub;
+  }
+
+  /** Static facts for `hub.json`. */
+  info(): HubInfo {
+    return {
+      ifname: this.opts.ifname,
+      listenPort: this.runtime.listenPort,
+      endpoint: this.opts.endpoint,
+      subnet: this.registry.subnet,
+      ipv6: this.registry.ipv6Subnet ?? undefined,
+    };
+  }
+
+  /** Resolves when the hub has stopped. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  async #configureLink(): Promise<void> {
+    const { ifname } = this.opts;
+    const run = async (args: string[]) => {
+      const r = await execRunner.run('ip', args);
+      if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+    };
+    const v4 = parsePrefix(this.registry.subnet);
+    await run(['-4', 'address', 'add', `${this.registry.hubAddress}/${v4.bits}`, 'dev', ifname]);
+    if (this.registry.ipv6Subnet && this.registry.hubAddress6) {
+      const v6 = parsePrefix(this.registry.ipv6Subnet);
+      await run(['-6', 'address', 'add', `${this.registry.hubAddress6}/${v6.bits}`, 'dev', ifname, 'nodad']);
+    }
+    await run(['link', 'set', 'mtu', '1420', 'up', 'dev', ifname]);
+  }
+
+  /** Apply the registry to the live device as a per-peer diff. */
+  #reconcile(): void {
+    let records: PeerRecord[];
+    try {
+      this.#lastVersion = this.registry.dataVersion();
+      records = this.registry.listPeers().filter((r) => r.enabled);
+    } catch (e) {
+      // Store unavailable: keep the live peers as they are and try again on the next poll.
+      this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
+      return;
+    }
+    const device = this.runtime.device;
+    this.runtime.batch(() => {
+      const want = new Map(records.map((r) => [r.publicKey, r]));
+      for (const id of [...this.#managed.keys()]) {
+        if (want.has(id)) continue;
+        device.removePeer(id);
+        this.relay.setKind(id, null);
+        this.#managed.delete(id);
+        this.opts.log('info', `peer removed: ${id}`);
+      }
+      for (const r of records) {
+        const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
+        const sig = prefixes.join(',');
+        const cur = this.#managed.get(r.publicKey);
+        if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) continue;
+        // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
+        device.setPeer(keyFromBase64(r.publicKey), { replaceAllowedIps: true, allowedIps: prefixes.map(parsePrefix) });
+        this.relay.setKind(r.publicKey, r.kind);
+        this.#managed.set(r.publicKey, { sig, kind: r.kind });
+        this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
+      }
+    });
+  }
+
+  #watch(): void {
+    const poll = setInterval(() => {
+      try {
+        if (this.registry.dataVersion() !== this.#lastVersion) this.#reconcile();
+      } catch (e) {
+        this.opts.log('error', `registry poll failed: ${(e as Error).message}`);
+      }
+    }, REGISTRY_POLL_MS);
+    this.#timers.push(poll);
+
+    const file = this.opts.clientsFile;
+    if (file !== undefined) {
+      const load = () => {
+        let text = '';
+        try {
+          text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        } catch (e) {
+          this.opts.log('error', `${file}: ${(e as Error).message}; client peers unchanged`);
+          return;
+        }
+        const parsed = parseClientsFile(text, file);
+        for (const err of parsed.errors) this.opts.log('error', `${file}:${err.line}: ${err.message} (line skipped)`);
+        this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
+      };
+      load();
+      watchFile(file, { interval: CLIENTS_POLL_MS }, load);
+    }
+
+    const fleet = this.opts.fleet;
+    if (fleet !== undefined) {
+      this.#fleet = new FleetApiSource({ ...fleet, log: (m: string) => this.opts.log('error', m) });
+      this.#fleet.start((devices) =>
+        this.#applySource(
+          'fleet-api',
+          devices.map((d) => ({ kind: 'device' as const, name: d.name, publicKey: d.pubkey, ip: d.ip, enabled: d.enabled })),
+        ),
+      );
+    }
+  }
+
+  #applySource(source: 'clients-file' | 'fleet-api', desired: Parameters<Registry['replaceSource']>[1]): void {
+    try {
+      const r = this.registry.replaceSource(source, desired);
+      for (const e of r.errors) this.opts.log('error', `${source}: ${e.name}: ${e.message} (entry skipped)`);
+    } catch (e) {
+      this.opts.log('error', `${source}: registry unavailable, live peers unchanged: ${(e as Error).message}`);
+      return;
+    }
+    this.#reconcile();
+  }
+
+  /** Live status of every registered peer, for `hub show`. */
+  status(): HubStatus {
+    const device = this.runtime.device;
+    return {
+      interface: this.opts.ifname,
+      publicKey: keyToBase64(device.publicKey!),
+      address: this.registry.hubAddress,
+      listenPort: this.runtime.listenPort,
+      allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
+      peers: this.registry.listPeers().map((r) => {
+        const peer = device.getPeer(r.publicKey);
+        const info = peer ? device.peerInfo(peer) : null;
+        const c = this.relay.counters(r.publicKey);
+        return {
+          kind: r.kind,
+          name: r.name,
+          address: r.ipv4,
+          address6: r.ipv6 ?? null,
+          routes: r.routes,
+          publicKey: r.publicKey,
+          enabled: r.enabled,
+          source: r.source,
+          endpoint: info?.endpoint ? formatEndpoint(info.endpoint) : null,
+          latestHandshake: info?.lastHandshake ? Math.floor(info.lastHandshake / 1000) : 0,
+          rxBytes: info?.rxBytes ?? 0,
+          txBytes: info?.txBytes ?? 0,
+          relayed: c.relayed,
+          refused: c.refused,
+          lastSeen: r.lastSeen ?? null,
+          labels: r.labels ?? {},
+        };
+      }),
+    };
+  }
+
+  #serveControl(): Promise<net.Server> {
+    const path = hubControlPath(this.opts.dataDir);
+    if (existsSync(path)) unlinkSync(path);
+    const server = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.end(JSON.stringify(this.status()) + '\n');
+    });
+    const old = process.umask(0o077);
+    return new Promise<net.Server>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve(server));
+    }).finally(() => process.umask(old));
+  }
+
+  /** Stop: remove sockets and the interface, close the registry. */
+  async stop(reason = 'stopped'): Promise<void> {
+    if (this.#stopped) return this.#done;
+    this.#stopped = true;
+    this.opts.log('info', `hub shutting down: ${reason}`);
+    for (const t of this.#timers) clearInterval(t);
+    if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
+    this.#fleet?.stop();
+    await this.#uapi?.close().catch(() => undefined);
+    if (this.#control) {
+      await new Promise<void>((r) => this.#control!.close(() => r()));
+      try {
+        unlinkSync(hubControlPath(this.opts.dataDir));
+      } catch {
+        // gone
+      }
+    }
+    this.runtime.close();
+    this.registry.close();
+    this.#resolveDone();
+  }
+}
+
+/** One peer in {@link HubStatus}. */
+export interface HubPeerStatus {
+  kind: PeerKind;
+  name: string;
+  address: string;
+  address6: string | null;
+  routes: string[];
+  publicKey: string;
+  enabled: boolean;
+  source: string;
+  endpoint: string | null;
+  /** Unix seconds (0 = never). */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  relayed: number;
+  refused: number;
+  lastSeen: number | null;
+  labels: Record<string, string>;
+}
+
+/** What `tsguard hub show --json` prints. */
+export interface HubStatus {
+  interface: string;
+  publicKey: string;
+  address: string;
+  listenPort: number;
+  allowDeviceToDevice: boolean;
+  peers: HubPeerStatus[];
+}
+
+/** The hub's public key from its key file (for `hub pubkey` and client configs). */
+export function hubPublicKey(dataDir: string): string {
+  const key = loadOrCreateHubKey(dataDir);
+  const pub = keyToBase64(getCrypto().publicKey(key));
+  key.fill(0);
+  return pub;
+}
