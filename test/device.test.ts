@@ -299,3 +299,23 @@ describe('checked allowed IPs', () => {
     void b;
   });
 });
+
+describe('configuration and roaming', () => {
+  it('re-applying the configured endpoint does not undo roaming; a new endpoint does', () => {
+    const { sim, a, b } = pair();
+    a.device.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', payload(30)));
+    sim.pump();
+    const peerOfB = b.device.getPeer(a.device.publicKey!)!;
+    const moved = { host: '192.0.2.77', port: 4000 };
+    a.device.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', payload(30)));
+    const f = sim.queue.pop()!;
+    sim.queue = [];
+    b.device.receiveDatagram(f.data, moved);
+    expect(peerOfB.endpoint).toEqual(moved);
+    b.device.setPeer(a.device.publicKey!, { endpoint: a.endpoint }); // same as configured: keep the roamed one
+    expect(peerOfB.endpoint).toEqual(moved);
+    const other = { host: '192.0.2.99', port: 5 };
+    b.device.setPeer(a.device.publicKey!, { endpoint: other });
+    expect(peerOfB.endpoint).toEqual(other);
+  });
+});

@@ -93,7 +93,11 @@ export interface DeviceOptions {
 export interface PeerUpdate {
   /** New preshared key; null or all-zero removes it. */
   presharedKey?: Uint8Array | null;
-  /** New endpoint; null forgets it. */
+  /**
+   * New endpoint; null forgets it. Setting the endpoint that is already
+   * configured again is a no-op, so re-applying an unchanged configuration
+   * never undoes roaming.
+   */
   endpoint?: Endpoint | null;
   /** Persistent keepalive interval in seconds (0 = off). */
   persistentKeepalive?: number;
@@ -275,7 +279,16 @@ export class Device {
     if (update.presharedKey !== undefined) {
       peer.handshake.presharedKey = update.presharedKey === null ? new Uint8Array(32) : update.presharedKey.slice();
     }
-    if (update.endpoint !== undefined) peer.endpoint = update.endpoint;
+    if (update.endpoint !== undefined) {
+      // Re-applying the endpoint that is already configured (syncconf, setconf of an unchanged file)
+      // must not undo roaming: only a different endpoint replaces the learned one.
+      const cfg = peer.configuredEndpoint;
+      const same = cfg !== null && update.endpoint !== null && cfg.host === update.endpoint.host && cfg.port === update.endpoint.port;
+      if (!same) {
+        peer.endpoint = update.endpoint;
+        peer.configuredEndpoint = update.endpoint;
+      }
+    }
     if (update.replaceAllowedIps) this.allowedIps.removeOwner(peer);
     if (update.allowedIps) for (const prefix of update.allowedIps) this.allowedIps.insert(prefix, peer);
     if (update.persistentKeepalive !== undefined) {

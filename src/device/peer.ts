@@ -32,6 +32,8 @@ export class Peer implements TimerOwner {
   readonly cookies: CookieGenerator;
   /** Current endpoint (configured or learned by roaming). */
   endpoint: Endpoint | null = null;
+  /** The endpoint last set by configuration (UAPI/API), as opposed to learned by roaming. */
+  configuredEndpoint: Endpoint | null = null;
   /** Persistent keepalive interval in seconds (0 = off). */
   persistentKeepalive = 0;
   /** Session in use for sending. */
