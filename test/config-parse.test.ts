@@ -123,7 +123,7 @@ describe('CIDR helpers', () => {
   it('parses, canonicalizes and masks', () => {
     expect(parseCidr('10.1.2.3')).toEqual({ address: '10.1.2.3', bits: 32, family: 4 });
     expect(parseCidr('FD00:0:0::1/64')).toEqual({ address: 'fd00::1', bits: 64, family: 6 });
-    expect(parseCidr('::ffff:1.2.3.4/128').address).toBe('::ffff:102:304');
+    expect(parseCidr('::ffff:1.2.3.4/128').address).toBe('::ffff:1.2.3.4');
     expect(parseCidr('1:0:0:2:0:0:0:3/128').address).toBe('1:0:0:2::3');
     expect(formatCidr(maskCidr(parseCidr('10.1.2.3/9')))).toBe('10.0.0.0/9');
     expect(formatCidr(maskCidr(parseCidr('fd00:ffff::1/17')))).toBe('fd00:8000::/17');

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { getCrypto } from '../crypto/index.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { formatAgo, formatBytes } from './show.js';
-import { Hub, hubControlPath, hubPublicKey, readHubInfo, type HubStatus } from '../hub/hub.js';
+import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubStatus } from '../hub/hub.js';
 import { Registry } from '../hub/registry.js';
 
 const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
@@ -216,24 +216,7 @@ async function hubShow(dataDir: string, json: boolean): Promise<number> {
         address: reg.hubAddress,
         listenPort: readHubInfo(dataDir)?.listenPort ?? 0,
         allowDeviceToDevice: false,
-        peers: reg.listPeers().map((r) => ({
-          kind: r.kind,
-          name: r.name,
-          address: r.ipv4,
-          address6: r.ipv6 ?? null,
-          routes: r.routes,
-          publicKey: r.publicKey,
-          enabled: r.enabled,
-          source: r.source,
-          endpoint: null,
-          latestHandshake: 0,
-          rxBytes: 0,
-          txBytes: 0,
-          relayed: 0,
-          refused: 0,
-          lastSeen: r.lastSeen ?? null,
-          labels: r.labels ?? {},
-        })),
+        peers: reg.listPeers().map((r) => peerStatus(r)),
       };
     } finally {
       reg.close();

@@ -11,10 +11,11 @@
  */
 
 import { lookup } from 'node:dns/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 
 import { keyFromBase64, keyToBase64, KeyFormatError } from '../crypto/keys.js';
+import { formatIp, maskBytes, parseIp } from '../routing/ip.js';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -113,74 +114,13 @@ export function emptyInterface(): InterfaceConfig {
 // ---------------------------------------------------------------------------
 // IP addresses and CIDRs
 
-/** Parse an IPv6 address (no scope id) into 16 bytes, or undefined. */
-function ipv6Bytes(text: string): Uint8Array | undefined {
-  if (!isIPv6(text) || text.includes('%')) return undefined;
-  let s = text;
-  let tail: number[] = [];
-  const lastColon = s.lastIndexOf(':');
-  const maybeV4 = s.slice(lastColon + 1);
-  if (maybeV4.includes('.')) {
-    if (!isIPv4(maybeV4)) return undefined;
-    const o = maybeV4.split('.').map(Number);
-    tail = [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!];
-    s = s.slice(0, lastColon + 1);
-    if (!s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const parseGroups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  let groups: number[];
-  const dbl = s.indexOf('::');
-  if (dbl >= 0) {
-    const head = parseGroups(s.slice(0, dbl));
-    const rest = parseGroups(s.slice(dbl + 2));
-    const fill = 8 - tail.length - head.length - rest.length;
-    if (fill < 0) return undefined;
-    groups = [...head, ...new Array<number>(fill).fill(0), ...rest, ...tail];
-  } else {
-    groups = [...parseGroups(s), ...tail];
-  }
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return undefined;
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
-
-/** Format 16 bytes as RFC 5952 text (lowercase, longest zero run compressed). */
-function formatIpv6(b: Uint8Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[2 * i]! << 8) | b[2 * i + 1]!);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
-}
-
-/** Address bytes of an IP literal, or undefined when `text` is not one. */
+/** Address bytes of an IP literal, or undefined when `text` is not one (no scope ids). */
 function ipBytes(text: string): { bytes: Uint8Array; family: 4 | 6 } | undefined {
-  if (isIPv4(text)) return { bytes: new Uint8Array(text.split('.').map(Number)), family: 4 };
-  const b = ipv6Bytes(text);
-  return b ? { bytes: b, family: 6 } : undefined;
-}
-
-function formatIpBytes(bytes: Uint8Array): string {
-  return bytes.length === 4 ? Array.from(bytes).join('.') : formatIpv6(bytes);
+  try {
+    return parseIp(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -189,7 +129,7 @@ function formatIpBytes(bytes: Uint8Array): string {
  */
 export function canonicalIp(text: string): string | undefined {
   const ip = ipBytes(text);
-  return ip ? formatIpBytes(ip.bytes) : undefined;
+  return ip ? formatIp(ip.bytes) : undefined;
 }
 
 /** Why `text` is not a CIDR, or the parsed CIDR. */
@@ -212,7 +152,7 @@ function tryParseCidr(text: string): Cidr | string {
     }
     bits = Number(len);
   }
-  return { address: formatIpBytes(ip.bytes), bits, family: ip.family };
+  return { address: formatIp(ip.bytes), bits, family: ip.family };
 }
 
 /**
@@ -237,12 +177,7 @@ export function formatCidr(c: Cidr): string {
 export function maskCidr(c: Cidr): Cidr {
   const ip = ipBytes(c.address);
   if (!ip) throw new Error(`invalid CIDR address "${c.address}"`);
-  const b = ip.bytes;
-  for (let i = 0; i < b.length; i++) {
-    const keep = Math.max(0, Math.min(8, c.bits - 8 * i));
-    b[i]! &= keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
-  }
-  return { address: formatIpBytes(b), bits: c.bits, family: c.family };
+  return { address: formatIp(maskBytes(ip.bytes, c.bits)), bits: c.bits, family: c.family };
 }
 
 // ---------------------------------------------------------------------------
@@ -535,11 +470,12 @@ function parseEndpointText(value: string): { host: string; port: number } | stri
     const pct = host.indexOf('%');
     const ip = pct >= 0 ? host.slice(0, pct) : host;
     const scope = pct >= 0 ? host.slice(pct + 1) : '';
-    const canon = ipv6Bytes(ip);
+    const parsed = ipBytes(ip);
+    const canon = parsed?.family === 6 ? parsed.bytes : undefined;
     if (!canon || (pct >= 0 && !/^[A-Za-z0-9_.=+-]{1,15}$/.test(scope))) {
       return `"${host}" is not an IPv6 address (write [IPv6]:port, e.g. [2001:db8::1]:51820)`;
     }
-    host = formatIpv6(canon) + (pct >= 0 ? `%${scope}` : '');
+    host = formatIp(canon) + (pct >= 0 ? `%${scope}` : '');
   } else {
     const colon = value.lastIndexOf(':');
     if (colon < 0) return 'has no port (write host:port, e.g. 192.0.2.1:51820)';

@@ -14,13 +14,14 @@ import { execRunner } from '../config/link.js';
 import { writeFileAtomic0600 } from '../config/fsutil.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint } from '../device/types.js';
+import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
 import { loadOrCreateHubKey, Registry, type PeerRecord } from './registry.js';
-import { Relay, type PeerKind } from './relay.js';
+import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 
 /** Options of {@link Hub.start} (the flags of `tsguard hub up`). */
 export interface HubOptions {
@@ -273,26 +274,7 @@ export class Hub {
       allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
       peers: this.registry.listPeers().map((r) => {
         const peer = device.getPeer(r.publicKey);
-        const info = peer ? device.peerInfo(peer) : null;
-        const c = this.relay.counters(r.publicKey);
-        return {
-          kind: r.kind,
-          name: r.name,
-          address: r.ipv4,
-          address6: r.ipv6 ?? null,
-          routes: r.routes,
-          publicKey: r.publicKey,
-          enabled: r.enabled,
-          source: r.source,
-          endpoint: info?.endpoint ? formatEndpoint(info.endpoint) : null,
-          latestHandshake: info?.lastHandshake ? Math.floor(info.lastHandshake / 1000) : 0,
-          rxBytes: info?.rxBytes ?? 0,
-          txBytes: info?.txBytes ?? 0,
-          relayed: c.relayed,
-          refused: c.refused,
-          lastSeen: r.lastSeen ?? null,
-          labels: r.labels ?? {},
-        };
+        return peerStatus(r, peer ? device.peerInfo(peer) : null, this.relay.counters(r.publicKey));
       }),
     };
   }
@@ -353,6 +335,31 @@ export interface HubPeerStatus {
   refused: number;
   lastSeen: number | null;
   labels: Record<string, string>;
+}
+
+/**
+ * The status of one registered peer; `live` and `counters` are absent when
+ * the hub is not running (then the transfer figures are zero).
+ */
+export function peerStatus(r: PeerRecord, live: PeerInfo | null = null, counters: RelayCounters = { relayed: 0, refused: 0 }): HubPeerStatus {
+  return {
+    kind: r.kind,
+    name: r.name,
+    address: r.ipv4,
+    address6: r.ipv6 ?? null,
+    routes: r.routes,
+    publicKey: r.publicKey,
+    enabled: r.enabled,
+    source: r.source,
+    endpoint: live?.endpoint ? formatEndpoint(live.endpoint) : null,
+    latestHandshake: live?.lastHandshake ? Math.floor(live.lastHandshake / 1000) : 0,
+    rxBytes: live?.rxBytes ?? 0,
+    txBytes: live?.txBytes ?? 0,
+    relayed: counters.relayed,
+    refused: counters.refused,
+    lastSeen: r.lastSeen ?? null,
+    labels: r.labels ?? {},
+  };
 }
 
 /** What `tsguard hub show --json` prints. */
