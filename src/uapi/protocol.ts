@@ -113,7 +113,8 @@ export function parseSet(lines: readonly string[]): SetCommand[] {
   lines.forEach((line, i) => {
     const at = `line ${i + 2}`;
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new UapiError(Errno.EPROTO, `${at}: not key=value: "${truncate(line)}"`);
+    if (eq < 0) throw new UapiError(Errno.EPROTO, `${at}: not key=value: "${truncate(line)}"`);
+    if (eq === 0) throw new UapiError(Errno.EINVAL, `${at}: empty key in "${truncate(line)}"`);
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     try {
@@ -184,6 +185,11 @@ export function parseSet(lines: readonly string[]): SetCommand[] {
 export function applySet(host: UapiHost, lines: readonly string[]): void {
   const cmds = parseSet(lines);
   const d = host.device;
+  // The only step that can fail after validation is binding a new listen port: do it first, so a
+  // taken port (EADDRINUSE) leaves the device exactly as it was.
+  let port: number | undefined;
+  for (const c of cmds) if (c.key === 'listen_port') port = c.n;
+  if (port !== undefined) host.setListenPort(port);
   let peer: Peer | null = null;
   let created = false;
   let keepaliveOn = 0;
@@ -198,8 +204,7 @@ export function applySet(host: UapiHost, lines: readonly string[]): void {
         d.setPrivateKey(isZeroKey(c.key32) ? null : c.key32);
         break;
       case 'listen_port':
-        host.setListenPort(c.n);
-        break;
+        break; // already bound above
       case 'fwmark':
         host.setFwmark(c.n);
         break;

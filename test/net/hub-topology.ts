@@ -1,0 +1,354 @@
+/**
+ * Star topology for the fleet-hub tests: a tsguard hub in namespace H and
+ * wireguard-go peers, each in a namespace of its own joined to H by its own veth pair.
+ *
+ *   ns H  (hub)  h<i> 192.168.(60+i).1/24  <──veth──>  ns P<i>: v 192.168.(60+i).2/24
+ *
+ * Each peer namespace routes the whole mesh subnet to its wireguard-go interface (its
+ * assigned address with the subnet's prefix length), so everything goes through the hub.
+ *
+ * Teardown: SIGTERM every process in every namespace (hub, wireguard-go, fake API),
+ * remove leftover UAPI sockets, delete the namespaces, remove the temp directory.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HubStatus } from '../../src/hub/hub.js';
+import {
+  ROOT,
+  SOCKET_DIR,
+  dump,
+  genKeyPair,
+  nsPids,
+  nsRun,
+  nsSpawn,
+  rand,
+  run,
+  sleep,
+  terminate,
+  waitFor,
+  wg,
+  type Dump,
+  type KeyPair,
+  type RunResult,
+} from './netns.js';
+
+/** The compiled CLI. */
+export const TSGUARD = join(ROOT, 'dist/cli/tsguard.js');
+
+/** A wireguard-go peer of the hub. */
+export interface HubPeer {
+  /** Registry name. */
+  name: string;
+  /** Namespace. */
+  ns: string;
+  /** Its wireguard-go interface. */
+  ifname: string;
+  /** Its keys. */
+  keys: KeyPair;
+  /** Mesh address assigned by the hub. */
+  ip: string;
+}
+
+/** A running `tsguard hub up`. */
+export interface HubProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Everything the hub wrote to stderr so far (live). */
+  log: () => string;
+  /** Resolves with the exit status. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const live = new Set<HubTopology>();
+
+/** Hub namespace plus `n` peer namespaces, each joined to the hub by a veth pair. */
+export class HubTopology {
+  readonly tag = rand(3);
+  readonly hubNs = `tsgH-${this.tag}`;
+  readonly peerNs: string[] = [];
+  /** Temp directory (data dir, clients file, keys...), removed at teardown. */
+  readonly tmp = mkdtempSync(join(tmpdir(), 'tsguard-hub-test-'));
+  readonly dataDir = join(this.tmp, 'data');
+  readonly hubIf = `hub${this.tag}`;
+  readonly port = 51820;
+  /** UAPI interface names to clean up. */
+  readonly ifnames = new Set<string>([this.hubIf]);
+  hub: HubProcess | null = null;
+  #hubPub: string | null = null;
+  #down = false;
+
+  private constructor(
+    readonly subnet: string,
+    peers: number,
+  ) {
+    for (let i = 1; i <= peers; i++) this.peerNs.push(`tsgP${i}-${this.tag}`);
+  }
+
+  /** The hub's mesh address (first host of the subnet). */
+  get hubIp(): string {
+    const [a, b, c, d] = this.subnet.split('/')[0]!.split('.').map(Number);
+    return `${a}.${b}.${c}.${d! + 1}`;
+  }
+
+  get prefixLen(): string {
+    return this.subnet.split('/')[1]!;
+  }
+
+  get namespaces(): string[] {
+    return [this.hubNs, ...this.peerNs];
+  }
+
+  /** Outer address of the hub as seen from peer namespace `i` (1-based). */
+  hubOuter(i: number): string {
+    return `192.168.${60 + i}.1`;
+  }
+
+  static async create(opts: { peers: number; subnet: string }): Promise<HubTopology> {
+    if (!existsSync(TSGUARD)) throw new Error(`${TSGUARD} is missing: run "npx tsc -p tsconfig.json" first`);
+    const t = new HubTopology(opts.subnet, opts.peers);
+    live.add(t);
+    try {
+      for (const ns of t.namespaces) {
+        await run('ip', ['netns', 'add', ns]);
+        await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      }
+      for (let i = 1; i <= opts.peers; i++) {
+        const ns = t.peerNs[i - 1]!;
+        const h = `h${i}`;
+        await run('ip', ['link', 'add', h, 'netns', t.hubNs, 'type', 'veth', 'peer', 'name', 'v', 'netns', ns]);
+        await run('ip', ['-n', t.hubNs, 'addr', 'add', `${t.hubOuter(i)}/24`, 'dev', h]);
+        await run('ip', ['-n', ns, 'addr', 'add', `192.168.${60 + i}.2/24`, 'dev', 'v']);
+        await run('ip', ['-n', t.hubNs, 'link', 'set', h, 'up']);
+        await run('ip', ['-n', ns, 'link', 'set', 'v', 'up']);
+      }
+      await Promise.all(
+        t.peerNs.map((ns, k) => nsRun(ns, 'ping', ['-c', '1', '-W', '5', t.hubOuter(k + 1)], { timeoutMs: 10_000 })),
+      );
+    } catch (e) {
+      await t.teardown();
+      throw e;
+    }
+    return t;
+  }
+
+  /** A path in the temp directory. */
+  path(name: string): string {
+    return join(this.tmp, name);
+  }
+
+  /** Write a file atomically (temp file + rename), as an editor or config tool would. */
+  writeAtomic(path: string, text: string, mode = 0o644): void {
+    const tmp = `${path}.tmp-${rand(3)}`;
+    writeFileSync(tmp, text, { mode });
+    renameSync(tmp, path);
+  }
+
+  // ─── the hub ──────────────────────────────────────────────────────────────
+
+  /** `tsguard hub ARGS --data-dir DIR` (from the test process; never throws on a non-zero exit). */
+  cli(args: string[]): Promise<RunResult> {
+    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.dataDir], { allowFail: true, timeoutMs: 20_000 });
+  }
+
+  /** Like {@link cli} but throws unless the command succeeds. */
+  async cliOk(args: string[]): Promise<string> {
+    const r = await this.cli(args);
+    if (r.code !== 0) throw new Error(`tsguard hub ${args.join(' ')}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** `hub pubkey` (cached). */
+  async hubPublicKey(): Promise<string> {
+    this.#hubPub ??= (await this.cliOk(['pubkey'])).trim();
+    return this.#hubPub;
+  }
+
+  /** `hub show --json`, parsed. */
+  async show(): Promise<HubStatus> {
+    return JSON.parse(await this.cliOk(['show', '--json'])) as HubStatus;
+  }
+
+  /** The configuration part of `hub show --json` (no live counters), sorted. */
+  async peersConfig(): Promise<Array<Pick<HubStatus['peers'][number], 'kind' | 'name' | 'address' | 'address6' | 'routes' | 'publicKey' | 'enabled' | 'source'>>> {
+    const s = await this.show();
+    return s.peers
+      .map(({ kind, name, address, address6, routes, publicKey, enabled, source }) => ({ kind, name, address, address6, routes, publicKey, enabled, source }))
+      .sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`));
+  }
+
+  /**
+   * Start `tsguard hub up` in H (foreground; logs collected) and wait until its UAPI and
+   * control sockets answer.
+   */
+  async startHub(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<HubProcess> {
+    if (this.hub !== null && this.hub.child.exitCode === null && this.hub.child.signalCode === null) throw new Error('hub already running');
+    const args = [
+      TSGUARD, 'hub', 'up', '--data-dir', this.dataDir, '--interface', this.hubIf, '--subnet', this.subnet,
+      '--listen-port', String(this.port), '--endpoint', `${this.hubOuter(1)}:${this.port}`, ...extra,
+    ];
+    const child = nsSpawn(this.hubNs, process.execPath, args, { ...process.env, ...env });
+    let log = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    let gone = false;
+    void exited.then(() => (gone = true));
+    const hub: HubProcess = { child, pid: child.pid!, log: () => log, exited };
+    this.hub = hub;
+    await waitFor(
+      'the hub to come up',
+      async () => {
+        if (gone) throw new Error(`hub exited during start:\n${log}`);
+        if (!/hub \S+ up:/.test(log)) return false;
+        const r = await nsRun(this.hubNs, 'wg', ['show', this.hubIf, 'public-key'], { allowFail: true, timeoutMs: 5000 });
+        return r.code === 0;
+      },
+      20_000,
+      100,
+    );
+    return hub;
+  }
+
+  /** SIGTERM the hub and wait for it to exit. */
+  async stopHub(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const h = this.hub;
+    if (h === null) throw new Error('no hub');
+    if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGTERM');
+    const res = await Promise.race([h.exited, sleep(10_000).then(() => null)]);
+    if (res === null) {
+      h.child.kill('SIGKILL');
+      throw new Error(`hub ignored SIGTERM for 10 s; log:\n${h.log()}`);
+    }
+    return res;
+  }
+
+  /** `wg show HUBIF dump`, parsed. */
+  hubDump(): Promise<Dump> {
+    return dump(this.hubNs, this.hubIf);
+  }
+
+  /** Public key → allowed IPs (sorted, comma-joined) of the live hub interface. */
+  async hubAllowedIps(): Promise<Map<string, string>> {
+    const d = await this.hubDump();
+    return new Map(d.peers.map((p) => [p.publicKey, p.allowedIps.split(',').filter((s) => s !== '(none)' && s !== '').sort().join(',')]));
+  }
+
+  /** Wait until `check(allowedIps)` holds; returns the elapsed ms. */
+  async waitHub(what: string, check: (m: Map<string, string>) => boolean, timeoutMs = 3000): Promise<number> {
+    const t0 = Date.now();
+    await waitFor(what, async () => check(await this.hubAllowedIps()), timeoutMs, 25);
+    return Date.now() - t0;
+  }
+
+  // ─── wireguard-go peers ───────────────────────────────────────────────────
+
+  /**
+   * Start wireguard-go in peer namespace `i` (1-based) with `keys` and mesh address `ip`,
+   * peer = the hub (allowed-ips: the whole subnet, keepalive 25 s). Call only after the hub
+   * lists the key (`wg show HUBIF`), or the first initiation is dropped.
+   */
+  async startPeer(i: number, name: string, keys: KeyPair, ip: string, opts: { endpoint?: string } = {}): Promise<HubPeer> {
+    const ns = this.peerNs[i - 1]!;
+    const ifname = `wg${i}${this.tag}`;
+    this.ifnames.add(ifname);
+    await nsRun(ns, 'wireguard-go', [ifname], { timeoutMs: 20_000 });
+    if (!existsSync(`${SOCKET_DIR}/${ifname}.sock`)) throw new Error(`wireguard-go ${ifname}: no UAPI socket`);
+    const keyFile = this.path(`${ifname}.key`);
+    writeFileSync(keyFile, keys.priv + '\n', { mode: 0o600 });
+    const hubPub = await this.hubPublicKey();
+    await wg(ns, [
+      'set', ifname, 'private-key', keyFile,
+      'peer', hubPub, 'allowed-ips', this.subnet, 'endpoint', opts.endpoint ?? `${this.hubOuter(i)}:${this.port}`, 'persistent-keepalive', '25',
+    ]);
+    await run('ip', ['-n', ns, 'addr', 'add', `${ip}/${this.prefixLen}`, 'dev', ifname]);
+    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up', 'mtu', '1420']);
+    return { name, ns, ifname, keys, ip };
+  }
+
+  /** Stop the wireguard-go of a peer (its interface goes away). */
+  async stopPeer(p: HubPeer): Promise<void> {
+    const pids = await nsPids(p.ns);
+    await terminate(pids);
+    try {
+      unlinkSync(`${SOCKET_DIR}/${p.ifname}.sock`);
+    } catch {
+      // gone
+    }
+  }
+
+  /** Wait until the hub has a handshake with `pub`. */
+  async waitHandshake(pub: string, timeoutMs = 10_000): Promise<void> {
+    await waitFor(
+      `a handshake between the hub and ${pub}`,
+      async () => (await this.hubDump()).peers.some((p) => p.publicKey === pub && p.latestHandshake > 0),
+      timeoutMs,
+      50,
+    );
+  }
+
+  /** Generate a key pair. */
+  keys(): Promise<KeyPair> {
+    return genKeyPair();
+  }
+
+  // ─── teardown ─────────────────────────────────────────────────────────────
+
+  async teardown(): Promise<void> {
+    if (this.#down) return;
+    this.#down = true;
+    live.delete(this);
+    for (const ns of this.namespaces) await terminate(await nsPids(ns));
+    if (this.hub !== null && this.hub.child.exitCode === null && this.hub.child.signalCode === null) this.hub.child.kill('SIGKILL');
+    for (const n of this.ifnames) {
+      try {
+        unlinkSync(`${SOCKET_DIR}/${n}.sock`);
+      } catch {
+        // gone (normal)
+      }
+    }
+    for (const ns of this.namespaces) await run('ip', ['netns', 'del', ns], { allowFail: true });
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Tear down every hub topology still alive (afterAll safety net). */
+export async function teardownHubTopologies(): Promise<void> {
+  for (const t of [...live]) await t.teardown();
+}
+
+/** Parse `device NAME: IP` / `client NAME: IP`. */
+export function parseAdded(stdout: string): string {
+  const m = /^(?:device|client) \S+: (\d+\.\d+\.\d+\.\d+)/m.exec(stdout);
+  if (m === null) throw new Error(`no "NAME: IP" line in ${JSON.stringify(stdout)}`);
+  return m[1]!;
+}
+
+/**
+ * The fake fleet API (run in the hub's namespace with
+ * `node fake-api.mjs PORT DATA_FILE MODE_FILE LOG_FILE`): answers every GET with DATA_FILE
+ * (re-read each time), or 500 / a request that never gets an answer / invalid JSON when
+ * MODE_FILE says `500` / `hang` / `badjson`. Leaving `hang` mode destroys the hanging
+ * connections. Every request is appended to LOG_FILE as one JSON line.
+ */
+export const FAKE_API_SCRIPT = `
+import http from 'node:http';
+import fs from 'node:fs';
+const [port, dataFile, modeFile, logFile] = process.argv.slice(2);
+const mode = () => { try { return fs.readFileSync(modeFile, 'utf8').trim() || 'ok'; } catch { return 'ok'; } };
+const hanging = new Set();
+const server = http.createServer((req, res) => {
+  const m = mode();
+  fs.appendFileSync(logFile, JSON.stringify({ t: Date.now(), method: req.method, url: req.url, token: req.headers['osf-token'] ?? null, mode: m }) + '\\n');
+  if (m === '500') { res.writeHead(500, { 'content-type': 'text/plain' }); res.end('fake internal error'); return; }
+  if (m === 'hang') { hanging.add(req.socket); req.socket.on('close', () => hanging.delete(req.socket)); return; }
+  if (m === 'badjson') { res.writeHead(200, { 'content-type': 'application/json' }); res.end('[{"name": '); return; }
+  const body = fs.readFileSync(dataFile, 'utf8');
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(body);
+});
+setInterval(() => { if (mode() !== 'hang') for (const s of hanging) s.destroy(); }, 100);
+process.on('SIGTERM', () => process.exit(0));
+server.listen(Number(port), '127.0.0.1', () => console.log('listening on ' + port));
+`;
