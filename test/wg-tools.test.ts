@@ -29,7 +29,8 @@ import {
   waitFor,
   which,
   wg,
-  type Daemon,
+  netState,
+  wireguardGoPeerB,
   type KeyPair,
 } from './net/netns.js';
 
@@ -231,27 +232,9 @@ PersistentKeepalive = 15
       ...(shimPath === null ? {} : { PATH: `${shimPath}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` }),
     });
 
-    /** Everything wg-quick may add in namespace A: rules, routes of all tables, nft tables. */
-    const netState = async () => {
-      const parts: string[] = [];
-      for (const args of [['rule'], ['-6', 'rule'], ['route', 'show', 'table', 'all'], ['-6', 'route', 'show', 'table', 'all']]) {
-        parts.push(`# ip ${args.join(' ')}\n${(await run('ip', ['-n', t.a, ...args])).stdout}`);
-      }
-      if (shimPath === null && which('nft') !== null) parts.push(`# nft list tables\n${(await nsRun(t.a, 'nft', ['list', 'tables'])).stdout}`);
-      return parts.join('\n');
-    };
-
-    async function peerB(a: KeyPair): Promise<{ daemon: Daemon; keys: KeyPair }> {
-      const keys = await genKeyPair();
-      const dir = t.tempDir();
-      writeFileSync(join(dir, 'k'), keys.priv + '\n', { mode: 0o600 });
-      const daemon = await startDaemon(t, t.b!, 'wireguard-go', `wgq${rand(3)}`);
-      await wg(t.b!, ['set', daemon.ifname, 'private-key', join(dir, 'k'), 'listen-port', '51821', 'peer', a.pub, 'allowed-ips', `${INNER.a4}/32,${INNER.a6}/128`]);
-      await run('ip', ['-n', t.b!, 'addr', 'add', `${INNER.b4}/24`, 'dev', daemon.ifname]);
-      await run('ip', ['-n', t.b!, '-6', 'addr', 'add', `${INNER.b6}/64`, 'dev', daemon.ifname, 'nodad']);
-      await run('ip', ['-n', t.b!, 'link', 'set', daemon.ifname, 'up', 'mtu', '1420']);
-      return { daemon, keys };
-    }
+    /** Everything wg-quick may add in namespace A (nft tables only when the real nft is used). */
+    const netStateA = () => netState(t.a, shimPath === null);
+    const peerB = (a: KeyPair) => wireguardGoPeerB(t, a.pub);
 
     for (const variant of ['split', 'full'] as const) {
       it(`${variant} tunnel: wg-quick up works through tsguard-wg, wg-quick down leaves nothing behind`, async () => {
@@ -278,7 +261,7 @@ PersistentKeepalive = 15
           `[Interface]\nPrivateKey = ${a.priv}\nAddress = ${INNER.a4}/24, ${INNER.a6}/64\nListenPort = 51820\n\n[Peer]\nPublicKey = ${b.keys.pub}\nAllowedIPs = ${allowed}\nEndpoint = ${endpoint}\n`,
           { mode: 0o600 },
         );
-        const before = await netState();
+        const before = await netStateA();
         let up = false;
         try {
           const r = await nsRun(t.a, 'wg-quick', ['up', conf], { env: env(), timeoutMs: 30_000 });
@@ -314,7 +297,7 @@ PersistentKeepalive = 15
           await waitFor(`tsguard-wg (pid ${pid}) to exit after wg-quick down`, () => !alive(pid!), 10_000);
           expect(existsSync(`${SOCKET_DIR}/${name}.sock`)).toBe(false);
           expect((await run('ip', ['-n', t.a, 'link', 'show', 'dev', name], { allowFail: true })).code).not.toBe(0);
-          expect(await netState()).toBe(before);
+          expect(await netStateA()).toBe(before);
         } finally {
           if (up) await nsRun(t.a, 'wg-quick', ['down', conf], { env: env(), allowFail: true });
           await stopDaemon(b.daemon);

@@ -671,3 +671,34 @@ export async function stableDumps(x: { ns: string; ifname: string }, y: { ns: st
   }
   throw new Error('transfer counters never became stable');
 }
+
+// ─── wg-quick style tests ───────────────────────────────────────────────────
+
+/**
+ * Everything a wg-quick-like tool may add in namespace `ns`: rules, routes of all tables
+ * and (when `withNft`) nft tables — compare before `up` and after `down`.
+ */
+export async function netState(ns: string, withNft = false): Promise<string> {
+  const parts: string[] = [];
+  for (const args of [['rule'], ['-6', 'rule'], ['route', 'show', 'table', 'all'], ['-6', 'route', 'show', 'table', 'all']]) {
+    parts.push(`# ip ${args.join(' ')}\n${(await run('ip', ['-n', ns, ...args])).stdout}`);
+  }
+  if (withNft && which('nft') !== null) parts.push(`# nft list tables\n${(await nsRun(ns, 'nft', ['list', 'tables'])).stdout}`);
+  return parts.join('\n');
+}
+
+/**
+ * A wireguard-go peer in namespace B (listen port 51821, tunnel addresses INNER.b4/b6)
+ * that accepts `aPub` with A's tunnel addresses.
+ */
+export async function wireguardGoPeerB(t: Topology, aPub: string): Promise<{ daemon: Daemon; keys: KeyPair }> {
+  const keys = await genKeyPair();
+  const dir = t.tempDir();
+  writeFileSync(join(dir, 'k'), keys.priv + '\n', { mode: 0o600 });
+  const daemon = await startDaemon(t, t.b!, 'wireguard-go', `wgq${rand(3)}`);
+  await wg(t.b!, ['set', daemon.ifname, 'private-key', join(dir, 'k'), 'listen-port', '51821', 'peer', aPub, 'allowed-ips', `${INNER.a4}/32,${INNER.a6}/128`]);
+  await run('ip', ['-n', t.b!, 'addr', 'add', `${INNER.b4}/24`, 'dev', daemon.ifname]);
+  await run('ip', ['-n', t.b!, '-6', 'addr', 'add', `${INNER.b6}/64`, 'dev', daemon.ifname, 'nodad']);
+  await run('ip', ['-n', t.b!, 'link', 'set', daemon.ifname, 'up', 'mtu', '1420']);
+  return { daemon, keys };
+}
