@@ -3,6 +3,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseIp, parsePrefix } from '../src/routing/ip.js';
+import { CookieGenerator } from '../src/noise/cookie.js';
+import { createInitiation, Handshake, makeIdentity } from '../src/noise/handshake.js';
+import { tai64n } from '../src/crypto/tai64n.js';
 import {
   KEEPALIVE_SIZE,
   MSG_COOKIE_REPLY,
@@ -317,5 +320,44 @@ describe('configuration and roaming', () => {
     const other = { host: '192.0.2.99', port: 5 };
     b.device.setPeer(a.device.publicKey!, { endpoint: other });
     expect(peerOfB.endpoint).toEqual(other);
+  });
+});
+
+describe('handshake replay, flood and low-order keys', () => {
+  it('drops a replayed initiation and one arriving within 20 ms of the last; accepts a later one', () => {
+    const { sim, a, b } = pair();
+    const p = a.device.crypto;
+    const ident = makeIdentity(p, a.device.privateKey!);
+    const hs = new Handshake(p, b.device.publicKey!);
+    hs.precompute(p, ident);
+    const macs = new CookieGenerator(p, () => sim.clock.now(), b.device.publicKey!);
+    const initiation = (wallMs: number) => {
+      const m = createInitiation(p, ident, hs, 7, tai64n(wallMs))!;
+      macs.addMacs(m);
+      return m;
+    };
+    const responses = () => b.sent.filter((f) => f.data[0] === MSG_RESPONSE).length;
+    const wall = sim.clock.wallNow();
+    const first = initiation(wall);
+    b.device.receiveDatagram(first, a.endpoint);
+    expect(responses()).toBe(1);
+    b.device.receiveDatagram(first, a.endpoint); // exact replay: timestamp not newer
+    expect(b.device.stats.handshakeReplay).toBe(1);
+    sim.clock.t += 5;
+    b.device.receiveDatagram(initiation(wall + 1000), a.endpoint); // newer, but 5 ms after the last: flood
+    expect(b.device.stats.handshakeReplay).toBe(2);
+    expect(responses()).toBe(1);
+    sim.clock.t += 30;
+    b.device.receiveDatagram(initiation(wall + 2000), a.endpoint);
+    expect(responses()).toBe(2);
+  });
+
+  it('never starts a handshake with a low-order (all-zero) peer key', () => {
+    const { sim, a } = pair();
+    const zero = new Uint8Array(32);
+    a.device.setPeer(zero, { endpoint: { host: '192.0.2.9', port: 1 }, allowedIps: [parsePrefix('10.0.9.0/24')] });
+    a.device.sendPacket(ipv4Packet('10.0.0.1', '10.0.9.1', payload(10)));
+    sim.advance(30_000);
+    expect(sim.log.filter((f) => f.to.host === '192.0.2.9')).toHaveLength(0);
   });
 });
