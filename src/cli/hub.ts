@@ -11,19 +11,31 @@ import { getCrypto } from '../crypto/index.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { formatAgo, formatBytes } from './show.js';
 import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubStatus } from '../hub/hub.js';
-import { Registry } from '../hub/registry.js';
+import { Registry, type TokenInfo } from '../hub/registry.js';
+import { loadOrCreateApiTls } from '../hub/tls.js';
+import { parseDuration } from '../hub/tokens.js';
 
 const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
 
   up --interface NAME --subnet CIDR --listen-port PORT [--endpoint HOST:PORT]
      [--allow-device-to-device] [--clients-file PATH] [--ipv6 CIDR]
      [--factory NAME --api-url URL --api-token-file PATH] [--api-interval SECONDS]
-                                run the hub in the foreground until SIGTERM
+     [--api ADDR:PORT [--api-insecure-http]] [--quarantine SECONDS]
+                                run the hub in the foreground until SIGTERM; --api serves agent
+                                registration (HTTPS, self-signed certificate kept in the data dir;
+                                plain HTTP only on loopback with --api-insecure-http); --quarantine
+                                keeps a removed peer's address unused that long (stored)
   device add NAME --public-key KEY [--ip IP] [--route CIDR ...]
   device remove NAME
   client add NAME [--public-key KEY] [--ip IP] [--qr]
                                 without a key, generates one and prints the client's wg-quick config
   client remove NAME
+  agent remove NAME             remove a registered agent (its address is quarantined, see --quarantine)
+  token create [--ttl DURATION] [--uses N] [--comment TEXT] [--json]
+                                print a new enrollment token and the "tsguard join" command line
+                                (DURATION: 90s, 30m, 24h (default), 7d; 0 = never expires; N: default unlimited)
+  token list [--json]           tokens (never their secrets): id, state, uses, expiry
+  token revoke ID               the token stops working, also for agents it enrolled
   show [--json]                 every peer: kind, name, address, key, endpoint, handshake, transfer, relayed/refused
   pubkey                        the hub's public key`;
 
@@ -53,6 +65,12 @@ export async function hubMain(args: string[]): Promise<number> {
       'api-url': { type: 'string' },
       'api-token-file': { type: 'string' },
       'api-interval': { type: 'string' },
+      api: { type: 'string' },
+      'api-insecure-http': { type: 'boolean' },
+      quarantine: { type: 'string' },
+      ttl: { type: 'string' },
+      uses: { type: 'string' },
+      comment: { type: 'string' },
       'public-key': { type: 'string' },
       ip: { type: 'string' },
       route: { type: 'string', multiple: true },
@@ -75,6 +93,22 @@ export async function hubMain(args: string[]): Promise<number> {
       return 0;
     case 'show':
       return hubShow(dataDir, values.json ?? false);
+    case 'token':
+      if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
+      return hubToken(dataDir, sub, name, values);
+    case 'agent': {
+      if (sub !== 'remove') throw new HubUsageError(`unknown "agent ${sub ?? ''}": agents register themselves ("tsguard join"); use "agent remove NAME"`);
+      if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
+      const reg = Registry.open(dataDir);
+      try {
+        const rec = reg.removePeer('agent', need(name, 'the agent name'));
+        const q = reg.quarantineSeconds;
+        process.stdout.write(`agent ${rec.name} removed${q > 0 ? `; ${rec.ipv4} is quarantined for ${q} s` : ''}\n`);
+        return 0;
+      } finally {
+        reg.close();
+      }
+    }
     case 'device':
     case 'client': {
       if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
@@ -124,8 +158,16 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
     if (lvl === 'info' && level === 'error') return;
     process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
   };
+  let quarantineSeconds: number | undefined;
+  if (v.quarantine !== undefined) {
+    quarantineSeconds = Number(v.quarantine);
+    if (!Number.isFinite(quarantineSeconds) || quarantineSeconds < 0) throw new HubUsageError('--quarantine must be a number of seconds, 0 or more');
+  }
+  if (v['api-insecure-http'] && v.api === undefined) throw new HubUsageError('--api-insecure-http needs --api ADDR:PORT');
   const hub = await Hub.start({
     dataDir,
+    ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
+    ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
     ifname: need(v.interface as string | undefined, '--interface NAME'),
     subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
     ipv6: v.ipv6 as string | undefined,
@@ -233,6 +275,7 @@ async function hubShow(dataDir: string, json: boolean): Promise<number> {
       '',
       `${p.kind} ${p.name}${p.enabled ? '' : ' (disabled)'}: ${p.address}${p.address6 ? `, ${p.address6}` : ''}${p.routes.length ? ` routes ${p.routes.join(', ')}` : ''}`,
       `  key: ${p.publicKey}  source: ${p.source}`,
+      ...(Object.keys(p.labels ?? {}).length ? [`  labels: ${Object.entries(p.labels).map(([k, l]) => `${k}=${l}`).join(', ')}`] : []),
       `  endpoint: ${p.endpoint ?? '(none)'}`,
       `  latest handshake: ${p.latestHandshake ? formatAgo(p.latestHandshake, now) : p.lastSeen ? `(last seen ${formatAgo(Math.floor(p.lastSeen / 1000), now)})` : 'never'}`,
       `  transfer: ${formatBytes(p.rxBytes)} received, ${formatBytes(p.txBytes)} sent; relayed ${p.relayed}, refused ${p.refused}`,
@@ -240,4 +283,75 @@ async function hubShow(dataDir: string, json: boolean): Promise<number> {
   }
   process.stdout.write(out.join('\n') + '\n');
   return 0;
+}
+
+function tokenLine(t: TokenInfo, now: number): string {
+  const expires = t.expiresAt === null ? 'never expires' : `${t.expiresAt > now ? 'expires' : 'expired'} ${new Date(t.expiresAt).toISOString()}`;
+  const uses = `${t.uses}/${t.maxUses ?? 'unlimited'} uses`;
+  return `${t.id}  ${t.state.padEnd(8)}  ${uses}  ${expires}${t.comment ? `  # ${t.comment}` : ''}`;
+}
+
+/** `hub token create|list|revoke`. */
+async function hubToken(dataDir: string, sub: string | undefined, id: string | undefined, v: Values): Promise<number> {
+  const reg = Registry.open(dataDir);
+  try {
+    switch (sub) {
+      case 'create': {
+        if (id !== undefined) throw new HubUsageError(`unexpected argument "${id}"`);
+        let ttlSeconds: number;
+        let maxUses: number | null = null;
+        try {
+          ttlSeconds = v.ttl === undefined ? 86400 : parseDuration(v.ttl as string);
+        } catch (e) {
+          throw new HubUsageError(`--ttl: ${(e as Error).message}`);
+        }
+        if (v.uses !== undefined) {
+          maxUses = Number(v.uses);
+          if (!Number.isInteger(maxUses) || maxUses < 1) throw new HubUsageError('--uses must be a whole number, 1 or more');
+        }
+        const { token, info } = reg.createToken({ ttlSeconds, maxUses, comment: (v.comment as string | undefined) ?? null });
+        const hubInfo = readHubInfo(dataDir);
+        // The certificate file is the source of truth; it is created here if the hub has not served HTTPS yet.
+        const pin = loadOrCreateApiTls(dataDir).pin;
+        let url = hubInfo?.api ?? 'https://HUB_ADDRESS:PORT';
+        url = url.replace('://0.0.0.0:', '://HUB_ADDRESS:').replace('://[::]:', '://HUB_ADDRESS:');
+        const insecure = url.startsWith('http://');
+        const cmd = `tsguard join ${url} --token ${token}${insecure ? '' : ` --ca-hash ${pin}`} --state-dir /var/lib/tsguard-agent --interface tsguard0`;
+        if (v.json) {
+          process.stdout.write(JSON.stringify({ token, ...info, caHash: pin, url, join: cmd }, null, 2) + '\n');
+          return 0;
+        }
+        process.stdout.write(
+          [
+            `token: ${token}`,
+            `id: ${info.id}  ${info.maxUses === null ? 'unlimited uses' : `${info.maxUses} use(s)`}, ${info.expiresAt === null ? 'never expires' : `expires ${new Date(info.expiresAt).toISOString()}`}`,
+            `ca-hash: ${pin}`,
+            '',
+            'join an agent with:',
+            `  ${cmd}`,
+            ...(hubInfo?.api === undefined ? ['  (start the hub with --api ADDR:PORT; replace HUB_ADDRESS:PORT with the address agents reach it on)'] : []),
+            '',
+          ].join('\n'),
+        );
+        return 0;
+      }
+      case 'list': {
+        if (id !== undefined) throw new HubUsageError(`unexpected argument "${id}"`);
+        const list = reg.listTokens();
+        if (v.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        else if (list.length === 0) process.stdout.write('no enrollment tokens ("tsguard hub token create" makes one)\n');
+        else process.stdout.write(list.map((t) => tokenLine(t, Date.now())).join('\n') + '\n');
+        return 0;
+      }
+      case 'revoke': {
+        const t = reg.revokeToken(need(id, 'the token id (see "tsguard hub token list")'));
+        process.stdout.write(`token ${t.id} revoked\n`);
+        return 0;
+      }
+      default:
+        throw new HubUsageError(`unknown "token ${sub ?? ''}": use "token create", "token list" or "token revoke ID"`);
+    }
+  } finally {
+    reg.close();
+  }
 }

@@ -14,6 +14,7 @@ import { formatDump, formatShow } from './show.js';
 import { loadDesired, showconf } from './conf.js';
 import { down, up } from './quick.js';
 import { hubMain, HubUsageError } from './hub.js';
+import { isJoinUsageError, joinMain } from './join.js';
 
 const USAGE = `Usage: tsguard COMMAND [ARGS]
 
@@ -27,6 +28,7 @@ const USAGE = `Usage: tsguard COMMAND [ARGS]
   pubkey                    read a private key on stdin, print its public key
   genpsk                    print a new preshared key
   hub ...                   run and manage a fleet hub (see "tsguard hub --help")
+  join URL ...              register with a hub and keep the tunnel up (see "tsguard join --help")
 
 The daemon behind an interface is tsguard-wg (see "tsguard-wg --help").`;
 
@@ -99,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'hub':
       return hubMain(args);
+    case 'join':
+      return joinMain(args);
     case 'up':
     case 'down': {
       if (args.length !== 1) throw new UsageError(`${cmd} takes a configuration file or an interface name`);
@@ -119,6 +123,6 @@ main(process.argv.slice(2)).then(
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tsguard: ${msg}\n`);
     if (e instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
-    process.exitCode = e instanceof UsageError || e instanceof HubUsageError ? 2 : 1;
+    process.exitCode = e instanceof UsageError || e instanceof HubUsageError || isJoinUsageError(e) ? 2 : 1;
   },
 );

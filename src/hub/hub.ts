@@ -18,10 +18,12 @@ import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
+import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
 import { loadOrCreateHubKey, Registry, type PeerRecord } from './registry.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
+import { loadOrCreateApiTls } from './tls.js';
 
 /** Options of {@link Hub.start} (the flags of `tsguard hub up`). */
 export interface HubOptions {
@@ -45,6 +47,14 @@ export interface HubOptions {
   fleet?: { factory: string; apiUrl: string; tokenFile: string; intervalMs?: number };
   /** Log sink (never receives secrets). */
   log: DaemonLog;
+  /**
+   * Serve the registration API (`POST /v1/register`) on `listen`
+   * (`ADDR:PORT`): HTTPS with the certificate kept in the data directory, or
+   * plain HTTP with `insecureHttp` (loopback addresses only).
+   */
+  api?: { listen: string; insecureHttp?: boolean };
+  /** Quarantine of removed peers' addresses, seconds (stored in the registry; omitted = keep the stored value). */
+  quarantineSeconds?: number;
 }
 
 /** What `hub.json` in the data dir records for the CLI (no secrets). */
@@ -59,6 +69,10 @@ export interface HubInfo {
   subnet: string;
   /** IPv6 mesh prefix. */
   ipv6?: string;
+  /** Base URL of the registration API, when served (`https://ADDR:PORT`). */
+  api?: string;
+  /** Pin of the API certificate (`sha256:HEX`), when served over HTTPS. */
+  apiPin?: string;
 }
 
 /** Path of the control socket of a running hub. */
@@ -86,9 +100,11 @@ export class Hub {
   #managed = new Map<string, { sig: string; kind: PeerKind }>();
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
+  #api: RegistrationApi | null = null;
   #timers: NodeJS.Timeout[] = [];
   #fleet: FleetApiSource | null = null;
   #lastVersion = -1;
+  #apiPin: string | undefined;
   #stopped = false;
   #done: Promise<void>;
   #resolveDone!: () => void;
@@ -107,7 +123,18 @@ export class Hub {
 
   /** Open the registry, create the interface, restore every peer, then start serving. */
   static async start(opts: HubOptions): Promise<Hub> {
+    // Flags are checked before anything is created.
+    const apiListen = opts.api ? parseListenAddress(opts.api.listen) : null;
+    if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
+      throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
+    }
     const registry = Registry.open(opts.dataDir, { create: { subnet: opts.subnet, ipv6: opts.ipv6 } });
+    try {
+      if (opts.quarantineSeconds !== undefined) registry.setQuarantineSeconds(opts.quarantineSeconds);
+    } catch (e) {
+      registry.close();
+      throw e;
+    }
     const key = loadOrCreateHubKey(opts.dataDir);
     let relay: Relay | null = null;
     let hub: Hub | null = null;
@@ -129,6 +156,21 @@ export class Hub {
       hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
       hub.#uapi.onRemoved(() => hub!.stop('UAPI socket removed'));
       hub.#control = await hub.#serveControl();
+      if (opts.api && apiListen) {
+        const tls = opts.api.insecureHttp ? null : loadOrCreateApiTls(opts.dataDir, [apiListen.host]);
+        hub.#api = await RegistrationApi.start({
+          registry,
+          listen: apiListen,
+          tls,
+          hubPublicKey: keyToBase64(runtime.device.publicKey!),
+          listenPort: runtime.listenPort,
+          ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+          // The new peer is live before the agent gets its answer (and sends its first handshake).
+          onRegistered: () => hub!.#reconcile(),
+          log: opts.log,
+        });
+        hub.#apiPin = tls?.pin;
+      }
       await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
       hub.#watch();
     } catch (e) {
@@ -154,6 +196,8 @@ export class Hub {
       endpoint: this.opts.endpoint,
       subnet: this.registry.subnet,
       ipv6: this.registry.ipv6Subnet ?? undefined,
+      api: this.#api?.url,
+      apiPin: this.#apiPin,
     };
   }
 
@@ -233,7 +277,7 @@ export class Hub {
           return;
         }
         const parsed = parseClientsFile(text, file);
-        for (const err of parsed.errors) this.opts.log('error', `${file}:${err.line}: ${err.message} (line skipped)`);
+        for (const err of parsed.errors) this.opts.log('error', err.message.endsWith('(line skipped)') ? err.message : `${err.message} (line skipped)`);
         this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
       };
       load();
@@ -301,6 +345,7 @@ export class Hub {
     for (const t of this.#timers) clearInterval(t);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
+    await this.#api?.close().catch(() => undefined);
     await this.#uapi?.close().catch(() => undefined);
     if (this.#control) {
       await new Promise<void>((r) => this.#control!.close(() => r()));

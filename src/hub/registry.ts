@@ -42,6 +42,11 @@
  * - **Refuse rather than guess.** Any failure of the store (cannot open, I/O
  *   error, locked for longer than the busy timeout, closed) is a
  *   `STORE_UNAVAILABLE` error; there is no in-memory fallback.
+ * - **Enrollment tokens** (`tokens` table: id, SHA-256 of the secret, expiry,
+ *   use count; `enrollments`: which token enrolled which agent) authorise
+ *   {@link Registry.registerAgent}, which checks the token, allocates and
+ *   counts the use in one transaction. The default quarantine of removed
+ *   peers is stored in `meta` (`hub up --quarantine`).
  * @module
  */
 
@@ -66,6 +71,7 @@ import Database from 'better-sqlite3';
 import { getCrypto } from '../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../routing/ip.js';
+import { generateToken, hashesEqual, hashSecret, parseToken } from './tokens.js';
 
 // ─── public types ────────────────────────────────────────────────────────────
 
@@ -94,7 +100,8 @@ export type RegistryErrorCode =
   | 'NOT_FOUND'
   | 'SUBNET_CHANGED'
   | 'NOT_INITIALIZED'
-  | 'STORE_UNAVAILABLE';
+  | 'STORE_UNAVAILABLE'
+  | 'UNAUTHORIZED';
 
 /**
  * Every failure of the registry. `code` is stable for programs; `message`
@@ -222,6 +229,59 @@ export interface ReplaceSourceResult {
   updated: string[];
   /** Entries skipped (an existing peer with a skipped entry keeps its old state). */
   errors: Array<{ name: string; message: string }>;
+}
+
+/** State of an enrollment token. */
+export type TokenState = 'valid' | 'expired' | 'used-up' | 'revoked';
+
+/** An enrollment token as listed by {@link Registry.listTokens} (never its secret). */
+export interface TokenInfo {
+  /** Public identifier (the part before the dot). */
+  id: string;
+  /** Creation time, Unix ms. */
+  createdAt: number;
+  /** Expiry, Unix ms; null = never. */
+  expiresAt: number | null;
+  /** Maximum number of registrations; null = unlimited. */
+  maxUses: number | null;
+  /** Registrations accepted with it so far (new agents and re-keys). */
+  uses: number;
+  /** Revocation time, Unix ms, or null. */
+  revokedAt: number | null;
+  /** Admin comment. */
+  comment: string | null;
+  /** Whether it can enroll new agents now. */
+  state: TokenState;
+}
+
+/** Options of {@link Registry.createToken}. */
+export interface CreateTokenOptions {
+  /** Lifetime in seconds; 0 or null = never expires. Default 86400 (24 h). */
+  ttlSeconds?: number | null;
+  /** Maximum registrations; null = unlimited (default). */
+  maxUses?: number | null;
+  /** Comment shown by `hub token list`. */
+  comment?: string | null;
+}
+
+/** Input of {@link Registry.registerAgent} (what `POST /v1/register` carries). */
+export interface RegisterAgentInput {
+  /** The enrollment token (`ID.SECRET`). */
+  token: string;
+  /** Agent id: the agent's peer name (1–63 characters from `[A-Za-z0-9._-]`). */
+  agentId: string;
+  /** The agent's public key, base64. */
+  publicKey: string;
+  /** Labels; omitted = keep the stored ones. */
+  labels?: Readonly<Record<string, string>>;
+}
+
+/** Result of {@link Registry.registerAgent}. */
+export interface RegisterAgentResult extends AddPeerResult {
+  /** Id of the token that authorised the request. */
+  tokenId: string;
+  /** Whether a token use was consumed (new agent or re-key). */
+  consumed: boolean;
 }
 
 /** Options of {@link Registry.open}. */
@@ -492,6 +552,20 @@ function toRecord(r: PeerRow): PeerRecord {
   };
 }
 
+interface TokenRow {
+  id: string;
+  secret_hash: Buffer;
+  created_at: number;
+  expires_at: number | null;
+  max_uses: number | null;
+  uses: number;
+  revoked_at: number | null;
+  comment: string | null;
+}
+
+/** Compared against when a token id is unknown (constant-time path). */
+const UNKNOWN_TOKEN_HASH = Buffer.alloc(32);
+
 const ident = (r: { kind: string; name: string }) => `${r.kind}/${r.name}`;
 
 /** The prefixes a peer owns: its /32, its /128 and its routes. */
@@ -527,6 +601,22 @@ CREATE TABLE IF NOT EXISTS quarantine (
   ipv4_int    INTEGER PRIMARY KEY,
   until_ms    INTEGER NOT NULL,
   former      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  id          TEXT PRIMARY KEY,
+  secret_hash BLOB NOT NULL,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER,
+  max_uses    INTEGER,
+  uses        INTEGER NOT NULL DEFAULT 0,
+  revoked_at  INTEGER,
+  comment     TEXT
+);
+CREATE TABLE IF NOT EXISTS enrollments (
+  name        TEXT PRIMARY KEY,
+  token_id    TEXT NOT NULL,
+  public_key  TEXT NOT NULL,
+  at          INTEGER NOT NULL
 );
 `;
 
@@ -844,7 +934,8 @@ export class Registry {
   }
 
   #quarantine(row: PeerRow, seconds: number | undefined): void {
-    if (seconds === undefined || seconds <= 0) return;
+    seconds ??= this.#storedQuarantine();
+    if (seconds <= 0) return;
     if (!Number.isFinite(seconds)) throw new RegistryError('INVALID_IP', `quarantine of ${seconds} seconds is not a finite number`);
     this.#db
       .prepare('INSERT OR REPLACE INTO quarantine (ipv4_int, until_ms, former) VALUES (?, ?, ?)')
@@ -1189,6 +1280,182 @@ export class Registry {
     });
     if (result.added.length + result.removed.length + result.updated.length > 0) this.#localChanges++;
     return { ...result, errors };
+  }
+
+  // ── quarantine default ──
+
+  #storedQuarantine(): number {
+    const v = this.#db.prepare(`SELECT value FROM meta WHERE key = 'quarantine_seconds'`).get() as { value: string } | undefined;
+    const n = v === undefined ? 0 : Number(v.value);
+    return Number.isFinite(n) && n > 0 ? n : 0;
+  }
+
+  /**
+   * The quarantine applied when a peer is removed (or its address changes)
+   * without an explicit `quarantineSeconds`: stored in the registry, so CLI
+   * processes follow what `tsguard hub up --quarantine SECONDS` set. Default 0.
+   */
+  get quarantineSeconds(): number {
+    return this.#read('read', () => this.#storedQuarantine());
+  }
+
+  /**
+   * Store the default quarantine in seconds (see {@link quarantineSeconds}).
+   * @throws RegistryError `INVALID_IP` for a negative or non-finite value, `STORE_UNAVAILABLE`
+   */
+  setQuarantineSeconds(seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      throw new RegistryError('INVALID_IP', `quarantine of ${seconds} seconds is not valid: give a number of seconds, 0 or more`);
+    }
+    this.#write('set quarantine', () => {
+      this.#db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('quarantine_seconds', ?)`).run(String(seconds));
+    });
+  }
+
+  // ── enrollment tokens ──
+
+  #tokenInfo(r: TokenRow, now = this.#now()): TokenInfo {
+    const state: TokenState =
+      r.revoked_at !== null ? 'revoked' : r.expires_at !== null && r.expires_at <= now ? 'expired' : r.max_uses !== null && r.uses >= r.max_uses ? 'used-up' : 'valid';
+    return {
+      id: r.id,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      maxUses: r.max_uses,
+      uses: r.uses,
+      revokedAt: r.revoked_at,
+      comment: r.comment,
+      state,
+    };
+  }
+
+  /**
+   * Create an enrollment token. The returned `token` (`ID.SECRET`) is the
+   * only copy of the secret: the registry keeps its SHA-256.
+   * @throws RegistryError `INVALID_NAME` for bad options, `STORE_UNAVAILABLE`
+   */
+  createToken(opts: CreateTokenOptions = {}): { token: string; info: TokenInfo } {
+    const ttl = opts.ttlSeconds === undefined ? 86400 : opts.ttlSeconds;
+    if (ttl !== null && (!Number.isFinite(ttl) || ttl < 0)) throw new RegistryError('INVALID_NAME', `token lifetime ${ttl} is not valid: give seconds, 0 = never expires`);
+    const maxUses = opts.maxUses ?? null;
+    if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses < 1)) {
+      throw new RegistryError('INVALID_NAME', `token uses ${maxUses} is not valid: give a whole number, 1 or more (omit for unlimited)`);
+    }
+    const comment = cleanText(opts.comment, 'token comment');
+    const t = generateToken();
+    const now = this.#now();
+    const row = this.#write('create token', () => {
+      this.#db
+        .prepare('INSERT INTO tokens (id, secret_hash, created_at, expires_at, max_uses, comment) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(t.id, hashSecret(t.secret), now, ttl === null || ttl === 0 ? null : now + Math.round(ttl * 1000), maxUses, comment);
+      return this.#db.prepare('SELECT * FROM tokens WHERE id = ?').get(t.id) as TokenRow;
+    });
+    return { token: t.token, info: this.#tokenInfo(row, now) };
+  }
+
+  /** Every enrollment token (without secrets), oldest first. */
+  listTokens(): TokenInfo[] {
+    return this.#read('read', () => {
+      const now = this.#now();
+      return (this.#db.prepare('SELECT * FROM tokens ORDER BY created_at, id').all() as TokenRow[]).map((r) => this.#tokenInfo(r, now));
+    });
+  }
+
+  /**
+   * Revoke a token: it can no longer register anything (also not agents it
+   * enrolled). Idempotent.
+   * @throws RegistryError `NOT_FOUND`, `STORE_UNAVAILABLE`
+   */
+  revokeToken(id: string): TokenInfo {
+    const row = this.#write('revoke token', () => {
+      const r = this.#db.prepare('SELECT * FROM tokens WHERE id = ?').get(String(id).trim()) as TokenRow | undefined;
+      if (!r) throw new RegistryError('NOT_FOUND', `no enrollment token with id "${id}"; "tsguard hub token list" shows them`);
+      if (r.revoked_at === null) this.#db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ?').run(this.#now(), r.id);
+      return this.#db.prepare('SELECT * FROM tokens WHERE id = ?').get(r.id) as TokenRow;
+    });
+    this.#localChanges++;
+    return this.#tokenInfo(row);
+  }
+
+  /** Find the token and check its secret in constant time; throws UNAUTHORIZED. Does not check usability. */
+  #authenticToken(token: unknown): TokenRow {
+    const parsed = parseToken(token);
+    const given = hashSecret(parsed?.secret ?? '');
+    const r = parsed ? (this.#db.prepare('SELECT * FROM tokens WHERE id = ?').get(parsed.id) as TokenRow | undefined) : undefined;
+    // Compare even when the id is unknown, so both cases take the same time.
+    const ok = hashesEqual(given, r ? r.secret_hash : UNKNOWN_TOKEN_HASH) && r !== undefined && parsed !== null;
+    if (!ok || !r) throw new RegistryError('UNAUTHORIZED', 'the enrollment token is not valid (unknown or mistyped); create one with "tsguard hub token create"');
+    if (r.revoked_at !== null) throw new RegistryError('UNAUTHORIZED', `enrollment token ${r.id} was revoked; create a new one with "tsguard hub token create"`);
+    return r;
+  }
+
+  #unusable(r: TokenRow): RegistryError | null {
+    const info = this.#tokenInfo(r);
+    if (info.state === 'expired') return new RegistryError('UNAUTHORIZED', `enrollment token ${r.id} expired at ${new Date(r.expires_at!).toISOString()}; create a new one with "tsguard hub token create"`);
+    if (info.state === 'used-up') return new RegistryError('UNAUTHORIZED', `enrollment token ${r.id} has been used ${r.uses} of ${r.max_uses} times; create a new one with "tsguard hub token create"`);
+    return null;
+  }
+
+  /**
+   * Check that a token is authentic (its secret matches, compared in
+   * constant time) and not revoked; read only, for rejecting a request
+   * before reading its body. An expired or used-up token passes (its
+   * `state` says so): it may still re-register the agents it enrolled.
+   * @throws RegistryError `UNAUTHORIZED`, `STORE_UNAVAILABLE`
+   */
+  checkToken(token: string): TokenInfo {
+    return this.#read('token check', () => this.#tokenInfo(this.#authenticToken(token)));
+  }
+
+  /**
+   * Register an agent with an enrollment token, in one IMMEDIATE
+   * transaction: token check, address allocation, insert and the token's use
+   * count commit together or not at all (a refused request consumes nothing).
+   *
+   * - New agent: the lowest free address; consumes one use.
+   * - Returning agent (same id and key): its record, unchanged address, no
+   *   use consumed. Its labels are replaced when given. A token that has
+   *   expired or is used up still works for the agents it enrolled (an agent
+   *   restarting with its single-use token keeps working); a revoked one
+   *   does not.
+   * - Re-keyed agent (same id, new key): same address, the old key is gone;
+   *   consumes one use of a usable token.
+   *
+   * Everything is validated before the transaction.
+   * @throws RegistryError `UNAUTHORIZED`, `INVALID_NAME`, `INVALID_KEY`, `KEY_CONFLICT`, `NAME_CONFLICT`, `SUBNET_EXHAUSTED`, `STORE_UNAVAILABLE`
+   */
+  registerAgent(input: RegisterAgentInput): RegisterAgentResult {
+    const name = checkName(input.agentId, 'agent id');
+    const key = validatePublicKey(input.publicKey);
+    const labels = input.labels === undefined ? undefined : checkLabels(input.labels);
+    if (parseToken(input.token) === null) {
+      throw new RegistryError('UNAUTHORIZED', 'the enrollment token is not valid (expected ID.SECRET as printed by "tsguard hub token create")');
+    }
+    const result = this.#write(`register agent/${name}`, () => {
+      const tok = this.#authenticToken(input.token);
+      const existing = this.#row('agent', name);
+      const returning = existing !== undefined && existing.public_key === key;
+      const bad = this.#unusable(tok);
+      if (bad) {
+        const enrolled = this.#db.prepare('SELECT token_id, public_key FROM enrollments WHERE name = ?').get(name) as
+          | { token_id: string; public_key: string }
+          | undefined;
+        if (!(returning && enrolled?.token_id === tok.id && enrolled.public_key === key)) throw bad;
+      }
+      let r = this.#add({ kind: 'agent', name, key, ip: null, routes: [], labels: labels ?? {}, comment: null, enabled: true, source: 'registration' });
+      if (!r.created && labels !== undefined) {
+        const row = this.#row('agent', name)!;
+        if (this.#update(row, { labels })) r = { ...toRecord(this.#rowById(row.id)), created: false, rekeyed: r.rekeyed, ...(r.previousPublicKey ? { previousPublicKey: r.previousPublicKey } : {}) };
+      }
+      const consumed = r.created || r.rekeyed;
+      if (consumed) {
+        this.#db.prepare('UPDATE tokens SET uses = uses + 1 WHERE id = ?').run(tok.id);
+        this.#db.prepare('INSERT OR REPLACE INTO enrollments (name, token_id, public_key, at) VALUES (?, ?, ?, ?)').run(name, tok.id, key, this.#now());
+      }
+      return { ...r, tokenId: tok.id, consumed };
+    });
+    this.#localChanges++;
+    return result;
   }
 
   /**

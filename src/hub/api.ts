@@ -1,0 +1,403 @@
+/**
+ * The hub's registration API: `POST /v1/register`, over HTTPS with the
+ * hub's self-signed certificate (agents pin it, see `./tls.ts`), or plain
+ * HTTP on a loopback address only.
+ *
+ * Request: `Authorization: Bearer ID.SECRET` and a JSON body (at most
+ * {@link MAX_BODY_BYTES}) `{agent_id, public_key, labels?}`. Answer (always
+ * JSON, same shape for every outcome):
+ *
+ * | outcome                           | status | `reason`               |
+ * | --------------------------------- | ------ | ---------------------- |
+ * | new agent                         | 200    | `registered`           |
+ * | same agent id and key again       | 200    | `already_registered`   |
+ * | same agent id, new key            | 200    | `rekeyed`              |
+ * | missing/unknown/revoked token, expired or used-up token for a new agent | 401 | `unauthorized` |
+ * | bad JSON, missing or bad fields   | 400    | `invalid_request`      |
+ * | body larger than the limit        | 413    | `invalid_request`      |
+ * | malformed or low-order key        | 400    | `invalid_public_key`   |
+ * | key used by another peer, agent id owned by another source | 409 | `identity_conflict` |
+ * | no free address                   | 409    | `subnet_exhausted`     |
+ * | registry cannot be read/written   | 503    | `store_unavailable`    |
+ * | unknown path / method             | 404 / 405 | `not_found` / `method_not_allowed` |
+ *
+ * `subnet_exhausted` is a 409 (a conflict with the state of the hub that an
+ * admin resolves) rather than 507, which is WebDAV's "insufficient storage".
+ *
+ * Everything is validated before the registry's single IMMEDIATE
+ * transaction, which checks the token, allocates the address, inserts the
+ * agent and counts the token use together; a refused request consumes
+ * nothing. The token is never logged (only its public id).
+ * @module
+ */
+
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { formatEndpoint } from '../device/types.js';
+import { formatIp, parseIp } from '../routing/ip.js';
+import { isValidPeerName, RegistryError, validatePublicKey, type Registry, type RegisterAgentResult } from './registry.js';
+
+/** Largest accepted request body. */
+export const MAX_BODY_BYTES = 4096;
+
+/** Persistent keepalive agents should use towards the hub (seconds). */
+export const AGENT_KEEPALIVE = 25;
+
+/** Why a registration was refused. */
+export type RefusalReason =
+  | 'unauthorized'
+  | 'invalid_request'
+  | 'invalid_public_key'
+  | 'identity_conflict'
+  | 'subnet_exhausted'
+  | 'store_unavailable'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'internal_error';
+
+/** Why a registration was accepted. */
+export type AcceptReason = 'registered' | 'already_registered' | 'rekeyed';
+
+/** Body of `POST /v1/register`. */
+export interface RegisterRequest {
+  /** The agent's name (1–63 characters from `[A-Za-z0-9._-]`). */
+  agent_id: string;
+  /** The agent's WireGuard public key, base64. */
+  public_key: string;
+  /** Optional labels (name → text). */
+  labels?: Record<string, string>;
+}
+
+/** A peer the agent should configure (the hub). */
+export interface RegisterPeer {
+  /** Base64 public key. */
+  public_key: string;
+  /** `host:port` to send to. */
+  endpoint: string;
+  /** Prefixes routed to this peer. */
+  allowed_ips: string[];
+  /** Keepalive interval in seconds. */
+  persistent_keepalive: number;
+}
+
+/** Answer of `POST /v1/register` (refusals carry nulls and an empty `peers`). */
+export interface RegisterResponse {
+  /** Whether the agent is registered. */
+  accepted: boolean;
+  /** Machine-readable outcome. */
+  reason: AcceptReason | RefusalReason;
+  /** Human-readable explanation (refusals). */
+  message?: string;
+  /** The agent's mesh IPv4 address (no prefix length). */
+  assigned_ip: string | null;
+  /** The agent's mesh IPv6 address, when the hub has an IPv6 prefix. */
+  assigned_ip6?: string | null;
+  /** The mesh IPv4 subnet (CIDR). */
+  mesh_subnet: string | null;
+  /** The mesh IPv6 prefix, when configured. */
+  mesh_subnet6?: string | null;
+  /** The hub's WireGuard public key, base64. */
+  hub_public_key: string | null;
+  /** The hub's UDP endpoint `host:port`. */
+  hub_endpoint: string | null;
+  /** Peers to configure (the hub). */
+  peers: RegisterPeer[];
+  /** When the agent was first registered (ISO 8601). */
+  registered_at: string | null;
+}
+
+/** HTTP status of each refusal. */
+export const REFUSAL_STATUS: Readonly<Record<RefusalReason, number>> = {
+  unauthorized: 401,
+  invalid_request: 400,
+  invalid_public_key: 400,
+  identity_conflict: 409,
+  subnet_exhausted: 409,
+  store_unavailable: 503,
+  not_found: 404,
+  method_not_allowed: 405,
+  internal_error: 500,
+};
+
+/** Map a registry error to a refusal reason. */
+export function refusalFor(e: unknown): RefusalReason {
+  if (!(e instanceof RegistryError)) return 'internal_error';
+  switch (e.code) {
+    case 'UNAUTHORIZED':
+      return 'unauthorized';
+    case 'INVALID_KEY':
+      return 'invalid_public_key';
+    case 'KEY_CONFLICT':
+    case 'NAME_CONFLICT':
+    case 'ADDRESS_TAKEN':
+      return 'identity_conflict';
+    case 'SUBNET_EXHAUSTED':
+      return 'subnet_exhausted';
+    case 'STORE_UNAVAILABLE':
+    case 'NOT_INITIALIZED':
+    case 'SUBNET_CHANGED':
+      return 'store_unavailable';
+    default:
+      return 'invalid_request';
+  }
+}
+
+/** An address to listen on. */
+export interface ListenAddress {
+  /** IP address literal. */
+  host: string;
+  /** TCP port (0 = any free port). */
+  port: number;
+}
+
+/**
+ * Parse `ADDR:PORT` (`127.0.0.1:8443`, `0.0.0.0:8443`, `[::1]:8443`).
+ * @throws Error saying what is wrong
+ */
+export function parseListenAddress(text: string): ListenAddress {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (m === null || port > 65535) throw new Error(`--api "${text}" is not valid: expected ADDR:PORT such as 127.0.0.1:8443, 0.0.0.0:8443 or [::1]:8443`);
+  let host: string;
+  try {
+    host = formatIp(parseIp(m[1]!).bytes);
+  } catch {
+    throw new Error(`--api "${text}": "${m[1]}" is not an IP address (give the address to listen on, e.g. 0.0.0.0)`);
+  }
+  return { host, port };
+}
+
+/** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+export function isLoopback(host: string): boolean {
+  let b: Uint8Array;
+  try {
+    b = parseIp(host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host).bytes;
+  } catch {
+    return false;
+  }
+  if (b.length === 4) return b[0] === 127;
+  return b.every((x, i) => (i < 15 ? x === 0 : x === 1));
+}
+
+/** Options of {@link RegistrationApi.start}. */
+export interface RegistrationApiOptions {
+  /** The hub registry. */
+  registry: Registry;
+  /** Where to listen. */
+  listen: ListenAddress;
+  /** TLS key and certificate (PEM); null serves plain HTTP, allowed on loopback addresses only. */
+  tls: { keyPem: string; certPem: string } | null;
+  /** The hub's public key, base64. */
+  hubPublicKey: string;
+  /** The hub's UDP port (for the default endpoint). */
+  listenPort: number;
+  /**
+   * The hub endpoint told to agents (`host:port`). Default: the local
+   * address the request arrived on, with the hub's UDP port.
+   */
+  endpoint?: string;
+  /** Called (synchronously, before the answer is sent) after every accepted registration. */
+  onRegistered?: (r: RegisterAgentResult) => void;
+  /** Log sink (never receives tokens). */
+  log?: (level: 'error' | 'info' | 'debug', message: string) => void;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+    readonly status = REFUSAL_STATUS[reason],
+  ) {
+    super(message);
+  }
+}
+
+function emptyAnswer(reason: RefusalReason, message: string): RegisterResponse {
+  return {
+    accepted: false,
+    reason,
+    message,
+    assigned_ip: null,
+    mesh_subnet: null,
+    hub_public_key: null,
+    hub_endpoint: null,
+    peers: [],
+    registered_at: null,
+  };
+}
+
+/** The running registration API server. */
+export class RegistrationApi {
+  readonly #server: http.Server;
+  readonly #opts: RegistrationApiOptions;
+  /** The bound address. */
+  readonly address: ListenAddress;
+
+  private constructor(server: http.Server, opts: RegistrationApiOptions, address: ListenAddress) {
+    this.#server = server;
+    this.#opts = opts;
+    this.address = address;
+  }
+
+  /** `https://host:port` (or `http://`) of the server. */
+  get url(): string {
+    return `${this.#opts.tls ? 'https' : 'http'}://${formatEndpoint(this.address)}`;
+  }
+
+  /**
+   * Start listening.
+   * @throws Error when plain HTTP is asked for on a non-loopback address, or the address cannot be bound
+   */
+  static async start(opts: RegistrationApiOptions): Promise<RegistrationApi> {
+    if (opts.tls === null && !isLoopback(opts.listen.host)) {
+      throw new Error(
+        `refusing plain HTTP on ${opts.listen.host}: enrollment tokens would cross the network in clear text; ` +
+          `--api-insecure-http is allowed only on a loopback address (127.0.0.1, ::1); drop it to serve HTTPS`,
+      );
+    }
+    let api: RegistrationApi | null = null;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => api!.#handle(req, res);
+    const server = opts.tls ? https.createServer({ key: opts.tls.keyPem, cert: opts.tls.certPem, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 15_000;
+    server.keepAliveTimeout = 5_000;
+    server.on('tlsClientError', (e: Error) => opts.log?.('debug', `registration API: TLS error: ${e.message}`));
+    server.on('clientError', (_e, sock) => sock.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`registration API: cannot listen on ${formatEndpoint(opts.listen)}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`)),
+      );
+      server.listen({ host: opts.listen.host, port: opts.listen.port, backlog: 1024 }, () => resolve());
+    });
+    const a = server.address() as AddressInfo;
+    api = new RegistrationApi(server, opts, { host: opts.listen.host, port: a.port });
+    opts.log?.('info', `registration API listening on ${api.url}`);
+    return api;
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const send = (status: number, body: RegisterResponse, close = false) => {
+      const text = JSON.stringify(body) + '\n';
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
+      if (status === 401) headers['www-authenticate'] = 'Bearer';
+      if (close) headers.connection = 'close';
+      res.writeHead(status, headers).end(text);
+    };
+    const from = req.socket.remoteAddress ?? '?';
+    const refuse = (r: Refusal, agent: string) => {
+      const log = r.reason === 'store_unavailable' || r.reason === 'internal_error' ? 'error' : 'info';
+      this.#opts.log?.(log, `registration refused (${r.reason}) for ${agent} from ${from}: ${r.message}`);
+      // A body we did not read (too large) cannot be followed by another request on this connection.
+      send(r.status, emptyAnswer(r.reason, r.message), r.status === 413 || !req.complete);
+    };
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/v1/register') return refuse(new Refusal('not_found', `no such endpoint ${path}; use POST /v1/register`), '?');
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return refuse(new Refusal('method_not_allowed', `use POST for /v1/register, not ${req.method}`), '?');
+    }
+    const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (auth === null) return refuse(new Refusal('unauthorized', 'missing "Authorization: Bearer TOKEN" header'), '?');
+    const token = auth[1]!;
+    try {
+      this.#opts.registry.checkToken(token);
+    } catch (e) {
+      return refuse(new Refusal(refusalFor(e), (e as Error).message), '?');
+    }
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > MAX_BODY_BYTES) {
+      return refuse(new Refusal('invalid_request', `request body of ${declared} bytes is larger than the limit of ${MAX_BODY_BYTES}`, 413), '?');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        over = true;
+        refuse(new Refusal('invalid_request', `request body is larger than the limit of ${MAX_BODY_BYTES} bytes`, 413), '?');
+        req.pause();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      if (over) return;
+      let agent = '?';
+      try {
+        const body = parseBody(Buffer.concat(chunks));
+        agent = `agent ${body.agent_id}`;
+        const r = this.#opts.registry.registerAgent({ token, agentId: body.agent_id, publicKey: body.public_key, ...(body.labels !== undefined ? { labels: body.labels } : {}) });
+        try {
+          this.#opts.onRegistered?.(r);
+        } catch (e) {
+          this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
+        }
+        const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
+        this.#opts.log?.(
+          'info',
+          `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
+        );
+        send(200, this.#answer(r, reason, req));
+      } catch (e) {
+        if (e instanceof Refusal) return refuse(e, agent);
+        const reason = refusalFor(e);
+        refuse(new Refusal(reason, reason === 'internal_error' ? `internal error: ${(e as Error).message}` : (e as Error).message), agent);
+      }
+    });
+  }
+
+  #answer(r: RegisterAgentResult, reason: AcceptReason, req: http.IncomingMessage): RegisterResponse {
+    const reg = this.#opts.registry;
+    let endpoint = this.#opts.endpoint;
+    if (endpoint === undefined) {
+      let local = req.socket.localAddress ?? this.address.host;
+      if (local.startsWith('::ffff:') && local.includes('.')) local = local.slice(7);
+      endpoint = formatEndpoint({ host: local, port: this.#opts.listenPort });
+    }
+    const allowed = [reg.subnet, ...(reg.ipv6Subnet ? [reg.ipv6Subnet] : [])];
+    return {
+      accepted: true,
+      reason,
+      assigned_ip: r.ipv4,
+      ...(r.ipv6 ? { assigned_ip6: r.ipv6, mesh_subnet6: reg.ipv6Subnet } : {}),
+      mesh_subnet: reg.subnet,
+      hub_public_key: this.#opts.hubPublicKey,
+      hub_endpoint: endpoint,
+      peers: [{ public_key: this.#opts.hubPublicKey, endpoint, allowed_ips: allowed, persistent_keepalive: AGENT_KEEPALIVE }],
+      registered_at: new Date(r.createdAt).toISOString(),
+    };
+  }
+
+  /** Stop accepting connections and close the open ones. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}
+
+/** Parse and check the JSON body (shape and key format; the registry checks the rest again). */
+function parseBody(raw: Buffer): RegisterRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new Refusal('invalid_request', `the body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Refusal('invalid_request', 'the body must be a JSON object {agent_id, public_key, labels?}');
+  const o = v as Record<string, unknown>;
+  if (o.agent_id === undefined) throw new Refusal('invalid_request', 'agent_id is missing');
+  if (!isValidPeerName(o.agent_id)) throw new Refusal('invalid_request', 'agent_id must be 1–63 characters from A–Z, a–z, 0–9, ".", "_" and "-"');
+  if (o.public_key === undefined) throw new Refusal('invalid_request', 'public_key is missing');
+  if (typeof o.public_key !== 'string') throw new Refusal('invalid_public_key', 'public_key must be a base64 string as printed by "wg pubkey"');
+  validatePublicKey(o.public_key); // throws INVALID_KEY → invalid_public_key
+  if (o.labels !== undefined && (typeof o.labels !== 'object' || o.labels === null || Array.isArray(o.labels))) {
+    throw new Refusal('invalid_request', 'labels must be an object of name → text');
+  }
+  return { agent_id: o.agent_id, public_key: o.public_key, ...(o.labels !== undefined ? { labels: o.labels as Record<string, string> } : {}) };
+}
