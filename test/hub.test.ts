@@ -232,6 +232,8 @@ describe.skipIf(SKIP)('tsguard hub: relay between wireguard-go devices and clien
       { args: ['device', 'remove', 'nosuch'], stderr: /no device named "nosuch"/ },
       { args: ['client', 'remove', 'nosuch'], stderr: /no client named "nosuch"/ },
       { args: ['client', 'remove', 'dev1'], stderr: /no client named "dev1"/ },
+      { args: ['device', 'add', 'dev1', '--public-key', dev1.keys.pub, '--ip', '10.60.0.200'], stderr: /dev1 already exists with address/ },
+      { args: ['device', 'add', 'dev1', '--public-key', dev1.keys.pub, '--route', '10.98.0.0/24'], stderr: /dev1 already exists with routes/ },
     ];
     for (const c of cases) {
       const r = await t.cli(c.args);

@@ -11,7 +11,7 @@ import { getCrypto } from '../crypto/index.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { formatAgo, formatBytes } from './show.js';
 import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubStatus } from '../hub/hub.js';
-import { Registry, type TokenInfo } from '../hub/registry.js';
+import { Registry, type AddPeerInput, type AddPeerResult, type TokenInfo } from '../hub/registry.js';
 import { loadOrCreateApiTls } from '../hub/tls.js';
 import { parseDuration } from '../hub/tokens.js';
 
@@ -117,7 +117,7 @@ export async function hubMain(args: string[]): Promise<number> {
       try {
         if (sub === 'add') {
           if (cmd === 'device') {
-            const rec = reg.addPeer({
+            const rec = addFromCli(reg, {
               kind: 'device',
               name: peerName,
               publicKey: need(values['public-key'], '--public-key KEY'),
@@ -125,7 +125,7 @@ export async function hubMain(args: string[]): Promise<number> {
               routes: values.route,
               source: 'cli',
             });
-            process.stdout.write(`device ${rec.name}: ${rec.ipv4}${rec.ipv6 ? `, ${rec.ipv6}` : ''}\n`);
+            process.stdout.write(describeAdd(rec));
             return 0;
           }
           return clientAdd(reg, dataDir, peerName, values);
@@ -146,6 +146,34 @@ export async function hubMain(args: string[]): Promise<number> {
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * `add` from the command line: the registry's add is idempotent and re-keys a known
+ * name; here an explicit --ip or --route that differs from what is stored is an
+ * error instead of being silently ignored.
+ */
+function addFromCli(reg: Registry, input: AddPeerInput): AddPeerResult {
+  const existing = reg.getPeer(input.kind, input.name);
+  if (existing !== null) {
+    if (input.ip !== undefined && input.ip !== existing.ipv4) {
+      throw new Error(
+        `${input.kind} ${input.name} already exists with address ${existing.ipv4}; remove it first ("tsguard hub ${input.kind} remove ${input.name}") to give it ${input.ip}`,
+      );
+    }
+    const routes = input.routes ?? [];
+    if (input.routes !== undefined && [...routes].sort().join(',') !== [...existing.routes].sort().join(',')) {
+      throw new Error(`${input.kind} ${input.name} already exists with routes ${existing.routes.join(', ') || '(none)'}; remove and add it again to change them`);
+    }
+  }
+  return reg.addPeer(input);
+}
+
+function describeAdd(rec: AddPeerResult): string {
+  const addr = `${rec.ipv4}${rec.ipv6 ? `, ${rec.ipv6}` : ''}`;
+  if (rec.rekeyed) return `${rec.kind} ${rec.name}: re-keyed, keeps ${addr}\n`;
+  if (!rec.created) return `${rec.kind} ${rec.name}: already registered with this key: ${addr}\n`;
+  return `${rec.kind} ${rec.name}: ${addr}\n`;
+}
 
 async function hubUp(dataDir: string, v: Values): Promise<number> {
   const port = Number(need(v['listen-port'] as string | undefined, '--listen-port PORT'));
@@ -200,9 +228,9 @@ async function clientAdd(reg: Registry, dataDir: string, name: string, v: Values
     priv = getCrypto().generatePrivateKey();
     pub = keyToBase64(getCrypto().publicKey(priv));
   }
-  const rec = reg.addPeer({ kind: 'client', name, publicKey: pub, ip: v.ip as string | undefined, source: 'cli' });
+  const rec = addFromCli(reg, { kind: 'client', name, publicKey: pub, ip: v.ip as string | undefined, source: 'cli' });
   if (priv === null) {
-    process.stdout.write(`client ${rec.name}: ${rec.ipv4}${rec.ipv6 ? `, ${rec.ipv6}` : ''}\n`);
+    process.stdout.write(describeAdd(rec));
     return 0;
   }
   const info = readHubInfo(dataDir);

@@ -97,7 +97,7 @@ export class Hub {
   readonly runtime: Runtime;
   readonly registry: Registry;
   readonly relay: Relay;
-  #managed = new Map<string, { sig: string; kind: PeerKind }>();
+  #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
   #api: RegistrationApi | null = null;
@@ -235,12 +235,12 @@ export class Hub {
     const device = this.runtime.device;
     this.runtime.batch(() => {
       const want = new Map(records.map((r) => [r.publicKey, r]));
-      for (const id of [...this.#managed.keys()]) {
+      for (const [id, m] of [...this.#managed]) {
         if (want.has(id)) continue;
         device.removePeer(id);
         this.relay.setKind(id, null);
         this.#managed.delete(id);
-        this.opts.log('info', `peer removed: ${id}`);
+        this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
       }
       for (const r of records) {
         const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
@@ -250,7 +250,7 @@ export class Hub {
         // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
         device.setPeer(keyFromBase64(r.publicKey), { replaceAllowedIps: true, allowedIps: prefixes.map(parsePrefix) });
         this.relay.setKind(r.publicKey, r.kind);
-        this.#managed.set(r.publicKey, { sig, kind: r.kind });
+        this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
         this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
       }
     });
@@ -269,9 +269,14 @@ export class Hub {
     const file = this.opts.clientsFile;
     if (file !== undefined) {
       const load = () => {
-        let text = '';
+        let text: string;
         try {
-          text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+          if (!existsSync(file)) {
+            // A missing file (deleted, moved, not created yet) never removes peers: empty it to do that.
+            this.opts.log('error', `${file} does not exist; client peers from it unchanged (an empty file removes them)`);
+            return;
+          }
+          text = readFileSync(file, 'utf8');
         } catch (e) {
           this.opts.log('error', `${file}: ${(e as Error).message}; client peers unchanged`);
           return;

@@ -1482,7 +1482,7 @@ export class Registry {
 }
 
 function notFound(kind: string, name: string): RegistryError {
-  return new RegistryError('NOT_FOUND', `no ${kind} named "${name}" in the registry; "tsguard hub ${kind} list" shows the registered ones`);
+  return new RegistryError('NOT_FOUND', `no ${kind} named "${name}" in the registry; "tsguard hub show" lists the registered peers`);
 }
 
 /** Create (0700) or adopt the data directory; see {@link Registry.open}. */
