@@ -60,7 +60,8 @@ describe('fuzzing', () => {
 
 describe('handshake flood', () => {
   it('answers with cookie replies under load and still completes a handshake with a peer that echoes the cookie', () => {
-    const { sim, a, b } = pair();
+    // The fake clock makes processing take no time, so the message-rate threshold is what trips here.
+    const { sim, a, b } = pair(undefined, { underLoadThreshold: 1000 });
     const bd = b.device;
     const p = bd.crypto;
     // Attacker: valid mac1 (anyone who knows B's public key can compute it), from many sources.
@@ -75,7 +76,7 @@ describe('handshake flood', () => {
         bd.receiveDatagram(m, { host: `198.51.100.${i % 250}`, port: 1000 + i });
       }
     };
-    flood(1500); // above the default threshold of 1000 handshakes/s
+    flood(1500); // above the threshold of 1000 handshakes/s
     expect(bd.underLoad).toBe(true);
     const cookiesBefore = countType(b.sent, MSG_COOKIE_REPLY);
     expect(cookiesBefore).toBeGreaterThan(0);
@@ -95,5 +96,31 @@ describe('handshake flood', () => {
     expect(b.delivered).toEqual([pk]);
     expect(countType(a.sent, MSG_INITIATION)).toBe(2);
     expect(countType(a.sent, MSG_TRANSPORT)).toBeGreaterThan(0);
+  });
+});
+
+describe('load detection', () => {
+  it('goes under load when handshake processing takes more than half of each second', () => {
+    const { sim, b } = pair(); // default message-rate threshold: far above this flood
+    const bd = b.device;
+    const p = bd.crypto;
+    const attacker = makeIdentity(p, p.generatePrivateKey());
+    const hs = new Handshake(p, bd.publicKey!);
+    hs.precompute(p, attacker);
+    const gen = new CookieGenerator(p, () => sim.clock.now(), bd.publicKey!);
+    const msgs = Array.from({ length: 300 }, (_, i) => {
+      const m = createInitiation(p, attacker, hs, i + 1, tai64n(Date.now()))!;
+      gen.addMacs(m);
+      return m;
+    });
+    // Every clock read costs 1 ms: processing time is now visible to the device.
+    const clock = sim.clock;
+    clock.now = () => ++clock.t;
+    let i = 0;
+    for (; i < msgs.length && !bd.underLoad; i++) bd.receiveDatagram(msgs[i]!, { host: `198.51.100.${i % 200}`, port: 9 });
+    expect(bd.underLoad).toBe(true);
+    expect(i).toBeLessThan(msgs.length);
+    bd.receiveDatagram(msgs[i]!, { host: '198.51.100.250', port: 9 });
+    expect(bd.stats.cookieReplySent).toBeGreaterThan(0);
   });
 });

@@ -81,7 +81,10 @@ export interface DeviceOptions {
   random?: () => number;
   /**
    * Handshake messages per second above which the device considers itself
-   * under load and demands cookies (mac2). Default 1000.
+   * under load and demands cookies (mac2), whatever their cost. Default 20000.
+   * Independently, the device is under load while handshake processing took
+   * more than half of the last second (it is falling behind, as wireguard-go's
+   * queue-length test detects).
    */
   underLoadThreshold?: number;
 }
@@ -163,6 +166,7 @@ export class Device {
   readonly #underLoadThreshold: number;
   #hsWindowStart = -Infinity;
   #hsWindowCount = 0;
+  #hsWindowBusy = 0;
   #underLoadUntil = -Infinity;
   #pad = new Uint8Array(MAX_DATAGRAM_SIZE);
   #closed = false;
@@ -174,7 +178,7 @@ export class Device {
     this.#p = opts.crypto ?? getCrypto();
     this.#random = opts.random ?? Math.random;
     this.#mtu = opts.mtu ?? DEFAULT_MTU;
-    this.#underLoadThreshold = opts.underLoadThreshold ?? 1000;
+    this.#underLoadThreshold = opts.underLoadThreshold ?? 20_000;
     const clock = this.#clock;
     this.#now = () => clock.now();
     const p = this.#p;
@@ -415,11 +419,15 @@ export class Device {
         if (len < MIN_TRANSPORT_SIZE) return this.#drop('malformed');
         return this.#receiveTransport(data, from);
       case MSG_INITIATION:
-        if (len !== INITIATION_SIZE) return this.#drop('malformed');
-        return this.#receiveHandshake(data, from, true);
-      case MSG_RESPONSE:
-        if (len !== RESPONSE_SIZE) return this.#drop('malformed');
-        return this.#receiveHandshake(data, from, false);
+      case MSG_RESPONSE: {
+        if (len !== (type === MSG_INITIATION ? INITIATION_SIZE : RESPONSE_SIZE)) return this.#drop('malformed');
+        const t0 = this.#now();
+        try {
+          return this.#receiveHandshake(data, from, type === MSG_INITIATION);
+        } finally {
+          this.#hsWindowBusy += this.#now() - t0;
+        }
+      }
       case MSG_COOKIE_REPLY:
         if (len !== COOKIE_REPLY_SIZE) return this.#drop('malformed');
         return this.#receiveCookieReply(data);
@@ -797,11 +805,14 @@ export class Device {
 
   #countHandshakeAndCheckLoad(): boolean {
     const now = this.#now();
-    if (now - this.#hsWindowStart >= 1000) {
+    if (now - this.#hsWindowStart >= UNDER_LOAD_WINDOW) {
       this.#hsWindowStart = now;
       this.#hsWindowCount = 0;
+      this.#hsWindowBusy = 0;
     }
-    if (++this.#hsWindowCount > this.#underLoadThreshold) this.#underLoadUntil = now + 1000;
+    if (++this.#hsWindowCount > this.#underLoadThreshold || this.#hsWindowBusy > UNDER_LOAD_BUSY) {
+      this.#underLoadUntil = now + UNDER_LOAD_WINDOW;
+    }
     return now < this.#underLoadUntil;
   }
 
@@ -814,6 +825,11 @@ export class Device {
     this.stats[reason]++;
   }
 }
+
+/** Length of the window over which handshake load is measured, and how long "under load" lasts. */
+const UNDER_LOAD_WINDOW = 1000;
+/** Handshake processing time per window beyond which the device is under load. */
+const UNDER_LOAD_BUSY = UNDER_LOAD_WINDOW / 2;
 
 /** Padded plaintext length (wireguard-go calculatePaddingSize). */
 export function paddedLength(len: number, mtu: number): number {

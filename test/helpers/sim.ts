@@ -110,10 +110,11 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** Two peered devices A (10.0.0.1, fd00::1) and B (10.0.0.2, fd00::2). */
-export function pair(crypto?: CryptoProvider, opts: { keepaliveA?: number; keepaliveB?: number } = {}) {
+export function pair(crypto?: CryptoProvider, opts: { keepaliveA?: number; keepaliveB?: number; underLoadThreshold?: number } = {}) {
   const sim = new Sim(crypto);
-  const a = sim.add({ host: '192.0.2.1', port: 51820 });
-  const b = sim.add({ host: '192.0.2.2', port: 51821 });
+  const dev = opts.underLoadThreshold === undefined ? {} : { underLoadThreshold: opts.underLoadThreshold };
+  const a = sim.add({ host: '192.0.2.1', port: 51820 }, dev);
+  const b = sim.add({ host: '192.0.2.2', port: 51821 }, dev);
   const p = a.device.crypto;
   const ka = p.generatePrivateKey();
   const kb = p.generatePrivateKey();
