@@ -4,6 +4,7 @@
       "target_name": "tsguard_native",
       "sources": [
         "native/addon.cc",
+        "native/aead.cc",
         "native/common.cc",
         "native/tun.cc",
         "native/udp.cc"

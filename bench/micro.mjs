@@ -3,13 +3,18 @@
 //   - ChaCha20-Poly1305 seal/open of one 1420-byte packet
 //   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet)
 //   - handshakes per second (responder side, and a complete exchange)
-// Run after `npm ci` (uses dist/): `npm run bench:micro`. Prints a table; asserts nothing.
+//   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
+//   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
+// Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
+import { nativeCrypto } from '../dist/crypto/native.js';
 import { nobleCrypto } from '../dist/crypto/noble.js';
 import { Device } from '../dist/device/device.js';
 import { parsePrefix } from '../dist/routing/ip.js';
 import { consumeInitiation, createInitiation, createResponse, Handshake, makeIdentity } from '../dist/noise/handshake.js';
 import { tai64n } from '../dist/crypto/tai64n.js';
+import { runStructures } from './micro-structures.mjs';
+import { runRegistry } from './micro-registry.mjs';
 
 const quick = process.argv.includes('--quick');
 
@@ -60,7 +65,7 @@ function pairOf(crypto) {
 }
 
 const rows = [];
-for (const crypto of [nodeCrypto, nobleCrypto]) {
+for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
   const key = crypto.randomBytes(32);
   const pkt = crypto.randomBytes(1420);
   const out = new Uint8Array(1420 + 32);
@@ -118,3 +123,7 @@ for (const crypto of [nodeCrypto, nobleCrypto]) {
 }
 console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}`);
 console.table(rows);
+console.log('\nData-path structures');
+console.table(runStructures(quick));
+console.log('\nHub registry allocator (temp dir)');
+console.table(runRegistry(quick));

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "aead.h"
 #include "common.h"
 #include "tun.h"
 #include "udp.h"
@@ -124,6 +125,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("getMtu", Napi::Function::New<GetMtu>(env, "getMtu"));
   exports.Set("setMtu", Napi::Function::New<SetMtu>(env, "setMtu"));
   exports.Set("ifIndex", Napi::Function::New<IfIndex>(env, "ifIndex"));
+  InitAead(env, exports);
   return exports;
 }
 

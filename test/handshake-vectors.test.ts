@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
+import { nativeCrypto } from '../src/crypto/native.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { CookieChecker, CookieGenerator } from '../src/noise/cookie.js';
 import {
@@ -27,6 +28,7 @@ const hx = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 describe.each([
+  ['native', nativeCrypto],
   ['node', nodeCrypto],
   ['noble', nobleCrypto],
 ] as [string, CryptoProvider][])('WireGuard handshake vector (%s crypto)', (_name, p) => {
@@ -121,6 +123,7 @@ describe.each([
 });
 
 describe.each([
+  ['native', nativeCrypto],
   ['node', nodeCrypto],
   ['noble', nobleCrypto],
 ] as [string, CryptoProvider][])('Cacophony Noise_IKpsk2 vector (%s crypto)', (_name, p) => {

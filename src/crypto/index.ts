@@ -2,8 +2,10 @@
  * Entry point of the crypto layer: picks the provider the rest of tsguard
  * uses and re-exports the pieces.
  *
- * The default is {@link nodeCrypto} (OpenSSL via node:crypto); the pure-JS
- * {@link nobleCrypto} is used instead when the environment variable
+ * The default is {@link nativeCrypto} (node:crypto, with the data path's
+ * ChaCha20-Poly1305 through the native addon into the same OpenSSL) when the
+ * addon is built, else {@link nodeCrypto} (`TSGUARD_CRYPTO=node` forces it);
+ * the pure-JS {@link nobleCrypto} is used instead when the environment variable
  * `TSGUARD_CRYPTO=noble` is set, or when node:crypto is missing or lacks
  * X25519 / BLAKE2s / ChaCha20-Poly1305 (see {@link nodeCryptoAvailable};
  * node.ts loads node:crypto with `process.getBuiltinModule`, so importing this
@@ -13,12 +15,14 @@
 
 import type { CryptoProvider } from './provider.js';
 import { nobleCrypto } from './noble.js';
+import { nativeAeadAvailable, nativeCrypto } from './native.js';
 import { nodeCrypto, nodeCryptoAvailable } from './node.js';
 
 export { KEY_LEN, TAG_LEN, MAC_LEN, XNONCE_LEN } from './provider.js';
 export type { CryptoProvider } from './provider.js';
 export { nobleCrypto } from './noble.js';
 export { nodeCrypto, nodeCryptoAvailable } from './node.js';
+export { nativeCrypto, nativeAeadAvailable } from './native.js';
 export { kdf1, kdf2, kdf3 } from './kdf.js';
 export { tai64n, tai64nNow, compareTai64n, TAI64N_LEN, TAI64N_WHITEN_NS } from './tai64n.js';
 
@@ -32,8 +36,10 @@ function envChoice(): string | undefined {
 
 /** The provider chosen by default: see the module documentation. */
 function defaultProvider(): CryptoProvider {
-  if (envChoice() === 'noble' || !nodeCryptoAvailable) return nobleCrypto;
-  return nodeCrypto;
+  const choice = envChoice();
+  if (choice === 'noble' || !nodeCryptoAvailable) return nobleCrypto;
+  if (choice === 'node' || !nativeAeadAvailable) return nodeCrypto;
+  return nativeCrypto;
 }
 
 /**

@@ -1,0 +1,134 @@
+// Render benchmark results: markdown table, SVG bar chart, README section. No dependencies.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+export const PAIR_LABELS = {
+  wggo_wggo: 'wireguard-go ↔ wireguard-go',
+  tsguard_tsguard: 'tsguard ↔ tsguard',
+  tsguard_wggo: 'tsguard (A) → wireguard-go (B)',
+};
+const PAIRS = Object.keys(PAIR_LABELS);
+
+const fmt = (v, digits = 0, unit = '') => (v === null || v === undefined || Number.isNaN(v) ? '—' : `${Number(v).toFixed(digits)}${unit}`);
+
+/** The markdown report (tables + machine/versions). */
+export function renderMarkdown(r) {
+  const L = [];
+  const pairs = PAIRS.filter((p) => r.pairs?.[p]);
+  const cell = (obj, p, f) => (obj && obj[p] !== undefined && obj[p] !== null ? f(obj[p]) : '—');
+  L.push(`Results of \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}\` (${r.mode} mode, ${r.seconds_per_test} s per iperf3 test) — ${r.date}`);
+  L.push('');
+  L.push(`| | ${pairs.map((p) => PAIR_LABELS[p]).join(' | ')} |`);
+  L.push(`|---|${pairs.map(() => '---:').join('|')}|`);
+  const row = (name, obj, f) => L.push(`| ${name} | ${pairs.map((p) => cell(obj, p, f)).join(' | ')} |`);
+  row('TCP, 1 stream (Mbit/s)', r.tcp_mbps, (v) => fmt(v));
+  row('TCP, 4 streams (Mbit/s)', r.tcp4_mbps, (v) => fmt(v));
+  row(`UDP at ${r.config?.udp_offered_mbps ?? '?'} Mbit/s offered: received (Mbit/s)`, r.udp, (v) => fmt(v.receiver_mbps));
+  row('UDP loss (%)', r.udp, (v) => fmt(v.loss_percent, 2));
+  row('ping idle p50 / p99 (ms)', r.ping_idle_ms, (v) => `${fmt(v.p50, 3)} / ${fmt(v.p99, 3)}`);
+  row('ping under TCP load p50 / p99 (ms)', r.ping_load_ms, (v) => `${fmt(v.p50, 2)} / ${fmt(v.p99, 2)}`);
+  row('daemon CPU during TCP 1 stream, A / B (cores)', r.cpu_cores_tcp1, (v) => `${fmt(v.a, 2)} / ${fmt(v.b, 2)}`);
+  row('daemon RSS after the tests, A / B (MiB)', r.daemon_rss_mib, (v) => `${fmt(v.a, 1)} / ${fmt(v.b, 1)}`);
+  L.push('');
+  const rt = r.ratio ?? {};
+  L.push(
+    `Ratios (tsguard ↔ tsguard ÷ wireguard-go ↔ wireguard-go): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_wggo, 2)}**, ` +
+      `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_wggo, 2)}, UDP received ${fmt(rt.udp_tsguard_vs_wggo, 2)}; ` +
+      `mixed pair ÷ wireguard-go pair, TCP 1 stream: ${fmt(rt.tcp_mixed_vs_wggo, 2)}.`,
+  );
+  L.push('');
+  const hs = r.handshakes ?? {};
+  if (Object.keys(hs).length) {
+    L.push('| Handshake responder | handshakes/s | cookie replies | timeouts | responder CPU (s) | handshakes per responder CPU-second |');
+    L.push('|---|---:|---:|---:|---:|---:|');
+    for (const [k, v] of Object.entries(hs)) {
+      if (v === null) continue;
+      L.push(`| ${k} | ${fmt(v.handshakes_per_s)} | ${fmt(v.cookie_replies)} | ${fmt(v.timeouts)} | ${fmt(v.responder_cpu_s, 2)} | ${fmt(v.handshakes_per_responder_cpu_s)} |`);
+    }
+    const any = Object.values(hs).find(Boolean);
+    if (any) L.push('', `(${any.identities} initiator identities, ≤ ${any.window} initiations outstanding, ${any.seconds} s window; see "Handshakes" in bench/README.md.)`);
+    L.push('');
+  }
+  if (r.hub) {
+    const h = r.hub;
+    L.push(
+      `Hub with ${fmt(h.peers)} devices: VmRSS **${fmt(h.vmrss_mib, 1)} MiB** (peak ${fmt(h.vmhwm_mib, 1)} MiB, ${fmt(h.kib_per_peer, 1)} KiB/peer); ` +
+        `all peers configured ${fmt(h.seconds_to_all_peers, 1)} s after start.`,
+    );
+    L.push('');
+  }
+  L.push(`Join → first ping reply: ${r.join_to_first_ping_s ?? '—'}; registrations/s: ${r.registrations_per_s ?? '—'} (${r.notes?.join_to_first_ping_s ?? ''}).`);
+  L.push('');
+  const m = r.machine ?? {};
+  const v = r.versions ?? {};
+  L.push(`Machine: ${m.cpu_model} × ${m.cores} cores, ${fmt(m.memory_mib / 1024, 1)} GiB, Linux ${m.kernel}.  `);
+  L.push(
+    `Versions: Node ${v.node}, ${v.wireguard_go}, ${v.iperf3}, tsguard ${v.tsguard?.version} @ ${v.tsguard?.commit ?? '?'}` +
+      `${v.tsguard?.dirty ? ' (uncommitted changes)' : ''}, crypto provider ${v.crypto_provider}.`,
+  );
+  if (r.errors?.length) {
+    L.push('', `**${r.errors.length} scenario(s) failed:**`, '');
+    for (const e of r.errors) L.push(`- ${e.scenario}: ${String(e.error).split('\n')[0]}`);
+  }
+  return L.join('\n') + '\n';
+}
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Grouped bar chart of TCP throughput (1 and 4 streams) per pair. */
+export function renderSvg(r) {
+  const pairs = PAIRS.filter((p) => r.pairs?.[p]);
+  const series = [
+    { key: 'tcp_mbps', label: 'TCP, 1 stream', color: '#4e79a7' },
+    { key: 'tcp4_mbps', label: 'TCP, 4 streams', color: '#f28e2b' },
+  ];
+  const W = 680;
+  const H = 340;
+  const m = { l: 60, r: 20, t: 40, b: 60 };
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const vals = pairs.flatMap((p) => series.map((s) => r[s.key]?.[p] ?? 0));
+  const maxV = Math.max(1, ...vals);
+  const step = [50, 100, 200, 250, 500, 1000, 2000, 5000].find((s) => maxV / s <= 6) ?? 10000;
+  const top = Math.ceil(maxV / step) * step;
+  const y = (v) => m.t + ph - (v / top) * ph;
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">TCP throughput through the tunnel (iperf3, Mbit/s, ${esc(r.mode)} run ${esc(String(r.date).slice(0, 10))})</text>`);
+  for (let v = 0; v <= top; v += step) {
+    out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
+    out.push(`<text x="${m.l - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${v}</text>`);
+  }
+  const gw = pw / Math.max(1, pairs.length);
+  const bw = Math.min(70, (gw * 0.7) / series.length);
+  pairs.forEach((p, i) => {
+    const gx = m.l + i * gw + (gw - bw * series.length) / 2;
+    series.forEach((s, j) => {
+      const v = r[s.key]?.[p];
+      if (v === undefined || v === null) return;
+      const x = gx + j * bw;
+      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${(m.t + ph - y(v)).toFixed(1)}" fill="${s.color}"/>`);
+      out.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle">${Math.round(v)}</text>`);
+    });
+    out.push(`<text x="${(m.l + i * gw + gw / 2).toFixed(1)}" y="${m.t + ph + 18}" text-anchor="middle">${esc(PAIR_LABELS[p])}</text>`);
+  });
+  out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#333"/>`);
+  series.forEach((s, j) => {
+    const lx = m.l + j * 150;
+    out.push(`<rect x="${lx}" y="${H - 22}" width="12" height="12" fill="${s.color}"/>`);
+    out.push(`<text x="${lx + 18}" y="${H - 12}">${esc(s.label)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in a file. */
+export function replaceSection(path, name, body) {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const text = readFileSync(path, 'utf8');
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${path}: markers ${start} … ${end} not found`);
+  writeFileSync(path, text.slice(0, i + start.length) + '\n' + body.trimEnd() + '\n' + text.slice(j));
+}

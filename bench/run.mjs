@@ -1,0 +1,348 @@
+#!/usr/bin/env node
+// End-to-end benchmark of tsguard against wireguard-go (see bench/README.md).
+//
+//   npm run bench                 full run (10 s per iperf3 test)
+//   npm run bench -- --quick      quick run (3 s per test, < 3 minutes)
+// Options: --seconds N, --only wggo_wggo,tsguard_tsguard,tsguard_wggo, --skip-hub, --skip-handshakes,
+//          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
+//          --no-readme (do not rewrite the README section),
+//          --render (only re-render latest.md, latest.svg and the README section from latest.json).
+// Needs root (namespaces, veth, TUN), wireguard-go, wg, iperf3, ping, and a built dist/.
+// Creates its own namespaces (tsgbench-*) and removes them, also on failure and SIGINT/SIGTERM.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { collect, cpuSeconds, memKiB, sleep, waitFor, which } from './lib/proc.mjs';
+import { ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
+import { prepareResponder } from './lib/handshake-load.mjs';
+import { hubRss } from './lib/hub-rss.mjs';
+import { PAIR_LABELS, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
+
+// ─── options ────────────────────────────────────────────────────────────────
+
+const argv = process.argv.slice(2);
+const has = (f) => argv.includes(f);
+const val = (f, def) => {
+  const i = argv.indexOf(f);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
+};
+const quick = has('--quick');
+const SECONDS = Number(val('--seconds', quick ? 3 : 10));
+const UDP_MBPS = Number(val('--udp-mbps', 300));
+const HUB_PEERS = Number(val('--hub-peers', 10_000));
+const HS_IDENTITIES = Number(val('--hs-identities', 256));
+const HS_WINDOW = Number(val('--hs-window', 120));
+const HS_SECONDS = quick ? 3 : 10;
+const PING_COUNT = 200;
+const PING_INTERVAL = 0.01;
+const ONLY = val('--only', null)?.split(',') ?? null;
+
+const PAIRS = [
+  { id: 'wggo_wggo', a: 'wireguard-go', b: 'wireguard-go', handshakes: 'wireguard_go' },
+  { id: 'tsguard_tsguard', a: 'tsguard', b: 'tsguard', handshakes: 'tsguard' },
+  { id: 'tsguard_wggo', a: 'tsguard', b: 'wireguard-go', handshakes: null }, // the responder (wireguard-go) is measured above
+].filter((p) => ONLY === null || ONLY.includes(p.id));
+
+const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+// ─── cleanup on signals ─────────────────────────────────────────────────────
+
+let stopping = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${sig}: removing namespaces and stopping daemons`);
+    teardownAll().finally(() => process.exit(130));
+  });
+}
+
+// ─── environment ────────────────────────────────────────────────────────────
+
+function prerequisites() {
+  const problems = [];
+  if (process.getuid?.() !== 0) problems.push('must run as root (network namespaces, veth, TUN)');
+  for (const t of ['ip', 'wg', 'wireguard-go', 'iperf3', 'ping']) if (!which(t)) problems.push(`missing tool: ${t}`);
+  if (!existsSync(TSGUARD_WG)) problems.push(`${TSGUARD_WG} missing: run "npx tsc -p tsconfig.json" (or npm run build)`);
+  if (!existsSync(join(ROOT, 'build/Release/tsguard_native.node'))) problems.push('native addon missing: run "npm run build"');
+  return problems;
+}
+
+const firstLine = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0].trim();
+  } catch {
+    return null;
+  }
+};
+
+async function environment() {
+  const cpus = os.cpus();
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  let provider = null;
+  try {
+    provider = (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).getCrypto().name;
+  } catch {
+    // reported as null
+  }
+  const gitDirty = (() => {
+    try {
+      return execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    } catch {
+      return null;
+    }
+  })();
+  return {
+    machine: {
+      cpu_model: cpus[0]?.model ?? null,
+      cores: cpus.length,
+      kernel: os.release(),
+      memory_mib: Math.round(os.totalmem() / 2 ** 20),
+      arch: process.arch,
+    },
+    versions: {
+      node: process.version,
+      wireguard_go: firstLine('wireguard-go', ['--version']),
+      wg_tools: firstLine('wg', ['--version']),
+      iperf3: firstLine('iperf3', ['--version']),
+      tsguard: { version: pkg.version, commit: firstLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']), dirty: gitDirty },
+      crypto_provider: provider,
+    },
+  };
+}
+
+// ─── scenarios ──────────────────────────────────────────────────────────────
+
+const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+async function tunnelUp(p) {
+  await waitFor(
+    'tunnel (ping through it)',
+    async () => (await nsRun(p.a.ns, 'ping', ['-n', '-c', '1', '-W', '1', p.b.inner], { allowFail: true, timeoutMs: 5000 })).code === 0,
+    20_000,
+    200,
+  );
+}
+
+/** Run `fn`, record its error (and continue) if it fails. */
+async function scenario(results, name, fn) {
+  if (stopping) return undefined;
+  const t0 = Date.now();
+  try {
+    const v = await fn();
+    log(`  ${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return v;
+  } catch (e) {
+    log(`  ${name}: FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
+    results.errors.push({ scenario: name, error: String(e?.message ?? e).slice(0, 2000) });
+    return undefined;
+  }
+}
+
+async function benchPair(pair, R) {
+  log(`pair ${pair.id}: A (iperf3 client, sender) = ${pair.a}, B (server, receiver) = ${pair.b}`);
+  const t = await Topology.create();
+  try {
+    const p = await configurePair(t, pair.a, pair.b);
+    await tunnelUp(p);
+    await pingStats(p.a.ns, p.b.inner, { count: 20, interval: 0.01 }); // warm-up
+    R.pairs[pair.id] = { a: pair.a, b: pair.b, label: PAIR_LABELS[pair.id], note: 'A runs the iperf3 client (sends, TCP/UDP) and the pings; B runs the iperf3 server (receives)' };
+
+    const idle = await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner, { count: PING_COUNT, interval: PING_INTERVAL }));
+    if (idle) R.ping_idle_ms[pair.id] = idle;
+
+    const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
+      const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+      const w0 = performance.now();
+      const r = await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS });
+      const wall = (performance.now() - w0) / 1000;
+      const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+      // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
+      R.cpu_cores_tcp1[pair.id] = { a: round((c1[0] - c0[0]) / wall, 2), b: round((c1[1] - c0[1]) / wall, 2) };
+      return r;
+    });
+    if (tcp1) {
+      R.tcp_mbps[pair.id] = round(tcp1.mbps);
+      R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
+    }
+
+    const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, parallel: 4 }));
+    if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
+
+    const udp = await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
+    if (udp) {
+      R.udp[pair.id] = {
+        offered_mbps: UDP_MBPS,
+        sender_mbps: round(udp.sentMbps),
+        receiver_mbps: round(udp.mbps),
+        loss_percent: round(udp.lossPercent, 2),
+        jitter_ms: round(udp.jitterMs, 3),
+        packets: udp.packets,
+        lost: udp.lost,
+      };
+    }
+
+    const loaded = await scenario(R, `${pair.id} ping under TCP load`, async () => {
+      const count = Math.max(100, Math.round((SECONDS - 1) / PING_INTERVAL));
+      const tcpP = iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, port: 5202 });
+      await sleep(600);
+      const pingP = pingStats(p.a.ns, p.b.inner, { count, interval: PING_INTERVAL, deadline: SECONDS + 10 });
+      const [tcp, ping] = await Promise.all([tcpP, pingP]);
+      return { ...ping, tcp_mbps_meanwhile: round(tcp.mbps) };
+    });
+    if (loaded) R.ping_load_ms[pair.id] = loaded;
+
+    const rss = (pid) => round(memKiB(pid).rss / 1024, 1);
+    R.daemon_rss_mib[pair.id] = { a: rss(p.a.daemon.pid), b: rss(p.b.daemon.pid) };
+
+    if (pair.handshakes && !has('--skip-handshakes')) {
+      const hs = await scenario(R, `${pair.id} handshakes/s (responder ${pair.b} in B)`, async () => {
+        const keys = await prepareResponder((args) => wg(p.b.ns, args), p.b.ifname, HS_IDENTITIES, p.dir);
+        const child = nsSpawn(p.a.ns, process.execPath, [
+          join(ROOT, 'bench/lib/handshake-load.mjs'),
+          '--target', `${p.b.outer}:${p.b.port}`,
+          '--responder-key', p.b.keys.pub,
+          '--keys', keys,
+          '--seconds', String(HS_SECONDS),
+          '--window', String(HS_WINDOW),
+          '--responder-pid', String(p.b.daemon.pid),
+        ]);
+        const r = await collect(child, 300_000);
+        if (r.code !== 0) throw new Error(`handshake-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
+        return { responder: pair.b, ...JSON.parse(r.stdout.trim().split('\n').pop()) };
+      });
+      if (hs) {
+        R.handshakes[pair.handshakes] = hs;
+        R.handshakes_per_s[pair.handshakes] = hs.handshakes_per_s;
+      }
+    }
+  } finally {
+    await t.teardown();
+  }
+}
+
+// ─── main ───────────────────────────────────────────────────────────────────
+
+async function main() {
+  if (has('--render')) {
+    process.stdout.write(render(JSON.parse(readFileSync(join(RESULTS_DIR, 'latest.json'), 'utf8'))));
+    return;
+  }
+  const problems = prerequisites();
+  if (problems.length) {
+    for (const p of problems) log(`cannot run: ${p}`);
+    process.exit(2);
+  }
+  const started = new Date();
+  const t0 = performance.now();
+  await removeStale();
+  const R = {
+    schema: 1,
+    date: started.toISOString(),
+    mode: quick ? 'quick' : 'full',
+    seconds_per_test: SECONDS,
+    ...(await environment()),
+    config: {
+      topology: 'two network namespaces joined by a veth pair: A 192.168.241.1 (port 51820), B 192.168.241.2 (port 51821); tunnel 10.7.0.1 ↔ 10.7.0.2, MTU 1420',
+      udp_offered_mbps: UDP_MBPS,
+      udp_datagram_bytes: 1392,
+      ping: `${PING_COUNT} pings at ${PING_INTERVAL} s (idle); every ${PING_INTERVAL} s during a ${SECONDS} s TCP run (under load)`,
+      handshakes: { identities: HS_IDENTITIES, window: HS_WINDOW, seconds: HS_SECONDS },
+      hub_peers: HUB_PEERS,
+    },
+    pairs: {},
+    tcp_mbps: {},
+    tcp4_mbps: {},
+    tcp_detail: {},
+    udp: {},
+    ping_idle_ms: {},
+    ping_load_ms: {},
+    cpu_cores_tcp1: {},
+    daemon_rss_mib: {},
+    handshakes_per_s: {},
+    handshakes: {},
+    hub: null,
+    join_to_first_ping_s: null,
+    registrations_per_s: null,
+    notes: {
+      join_to_first_ping_s: 'pending: registration API (issue 5)',
+      registrations_per_s: 'pending: registration API (issue 5)',
+    },
+    ratio: {},
+    errors: [],
+  };
+  log(`mode ${R.mode}: ${SECONDS} s per iperf3 test; tsguard ${R.versions.tsguard.commit ?? '?'}, ${R.versions.wireguard_go}`);
+
+  try {
+    for (const pair of PAIRS) {
+      if (stopping) break;
+      try {
+        await benchPair(pair, R);
+      } catch (e) {
+        log(`pair ${pair.id} FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
+        R.errors.push({ scenario: pair.id, error: String(e?.message ?? e).slice(0, 2000) });
+      }
+    }
+    if (!has('--skip-hub') && !stopping) {
+      R.hub = (await scenario(R, `hub RSS with ${HUB_PEERS} peers`, () => hubRss({ peers: HUB_PEERS, log: (m) => log(`  ${m}`) }))) ?? null;
+    }
+  } finally {
+    await teardownAll();
+  }
+  if (stopping) return;
+
+  const ratio = (x, y) => (x && y ? Math.round((x / y) * 1000) / 1000 : null);
+  R.ratio = {
+    tcp_tsguard_vs_wggo: ratio(R.tcp_mbps.tsguard_tsguard, R.tcp_mbps.wggo_wggo),
+    tcp4_tsguard_vs_wggo: ratio(R.tcp4_mbps.tsguard_tsguard, R.tcp4_mbps.wggo_wggo),
+    tcp_mixed_vs_wggo: ratio(R.tcp_mbps.tsguard_wggo, R.tcp_mbps.wggo_wggo),
+    udp_tsguard_vs_wggo: ratio(R.udp.tsguard_tsguard?.receiver_mbps, R.udp.wggo_wggo?.receiver_mbps),
+    handshakes_tsguard_vs_wggo: ratio(R.handshakes_per_s.tsguard, R.handshakes_per_s.wireguard_go),
+  };
+  R.duration_s = Math.round((performance.now() - t0) / 100) / 10;
+
+  writeResults(R);
+  if (R.errors.length) process.exitCode = 1;
+}
+
+const RESULTS_DIR = join(ROOT, 'bench/results');
+
+function writeAtomic(name, text) {
+  const p = join(RESULTS_DIR, name);
+  writeFileSync(p + '.tmp', text);
+  renameSync(p + '.tmp', p);
+}
+
+/** latest.md, latest.svg and the README section, from a results object. */
+function render(R) {
+  const md = renderMarkdown(R);
+  writeAtomic('latest.md', md);
+  writeAtomic('latest.svg', renderSvg(R));
+  if (!has('--no-readme')) {
+    try {
+      replaceSection(join(ROOT, 'bench/README.md'), 'results', `![TCP throughput per pair](results/latest.svg)\n\n${md}`);
+    } catch (e) {
+      log(`README not updated: ${e.message}`);
+    }
+  }
+  return md;
+}
+
+function writeResults(R) {
+  const dir = RESULTS_DIR;
+  mkdirSync(dir, { recursive: true });
+  const stamp = R.date.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-'); // ISO 8601 basic-safe file name (no ':')
+  const json = JSON.stringify(R, null, 2) + '\n';
+  writeAtomic(`${stamp}.json`, json);
+  writeAtomic('latest.json', json);
+  process.stdout.write(render(R));
+  log(`wrote bench/results/${stamp}.json, latest.{json,md,svg} in ${R.duration_s} s total`);
+}
+
+main().catch(async (e) => {
+  log(`fatal: ${e?.stack ?? e}`);
+  await teardownAll();
+  process.exit(1);
+});

@@ -1,0 +1,8 @@
+// ChaCha20-Poly1305 for the data path through Node's own OpenSSL (see aead.cc).
+#pragma once
+#include <napi.h>
+
+namespace tsg {
+// Adds aeadSeal and aeadOpen to the addon's exports.
+void InitAead(Napi::Env env, Napi::Object exports);
+}  // namespace tsg
