@@ -56,3 +56,20 @@ describe('native AEAD', () => {
     expect(nativeCrypto.open(key, 0, 0, ct, ad)).toEqual(pt);
   });
 });
+
+describe('X25519 key-object cache (node and native providers)', () => {
+  it('never serves a key array that was rewritten in place from the cache', () => {
+    const k = nodeCrypto.generatePrivateKey();
+    const peer = nodeCrypto.publicKey(nodeCrypto.generatePrivateKey());
+    const pub1 = nodeCrypto.publicKey(k);
+    const dh1 = nodeCrypto.dh(k, peer);
+    const other = nodeCrypto.generatePrivateKey();
+    k.set(other); // same array, new bytes
+    expect(nodeCrypto.publicKey(k)).toEqual(nodeCrypto.publicKey(other.slice()));
+    expect(nodeCrypto.publicKey(k)).not.toEqual(pub1);
+    expect(nodeCrypto.dh(k, peer)).toEqual(nodeCrypto.dh(other.slice(), peer));
+    expect(nodeCrypto.dh(k, peer)).not.toEqual(dh1);
+    k.fill(0); // a zeroed key is not a usable private key any more: no stale result either
+    expect(nodeCrypto.publicKey(k)).toEqual(nodeCrypto.publicKey(new Uint8Array(32)));
+  });
+});

@@ -7,6 +7,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
+import { nativeCrypto } from '../src/crypto/native.js';
 import { nodeCrypto, nodeCryptoAvailable, aeadSealRaw as nodeSealRaw, aeadOpenRaw as nodeOpenRaw } from '../src/crypto/node.js';
 import { nobleCrypto, aeadSealRaw as nobleSealRaw, aeadOpenRaw as nobleOpenRaw } from '../src/crypto/noble.js';
 import { getCrypto, setCrypto } from '../src/crypto/index.js';
@@ -486,22 +487,27 @@ describe('TAI64N', () => {
 });
 
 describe('getCrypto / setCrypto', () => {
-  it('defaults to node unless TSGUARD_CRYPTO=noble; setCrypto switches', () => {
+  it('defaults to native (addon built) unless TSGUARD_CRYPTO says node or noble; setCrypto switches', () => {
+    const env = process.env['TSGUARD_CRYPTO'];
+    const expected = env === 'noble' ? nobleCrypto : env === 'node' ? nodeCrypto : nativeCrypto;
     setCrypto(null);
-    expect(getCrypto()).toBe(process.env['TSGUARD_CRYPTO'] === 'noble' ? nobleCrypto : nodeCrypto);
+    expect(getCrypto()).toBe(expected);
     setCrypto(nobleCrypto);
     expect(getCrypto()).toBe(nobleCrypto);
-    const saved = process.env['TSGUARD_CRYPTO'];
     try {
-      process.env['TSGUARD_CRYPTO'] = 'noble';
-      setCrypto(null);
-      expect(getCrypto()).toBe(nobleCrypto);
-      delete process.env['TSGUARD_CRYPTO'];
-      setCrypto(null);
-      expect(getCrypto()).toBe(nodeCrypto);
+      for (const [value, provider] of [
+        ['noble', nobleCrypto],
+        ['node', nodeCrypto],
+        [undefined, nativeCrypto],
+      ] as const) {
+        if (value === undefined) delete process.env['TSGUARD_CRYPTO'];
+        else process.env['TSGUARD_CRYPTO'] = value;
+        setCrypto(null);
+        expect(getCrypto()).toBe(provider);
+      }
     } finally {
-      if (saved === undefined) delete process.env['TSGUARD_CRYPTO'];
-      else process.env['TSGUARD_CRYPTO'] = saved;
+      if (env === undefined) delete process.env['TSGUARD_CRYPTO'];
+      else process.env['TSGUARD_CRYPTO'] = env;
       setCrypto(null);
     }
   });

@@ -118,6 +118,33 @@ function rawPublic(k: NodeCryptoModule.KeyObject): Uint8Array {
   return new Uint8Array(Buffer.from(x, 'base64url'));
 }
 
+/**
+ * Imported KeyObjects per key array. Importing an X25519 private key costs more
+ * than the DH itself (OpenSSL derives the public key), and a handshake uses the
+ * static key and each ephemeral key more than once. An entry lives exactly as
+ * long as its key array (WeakMap) and is used only while the array still holds
+ * the same bytes, so a key zeroed or rewritten in place is never served stale.
+ */
+const privCache = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>();
+const pubCache = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>();
+
+function keyObject(
+  cache: WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>,
+  importer: (c: NodeCrypto, raw: Uint8Array) => NodeCryptoModule.KeyObject,
+  c: NodeCrypto,
+  raw: Uint8Array,
+): NodeCryptoModule.KeyObject {
+  const hit = cache.get(raw);
+  if (hit !== undefined) {
+    let diff = 0;
+    for (let i = 0; i < KEY_LEN; i++) diff |= hit.bytes[i]! ^ raw[i]!;
+    if (diff === 0) return hit.key;
+  }
+  const key = importer(c, raw);
+  cache.set(raw, { bytes: raw.slice(), key });
+  return key;
+}
+
 /** RFC 7748 §6.1 Alice: private key and public key, for the start-up self-test. */
 const SELFTEST_PRIV = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';
 const SELFTEST_PUB = '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
@@ -252,15 +279,15 @@ export const nodeCrypto: CryptoProvider = {
   publicKey(privateKey: Uint8Array): Uint8Array {
     checkKeyLen(privateKey, 'publicKey');
     const { c, x } = need();
-    return rawPublic(x.priv(c, privateKey));
+    return rawPublic(keyObject(privCache, x.priv, c, privateKey));
   },
 
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
     checkKeyLen(privateKey, 'dh private key');
     checkKeyLen(publicKey, 'dh public key');
     const { c, x } = need();
-    const priv = x.priv(c, privateKey);
-    const pub = x.pub(c, publicKey);
+    const priv = keyObject(privCache, x.priv, c, privateKey);
+    const pub = keyObject(pubCache, x.pub, c, publicKey);
     let shared: Uint8Array;
     try {
       // OpenSSL fails the derivation when the result is all zero.

@@ -83,8 +83,8 @@ export interface DeviceOptions {
    * Handshake messages per second above which the device considers itself
    * under load and demands cookies (mac2), whatever their cost. Default 20000.
    * Independently, the device is under load while handshake processing took
-   * more than half of the last second (it is falling behind, as wireguard-go's
-   * queue-length test detects).
+   * more than 90% of the last second (it is saturated and falling behind, as
+   * wireguard-go's queue-length test detects).
    */
   underLoadThreshold?: number;
 }
@@ -828,8 +828,8 @@ export class Device {
 
 /** Length of the window over which handshake load is measured, and how long "under load" lasts. */
 const UNDER_LOAD_WINDOW = 1000;
-/** Handshake processing time per window beyond which the device is under load. */
-const UNDER_LOAD_BUSY = UNDER_LOAD_WINDOW / 2;
+/** Handshake processing time per window beyond which the device is under load (it is saturated). */
+const UNDER_LOAD_BUSY = UNDER_LOAD_WINDOW * 0.9;
 
 /** Padded plaintext length (wireguard-go calculatePaddingSize). */
 export function paddedLength(len: number, mtu: number): number {
