@@ -20,13 +20,13 @@
  */
 
 import { lookup } from 'node:dns/promises';
-import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
-import { writeFileAtomic0600 } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
 import { execRunner, type Runner } from '../config/link.js';
 import { getCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
@@ -261,34 +261,33 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
   } catch (e) {
     throw new JoinError('STATE', `cannot create the state directory ${stateDir}: ${(e as Error).message}`);
   }
-  let text: string | null = null;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new JoinError('STATE', `cannot read ${path}: ${(e as Error).message}`);
-  }
-  if (text !== null) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let text: string | null;
     try {
-      if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
-    } catch {
-      // best effort
-    }
-    let key: Uint8Array;
-    try {
-      key = keyFromBase64(text, `agent private key in ${path}`);
+      text = readSecretFileSync(path);
     } catch (e) {
-      throw new JoinError('STATE', `${(e as Error).message}; restore it, or delete it to join with a new key (the hub keeps the address of the agent id)`);
+      throw new JoinError('STATE', `cannot read ${path}: ${(e as Error).message}`);
     }
-    if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
-    return key;
+    if (text !== null) {
+      let key: Uint8Array;
+      try {
+        key = keyFromBase64(text, `agent private key in ${path}`);
+      } catch (e) {
+        throw new JoinError('STATE', `${(e as Error).message}; restore it, or delete it to join with a new key (the hub keeps the address of the agent id)`);
+      }
+      if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
+      return key;
+    }
+    const key = getCrypto().generatePrivateKey();
+    try {
+      if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
+    } catch (e) {
+      key.fill(0);
+      throw new JoinError('STATE', `cannot write ${path}: ${(e as Error).message}`);
+    }
+    key.fill(0); // another agent process created it first: use that key
   }
-  const key = getCrypto().generatePrivateKey();
-  try {
-    await writeFileAtomic0600(path, keyToBase64(key) + '\n');
-  } catch (e) {
-    throw new JoinError('STATE', `cannot write ${path}: ${(e as Error).message}`);
-  }
-  return key;
+  throw new JoinError('STATE', `cannot read or create ${path}`);
 }
 
 /** Options of {@link join}. */

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
+import { chmodSync, closeSync, fchmodSync, fsyncSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -58,4 +59,71 @@ export async function worldAccessibleWarning(path: string): Promise<string | und
     return undefined;
   }
   return undefined;
+}
+
+/**
+ * Read a secret file as text, or null if it does not exist. A file that
+ * other users may read is tightened to 0600 on the way (best effort). Other
+ * read errors are thrown.
+ */
+export function readSecretFileSync(path: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  } catch {
+    // best effort
+  }
+  return text;
+}
+
+/**
+ * Create `path` holding `data` with mode 0600, only if it does not exist yet,
+ * atomically: a temporary file in the same directory is written and fsynced,
+ * then hard-linked to `path` (link(2) fails if `path` exists), then the
+ * directory is fsynced (best effort). Returns false when another process
+ * created `path` first — read theirs, so concurrent starters agree on one
+ * secret.
+ */
+export function createSecretFileExclusiveSync(path: string, data: string): boolean {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    try {
+      const dfd = openSync(dir, 'r');
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch {
+      // directory fsync is best effort
+    }
+    return true;
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+  }
 }

@@ -50,27 +50,13 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fchmodSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { getCrypto } from '../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../routing/ip.js';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../config/fsutil.js';
 import { generateToken, hashesEqual, hashSecret, parseToken } from './tokens.js';
 
 // ─── public types ────────────────────────────────────────────────────────────
@@ -1610,18 +1596,13 @@ export function loadOrCreateHubKey(dataDir: string): Uint8Array {
     );
   }
   for (let attempt = 0; attempt < 2; attempt++) {
-    let text: string | null = null;
+    let text: string | null;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readSecretFileSync(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw storeError(e, `cannot read ${path}`);
+      throw storeError(e, `cannot read ${path}`);
     }
     if (text !== null) {
-      try {
-        if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
-      } catch {
-        // best effort
-      }
       let key: Uint8Array;
       try {
         key = keyFromBase64(text, `hub private key in ${path}`);
@@ -1635,46 +1616,13 @@ export function loadOrCreateHubKey(dataDir: string): Uint8Array {
       return key;
     }
     const key = getCrypto().generatePrivateKey();
-    const tmp = join(dataDir, `.${HUB_KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const fd = openSync(tmp, 'wx', 0o600);
-      try {
-        fchmodSync(fd, 0o600);
-        writeSync(fd, keyToBase64(key) + '\n');
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      try {
-        linkSync(tmp, path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-          key.fill(0);
-          continue; // another process created it first: use theirs
-        }
-        throw e;
-      }
-      try {
-        const dfd = openSync(dataDir, 'r');
-        try {
-          fsyncSync(dfd);
-        } finally {
-          closeSync(dfd);
-        }
-      } catch {
-        // directory fsync is best effort
-      }
-      return key;
+      if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
     } catch (e) {
       key.fill(0);
       throw storeError(e, `cannot create ${path}`);
-    } finally {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // already gone
-      }
     }
+    key.fill(0); // another process created it first: use theirs
   }
   throw new RegistryError('STORE_UNAVAILABLE', `cannot read or create ${path}`);
 }

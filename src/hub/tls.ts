@@ -30,7 +30,7 @@ import {
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { chmodSync, closeSync, fchmodSync, fsyncSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../config/fsutil.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseIp } from '../routing/ip.js';
@@ -203,57 +203,20 @@ function parseIdentity(text: string, path: string): ApiTlsIdentity {
 export function loadOrCreateApiTls(dataDir: string, hosts: readonly string[] = []): ApiTlsIdentity {
   const path = join(dataDir, API_TLS_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
-    let text: string | null = null;
+    let text: string | null;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readSecretFileSync(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${path}: ${(e as Error).message}`);
     }
-    if (text !== null) {
-      try {
-        if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
-      } catch {
-        // best effort
-      }
-      return parseIdentity(text, path);
-    }
+    if (text !== null) return parseIdentity(text, path);
     const id = createSelfSignedCertificate([...hosts, hostname(), 'localhost', '127.0.0.1', '::1']);
-    const tmp = join(dataDir, `.${API_TLS_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const fd = openSync(tmp, 'wx', 0o600);
-      try {
-        fchmodSync(fd, 0o600);
-        writeSync(fd, id.keyPem + id.certPem);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      try {
-        linkSync(tmp, path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process won: use its pair
-        throw e;
-      }
-      try {
-        const dfd = openSync(dataDir, 'r');
-        try {
-          fsyncSync(dfd);
-        } finally {
-          closeSync(dfd);
-        }
-      } catch {
-        // directory fsync is best effort
-      }
-      return id;
+      if (createSecretFileExclusiveSync(path, id.keyPem + id.certPem)) return id;
     } catch (e) {
       throw new Error(`cannot create ${path}: ${(e as Error).message}`);
-    } finally {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // already gone
-      }
     }
+    // another process won: use its pair
   }
   throw new Error(`cannot read or create ${path}`);
 }
