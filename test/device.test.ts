@@ -361,3 +361,18 @@ describe('handshake replay, flood and low-order keys', () => {
     expect(sim.log.filter((f) => f.to.host === '192.0.2.9')).toHaveLength(0);
   });
 });
+
+describe('initiate()', () => {
+  it('starts a handshake at once with a known endpoint and refuses without one', () => {
+    const { sim, a, b } = pair();
+    expect(a.device.initiate(b.device.publicKey!)).toBe(true);
+    sim.pump();
+    expect(countType(a.sent, MSG_INITIATION)).toBe(1);
+    expect(a.device.getPeer(b.device.publicKey!)!.current).not.toBeNull();
+    const p = a.device.crypto;
+    const stranger = p.publicKey(p.generatePrivateKey());
+    a.device.setPeer(stranger, {});
+    expect(a.device.initiate(stranger)).toBe(false);
+    expect(a.device.initiate(new Uint8Array(32).fill(7))).toBe(false);
+  });
+});

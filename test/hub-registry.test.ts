@@ -525,3 +525,35 @@ describe('Registry: property', () => {
     );
   }, 180_000);
 });
+
+describe('last endpoint (schema 2)', () => {
+  it('stores the endpoint of the last handshake, keeps it when none is given, and survives a reopen', () => {
+    const dir = tmp();
+    const reg = Registry.open(dir, { create: { subnet: '10.40.0.0/24' } });
+    const key = newKey();
+    reg.addPeer({ kind: 'device', name: 'd1', publicKey: key, source: 'cli' });
+    expect(reg.getPeer('device', 'd1')!.lastEndpoint).toBeNull();
+    reg.touchLastSeen(key, 1000, '192.0.2.7:51820');
+    reg.touchLastSeen(key, 2000); // no endpoint: keep the stored one
+    expect(reg.getPeer('device', 'd1')).toMatchObject({ lastSeen: 2000, lastEndpoint: '192.0.2.7:51820' });
+    reg.close();
+    const again = Registry.open(dir);
+    expect(again.getPeer('device', 'd1')!.lastEndpoint).toBe('192.0.2.7:51820');
+    again.close();
+  });
+
+  it('upgrades a version 1 registry in place', () => {
+    const dir = tmp();
+    const reg = Registry.open(dir, { create: { subnet: '10.41.0.0/24' } });
+    reg.addPeer({ kind: 'device', name: 'old', publicKey: newKey(), source: 'cli' });
+    reg.close();
+    // Make it look like a registry written before the column existed.
+    const db = new Database(join(dir, 'registry.sqlite'));
+    db.exec('ALTER TABLE peers DROP COLUMN last_endpoint');
+    db.pragma('user_version = 1');
+    db.close();
+    const up = Registry.open(dir);
+    expect(up.getPeer('device', 'old')).toMatchObject({ ipv4: '10.41.0.2', lastEndpoint: null });
+    up.close();
+  });
+});

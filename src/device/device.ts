@@ -304,6 +304,18 @@ export class Device {
     return peer;
   }
 
+  /**
+   * Start a handshake with a peer now (as a keepalive would), e.g. after a
+   * restart, when the peer still holds a session this process has forgotten.
+   * Returns false when the peer is unknown or has no endpoint.
+   */
+  initiate(publicKey: Uint8Array | string): boolean {
+    const peer = this.getPeer(publicKey);
+    if (peer === undefined || peer.endpoint === null || this.#local === null || this.#closed) return false;
+    this.#sendKeepalive(peer);
+    return true;
+  }
+
   /** Add one allowed IP to an existing peer, refusing overlaps (throws AllowedIpsOverlapError). */
   addAllowedIpChecked(publicKey: Uint8Array | string, prefix: Prefix): void {
     const peer = this.getPeer(publicKey);

@@ -13,7 +13,7 @@ import { getCrypto } from '../crypto/index.js';
 import { execRunner } from '../config/link.js';
 import { writeFileAtomic0600 } from '../config/fsutil.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
-import { formatEndpoint } from '../device/types.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
 import { parsePrefix } from '../routing/ip.js';
@@ -75,6 +75,16 @@ export interface HubInfo {
   apiPin?: string;
 }
 
+/** The stored last endpoint of a peer, or undefined when there is none (or it no longer parses). */
+function lastEndpoint(r: PeerRecord): Endpoint | undefined {
+  if (r.lastEndpoint === null) return undefined;
+  try {
+    return parseEndpoint(r.lastEndpoint);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Path of the control socket of a running hub. */
 export function hubControlPath(dataDir: string): string {
   return join(dataDir, 'hub.sock');
@@ -90,6 +100,8 @@ export function readHubInfo(dataDir: string): HubInfo | null {
 }
 
 const REGISTRY_POLL_MS = 250;
+/** Peers seen this recently get a handshake from a restarted hub (3 × REJECT_AFTER_TIME: older sessions are dead anyway). */
+const RECONNECT_IF_SEEN_WITHIN = 540_000;
 const CLIENTS_POLL_MS = 500;
 
 /** A running hub. */
@@ -152,6 +164,7 @@ export class Hub {
       key.fill(0);
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
       hub.#reconcile();
+      hub.#reconnectRecentPeers();
       await hub.#configureLink();
       hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
       hub.#uapi.onRemoved(() => hub!.stop('UAPI socket removed'));
@@ -179,7 +192,7 @@ export class Hub {
     }
     runtime.device.events.on('handshake', (e) => {
       try {
-        registry.touchLastSeen(e.publicKey, Date.now());
+        registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null);
       } catch (err) {
         opts.log('error', `registry: cannot record last_seen: ${(err as Error).message}`);
       }
@@ -248,12 +261,34 @@ export class Hub {
         const cur = this.#managed.get(r.publicKey);
         if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) continue;
         // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
-        device.setPeer(keyFromBase64(r.publicKey), { replaceAllowedIps: true, allowedIps: prefixes.map(parsePrefix) });
+        // A peer new to this process starts from its last known endpoint, so a restarted hub can
+        // initiate towards it at once instead of waiting for the peer to re-handshake.
+        device.setPeer(keyFromBase64(r.publicKey), {
+          replaceAllowedIps: true,
+          allowedIps: prefixes.map(parsePrefix),
+          ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
+        });
         this.relay.setKind(r.publicKey, r.kind);
         this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
         this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
       }
     });
+  }
+
+  /**
+   * After a restart, peers that were active recently still hold sessions this
+   * process forgot; they would only re-handshake after their own timeouts
+   * (≈ 15 s). Start a handshake with each of them at their last endpoint.
+   */
+  #reconnectRecentPeers(): void {
+    const since = Date.now() - RECONNECT_IF_SEEN_WITHIN;
+    let n = 0;
+    this.runtime.batch(() => {
+      for (const r of this.registry.listPeers()) {
+        if (r.enabled && r.lastEndpoint !== null && (r.lastSeen ?? 0) >= since && this.runtime.device.initiate(r.publicKey)) n++;
+      }
+    });
+    if (n > 0) this.opts.log('info', `re-handshaking with ${n} recently active peer(s) at their last endpoints`);
   }
 
   #watch(): void {

@@ -139,6 +139,8 @@ export interface PeerRecord {
   updatedAt: number;
   /** Last handshake seen by the hub, Unix ms. */
   lastSeen: number | null;
+  /** The UDP endpoint (`ip:port`, `[ip]:port`) of the last handshake, if any: a restarted hub starts from it. */
+  lastEndpoint: string | null;
 }
 
 /** Result of {@link Registry.addPeer}. */
@@ -293,7 +295,7 @@ export const HUB_KEY_FILE = 'hub.key';
 /** How long a writer waits for another process's write lock. */
 export const BUSY_TIMEOUT_MS = 5000;
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2; // 2: peers.last_endpoint
 const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
 const MAX_TEXT = 256;
 
@@ -517,6 +519,7 @@ interface PeerRow {
   created_at: number;
   updated_at: number;
   last_seen: number | null;
+  last_endpoint: string | null;
 }
 
 function toRecord(r: PeerRow): PeerRecord {
@@ -535,6 +538,7 @@ function toRecord(r: PeerRow): PeerRecord {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     lastSeen: r.last_seen,
+    lastEndpoint: r.last_endpoint,
   };
 }
 
@@ -580,6 +584,7 @@ CREATE TABLE IF NOT EXISTS peers (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   last_seen  INTEGER,
+  last_endpoint TEXT,
   UNIQUE (kind, name)
 );
 CREATE INDEX IF NOT EXISTS peers_source ON peers (source);
@@ -701,6 +706,9 @@ export class Registry {
           );
         }
         db.exec(SCHEMA);
+        // Version 1 → 2: the last endpoint seen, so that a restarted hub can reach its peers at once.
+        const cols = db.prepare('PRAGMA table_info(peers)').all() as { name: string }[];
+        if (!cols.some((c) => c.name === 'last_endpoint')) db.exec('ALTER TABLE peers ADD COLUMN last_endpoint TEXT');
         if (ver < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
         return settleMeta(db, path, dataDir, want4, want6, now());
       });
@@ -1141,19 +1149,21 @@ export class Registry {
 
   /**
    * Record that the peer with `publicKey` was seen at `unixMs` (never moves
-   * backwards). Returns whether a peer was updated. This is bookkeeping, not
+   * backwards), and at `endpoint` when given. Returns whether a peer was updated. This is bookkeeping, not
    * configuration: it does not advance this connection's {@link dataVersion}
    * and is committed without an fsync of its own (see the module documentation).
    */
-  touchLastSeen(publicKey: string, unixMs: number): boolean {
+  touchLastSeen(publicKey: string, unixMs: number, endpoint: string | null = null): boolean {
     this.#checkOpen('last-seen update');
     try {
       this.#db.pragma('synchronous = NORMAL');
       try {
         return (
           this.#db
-            .prepare('UPDATE peers SET last_seen = ? WHERE public_key = ? AND (last_seen IS NULL OR last_seen < ?)')
-            .run(unixMs, publicKey, unixMs).changes > 0
+            .prepare(
+              'UPDATE peers SET last_seen = ?, last_endpoint = COALESCE(?, last_endpoint) WHERE public_key = ? AND (last_seen IS NULL OR last_seen < ?)',
+            )
+            .run(unixMs, endpoint, publicKey, unixMs).changes > 0
         );
       } finally {
         this.#db.pragma('synchronous = FULL');
