@@ -24,6 +24,7 @@ import {
   teardownAll,
   Topology,
   waitFor,
+  which,
   wireguardGoPeerB,
 } from './net/netns.js';
 
@@ -73,7 +74,7 @@ describe.skipIf(SKIP)('tsguard up / down (network namespaces)', () => {
       ].join('\n'),
       { mode: 0o600 },
     );
-    const before = await netState(t.a);
+    const before = await netState(t.a, true);
     let isUp = false;
     try {
       const r = await tsguard(t.a, ['up', conf]);
@@ -91,6 +92,12 @@ describe.skipIf(SKIP)('tsguard up / down (network namespaces)', () => {
         expect(rules).toContain('not from all fwmark 0xca6c lookup 51820');
         expect(rules).toContain('from all lookup main suppress_prefixlength 0');
       }
+      if (which('nft') !== null) {
+        // wg-quick's anti-spoofing / connmark rules for the default route, in our own tables.
+        const tables = (await nsRun(t.a, 'nft', ['list', 'tables'])).stdout;
+        expect(tables).toContain(`table ip tsguard-${name}`);
+        expect(tables).toContain(`table ip6 tsguard-${name}`);
+      }
       for (const dst of [INNER.b4, INNER.b6]) {
         const p = await ping(t.a, dst, { count: 3, interval: 0.1, deadline: 10 });
         expect(p.received, p.output).toBe(3);
@@ -105,7 +112,7 @@ describe.skipIf(SKIP)('tsguard up / down (network namespaces)', () => {
       await waitFor('the daemon to exit after down', () => !alive(pid!), 10_000);
       expect(existsSync(`${SOCKET_DIR}/${name}.sock`)).toBe(false);
       expect((await run('ip', ['-n', t.a, 'link', 'show', 'dev', name], { allowFail: true })).code).not.toBe(0);
-      expect(await netState(t.a)).toBe(before);
+      expect(await netState(t.a, true)).toBe(before);
       expect(readFileSync(hookLog, 'utf8')).toBe(`pre-up ${name}\npost-up ${name}\npre-down ${name}\npost-down ${name}\n`);
       const saved = readFileSync(conf, 'utf8');
       expect(statSync(conf).mode & 0o777).toBe(0o600);
@@ -132,7 +139,7 @@ describe.skipIf(SKIP)('tsguard up / down (network namespaces)', () => {
       `[Interface]\nPrivateKey = ${k.priv}\nPreUp = touch ${hookLog}\nAddress = 10.1.2.3/33\n`,
       { mode: 0o600 },
     );
-    const before = await netState(t.a);
+    const before = await netState(t.a, true);
     const r = await tsguard(t.a, ['up', conf]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${conf}:4:`);
@@ -140,7 +147,7 @@ describe.skipIf(SKIP)('tsguard up / down (network namespaces)', () => {
     expect(existsSync(hookLog)).toBe(false); // not even PreUp ran
     expect((await run('ip', ['-n', t.a, 'link', 'show', 'dev', name], { allowFail: true })).code).not.toBe(0);
     expect(existsSync(`${SOCKET_DIR}/${name}.sock`)).toBe(false);
-    expect(await netState(t.a)).toBe(before);
+    expect(await netState(t.a, true)).toBe(before);
   });
 
   it('refuses to bring up an interface that already exists, leaving the running one alone', async () => {
