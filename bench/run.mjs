@@ -5,6 +5,7 @@
 //   npm run bench -- --quick      quick run (3 s per test, < 3 minutes)
 // Options: --seconds N, --only wggo_wggo,tsguard_tsguard,tsguard_wggo, --skip-hub, --skip-handshakes,
 //          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
+//          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
 //          --no-readme (do not rewrite the README section),
 //          --render (only re-render latest.md, latest.svg and the README section from latest.json).
 // Needs root (namespaces, veth, TUN), wireguard-go, wg, iperf3, ping, and a built dist/.
@@ -18,6 +19,7 @@ import { collect, cpuSeconds, memKiB, sleep, waitFor, which } from './lib/proc.m
 import { ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
 import { prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
+import { joinLatency, registrationRate } from './lib/registration.mjs';
 import { PAIR_LABELS, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
 
 // ─── options ────────────────────────────────────────────────────────────────
@@ -37,6 +39,9 @@ const HS_WINDOW = Number(val('--hs-window', 120));
 const HS_SECONDS = quick ? 3 : 10;
 const PING_COUNT = 200;
 const PING_INTERVAL = 0.01;
+const REG_N = Number(val('--registrations', quick ? 500 : 2000));
+const REG_CONCURRENCY = Number(val('--reg-concurrency', 32));
+const JOIN_RUNS = 3;
 const ONLY = val('--only', null)?.split(',') ?? null;
 
 const PAIRS = [
@@ -251,6 +256,8 @@ async function main() {
       ping: `${PING_COUNT} pings at ${PING_INTERVAL} s (idle); every ${PING_INTERVAL} s during a ${SECONDS} s TCP run (under load)`,
       handshakes: { identities: HS_IDENTITIES, window: HS_WINDOW, seconds: HS_SECONDS },
       hub_peers: HUB_PEERS,
+      join: { runs: JOIN_RUNS, hub_api: 'https (self-signed, --ca-hash pinned) on the veth, hub in A, agent in B', subnet: '10.90.0.0/16' },
+      registrations: { requests: REG_N, concurrency: REG_CONCURRENCY, hub_api: 'http://127.0.0.1 (--api-insecure-http), client in the hub namespace', subnet: '10.96.0.0/16' },
     },
     pairs: {},
     tcp_mbps: {},
@@ -264,12 +271,10 @@ async function main() {
     handshakes_per_s: {},
     handshakes: {},
     hub: null,
-    join_to_first_ping_s: null,
+    join_to_first_reply_ms: null,
     registrations_per_s: null,
-    notes: {
-      join_to_first_ping_s: 'pending: registration API (issue 5)',
-      registrations_per_s: 'pending: registration API (issue 5)',
-    },
+    join: null,
+    registrations: null,
     ratio: {},
     errors: [],
   };
@@ -287,6 +292,13 @@ async function main() {
     }
     if (!has('--skip-hub') && !stopping) {
       R.hub = (await scenario(R, `hub RSS with ${HUB_PEERS} peers`, () => hubRss({ peers: HUB_PEERS, log: (m) => log(`  ${m}`) }))) ?? null;
+    }
+    if (!has('--skip-registration') && !stopping) {
+      R.join = (await scenario(R, `join → first ping reply (median of ${JOIN_RUNS})`, () => joinLatency({ runs: JOIN_RUNS, log: (m) => log(`  ${m}`) }))) ?? null;
+      R.join_to_first_reply_ms = R.join?.join_to_first_reply_ms ?? null;
+      R.registrations = (await scenario(R, `${REG_N} registrations, concurrency ${REG_CONCURRENCY}`, () =>
+        registrationRate({ n: REG_N, concurrency: REG_CONCURRENCY, log: (m) => log(`  ${m}`) }))) ?? null;
+      R.registrations_per_s = R.registrations?.registrations_per_s ?? null;
     }
   } finally {
     await teardownAll();

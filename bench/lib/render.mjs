@@ -56,8 +56,24 @@ export function renderMarkdown(r) {
     );
     L.push('');
   }
-  L.push(`Join → first ping reply: ${r.join_to_first_ping_s ?? '—'}; registrations/s: ${r.registrations_per_s ?? '—'} (${r.notes?.join_to_first_ping_s ?? ''}).`);
-  L.push('');
+  if (r.join || r.registrations) {
+    L.push('| Agent registration | |', '|---|---:|');
+    const j = r.join;
+    if (j) {
+      L.push(`| \`tsguard join\` spawned → first ping reply from the hub (median of ${j.runs?.length ?? '?'}, ms) | **${fmt(j.join_to_first_reply_ms, 1)}** |`);
+      L.push(`| \`tsguard join\` spawned → address printed (handshake done, ms) | ${fmt(j.join_printed_address_ms, 1)} |`);
+      L.push(`| for comparison: Node start + CLI load (\`tsguard join --help\` until exit, ms) | ${fmt(j.cli_start_ms, 1)} |`);
+    }
+    const g = r.registrations;
+    if (g) {
+      L.push(`| registrations/s (${fmt(g.accepted)} of ${fmt(g.requests)} accepted, concurrency ${fmt(g.concurrency)}) | **${fmt(g.registrations_per_s)}** |`);
+      L.push(`| registration request latency p50 / p99 (ms) | ${fmt(g.latency_ms?.p50, 1)} / ${fmt(g.latency_ms?.p99, 1)} |`);
+    }
+    L.push('');
+  } else {
+    L.push(`Join → first ping reply: ${r.join_to_first_reply_ms ?? r.join_to_first_ping_s ?? '—'}; registrations/s: ${r.registrations_per_s ?? '—'}${r.notes?.join_to_first_ping_s ? ` (${r.notes.join_to_first_ping_s})` : ''}.`);
+    L.push('');
+  }
   const m = r.machine ?? {};
   const v = r.versions ?? {};
   L.push(`Machine: ${m.cpu_model} × ${m.cores} cores, ${fmt(m.memory_mib / 1024, 1)} GiB, Linux ${m.kernel}.  `);

@@ -11,10 +11,8 @@ import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { listInterfaces, uapiGetState, uapiSet } from '../uapi/client.js';
 import { syncLines } from '../uapi/sync.js';
 import { formatDump, formatShow } from './show.js';
-import { loadDesired, showconf } from './conf.js';
-import { down, up } from './quick.js';
-import { hubMain, HubUsageError } from './hub.js';
-import { isJoinUsageError, joinMain } from './join.js';
+// Subcommands with heavy dependencies (SQLite, QR codes, the TUN runtime) are imported when used,
+// so that e.g. `tsguard join` or `tsguard genkey` start quickly.
 
 const USAGE = `Usage: tsguard COMMAND [ARGS]
 
@@ -88,24 +86,29 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'showconf': {
       if (args.length !== 1) throw new UsageError('showconf takes an interface name');
+      const { showconf } = await import('./conf.js');
       process.stdout.write(showconf(await uapiGetState(args[0]!)));
       return 0;
     }
     case 'syncconf': {
       if (args.length !== 2) throw new UsageError('syncconf takes an interface name and a configuration file');
       const [ifname, file] = args as [string, string];
+      const { loadDesired } = await import('./conf.js');
       const desired = await loadDesired(file);
       const lines = syncLines(await uapiGetState(ifname), desired);
       if (lines.length > 0) await uapiSet(ifname, lines);
       return 0;
     }
     case 'hub':
-      return hubMain(args);
+      const { hubMain, HubUsageError } = await import('./hub.js');
+      return subcommand(() => hubMain(args), (e) => e instanceof HubUsageError);
     case 'join':
-      return joinMain(args);
+      const { joinMain, isJoinUsageError } = await import('./join.js');
+      return subcommand(() => joinMain(args), isJoinUsageError);
     case 'up':
     case 'down': {
       if (args.length !== 1) throw new UsageError(`${cmd} takes a configuration file or an interface name`);
+      const { up, down } = await import('./quick.js');
       return cmd === 'up' ? up(args[0]!) : down(args[0]!);
     }
     default:
@@ -115,6 +118,18 @@ async function main(argv: string[]): Promise<number> {
 
 class UsageError extends Error {}
 
+/** A subcommand's own usage error: exit status 2, with the subcommand's message only. */
+class SubcommandUsageError extends Error {}
+
+async function subcommand(run: () => Promise<number>, isUsage: (e: unknown) => boolean): Promise<number> {
+  try {
+    return await run();
+  } catch (e) {
+    if (isUsage(e)) throw new SubcommandUsageError((e as Error).message);
+    throw e;
+  }
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -123,6 +138,6 @@ main(process.argv.slice(2)).then(
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tsguard: ${msg}\n`);
     if (e instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
-    process.exitCode = e instanceof UsageError || e instanceof HubUsageError || isJoinUsageError(e) ? 2 : 1;
+    process.exitCode = e instanceof UsageError || e instanceof SubcommandUsageError ? 2 : 1;
   },
 );

@@ -1,0 +1,144 @@
+// Agent registration: join latency and registrations per second against `tsguard hub up --api`.
+//
+// joinLatency: hub in namespace A (API https://192.168.241.1:18443, pinned with --ca-hash), agents
+//   in namespace B (veth). Per run: fresh state dir, agent id and interface; the clock starts when
+//   `tsguard join` is spawned; "printed" = join printed "joined as … address …" (registered, interface
+//   up, handshake done); "first reply" = first `ping -c 1 -W 1 HUB` from B that gets a reply, started
+//   right after the print (each attempt is a fresh `ip netns exec B ping`, ~5 ms of process start
+//   included). The agent is stopped (SIGTERM) before the next run.
+// registrationRate: hub in one namespace with --api 127.0.0.1:18080 --api-insecure-http; the client
+//   (bench/lib/register-load.mjs) runs in the same namespace and POSTs /v1/register for N distinct
+//   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run.
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { collect, percentile, waitFor } from './proc.mjs';
+import { OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
+
+const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
+
+/** Spawn `tsguard hub up …` in ns; resolves once the registration API listens. */
+async function startHub(t, ns, dir, { subnet, port, api, insecure }) {
+  const name = ifname('tsgreg');
+  t.ifnames.add(name);
+  const args = [TSGUARD, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', String(port), '--api', api];
+  if (insecure) args.push('--api-insecure-http');
+  const hub = nsSpawn(ns, process.execPath, args, { ...process.env, LOG_LEVEL: 'info' });
+  let out = '';
+  hub.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  hub.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+  await waitFor(
+    'hub registration API to listen',
+    () => {
+      if (hub.exitCode !== null || hub.signalCode !== null) throw new Error(`hub exited early: ${out.slice(-2000)}`);
+      return out.includes('registration API listening on');
+    },
+    30_000,
+    20,
+  );
+  const tok = JSON.parse((await nsRun(ns, process.execPath, [TSGUARD, 'hub', 'token', 'create', '--data-dir', dir, '--json'])).stdout);
+  return { hub, name, token: tok.token, caHash: tok.caHash, url: tok.url, output: () => out };
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const hubAddress = (subnet) => subnet.split('/')[0].replace(/\.0$/, '.1');
+
+/** Median of `runs` joins: { join_to_first_reply_ms, join_printed_address_ms, runs: [...] }. */
+export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () => {} } = {}) {
+  const t = await Topology.create();
+  try {
+    const dir = t.tempDir();
+    const h = await startHub(t, t.a, dir, { subnet, port: 51910, api: `${OUTER.a}:18443`, insecure: false });
+    const hubIp = hubAddress(subnet);
+    const results = [];
+    for (let i = 0; i < runs; i++) {
+      const stateDir = join(t.tempDir(), 'agent');
+      const agentIf = ifname('tsgjoin');
+      t.ifnames.add(agentIf);
+      const agentId = `bench-join-${i}-${Date.now()}`;
+      const t0 = performance.now();
+      const agent = nsSpawn(t.b, process.execPath, [TSGUARD, 'join', h.url, '--token', h.token, '--ca-hash', h.caHash, '--agent-id', agentId,
+        '--state-dir', stateDir, '--interface', agentIf]);
+      let out = '';
+      let printedAt = null;
+      agent.stdout.setEncoding('utf8').on('data', (d) => {
+        out += d;
+        if (printedAt === null && /joined as \S+: address \S+/.test(out)) printedAt = performance.now();
+      });
+      agent.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+      try {
+        await waitFor(
+          'join to print its address',
+          () => {
+            if (printedAt !== null) return true;
+            if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`join exited early: ${out.slice(-2000)}`);
+            return false;
+          },
+          30_000,
+          1,
+        );
+        let attempts = 0;
+        let replyAt = null;
+        while (replyAt === null) {
+          attempts++;
+          const r = await nsRun(t.b, 'ping', ['-n', '-c', '1', '-W', '1', hubIp], { allowFail: true, timeoutMs: 5000 });
+          if (r.code === 0) replyAt = performance.now();
+          else if (performance.now() - t0 > 30_000) throw new Error(`no ping reply from ${hubIp} within 30 s: ${out.slice(-1000)}`);
+        }
+        const run = { printed_ms: r1(printedAt - t0), first_reply_ms: r1(replyAt - t0), ping_attempts: attempts };
+        log(`join run ${i + 1}: printed address ${run.printed_ms} ms, first reply ${run.first_reply_ms} ms (${attempts} ping(s))`);
+        results.push(run);
+      } finally {
+        await stopChild(agent);
+      }
+    }
+    // Baseline: spawning `tsguard join --help` in B until it exits (Node start + loading the CLI).
+    const starts = [];
+    for (let i = 0; i < runs; i++) {
+      const s0 = performance.now();
+      await nsRun(t.b, process.execPath, [TSGUARD, 'join', '--help']);
+      starts.push(r1(performance.now() - s0));
+    }
+    return {
+      join_to_first_reply_ms: percentile(results.map((r) => r.first_reply_ms), 50),
+      join_printed_address_ms: percentile(results.map((r) => r.printed_ms), 50),
+      runs: results,
+      cli_start_ms: percentile(starts, 50),
+      transport: 'https with --ca-hash over the veth',
+    };
+  } finally {
+    await t.teardown();
+  }
+}
+
+/** N registrations of distinct agents, `concurrency` in flight. */
+export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {} } = {}) {
+  const t = await Topology.create(false);
+  try {
+    const dir = t.tempDir();
+    const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true });
+    const agents = Array.from({ length: n }, (_, i) => {
+      const jwk = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' });
+      return { agent_id: `bench-reg-${i}`, public_key: Buffer.from(jwk.x, 'base64url').toString('base64') };
+    });
+    const file = join(t.tempDir(), 'agents.json');
+    writeFileSync(file, JSON.stringify(agents));
+    log(`registrations: ${n} agents, concurrency ${concurrency}`);
+    const child = nsSpawn(t.a, process.execPath, [join(ROOT, 'bench/lib/register-load.mjs'), h.url, h.token, file, String(concurrency)]);
+    const r = await collect(child, 300_000);
+    if (r.code !== 0) throw new Error(`register-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop());
+    if (res.accepted === 0) throw new Error(`no registration accepted: ${JSON.stringify(res).slice(0, 500)}; hub: ${h.output().slice(-1000)}`);
+    return { ...res, transport: 'plain HTTP on 127.0.0.1 inside the hub namespace', subnet };
+  } finally {
+    await t.teardown();
+  }
+}
