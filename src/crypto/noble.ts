@@ -9,7 +9,8 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
-import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { xopen, xseal } from './xchacha.js';
 import { KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
 
 /**
@@ -144,17 +145,6 @@ export const nobleCrypto: CryptoProvider = {
     return aeadOpenRaw(key, wgNonce(counterLo, counterHi), ciphertext, ad);
   },
 
-  xseal(key, nonce, plaintext, ad) {
-    return xchacha20poly1305(key, nonce, ad).encrypt(plaintext);
-  },
-
-  xopen(key, nonce, ciphertext, ad) {
-    if (ciphertext.length < TAG_LEN) return null;
-    const cipher = xchacha20poly1305(key, nonce, ad);
-    try {
-      return cipher.decrypt(ciphertext);
-    } catch {
-      return null;
-    }
-  },
+  xseal,
+  xopen,
 };

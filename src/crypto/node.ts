@@ -23,7 +23,7 @@
 
 import type * as NodeCryptoModule from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { xopen, xseal } from './xchacha.js';
 import { KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
 
 type NodeCrypto = typeof NodeCryptoModule;
@@ -326,17 +326,6 @@ export const nodeCrypto: CryptoProvider = {
     return openRaw(need().c, key, wgNonce(counterLo, counterHi), ciphertext, ad);
   },
 
-  xseal(key, nonce, plaintext, ad) {
-    return xchacha20poly1305(key, nonce, ad).encrypt(plaintext);
-  },
-
-  xopen(key, nonce, ciphertext, ad) {
-    if (ciphertext.length < TAG_LEN) return null;
-    const cipher = xchacha20poly1305(key, nonce, ad);
-    try {
-      return cipher.decrypt(ciphertext);
-    } catch {
-      return null;
-    }
-  },
+  xseal,
+  xopen,
 };
