@@ -31,7 +31,8 @@ async function stopPair(p: Pair): Promise<void> {
 async function pingBoth(from: End, to: End): Promise<void> {
   for (const dst of [to.inner4, to.inner6]) {
     const r = await ping(from.ns, dst, { count: 3, interval: 0.1, deadline: 10 });
-    expect(r.received, `ping ${dst} from ${from.ifname} (${from.daemon.impl}):\n${r.output}`).toBe(3);
+    // ≥: replies that were held while a handshake completed may arrive together with later ones.
+    expect(r.received, `ping ${dst} from ${from.ifname} (${from.daemon.impl}):\n${r.output}`).toBeGreaterThanOrEqual(3);
   }
 }
 

@@ -552,6 +552,7 @@ export async function configurePair(t: Topology, implA: Impl, implB: Impl, opts:
     await run('ip', ['-n', self.ns, '-6', 'addr', 'add', `${self.inner6}/64`, 'dev', self.ifname, 'nodad']);
     await run('ip', ['-n', self.ns, 'link', 'set', self.ifname, 'up', 'mtu', '1420']);
   }
+  for (const self of [a, b]) await waitListening(self.ns, self.port, `${self.daemon.impl} ${self.ifname}`);
   // Keepalive last: turning it on sends a packet at once (a handshake), which must not go to a
   // peer that is not configured yet (that datagram would count as sent but never as received).
   if (opts.keepalive !== undefined) {
@@ -566,6 +567,18 @@ export async function configurePair(t: Topology, implA: Impl, implB: Impl, opts:
 }
 
 // ─── traffic ────────────────────────────────────────────────────────────────
+
+/**
+ * Wait until something in `ns` listens on UDP `port`. wireguard-go opens its socket only when it
+ * processes the link-up event (asynchronously): a first handshake message sent before that hits a
+ * closed port, and only the retransmission 5 s later gets through.
+ */
+export async function waitListening(ns: string, port: number, what: string): Promise<void> {
+  await waitFor(`${what} listening on UDP ${port}`, async () => {
+    const r = await nsRun(ns, 'ss', ['-Hulnp'], { allowFail: true });
+    return new RegExp(`:${port}\\s`).test(r.stdout);
+  }, 10_000);
+}
 
 /** Parsed ping summary. */
 export interface PingResult {
@@ -700,5 +713,6 @@ export async function wireguardGoPeerB(t: Topology, aPub: string): Promise<{ dae
   await run('ip', ['-n', t.b!, 'addr', 'add', `${INNER.b4}/24`, 'dev', daemon.ifname]);
   await run('ip', ['-n', t.b!, '-6', 'addr', 'add', `${INNER.b6}/64`, 'dev', daemon.ifname, 'nodad']);
   await run('ip', ['-n', t.b!, 'link', 'set', daemon.ifname, 'up', 'mtu', '1420']);
+  await waitListening(t.b!, 51821, `wireguard-go ${daemon.ifname}`);
   return { daemon, keys };
 }
