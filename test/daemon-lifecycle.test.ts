@@ -261,7 +261,7 @@ describe.skipIf(SKIP)('tsguard-wg daemon lifecycle', () => {
               [p.a, p.b.inner6],
             ] as const) {
               const r = await ping(from.ns, to, { count: 3, interval: 0.1 });
-              expect(r.received, r.output).toBe(3);
+              expect(r.received, r.output).toBeGreaterThanOrEqual(3);
             }
           };
           await ok();

@@ -101,7 +101,7 @@ describe.skipIf(SKIP)('tsguard hub: fleet API source (network namespaces)', () =
     fa = await t.startPeer(1, 'fa', k.fa!, '10.61.0.10');
     await t.waitHandshake(fa.keys.pub);
     const r = await ping(fa.ns, HUB_IP, { count: 3, interval: 0.1 });
-    expect(r.received, r.output).toBe(3);
+    expect(r.received, r.output).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
   afterAll(async () => {
@@ -132,7 +132,7 @@ describe.skipIf(SKIP)('tsguard hub: fleet API source (network namespaces)', () =
     await publishAndWait('enable fd', devices.map((d) => (d.name === 'fd' ? { ...d, enabled: true } : d)));
     // The real device was never disturbed.
     const r = await ping(fa.ns, HUB_IP, { count: 3, interval: 0.1 });
-    expect(r.received, r.output).toBe(3);
+    expect(r.received, r.output).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
   it('an API answering 500, invalid JSON or nothing at all for several polls leaves the live peers untouched', async () => {
@@ -143,7 +143,7 @@ describe.skipIf(SKIP)('tsguard hub: fleet API source (network namespaces)', () =
       expect(sameMap(await t.hubAllowedIps(), live), what).toBe(true);
       expect(await t.peersConfig(), what).toEqual(cfg);
       const r = await ping(fa.ns, HUB_IP, { count: 2, interval: 0.1 });
-      expect(r.received, `${what}: fa → hub\n${r.output}`).toBe(2);
+      expect(r.received, `${what}: fa → hub\n${r.output}`).toBeGreaterThanOrEqual(2);
     };
     const countIn = (mode: string, since: number) => requests().filter((q) => q.mode === mode && q.t >= since).length;
     // What the API will say once it recovers: applying it would remove every device but fa.
@@ -179,7 +179,7 @@ describe.skipIf(SKIP)('tsguard hub: fleet API source (network namespaces)', () =
     await t.waitHub('the recovered answer applied', (m) => sameMap(m, expected()), 5000);
     timings.recovery = Date.now() - since;
     const r = await ping(fa.ns, HUB_IP, { count: 2, interval: 0.1 });
-    expect(r.received, r.output).toBe(2);
+    expect(r.received, r.output).toBeGreaterThanOrEqual(2);
   }, 90_000);
 
   it('the API token appears neither in the hub log nor in its command line / `ps`', async () => {

@@ -29,7 +29,7 @@ async function pingUntil(ns: string, dst: string, timeoutMs: number): Promise<nu
 
 async function expectPings(ns: string, dst: string, what: string): Promise<void> {
   const r = await ping(ns, dst, { count: 3, interval: 0.1, deadline: 10 });
-  expect(r.received, `${what}:\n${r.output}`).toBe(3);
+  expect(r.received, `${what}:\n${r.output}`).toBeGreaterThanOrEqual(3);
 }
 
 async function expectNoPings(ns: string, dst: string, what: string): Promise<void> {

@@ -88,7 +88,7 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       expect((await run('ip', ['-n', B, 'link', 'show', 'dev', agentIf])).stdout).toMatch(/mtu 1420 .*state (UP|UNKNOWN)/);
       // The handshake is done when join prints: the first ping goes through.
       const p1 = await ping(B, HUB_ADDR, { count: 1, wait: 5 });
-      expect(p1.received).toBe(1);
+      expect(p1.received).toBeGreaterThanOrEqual(1);
       // wg show works on the agent (UAPI): the hub peer with keepalive 25 and the mesh subnet.
       const d = await dump(B, agentIf);
       expect(d.peers).toHaveLength(1);
@@ -107,7 +107,7 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       agent = startAgent(s, stateDir, agentIf);
       expect(await joined(agent)).toBe(cidr);
       expect(readFileSync(join(stateDir, 'private.key'), 'utf8').trim()).toBe(key1);
-      expect((await ping(B, HUB_ADDR, { count: 1, wait: 5 })).received).toBe(1);
+      expect((await ping(B, HUB_ADDR, { count: 1, wait: 5 })).received).toBeGreaterThanOrEqual(1);
 
       // Hub killed and restarted: the agent (still running) gets its tunnel back, same address.
       s.hub.child.kill('SIGKILL');
@@ -118,7 +118,7 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       // The agent's old session is unknown to the new hub process; WireGuard's own timers
       // (new handshake after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT without an answer) recover it.
       const back = await ping(B, HUB_ADDR, { count: 1, interval: 1, deadline: 45 });
-      expect(back.received).toBe(1);
+      expect(back.received).toBeGreaterThanOrEqual(1);
       expect(agent.output()).toContain(`address ${cidr}`);
       const reg = Registry.open(s.dir);
       try {
@@ -140,7 +140,7 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       const newPub = (await run('wg', ['pubkey'], { input: key2 + '\n' })).stdout.trim();
       const hubPeers = (await dump(s.t.a, s.hubIf)).peers;
       expect(hubPeers.map((p) => [p.publicKey, p.allowedIps])).toEqual([[newPub, '10.79.0.2/32']]);
-      expect((await ping(B, HUB_ADDR, { count: 1, wait: 5 })).received).toBe(1);
+      expect((await ping(B, HUB_ADDR, { count: 1, wait: 5 })).received).toBeGreaterThanOrEqual(1);
       expect(await stop(agent)).toBe(0);
     } finally {
       await s.t.teardown();
