@@ -3,12 +3,11 @@
  * process inside a network namespace created (and removed) here; the child
  * (test/fixtures/native-child.mjs) loads the raw addon.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { runChild } from './helpers/native-child.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { nativeAddonPath } from '../src/io/native.js';
 import { ifIndex, Tun } from '../src/io/tun.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -16,32 +15,7 @@ if (!isRoot) {
   console.warn('test/native-tun.test.ts: TUN tests skipped, they need root (network namespaces, /dev/net/tun)');
 }
 
-const child = fileURLToPath(new URL('./fixtures/native-child.mjs', import.meta.url));
 
-/** Runs a fixture scenario in namespace `ns` and returns its JSON result. */
-function runChild(ns: string, ...args: string[]): Promise<Record<string, any>> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, child, ...args],
-      { timeout: 50_000, env: { ...process.env, TSGUARD_NATIVE: nativeAddonPath() } },
-      (err, stdout, stderr) => {
-        const last = stdout.trim().split('\n').pop() ?? '';
-        let parsed: Record<string, any> | undefined;
-        try {
-          parsed = JSON.parse(last) as Record<string, any>;
-        } catch {
-          parsed = undefined;
-        }
-        if (err !== null || parsed === undefined || 'fatal' in parsed) {
-          reject(new Error(`fixture ${args.join(' ')} failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-        } else {
-          resolve(parsed);
-        }
-      },
-    );
-  });
-}
 
 describe('Tun name checks (no system call)', () => {
   it('rejects names longer than 15 bytes with ENAMETOOLONG before any syscall', () => {

@@ -3,13 +3,13 @@
  * this host), or, for unreachable destinations, inside a network namespace
  * created (and removed) here.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { runChild } from './helpers/native-child.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { nativeAddonPath, type NativeError } from '../src/io/native.js';
+import type { NativeError } from '../src/io/native.js';
 import { UdpSocket } from '../src/io/udp.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -18,7 +18,6 @@ if (!isRoot) {
 }
 const hasIpv6 = existsSync('/proc/sys/net/ipv6/conf/lo');
 
-const child = fileURLToPath(new URL('./fixtures/native-child.mjs', import.meta.url));
 
 interface Received {
   data: string;
@@ -226,30 +225,6 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
   });
 });
 
-/** Runs a fixture scenario in namespace `ns` and returns its JSON result. */
-function runChild(ns: string, ...args: string[]): Promise<Record<string, any>> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, child, ...args],
-      { timeout: 50_000, env: { ...process.env, TSGUARD_NATIVE: nativeAddonPath() } },
-      (err, stdout, stderr) => {
-        const last = stdout.trim().split('\n').pop() ?? '';
-        let parsed: Record<string, any> | undefined;
-        try {
-          parsed = JSON.parse(last) as Record<string, any>;
-        } catch {
-          parsed = undefined;
-        }
-        if (err !== null || parsed === undefined || 'fatal' in parsed) {
-          reject(new Error(`fixture ${args.join(' ')} failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-        } else {
-          resolve(parsed);
-        }
-      },
-    );
-  });
-}
 
 describe.skipIf(!isRoot)('native UDP in network namespaces', () => {
   const id = randomBytes(4).toString('hex');
