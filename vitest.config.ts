@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Loads the @noble provider when TSGUARD_CRYPTO=noble (it is loaded on demand, see src/crypto/index.ts).
+    setupFiles: ['test/setup-crypto.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Network-namespace tests share /var/run/wireguard and veth names: keep files in one worker at a time.

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '../dist/hub/registry.js';
-import { getCrypto } from '../dist/crypto/index.js';
+import { getCrypto, loadCrypto } from '../dist/crypto/index.js';
+
+await loadCrypto(); // loads @noble when TSGUARD_CRYPTO=noble
 
 const SUBNET = '10.100.0.0/18';
 const addr = (k) => {

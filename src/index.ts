@@ -21,7 +21,10 @@ export {
   type DropReason,
   type Endpoint,
 } from './device/types.js';
-export { getCrypto, setCrypto, nodeCrypto, nobleCrypto, type CryptoProvider } from './crypto/index.js';
+export { getCrypto, loadCrypto, setCrypto, nodeCrypto, type CryptoProvider } from './crypto/index.js';
+// Imported statically here (not by ./crypto/index.js, to keep the CLI's start fast): library users
+// always have the @noble provider, also for TSGUARD_CRYPTO=noble without loadCrypto().
+export { nobleCrypto } from './crypto/noble.js';
 export { keyFromBase64, keyToBase64, keyFromHex, keyToHex, KeyFormatError } from './crypto/keys.js';
 export { AllowedIps, AllowedIpsOverlapError } from './routing/allowed-ips.js';
 export { parseIp, formatIp, parsePrefix, formatPrefix, type Prefix } from './routing/ip.js';

@@ -513,6 +513,30 @@ describe('getCrypto / setCrypto', () => {
   });
 });
 
+describe('loading the @noble provider on demand', () => {
+  it('importing the crypto index does not load @noble; loadCrypto() loads it only when chosen', async () => {
+    const env = process.env['TSGUARD_CRYPTO'];
+    vi.resetModules();
+    try {
+      delete process.env['TSGUARD_CRYPTO'];
+      const fresh = await import('../src/crypto/index.js');
+      const { loadedProviders } = await import('../src/crypto/loaded.js');
+      expect(loadedProviders.noble).toBeNull();
+      expect((await fresh.loadCrypto()).name).not.toBe('noble');
+      expect(loadedProviders.noble).toBeNull();
+      process.env['TSGUARD_CRYPTO'] = 'noble';
+      fresh.setCrypto(null);
+      expect(() => fresh.getCrypto()).toThrow(/TSGUARD_CRYPTO=noble.*not loaded/);
+      expect((await fresh.loadCrypto()).name).toBe('noble');
+      expect(loadedProviders.noble).toBe(fresh.getCrypto());
+    } finally {
+      if (env === undefined) delete process.env['TSGUARD_CRYPTO'];
+      else process.env['TSGUARD_CRYPTO'] = env;
+      vi.resetModules();
+    }
+  });
+});
+
 describe('runtime without node:crypto', () => {
   it('falls back to @noble and the node provider refuses to run', async () => {
     const spy = vi.spyOn(process, 'getBuiltinModule').mockReturnValue(undefined);
@@ -520,6 +544,9 @@ describe('runtime without node:crypto', () => {
     try {
       const fresh = await import('../src/crypto/index.js');
       expect(fresh.nodeCryptoAvailable).toBe(false);
+      // @noble is loaded on demand: getCrypto() says so until loadCrypto() has loaded it.
+      expect(() => fresh.getCrypto()).toThrow(/not loaded: await loadCrypto\(\)/);
+      expect((await fresh.loadCrypto()).name).toBe('noble');
       expect(fresh.getCrypto().name).toBe('noble');
       expect(() => fresh.nodeCrypto.hash(new Uint8Array(1))).toThrow(/not available/);
       expect(() => fresh.setCrypto(fresh.nodeCrypto)).toThrow(/not available/);

@@ -32,7 +32,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { cpus } from 'node:os';
 
 const DIST = new URL('../../dist/', import.meta.url);
-const { getCrypto } = await import(new URL('crypto/index.js', DIST).href);
+const { getCrypto, loadCrypto } = await import(new URL('crypto/index.js', DIST).href);
+await loadCrypto(); // loads @noble when TSGUARD_CRYPTO=noble
 const { createInitiation, Handshake, makeIdentity } = await import(new URL('noise/handshake.js', DIST).href);
 const { CookieGenerator } = await import(new URL('noise/cookie.js', DIST).href);
 const { tai64n } = await import(new URL('crypto/tai64n.js', DIST).href);

@@ -27,14 +27,13 @@ import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
 import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
-import { execRunner, type Runner } from '../config/link.js';
-import { getCrypto } from '../crypto/index.js';
+import { execRunner, type Runner } from '../config/runner.js';
+import { loadCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
-import type { RegisterRequest, RegisterResponse } from '../hub/api.js';
-import { AGENT_KEEPALIVE, isLoopback } from '../hub/api.js';
+import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
@@ -278,7 +277,7 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
       if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
       return key;
     }
-    const key = getCrypto().generatePrivateKey();
+    const key = (await loadCrypto()).generatePrivateKey();
     try {
       if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
     } catch (e) {
@@ -368,15 +367,55 @@ async function resolveEndpoint(text: string): Promise<Endpoint> {
   }
 }
 
-function checkAnswer(r: RegisterResponse): { v4: string; bits: number; hubKey: Uint8Array } {
+function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { address: string; bits: number } | null; hubKey: Uint8Array } {
   try {
     const ip = parseIp(String(r.assigned_ip));
     const net4 = parsePrefix(String(r.mesh_subnet));
     if (ip.family !== 4 || net4.family !== 4) throw new Error('not IPv4');
-    return { v4: String(r.assigned_ip), bits: net4.bits, hubKey: keyFromBase64(String(r.hub_public_key), 'hub_public_key') };
+    let v6: { address: string; bits: number } | null = null;
+    if (r.assigned_ip6 && r.mesh_subnet6) {
+      const ip6 = parseIp(String(r.assigned_ip6));
+      const net6 = parsePrefix(String(r.mesh_subnet6));
+      if (ip6.family !== 6 || net6.family !== 6) throw new Error('assigned_ip6 or mesh_subnet6 is not IPv6');
+      v6 = { address: String(r.assigned_ip6), bits: net6.bits };
+    }
+    return { v4: String(r.assigned_ip), bits: net4.bits, v6, hubKey: keyFromBase64(String(r.hub_public_key), 'hub_public_key') };
   } catch (e) {
     throw new JoinError('BAD_RESPONSE', `the hub's answer is incomplete or invalid (${(e as Error).message})`);
   }
+}
+
+/** A word `ip -batch` reads back unchanged (it splits on blanks, strips `#` comments, honours quotes). */
+const BATCH_SAFE = /^[^\s#'"]+$/;
+
+/**
+ * Run `ip` commands (argument lists without `ip`), in order, stopping at the
+ * first failure. They go to one `ip -batch -` process (one process instead of
+ * one per command, each ~5–10 ms); batch lines take no global options, so a
+ * leading `-4`/`-6` is dropped there (the caller passes addresses already
+ * parsed as that family). Commands with a word batch mode would read
+ * differently (an interface name with `#` or a quote) run one by one. Either
+ * way the error names the command that failed, with ip's message.
+ * @throws JoinError `INTERFACE`
+ */
+export async function runIpCommands(runner: Runner, commands: readonly string[][]): Promise<void> {
+  const fail = (args: readonly string[], stderr: string, code: number) =>
+    new JoinError('INTERFACE', `ip ${args.join(' ')}: ${stderr.trim() || `exit status ${code}`}`);
+  if (!commands.every((c) => c.every((a) => BATCH_SAFE.test(a)))) {
+    for (const args of commands) {
+      const r = await runner.run('ip', args);
+      if (r.code !== 0) throw fail(args, r.stderr, r.code);
+    }
+    return;
+  }
+  const lines = commands.map((c) => (c[0] === '-4' || c[0] === '-6' ? c.slice(1) : c).join(' ') + '\n');
+  const r = await runner.run('ip', ['-batch', '-'], lines.join(''));
+  if (r.code === 0) return;
+  // ip prints "Command failed -:LINE" after the failing command's own message.
+  const m = /^Command failed -:(\d+)\s*$/m.exec(r.stderr);
+  const failed = m ? commands[Number(m[1]) - 1] : undefined;
+  if (failed === undefined) throw fail(['-batch', '-', `(${lines.map((l) => l.trim()).join('; ')})`], r.stderr, r.code);
+  throw fail(failed, r.stderr.replace(/^Command failed -:\d+\s*$/m, ''), r.code);
 }
 
 /**
@@ -398,7 +437,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   checkTransport(registerUrl(opts.url), opts);
 
   const key = await loadOrCreateAgentKey(opts.stateDir);
-  const c = getCrypto();
+  const c = await loadCrypto();
   const publicKey = keyToBase64(c.publicKey(key));
 
   // 1. Register first: the interface is created once, with the final address.
@@ -408,7 +447,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}) },
     { token: opts.token, ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
   );
-  const { v4, bits, hubKey } = checkAnswer(reg);
+  const { v4, bits, v6, hubKey } = checkAnswer(reg);
   const hubPublicKey = keyToBase64(hubKey);
   const endpoint = await resolveEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
@@ -451,15 +490,10 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   try {
     device.setPrivateKey(key);
     key.fill(0);
-    const ip = async (args: string[]) => {
-      const r = await runner.run('ip', args);
-      if (r.code !== 0) throw new JoinError('INTERFACE', `ip ${args.join(' ')}: ${r.stderr.trim()}`);
-    };
-    await ip(['-4', 'address', 'add', `${v4}/${bits}`, 'dev', opts.ifname]);
-    if (reg.assigned_ip6 && reg.mesh_subnet6) {
-      await ip(['-6', 'address', 'add', `${reg.assigned_ip6}/${parsePrefix(reg.mesh_subnet6).bits}`, 'dev', opts.ifname, 'nodad']);
-    }
-    await ip(['link', 'set', 'mtu', '1420', 'up', 'dev', opts.ifname]);
+    const ipCommands = [['-4', 'address', 'add', `${v4}/${bits}`, 'dev', opts.ifname]];
+    if (v6 !== null) ipCommands.push(['-6', 'address', 'add', `${v6.address}/${v6.bits}`, 'dev', opts.ifname, 'nodad']);
+    ipCommands.push(['link', 'set', 'mtu', '1420', 'up', 'dev', opts.ifname]);
+    await runIpCommands(runner, ipCommands);
     if (opts.uapi ?? true) {
       try {
         uapi = await serveUapi(opts.ifname, runtime, log);

@@ -6,12 +6,9 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { getCrypto } from '../crypto/index.js';
+import { loadCrypto } from '../crypto/index.js';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
-import { listInterfaces, uapiGetState, uapiSet } from '../uapi/client.js';
-import { syncLines } from '../uapi/sync.js';
-import { formatDump, formatShow } from './show.js';
-// Subcommands with heavy dependencies (SQLite, QR codes, the TUN runtime) are imported when used,
+// Subcommands' modules are imported when used (SQLite, QR codes, the TUN runtime, the UAPI client),
 // so that e.g. `tsguard join` or `tsguard genkey` start quickly.
 
 const USAGE = `Usage: tsguard COMMAND [ARGS]
@@ -40,7 +37,7 @@ function readStdin(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
-  const p = getCrypto();
+  const p = await loadCrypto();
   switch (cmd) {
     case undefined:
     case 'help':
@@ -60,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'show': {
+      const [{ listInterfaces, uapiGetState }, { formatDump, formatShow }] = await Promise.all([import('../uapi/client.js'), import('./show.js')]);
       let names: string[];
       let dump = false;
       const rest = [...args];
@@ -86,14 +84,18 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'showconf': {
       if (args.length !== 1) throw new UsageError('showconf takes an interface name');
-      const { showconf } = await import('./conf.js');
+      const [{ showconf }, { uapiGetState }] = await Promise.all([import('./conf.js'), import('../uapi/client.js')]);
       process.stdout.write(showconf(await uapiGetState(args[0]!)));
       return 0;
     }
     case 'syncconf': {
       if (args.length !== 2) throw new UsageError('syncconf takes an interface name and a configuration file');
       const [ifname, file] = args as [string, string];
-      const { loadDesired } = await import('./conf.js');
+      const [{ loadDesired }, { uapiGetState, uapiSet }, { syncLines }] = await Promise.all([
+        import('./conf.js'),
+        import('../uapi/client.js'),
+        import('../uapi/sync.js'),
+      ]);
       const desired = await loadDesired(file);
       const lines = syncLines(await uapiGetState(ifname), desired);
       if (lines.length > 0) await uapiSet(ifname, lines);

@@ -12,6 +12,7 @@ import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { xopen, xseal } from './xchacha.js';
 import { KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
+import { loadedProviders } from './loaded.js';
 
 /**
  * Scratch 12-byte nonce. Nonces are not secret and every use below is
@@ -148,3 +149,5 @@ export const nobleCrypto: CryptoProvider = {
   xseal,
   xopen,
 };
+
+loadedProviders.noble = nobleCrypto;

@@ -6,11 +6,10 @@
  */
 
 import { Runtime } from '../io/runtime.js';
-import { loadDesired } from '../cli/conf.js';
-import { parseGetReply } from '../uapi/client.js';
 import { applySet, Errno, UapiError, uapiGet } from '../uapi/protocol.js';
-import { syncLines } from '../uapi/sync.js';
 import { socketPath, UapiServer } from '../uapi/server.js';
+// The configuration-file parser and the sync logic are imported by reload() when it runs:
+// tsguard join and tsguard-wg start without them.
 
 /** Problems with an interface name, or null if it is usable. */
 export function validateIfname(name: string): string | null {
@@ -138,6 +137,11 @@ export function serveUapi(ifname: string, runtime: Runtime, log: DaemonLog): Pro
 /** Apply `file` to the running device like `tsguard syncconf`; errors are logged, the device is left as it was. */
 async function reload(file: string, runtime: Runtime, log: DaemonLog): Promise<void> {
   try {
+    const [{ loadDesired }, { parseGetReply }, { syncLines }] = await Promise.all([
+      import('../cli/conf.js'),
+      import('../uapi/client.js'),
+      import('../uapi/sync.js'),
+    ]);
     const desired = await loadDesired(file);
     runtime.batch(() => {
       const current = parseGetReply(uapiGet(runtime.device, runtime.listenPort));
