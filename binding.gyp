@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/aead.cc",
         "native/common.cc",
+        "native/hscrypto.cc",
         "native/tun.cc",
         "native/udp.cc"
       ],

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "hscrypto.h"
 #include "common.h"
 #include "tun.h"
 #include "udp.h"
@@ -126,6 +127,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setMtu", Napi::Function::New<SetMtu>(env, "setMtu"));
   exports.Set("ifIndex", Napi::Function::New<IfIndex>(env, "ifIndex"));
   InitAead(env, exports);
+  InitHandshakeCrypto(env, exports);
   return exports;
 }
 

@@ -107,6 +107,16 @@ uv_loop_t* GetLoop(Napi::Env env) {
   return loop;
 }
 
+bool GetUint8Array(const Napi::Value& v, uint8_t** data, size_t* len) {
+  if (!v.IsTypedArray()) return false;
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_uint8_array) return false;
+  Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+  *data = u.Data();
+  *len = u.ByteLength();
+  return true;
+}
+
 bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len) {
   bool is = false;
   if (napi_is_typedarray(env, value, &is) == napi_ok && is) {

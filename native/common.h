@@ -43,6 +43,10 @@ uv_loop_t* GetLoop(Napi::Env env);
 // false when the value is none of those.
 bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len);
 
+// A Uint8Array (or Buffer) argument: its bytes, writable. False for anything else. The crypto
+// functions accept only these, so that their inputs and outputs are exactly the arrays passed.
+bool GetUint8Array(const Napi::Value& value, uint8_t** data, size_t* len);
+
 // close(fd) ignoring the result (no EINTR retry: on Linux the fd is released
 // even when close() fails).
 void CloseFd(int fd);

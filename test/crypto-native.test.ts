@@ -1,10 +1,14 @@
 /**
- * The native ChaCha20-Poly1305 path against node:crypto (the oracle), and the default choice.
+ * The native provider (ChaCha20-Poly1305, X25519, BLAKE2s, HMAC, KDF and MAC
+ * through the addon) against node:crypto and @noble (the oracles), and the
+ * default choice.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getCrypto } from '../src/crypto/index.js';
-import { nativeAeadAvailable, nativeCrypto } from '../src/crypto/native.js';
+import { kdf1, kdf2, kdf3 } from '../src/crypto/kdf.js';
+import { nativeAeadAvailable, nativeCrypto, nativeHandshakeAvailable } from '../src/crypto/native.js';
+import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
 
 describe('native AEAD', () => {
@@ -47,29 +51,92 @@ describe('native AEAD', () => {
     expect(() => nativeCrypto.sealInto(new Uint8Array(31), 0, 0, new Uint8Array(1), new Uint8Array(40), 0)).toThrow(/32-byte/);
   });
 
-  it('uses node:crypto when additional data is given (handshake messages)', () => {
-    const key = new Uint8Array(32).fill(9);
-    const ad = new Uint8Array(32).fill(3);
-    const pt = new Uint8Array(12).fill(1);
-    const ct = nativeCrypto.seal(key, 0, 0, pt, ad);
-    expect(ct).toEqual(nodeCrypto.seal(key, 0, 0, pt, ad));
-    expect(nativeCrypto.open(key, 0, 0, ct, ad)).toEqual(pt);
+  it('seals and opens with additional data (handshake messages) exactly like node:crypto', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        (key, pt, ad) => {
+          const ct = nativeCrypto.seal(key, 0, 0, pt, ad);
+          expect(ct).toEqual(nodeCrypto.seal(key, 0, 0, pt, ad));
+          expect(nativeCrypto.open(key, 0, 0, ct, ad)).toEqual(pt);
+          const otherAd = ad.length > 0 ? ad.map((x, i) => (i === 0 ? x ^ 1 : x)) : Uint8Array.of(1);
+          expect(nativeCrypto.open(key, 0, 0, ct, otherAd)).toBeNull();
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('native handshake primitives', () => {
+  it('are built and pass their load-time self-test', () => {
+    expect(nativeHandshakeAvailable).toBe(true);
+  });
+
+  it('hash, HMAC, KDF and MAC agree with node:crypto and @noble for any input', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 0, maxLength: 300 }),
+        fc.uint8Array({ minLength: 0, maxLength: 40 }),
+        (key, data, more) => {
+          expect(nativeCrypto.hash(data, more)).toEqual(nobleCrypto.hash(data, more));
+          expect(nativeCrypto.hmac(key, data)).toEqual(nobleCrypto.hmac(key, data));
+          expect(nativeCrypto.mac(key, data)).toEqual(nobleCrypto.mac(key, data));
+          expect(nativeCrypto.mac(key.subarray(0, 16), data)).toEqual(nobleCrypto.mac(key.subarray(0, 16), data));
+          // The one-call KDF against the HMAC construction (the @noble provider has no kdf()).
+          expect(kdf1(nativeCrypto, key, data)).toEqual(kdf1(nobleCrypto, key, data));
+          expect(kdf2(nativeCrypto, key, data)).toEqual(kdf2(nobleCrypto, key, data));
+          expect(kdf3(nativeCrypto, key, data)).toEqual(kdf3(nobleCrypto, key, data));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // HMAC keys outside 1–64 bytes go to node:crypto.
+    const long = new Uint8Array(100).fill(7);
+    expect(nativeCrypto.hmac(long, long)).toEqual(nobleCrypto.hmac(long, long));
+    expect(nativeCrypto.hmac(new Uint8Array(0), long)).toEqual(nobleCrypto.hmac(new Uint8Array(0), long));
+  });
+
+  it('X25519 agrees with @noble; generated keys are clamped and unique; low-order points are refused', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const a = nativeCrypto.generatePrivateKey(); // from the addon's pool
+      expect(a[0]! & 7).toBe(0);
+      expect(a[31]! & 0xc0).toBe(0x40);
+      const hex = Buffer.from(a).toString('hex');
+      expect(seen.has(hex)).toBe(false);
+      seen.add(hex);
+      const b = nobleCrypto.generatePrivateKey();
+      const pa = nativeCrypto.publicKey(a);
+      expect(pa).toEqual(nobleCrypto.publicKey(a));
+      const pb = nobleCrypto.publicKey(b);
+      expect(nativeCrypto.dh(a, pb)).toEqual(nobleCrypto.dh(b, pa));
+    }
+    const k = nativeCrypto.generatePrivateKey();
+    expect(nativeCrypto.dh(k, new Uint8Array(32))).toBeNull();
+    const one = new Uint8Array(32);
+    one[0] = 1;
+    expect(nativeCrypto.dh(k, one)).toBeNull();
+    expect(() => nativeCrypto.dh(k, new Uint8Array(31))).toThrow(/32 bytes/);
   });
 });
 
 describe('X25519 key-object cache (node and native providers)', () => {
-  it('never serves a key array that was rewritten in place from the cache', () => {
-    const k = nodeCrypto.generatePrivateKey();
-    const peer = nodeCrypto.publicKey(nodeCrypto.generatePrivateKey());
-    const pub1 = nodeCrypto.publicKey(k);
-    const dh1 = nodeCrypto.dh(k, peer);
-    const other = nodeCrypto.generatePrivateKey();
+  it.each([nodeCrypto, nativeCrypto])('never serves a key array that was rewritten in place from the cache ($name)', (p) => {
+    const k = p.generatePrivateKey();
+    const peer = p.publicKey(p.generatePrivateKey());
+    const pub1 = p.publicKey(k);
+    const dh1 = p.dh(k, peer);
+    const other = p.generatePrivateKey();
     k.set(other); // same array, new bytes
-    expect(nodeCrypto.publicKey(k)).toEqual(nodeCrypto.publicKey(other.slice()));
-    expect(nodeCrypto.publicKey(k)).not.toEqual(pub1);
-    expect(nodeCrypto.dh(k, peer)).toEqual(nodeCrypto.dh(other.slice(), peer));
-    expect(nodeCrypto.dh(k, peer)).not.toEqual(dh1);
+    expect(p.publicKey(k)).toEqual(nobleCrypto.publicKey(other.slice()));
+    expect(p.publicKey(k)).not.toEqual(pub1);
+    expect(p.dh(k, peer)).toEqual(nobleCrypto.dh(other.slice(), peer));
+    expect(p.dh(k, peer)).not.toEqual(dh1);
     k.fill(0); // a zeroed key is not a usable private key any more: no stale result either
-    expect(nodeCrypto.publicKey(k)).toEqual(nodeCrypto.publicKey(new Uint8Array(32)));
+    expect(p.publicKey(k)).toEqual(nobleCrypto.publicKey(new Uint8Array(32)));
   });
 });

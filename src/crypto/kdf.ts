@@ -22,8 +22,14 @@ function next(p: CryptoProvider, prk: Uint8Array, prev: Uint8Array, i: number, s
   return p.hmac(prk, scratch);
 }
 
+/** τ1‖…‖τn from the provider's one-call KDF, as separate arrays (views of one buffer). */
+function split(out: Uint8Array, i: number): Uint8Array {
+  return out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN);
+}
+
 /** KDF with one output: τ1. */
 export function kdf1(p: CryptoProvider, key: Uint8Array, input: Uint8Array): Uint8Array {
+  if (p.kdf !== undefined && key.length === KEY_LEN) return p.kdf(key, input, 1);
   const prk = p.hmac(key, input);
   const t1 = p.hmac(prk, ONE);
   prk.fill(0);
@@ -32,6 +38,10 @@ export function kdf1(p: CryptoProvider, key: Uint8Array, input: Uint8Array): Uin
 
 /** KDF with two outputs: [τ1, τ2]. */
 export function kdf2(p: CryptoProvider, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] {
+  if (p.kdf !== undefined && key.length === KEY_LEN) {
+    const out = p.kdf(key, input, 2);
+    return [split(out, 0), split(out, 1)];
+  }
   const prk = p.hmac(key, input);
   const t1 = p.hmac(prk, ONE);
   const scratch = new Uint8Array(KEY_LEN + 1);
@@ -43,6 +53,10 @@ export function kdf2(p: CryptoProvider, key: Uint8Array, input: Uint8Array): [Ui
 
 /** KDF with three outputs: [τ1, τ2, τ3]. */
 export function kdf3(p: CryptoProvider, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  if (p.kdf !== undefined && key.length === KEY_LEN) {
+    const out = p.kdf(key, input, 3);
+    return [split(out, 0), split(out, 1), split(out, 2)];
+  }
   const prk = p.hmac(key, input);
   const t1 = p.hmac(prk, ONE);
   const scratch = new Uint8Array(KEY_LEN + 1);

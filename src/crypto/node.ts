@@ -145,6 +145,32 @@ function keyObject(
   return key;
 }
 
+/**
+ * Random bytes for small requests (keys, indices, nonces) come from a pool
+ * refilled 4 KiB at a time: one OpenSSL call costs ~4 µs however few bytes it
+ * returns, and a handshake needs several. Bytes handed out are erased from the
+ * pool at once.
+ */
+const POOL_SIZE = 4096;
+const POOL_MAX_REQUEST = 256;
+let pool: Uint8Array | null = null;
+let poolOffset = POOL_SIZE;
+
+function randomInto(c: NodeCrypto, out: Uint8Array): Uint8Array {
+  const n = out.length;
+  if (n > POOL_MAX_REQUEST) return c.randomFillSync(out);
+  if (pool === null || poolOffset + n > POOL_SIZE) {
+    pool ??= new Uint8Array(POOL_SIZE);
+    c.randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const src = pool.subarray(poolOffset, poolOffset + n);
+  out.set(src);
+  src.fill(0);
+  poolOffset += n;
+  return out;
+}
+
 /** RFC 7748 §6.1 Alice: private key and public key, for the start-up self-test. */
 const SELFTEST_PRIV = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';
 const SELFTEST_PUB = '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
@@ -269,11 +295,11 @@ export const nodeCrypto: CryptoProvider = {
   name: 'node',
 
   randomBytes(n: number): Uint8Array {
-    return need().c.randomFillSync(new Uint8Array(n));
+    return randomInto(need().c, new Uint8Array(n));
   },
 
   generatePrivateKey(): Uint8Array {
-    return clamp(need().c.randomFillSync(new Uint8Array(KEY_LEN)));
+    return clamp(randomInto(need().c, new Uint8Array(KEY_LEN)));
   },
 
   publicKey(privateKey: Uint8Array): Uint8Array {

@@ -39,6 +39,13 @@ export interface CryptoProvider {
   /** HMAC-BLAKE2s-256. */
   hmac(key: Uint8Array, data: Uint8Array): Uint8Array;
   /**
+   * Optional: WireGuard's whole KDF in one call (see `kdf.ts`): `n` (1–3)
+   * 32-byte outputs τ1‖…‖τn of HKDF-BLAKE2s with a 32-byte chaining key.
+   * Providers whose per-call overhead is high implement it; without it the
+   * KDF is built from {@link CryptoProvider.hmac}.
+   */
+  kdf?(key: Uint8Array, input: Uint8Array, n: 1 | 2 | 3): Uint8Array;
+  /**
    * ChaCha20-Poly1305 seal with the 96-bit nonce `0x00000000 ‖ LE64(counter)`;
    * `counterLo`/`counterHi` are the low and high 32 bits of the counter.
    * Returns ciphertext ‖ tag.

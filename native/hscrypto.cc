@@ -1,0 +1,314 @@
+// The handshake's primitives through the OpenSSL that Node itself links: X25519, BLAKE2s-256,
+// HMAC-BLAKE2s and keyed BLAKE2s-128 (WireGuard's MAC). node:crypto reaches the same OpenSSL code
+// but builds JavaScript objects per call (a Hash/Hmac object per hash, a JWK round trip per key
+// import), which cost more than the primitives: a responder handshake spent ~370 µs of which about
+// 160 µs were the four scalar multiplications. Here each call is one N-API call into a context that is
+// created once per thread and reused.
+//
+// X25519 private keys live in an EVP_PKEY owned by a JavaScript External: importing a private key
+// makes OpenSSL derive its public key (a scalar multiplication), so the JavaScript side caches the
+// External per key array (see src/crypto/native.ts). EVP_PKEY_free erases the private key.
+//
+// New key pairs (a responder needs one per handshake) come from a pool that a background thread
+// keeps filled, so that their scalar multiplication runs on another core, off the event loop. The
+// thread starts on first use, sleeps while the pool is full, and is stopped and joined (and the
+// pooled keys freed) when the Node environment shuts down.
+#include "hscrypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common.h"
+
+namespace tsg {
+namespace {
+
+constexpr size_t kKeyLen = 32;
+constexpr size_t kMacLen = 16;
+
+// Per-thread OpenSSL objects, fetched once (worker threads may load the addon too).
+struct Ctx {
+  EVP_MD* blake2s = nullptr;
+  EVP_MD_CTX* md = nullptr;
+  EVP_MAC_CTX* hmac = nullptr;   // HMAC with BLAKE2S-256, re-keyed per call
+  EVP_MAC_CTX* kmac = nullptr;   // BLAKE2SMAC with a 16-byte output, re-keyed per call
+  bool ok = false;
+
+  Ctx() {
+    blake2s = EVP_MD_fetch(nullptr, "BLAKE2S-256", nullptr);
+    md = EVP_MD_CTX_new();
+    EVP_MAC* h = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC* b = EVP_MAC_fetch(nullptr, "BLAKE2SMAC", nullptr);
+    if (h != nullptr) hmac = EVP_MAC_CTX_new(h);
+    if (b != nullptr) kmac = EVP_MAC_CTX_new(b);
+    EVP_MAC_free(h);  // the contexts hold their own references
+    EVP_MAC_free(b);
+    if (blake2s == nullptr || md == nullptr || hmac == nullptr || kmac == nullptr) return;
+    char digest[] = "BLAKE2S-256";
+    OSSL_PARAM hp[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    size_t size = kMacLen;
+    OSSL_PARAM kp[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+    ok = EVP_MAC_CTX_set_params(hmac, hp) == 1 && EVP_MAC_CTX_set_params(kmac, kp) == 1;
+  }
+};
+
+Ctx& Get() {
+  static thread_local Ctx ctx;
+  return ctx;
+}
+
+Napi::Value Fail(Napi::Env env, const char* what) {
+  Napi::Error::New(env, what).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// blake2s(out32, a, b?, c?): BLAKE2s-256 of a ‖ b ‖ c into out32.
+Napi::Value Blake2s(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* out;
+  size_t outLen;
+  if (info.Length() < 2 || !GetUint8Array(info[0], &out, &outLen) || outLen != kKeyLen) {
+    return ThrowType(env, "blake2s(out: 32-byte Uint8Array, ...parts: Uint8Array[])");
+  }
+  Ctx& c = Get();
+  if (EVP_DigestInit_ex(c.md, c.blake2s, nullptr) != 1) return Fail(env, "blake2s: OpenSSL digest init failed");
+  for (size_t i = 1; i < info.Length(); i++) {
+    uint8_t* p;
+    size_t n;
+    if (!GetUint8Array(info[i], &p, &n)) return ThrowType(env, "blake2s: every part must be a Uint8Array");
+    if (n > 0 && EVP_DigestUpdate(c.md, p, n) != 1) return Fail(env, "blake2s: OpenSSL digest update failed");
+  }
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(c.md, out, &len) != 1 || len != kKeyLen) return Fail(env, "blake2s: OpenSSL digest failed");
+  return env.Undefined();
+}
+
+// Shared by hmacBlake2s and macBlake2s: MAC(key, data) into out (outWant bytes).
+Napi::Value Mac(const Napi::CallbackInfo& info, EVP_MAC_CTX* ctx, size_t maxKey, size_t outWant, const char* usage) {
+  Napi::Env env = info.Env();
+  uint8_t *key, *data, *out;
+  size_t keyLen, dataLen, outLen;
+  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != outWant || keyLen == 0 || keyLen > maxKey) {
+    return ThrowType(env, usage);
+  }
+  size_t len = 0;
+  if (EVP_MAC_init(ctx, key, keyLen, nullptr) != 1 || (dataLen > 0 && EVP_MAC_update(ctx, data, dataLen) != 1) ||
+      EVP_MAC_final(ctx, out, &len, outLen) != 1 || len != outWant) {
+    return Fail(env, "MAC: OpenSSL failed");
+  }
+  return env.Undefined();
+}
+
+// hmacBlake2s(key, data, out32): HMAC-BLAKE2s-256.
+Napi::Value HmacBlake2s(const Napi::CallbackInfo& info) {
+  return Mac(info, Get().hmac, 64, kKeyLen, "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
+}
+
+// macBlake2s(key, data, out16): keyed BLAKE2s with a 16-byte output.
+Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
+  return Mac(info, Get().kmac, kKeyLen, kMacLen, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
+}
+
+bool HmacInto(EVP_MAC_CTX* ctx, const uint8_t* key, size_t keyLen, const uint8_t* a, size_t aLen, const uint8_t* b,
+              size_t bLen, uint8_t* out) {
+  size_t len = 0;
+  return EVP_MAC_init(ctx, key, keyLen, nullptr) == 1 && (aLen == 0 || EVP_MAC_update(ctx, a, aLen) == 1) &&
+         (bLen == 0 || EVP_MAC_update(ctx, b, bLen) == 1) && EVP_MAC_final(ctx, out, &len, kKeyLen) == 1 && len == kKeyLen;
+}
+
+// kdfBlake2s(key32, input, out): WireGuard's HKDF with n = out.length / 32 outputs (1–3):
+// τ0 = HMAC(key, input), τ1 = HMAC(τ0, 0x01), τi = HMAC(τ0, τ(i−1) ‖ i); τ0 is erased.
+Napi::Value KdfBlake2s(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t *key, *input, *out;
+  size_t keyLen, inputLen, outLen;
+  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || keyLen != kKeyLen ||
+      !GetUint8Array(info[1], &input, &inputLen) || !GetUint8Array(info[2], &out, &outLen) || outLen == 0 ||
+      outLen > 3 * kKeyLen || outLen % kKeyLen != 0) {
+    return ThrowType(env, "kdfBlake2s(key: 32-byte Uint8Array, input: Uint8Array, out: Uint8Array of 32, 64 or 96 bytes)");
+  }
+  EVP_MAC_CTX* ctx = Get().hmac;
+  uint8_t prk[kKeyLen];
+  bool ok = HmacInto(ctx, key, keyLen, input, inputLen, nullptr, 0, prk);
+  for (size_t i = 0; ok && i < outLen / kKeyLen; i++) {
+    const uint8_t counter = static_cast<uint8_t>(i + 1);
+    ok = i == 0 ? HmacInto(ctx, prk, kKeyLen, &counter, 1, nullptr, 0, out)
+                : HmacInto(ctx, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
+  }
+  OPENSSL_cleanse(prk, sizeof prk);
+  if (!ok) {
+    OPENSSL_cleanse(out, outLen);
+    return Fail(env, "kdfBlake2s: OpenSSL HMAC failed");
+  }
+  return env.Undefined();
+}
+
+void FreeKey(Napi::Env, EVP_PKEY* key) { EVP_PKEY_free(key); }
+
+EVP_PKEY* GenerateX25519() {
+  EVP_PKEY* key = nullptr;
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr);
+  if (ctx == nullptr || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &key) != 1) key = nullptr;
+  EVP_PKEY_CTX_free(ctx);
+  return key;
+}
+
+// Pre-generated X25519 key pairs, refilled by a background thread (see the file comment).
+class KeyPool {
+ public:
+  ~KeyPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    for (EVP_PKEY* k : keys_) EVP_PKEY_free(k);
+  }
+
+  // A fresh key pair: from the pool, or generated here when the pool is empty.
+  EVP_PKEY* Take() {
+    EVP_PKEY* key = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!started_) {
+        started_ = true;
+        thread_ = std::thread([this] { Run(); });
+      }
+      if (!keys_.empty()) {
+        key = keys_.front();
+        keys_.pop_front();
+      }
+      if (keys_.size() < kLow) wanted_ = true;
+    }
+    cv_.notify_one();
+    return key != nullptr ? key : GenerateX25519();
+  }
+
+ private:
+  static constexpr size_t kLow = 96;
+  static constexpr size_t kHigh = 256;
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      cv_.wait(lock, [this] { return stop_ || wanted_; });
+      while (!stop_ && keys_.size() < kHigh) {
+        lock.unlock();
+        EVP_PKEY* k = GenerateX25519();
+        lock.lock();
+        if (k == nullptr) break;
+        keys_.push_back(k);
+      }
+      wanted_ = false;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<EVP_PKEY*> keys_;
+  std::thread thread_;
+  bool started_ = false;
+  bool wanted_ = true;
+  bool stop_ = false;
+};
+
+// x25519Generate(outPrivate32): a new key pair as an External; its private key is written to outPrivate32.
+Napi::Value X25519Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* out;
+  size_t outLen;
+  if (info.Length() < 1 || !GetUint8Array(info[0], &out, &outLen) || outLen != kKeyLen) {
+    return ThrowType(env, "x25519Generate(outPrivate: 32-byte Uint8Array)");
+  }
+  EVP_PKEY* key = static_cast<KeyPool*>(info.Data())->Take();
+  size_t len = kKeyLen;
+  if (key == nullptr || EVP_PKEY_get_raw_private_key(key, out, &len) != 1 || len != kKeyLen) {
+    EVP_PKEY_free(key);
+    return Fail(env, "x25519Generate: OpenSSL key generation failed");
+  }
+  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
+}
+
+// x25519Import(privateKey32): an External holding the key (OpenSSL derives the public key now).
+Napi::Value X25519Import(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* priv;
+  size_t len;
+  if (info.Length() < 1 || !GetUint8Array(info[0], &priv, &len) || len != kKeyLen) {
+    return ThrowType(env, "x25519Import(privateKey: 32-byte Uint8Array)");
+  }
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv, len);
+  if (key == nullptr) return Fail(env, "x25519Import: OpenSSL refused the private key");
+  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
+}
+
+EVP_PKEY* KeyOf(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  return v.As<Napi::External<EVP_PKEY>>().Data();
+}
+
+// x25519Public(key, out32): the public key of an imported private key.
+Napi::Value X25519Public(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EVP_PKEY* key = info.Length() >= 2 ? KeyOf(info[0]) : nullptr;
+  uint8_t* out;
+  size_t outLen;
+  if (key == nullptr || !GetUint8Array(info[1], &out, &outLen) || outLen != kKeyLen) {
+    return ThrowType(env, "x25519Public(key: External from x25519Import, out: 32-byte Uint8Array)");
+  }
+  size_t len = kKeyLen;
+  if (EVP_PKEY_get_raw_public_key(key, out, &len) != 1 || len != kKeyLen) return Fail(env, "x25519Public: OpenSSL failed");
+  return env.Undefined();
+}
+
+// x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
+// all zero (a low-order peer point) or OpenSSL refuses the peer key.
+Napi::Value X25519(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EVP_PKEY* key = info.Length() >= 3 ? KeyOf(info[0]) : nullptr;
+  uint8_t *pub, *out;
+  size_t pubLen, outLen;
+  if (key == nullptr || !GetUint8Array(info[1], &pub, &pubLen) || pubLen != kKeyLen || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != kKeyLen) {
+    return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
+  }
+  EVP_PKEY* peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, pubLen);
+  EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
+  size_t len = kKeyLen;
+  // OpenSSL fails the derivation when the shared secret is all zero.
+  bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+            EVP_PKEY_derive(ctx, out, &len) == 1 && len == kKeyLen;
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(peer);
+  if (!ok) std::memset(out, 0, outLen);
+  return Napi::Boolean::New(env, ok);
+}
+
+}  // namespace
+
+void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
+  if (!Get().ok) return;  // the JavaScript side then keeps node:crypto for these
+  exports.Set("blake2s", Napi::Function::New<Blake2s>(env, "blake2s"));
+  exports.Set("hmacBlake2s", Napi::Function::New<HmacBlake2s>(env, "hmacBlake2s"));
+  exports.Set("kdfBlake2s", Napi::Function::New<KdfBlake2s>(env, "kdfBlake2s"));
+  exports.Set("macBlake2s", Napi::Function::New<MacBlake2s>(env, "macBlake2s"));
+  auto* pool = new KeyPool();
+  env.AddCleanupHook([pool] { delete pool; });
+  exports.Set("x25519Generate", Napi::Function::New(env, X25519Generate, "x25519Generate", pool));
+  exports.Set("x25519Import", Napi::Function::New<X25519Import>(env, "x25519Import"));
+  exports.Set("x25519Public", Napi::Function::New<X25519Public>(env, "x25519Public"));
+  exports.Set("x25519", Napi::Function::New<X25519>(env, "x25519"));
+}
+
+}  // namespace tsg
