@@ -3,7 +3,7 @@
 //
 //   npm run bench                 full run (10 s per iperf3 test)
 //   npm run bench -- --quick      quick run (3 s per test, < 3 minutes)
-// Options: --seconds N, --only wggo_wggo,tsguard_tsguard,tsguard_wggo, --skip-hub, --skip-handshakes,
+// Options: --seconds N, --only wggo_wggo,tsguard_tsguard,tsguard_wggo, --skip-traffic (no iperf3/ping), --skip-hub, --skip-handshakes,
 //          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
 //          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
 //          --no-readme (do not rewrite the README section),
@@ -88,7 +88,7 @@ async function environment() {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   let provider = null;
   try {
-    provider = (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).getCrypto().name;
+    provider = (await (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).loadCrypto()).name;
   } catch {
     // reported as null
   }
@@ -155,49 +155,51 @@ async function benchPair(pair, R) {
     await pingStats(p.a.ns, p.b.inner, { count: 20, interval: 0.01 }); // warm-up
     R.pairs[pair.id] = { a: pair.a, b: pair.b, label: PAIR_LABELS[pair.id], note: 'A runs the iperf3 client (sends, TCP/UDP) and the pings; B runs the iperf3 server (receives)' };
 
-    const idle = await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner, { count: PING_COUNT, interval: PING_INTERVAL }));
-    if (idle) R.ping_idle_ms[pair.id] = idle;
+    if (!has('--skip-traffic')) {
+      const idle = await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner, { count: PING_COUNT, interval: PING_INTERVAL }));
+      if (idle) R.ping_idle_ms[pair.id] = idle;
 
-    const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
-      const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-      const w0 = performance.now();
-      const r = await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS });
-      const wall = (performance.now() - w0) / 1000;
-      const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-      // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
-      R.cpu_cores_tcp1[pair.id] = { a: round((c1[0] - c0[0]) / wall, 2), b: round((c1[1] - c0[1]) / wall, 2) };
-      return r;
-    });
-    if (tcp1) {
-      R.tcp_mbps[pair.id] = round(tcp1.mbps);
-      R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
+      const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
+        const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+        const w0 = performance.now();
+        const r = await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS });
+        const wall = (performance.now() - w0) / 1000;
+        const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+        // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
+        R.cpu_cores_tcp1[pair.id] = { a: round((c1[0] - c0[0]) / wall, 2), b: round((c1[1] - c0[1]) / wall, 2) };
+        return r;
+      });
+      if (tcp1) {
+        R.tcp_mbps[pair.id] = round(tcp1.mbps);
+        R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
+      }
+
+      const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, parallel: 4 }));
+      if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
+
+      const udp = await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
+      if (udp) {
+        R.udp[pair.id] = {
+          offered_mbps: UDP_MBPS,
+          sender_mbps: round(udp.sentMbps),
+          receiver_mbps: round(udp.mbps),
+          loss_percent: round(udp.lossPercent, 2),
+          jitter_ms: round(udp.jitterMs, 3),
+          packets: udp.packets,
+          lost: udp.lost,
+        };
+      }
+
+      const loaded = await scenario(R, `${pair.id} ping under TCP load`, async () => {
+        const count = Math.max(100, Math.round((SECONDS - 1) / PING_INTERVAL));
+        const tcpP = iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, port: 5202 });
+        await sleep(600);
+        const pingP = pingStats(p.a.ns, p.b.inner, { count, interval: PING_INTERVAL, deadline: SECONDS + 10 });
+        const [tcp, ping] = await Promise.all([tcpP, pingP]);
+        return { ...ping, tcp_mbps_meanwhile: round(tcp.mbps) };
+      });
+      if (loaded) R.ping_load_ms[pair.id] = loaded;
     }
-
-    const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, parallel: 4 }));
-    if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
-
-    const udp = await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
-    if (udp) {
-      R.udp[pair.id] = {
-        offered_mbps: UDP_MBPS,
-        sender_mbps: round(udp.sentMbps),
-        receiver_mbps: round(udp.mbps),
-        loss_percent: round(udp.lossPercent, 2),
-        jitter_ms: round(udp.jitterMs, 3),
-        packets: udp.packets,
-        lost: udp.lost,
-      };
-    }
-
-    const loaded = await scenario(R, `${pair.id} ping under TCP load`, async () => {
-      const count = Math.max(100, Math.round((SECONDS - 1) / PING_INTERVAL));
-      const tcpP = iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, port: 5202 });
-      await sleep(600);
-      const pingP = pingStats(p.a.ns, p.b.inner, { count, interval: PING_INTERVAL, deadline: SECONDS + 10 });
-      const [tcp, ping] = await Promise.all([tcpP, pingP]);
-      return { ...ping, tcp_mbps_meanwhile: round(tcp.mbps) };
-    });
-    if (loaded) R.ping_load_ms[pair.id] = loaded;
 
     const rss = (pid) => round(memKiB(pid).rss / 1024, 1);
     R.daemon_rss_mib[pair.id] = { a: rss(p.a.daemon.pid), b: rss(p.b.daemon.pid) };

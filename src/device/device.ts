@@ -87,6 +87,13 @@ export interface DeviceOptions {
    * wireguard-go's queue-length test detects).
    */
   underLoadThreshold?: number;
+  /**
+   * An outside measure of load that replaces the device's own estimate
+   * (`underLoadThreshold` and the busy-time test): the device demands cookies
+   * exactly while this returns true. {@link Runtime} passes the length test
+   * of its handshake queue, as wireguard-go does.
+   */
+  underLoad?: () => boolean;
 }
 
 /**
@@ -164,6 +171,7 @@ export class Device {
   readonly #cookieChecker: CookieChecker;
   readonly #rateLimiter: RateLimiter;
   readonly #underLoadThreshold: number;
+  readonly #underLoadFn: (() => boolean) | null;
   #hsWindowStart = -Infinity;
   #hsWindowCount = 0;
   #hsWindowBusy = 0;
@@ -179,6 +187,7 @@ export class Device {
     this.#random = opts.random ?? Math.random;
     this.#mtu = opts.mtu ?? DEFAULT_MTU;
     this.#underLoadThreshold = opts.underLoadThreshold ?? 20_000;
+    this.#underLoadFn = opts.underLoad ?? null;
     const clock = this.#clock;
     this.#now = () => clock.now();
     const p = this.#p;
@@ -816,6 +825,7 @@ export class Device {
   // ─── load ─────────────────────────────────────────────────────────────────
 
   #countHandshakeAndCheckLoad(): boolean {
+    if (this.#underLoadFn !== null) return this.#underLoadFn();
     const now = this.#now();
     if (now - this.#hsWindowStart >= UNDER_LOAD_WINDOW) {
       this.#hsWindowStart = now;
@@ -830,6 +840,7 @@ export class Device {
 
   /** True while the device demands cookies from initiators. */
   get underLoad(): boolean {
+    if (this.#underLoadFn !== null) return this.#underLoadFn();
     return this.#now() < this.#underLoadUntil;
   }
 
