@@ -15,6 +15,15 @@ import { join } from 'node:path';
 import { collect, percentile, waitFor } from './proc.mjs';
 import { OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
 
+/**
+ * The agent's environment: ours without NODE_EXTRA_CA_CERTS and NODE_OPTIONS. A default Node
+ * installation sets neither; this workplace sets NODE_EXTRA_CA_CERTS to the system CA bundle, which
+ * makes every Node start parse ~140 certificates (~50 ms here). join pins the hub with --ca-hash and
+ * never uses them.
+ */
+const AGENT_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS' && k !== 'NODE_OPTIONS'));
+export const AGENT_ENV_NOTE = 'agent processes run without NODE_EXTRA_CA_CERTS / NODE_OPTIONS (a default Node installation sets neither)';
+
 const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 
 /** Spawn `tsguard hub up …` in ns; resolves once the registration API listens. */
@@ -66,7 +75,7 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
       const agentId = `bench-join-${i}-${Date.now()}`;
       const t0 = performance.now();
       const agent = nsSpawn(t.b, process.execPath, [TSGUARD, 'join', h.url, '--token', h.token, '--ca-hash', h.caHash, '--agent-id', agentId,
-        '--state-dir', stateDir, '--interface', agentIf]);
+        '--state-dir', stateDir, '--interface', agentIf], AGENT_ENV);
       let out = '';
       let printedAt = null;
       agent.stdout.setEncoding('utf8').on('data', (d) => {
@@ -100,11 +109,26 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
         await stopChild(agent);
       }
     }
+    // The same through the library, as an agent embedding tsguard joins (modules already loaded).
+    const embedded = [];
+    for (let i = 0; i < runs; i++) {
+      const agentIf = ifname('tsgjoin');
+      t.ifnames.add(agentIf);
+      const r = await collect(
+        nsSpawn(t.b, process.execPath, [join(ROOT, 'bench/lib/join-embedded.mjs'), h.url, h.token, h.caHash,
+          `bench-embedded-${i}-${Date.now()}`, join(t.tempDir(), 'agent'), agentIf, hubIp], AGENT_ENV),
+        60_000,
+      );
+      if (r.code !== 0) throw new Error(`join-embedded exited ${r.code}: ${r.stderr.slice(-1500)}`);
+      const run = JSON.parse(r.stdout.trim().split('\n').pop());
+      log(`embedded join run ${i + 1}: joined ${run.joined_ms} ms, first reply ${run.first_reply_ms} ms`);
+      embedded.push(run);
+    }
     // Baseline: spawning `tsguard join --help` in B until it exits (Node start + loading the CLI).
     const starts = [];
     for (let i = 0; i < runs; i++) {
       const s0 = performance.now();
-      await nsRun(t.b, process.execPath, [TSGUARD, 'join', '--help']);
+      await nsRun(t.b, process.execPath, [TSGUARD, 'join', '--help'], { env: AGENT_ENV });
       starts.push(r1(performance.now() - s0));
     }
     return {
@@ -112,7 +136,11 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
       join_printed_address_ms: percentile(results.map((r) => r.printed_ms), 50),
       runs: results,
       cli_start_ms: percentile(starts, 50),
+      embedded_first_reply_ms: percentile(embedded.map((r) => r.first_reply_ms), 50),
+      embedded_joined_ms: percentile(embedded.map((r) => r.joined_ms), 50),
+      embedded_runs: embedded,
       transport: 'https with --ca-hash over the veth',
+      environment: AGENT_ENV_NOTE,
     };
   } finally {
     await t.teardown();

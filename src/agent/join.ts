@@ -140,7 +140,9 @@ function connect(u: URL, pin: string | null, signal: AbortSignal): Promise<net.S
     const onAbort = () => fail(signal.reason as JoinError);
     let sock: net.Socket;
     if (u.protocol === 'https:') {
-      const t = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+      // The certificate is checked against the pin below, never against a CA: `ca: []` also spares
+      // Node building its root store (~25 ms of CPU on the first TLS connection).
+      const t = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), rejectUnauthorized: false, ca: [], minVersion: 'TLSv1.2' });
       sock = t;
       t.once('secureConnect', () => {
         signal.removeEventListener('abort', onAbort);
