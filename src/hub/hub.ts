@@ -21,7 +21,7 @@ import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
-import { loadOrCreateHubKey, Registry, type PeerRecord } from './registry.js';
+import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 import { loadOrCreateApiTls } from './tls.js';
 
@@ -179,7 +179,7 @@ export class Hub {
           listenPort: runtime.listenPort,
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
-          onRegistered: () => hub!.#reconcile(),
+          onRegistered: (r) => hub!.#applyRegistered(r),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
@@ -245,34 +245,54 @@ export class Hub {
       this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
       return;
     }
-    const device = this.runtime.device;
     this.runtime.batch(() => {
-      const want = new Map(records.map((r) => [r.publicKey, r]));
-      for (const [id, m] of [...this.#managed]) {
-        if (want.has(id)) continue;
-        device.removePeer(id);
-        this.relay.setKind(id, null);
-        this.#managed.delete(id);
-        this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
-      }
-      for (const r of records) {
-        const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
-        const sig = prefixes.join(',');
-        const cur = this.#managed.get(r.publicKey);
-        if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) continue;
-        // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
-        // A peer new to this process starts from its last known endpoint, so a restarted hub can
-        // initiate towards it at once instead of waiting for the peer to re-handshake.
-        device.setPeer(keyFromBase64(r.publicKey), {
-          replaceAllowedIps: true,
-          allowedIps: prefixes.map(parsePrefix),
-          ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
-        });
-        this.relay.setKind(r.publicKey, r.kind);
-        this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
-        this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
-      }
+      const want = new Set(records.map((r) => r.publicKey));
+      for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
+      for (const r of records) this.#applyPeer(r);
     });
+  }
+
+  /**
+   * Make the result of a registration this process answered live, without
+   * re-reading the registry (a full {@link Hub.#reconcile} reads every row:
+   * O(peers) per registration). Other processes' changes still arrive
+   * through the poll of the registry's data version.
+   */
+  #applyRegistered(r: RegisterAgentResult): void {
+    this.runtime.batch(() => {
+      if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
+      if (r.enabled) this.#applyPeer(r);
+      else this.#removePeer(r.publicKey);
+    });
+  }
+
+  #removePeer(id: string): void {
+    const m = this.#managed.get(id);
+    if (m === undefined) return;
+    this.runtime.device.removePeer(id);
+    this.relay.setKind(id, null);
+    this.#managed.delete(id);
+    this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
+  }
+
+  /** Add or update one live peer from its registry record (no-op when nothing changed). Call inside a batch. */
+  #applyPeer(r: PeerRecord): void {
+    const device = this.runtime.device;
+    const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
+    const sig = prefixes.join(',');
+    const cur = this.#managed.get(r.publicKey);
+    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) return;
+    // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
+    // A peer new to this process starts from its last known endpoint, so a restarted hub can
+    // initiate towards it at once instead of waiting for the peer to re-handshake.
+    device.setPeer(keyFromBase64(r.publicKey), {
+      replaceAllowedIps: true,
+      allowedIps: prefixes.map(parsePrefix),
+      ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
+    });
+    this.relay.setKind(r.publicKey, r.kind);
+    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
+    this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
 
   /**

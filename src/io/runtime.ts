@@ -70,7 +70,7 @@ export class Runtime {
   #timerAt = Infinity;
   #inBatch = 0;
   #closed = false;
-  #hsQueue: QueuedHandshake[] = [];
+  #hsQueue: (QueuedHandshake | undefined)[] = [];
   #hsHead = 0;
   #hsScheduled: NodeJS.Immediate | null = null;
   #underLoadUntil = -Infinity;
@@ -176,7 +176,7 @@ export class Runtime {
     this.batch(() => {
       for (let n = 0; n < HANDSHAKES_PER_TURN && this.#hsHead < this.#hsQueue.length; n++) {
         const m = this.#hsQueue[this.#hsHead]!;
-        this.#hsQueue[this.#hsHead++] = undefined as unknown as QueuedHandshake;
+        this.#hsQueue[this.#hsHead++] = undefined;
         this.device.receiveDatagram(m.data, m.from);
       }
     });
@@ -184,6 +184,11 @@ export class Runtime {
       this.#hsQueue = [];
       this.#hsHead = 0;
     } else {
+      // Under sustained load the queue may never run empty: drop the handled slots now and then.
+      if (this.#hsHead >= HANDSHAKE_QUEUE_SIZE) {
+        this.#hsQueue = this.#hsQueue.slice(this.#hsHead);
+        this.#hsHead = 0;
+      }
       this.#hsScheduled ??= setImmediate(() => this.#workHandshakes());
     }
   }
