@@ -41,7 +41,7 @@ const PING_COUNT = 200;
 const PING_INTERVAL = 0.01;
 const REG_N = Number(val('--registrations', quick ? 500 : 2000));
 const REG_CONCURRENCY = Number(val('--reg-concurrency', 32));
-const JOIN_RUNS = 3;
+const JOIN_RUNS = quick ? 7 : 11; // join latency swings by ±30 ms between runs on this VM: a median of several
 const ONLY = val('--only', null)?.split(',') ?? null;
 
 const PAIRS = [

@@ -3,10 +3,13 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -108,6 +111,102 @@ Napi::Value SetMtu(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Runs ioctl(request) on an AF_INET/AF_INET6 socket; on failure throws "<fn>: <what> on '<name>': <error>".
+bool IfIoctl(Napi::Env env, int family, unsigned long request, void* arg, const char* fn, const std::string& what,
+             const std::string& name, const char* syscall) {
+  int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    std::string msg = std::string(fn) + ": socket() failed: " + strerror(err);
+    if (family == AF_INET6 && err == EAFNOSUPPORT) msg += " (IPv6 is disabled on this host)";
+    MakeError(env, msg, nullptr, err, "socket").ThrowAsJavaScriptException();
+    return false;
+  }
+  int r = ::ioctl(fd, request, arg);
+  int err = errno;
+  CloseFd(fd);
+  if (r < 0) {
+    std::string msg = std::string(fn) + ": cannot " + what + " on '" + name + "': " + strerror(err);
+    if (err == EPERM || err == EACCES) msg += ". This needs root or CAP_NET_ADMIN";
+    if (err == EEXIST) msg += " (the interface already has it)";
+    MakeError(env, msg, nullptr, err, syscall).ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// The kernel's struct in6_ifreq (linux/ipv6.h clashes with netinet/in.h).
+struct In6Ifreq {
+  in6_addr addr;
+  uint32_t prefixlen;
+  int ifindex;
+};
+
+// addAddress(name, address: 4- or 16-byte Uint8Array, prefixLength): void. IPv4 becomes the
+// interface's address with that netmask (SIOCSIFADDR + SIOCSIFNETMASK; on a new interface, the same
+// as `ip address add`); IPv6 is added (SIOCSIFADDR on an IPv6 socket).
+Napi::Value AddAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!GetIfName(info, "addAddress", &name)) return env.Undefined();
+  uint8_t* addr;
+  size_t len;
+  if (info.Length() < 3 || !GetUint8Array(info[1], &addr, &len) || (len != 4 && len != 16) || !info[2].IsNumber()) {
+    return ThrowType(env, "addAddress(name, address: 4- or 16-byte Uint8Array, prefixLength: number)");
+  }
+  const int bits = info[2].As<Napi::Number>().Int32Value();
+  if (bits < 0 || bits > static_cast<int>(len * 8)) {
+    Napi::RangeError e = Napi::RangeError::New(env, "addAddress: prefix length out of range for the address family");
+    e.Value().Set("code", "ERR_OUT_OF_RANGE");
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (len == 4) {
+    struct ifreq ifr;
+    std::memset(&ifr, 0, sizeof ifr);
+    std::memcpy(ifr.ifr_name, name.data(), name.size());
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+    sin->sin_family = AF_INET;
+    std::memcpy(&sin->sin_addr, addr, 4);
+    if (!IfIoctl(env, AF_INET, SIOCSIFADDR, &ifr, "addAddress", "set the IPv4 address", name, "ioctl(SIOCSIFADDR)")) {
+      return env.Undefined();
+    }
+    const uint32_t mask = bits == 0 ? 0 : htonl(~uint32_t{0} << (32 - bits));
+    auto* nm = reinterpret_cast<sockaddr_in*>(&ifr.ifr_netmask);
+    nm->sin_family = AF_INET;
+    std::memcpy(&nm->sin_addr, &mask, 4);
+    IfIoctl(env, AF_INET, SIOCSIFNETMASK, &ifr, "addAddress", "set the IPv4 netmask", name, "ioctl(SIOCSIFNETMASK)");
+    return env.Undefined();
+  }
+  In6Ifreq r6;
+  std::memset(&r6, 0, sizeof r6);
+  std::memcpy(&r6.addr, addr, 16);
+  r6.prefixlen = static_cast<uint32_t>(bits);
+  r6.ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+  if (r6.ifindex == 0) {
+    int err = errno;
+    MakeError(env, "addAddress: no interface named '" + name + "'", "ENODEV", err, "if_nametoindex").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  IfIoctl(env, AF_INET6, SIOCSIFADDR, &r6, "addAddress", "add the IPv6 address", name, "ioctl(SIOCSIFADDR)");
+  return env.Undefined();
+}
+
+// setUp(name): void — sets IFF_UP (like `ip link set NAME up`).
+Napi::Value SetUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!GetIfName(info, "setUp", &name)) return env.Undefined();
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  if (!IfIoctl(env, AF_INET, SIOCGIFFLAGS, &ifr, "setUp", "read the flags", name, "ioctl(SIOCGIFFLAGS)")) return env.Undefined();
+  if (ifr.ifr_flags & IFF_UP) return env.Undefined();
+  ifr.ifr_flags |= IFF_UP;
+  IfIoctl(env, AF_INET, SIOCSIFFLAGS, &ifr, "setUp", "bring the interface up", name, "ioctl(SIOCSIFFLAGS)");
+  return env.Undefined();
+}
+
 // ifIndex(name): number (0 when there is no such interface)
 Napi::Value IfIndex(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -126,6 +225,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("getMtu", Napi::Function::New<GetMtu>(env, "getMtu"));
   exports.Set("setMtu", Napi::Function::New<SetMtu>(env, "setMtu"));
   exports.Set("ifIndex", Napi::Function::New<IfIndex>(env, "ifIndex"));
+  exports.Set("addAddress", Napi::Function::New<AddAddress>(env, "addAddress"));
+  exports.Set("setUp", Napi::Function::New<SetUp>(env, "setUp"));
   InitAead(env, exports);
   InitHandshakeCrypto(env, exports);
   return exports;

@@ -93,6 +93,19 @@ describe.skipIf(!isRoot)('native TUN in a network namespace', () => {
     expect(r.stats.lastTxError).toBe('EBADFD');
   });
 
+  it('gives an interface addresses and brings it up without `ip` (what join uses), with clear errors', async () => {
+    const r = await runChild(ns, 'tun-addresses', 'tsgt3');
+    expect(r.up).toBe(true);
+    expect(r.addrs).toEqual(['10.79.3.2/22', 'fd00::2/64']);
+    expect(r.routes).toMatch(/^10\.79\.0\.0\/22 proto kernel scope link src 10\.79\.3\.2/m);
+    expect(r.errors.missing.code).toBe('ENODEV');
+    expect(r.errors.missing.message).toMatch(/tsgt3x/);
+    expect(r.errors.badPrefix.code).toBe('ERR_OUT_OF_RANGE');
+    expect(r.errors.badAddress.code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(r.errors.v6again.code).toBe('EEXIST');
+    expect(r.errors.upMissing.code).toBe('ENODEV');
+  });
+
   it('gives clear errors for names taken by other interfaces or busy TUNs', async () => {
     const r = await runChild(ns, 'tun-taken', 'tsgt2');
     expect(r.veth.code).toBe('ENOTTUN');

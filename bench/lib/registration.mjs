@@ -125,17 +125,23 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
       embedded.push(run);
     }
     // Baseline: spawning `tsguard join --help` in B until it exits (Node start + loading the CLI).
+    // And bare Node (`node -e 0`): the part of any Node CLI's time that no code of ours can remove.
     const starts = [];
+    const bare = [];
     for (let i = 0; i < runs; i++) {
       const s0 = performance.now();
       await nsRun(t.b, process.execPath, [TSGUARD, 'join', '--help'], { env: AGENT_ENV });
       starts.push(r1(performance.now() - s0));
+      const b0 = performance.now();
+      await nsRun(t.b, process.execPath, ['-e', '0'], { env: AGENT_ENV });
+      bare.push(r1(performance.now() - b0));
     }
     return {
       join_to_first_reply_ms: percentile(results.map((r) => r.first_reply_ms), 50),
       join_printed_address_ms: percentile(results.map((r) => r.printed_ms), 50),
       runs: results,
       cli_start_ms: percentile(starts, 50),
+      node_start_ms: percentile(bare, 50),
       embedded_first_reply_ms: percentile(embedded.map((r) => r.first_reply_ms), 50),
       embedded_joined_ms: percentile(embedded.map((r) => r.joined_ms), 50),
       embedded_runs: embedded,

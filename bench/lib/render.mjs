@@ -63,6 +63,7 @@ export function renderMarkdown(r) {
       L.push(`| \`tsguard join\` spawned → first ping reply from the hub (median of ${j.runs?.length ?? '?'}, ms) | **${fmt(j.join_to_first_reply_ms, 1)}** |`);
       L.push(`| \`tsguard join\` spawned → address printed (handshake done, ms) | ${fmt(j.join_printed_address_ms, 1)} |`);
       L.push(`| for comparison: Node start + CLI load (\`tsguard join --help\` until exit, ms) | ${fmt(j.cli_start_ms, 1)} |`);
+      if (j.node_start_ms !== undefined) L.push(`| for comparison: bare Node start (\`node -e 0\` until exit, ms) | ${fmt(j.node_start_ms, 1)} |`);
       if (j.embedded_first_reply_ms !== undefined) {
         L.push(`| library \`join()\` in a running agent → first ping reply (median of ${j.embedded_runs?.length ?? '?'}, ms) | **${fmt(j.embedded_first_reply_ms, 1)}** |`);
         L.push(`| library \`join()\` → resolved (registered, interface up, handshake done, ms) | ${fmt(j.embedded_joined_ms, 1)} |`);

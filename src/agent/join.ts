@@ -27,7 +27,6 @@ import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
 import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
-import { execRunner, type Runner } from '../config/runner.js';
 import { loadCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
@@ -36,6 +35,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
+import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 
@@ -317,8 +317,6 @@ export interface JoinOptions {
   requestTimeoutMs?: number;
   /** Serve the UAPI socket so `wg show` works (default true). */
   uapi?: boolean;
-  /** Runs `ip` (default: the real one). */
-  runner?: Runner;
   /** Log sink (never receives the token or keys). */
   log?: DaemonLog;
   /** Called once if the interface fails after the join (e.g. it was deleted). */
@@ -387,39 +385,6 @@ function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { add
   }
 }
 
-/** A word `ip -batch` reads back unchanged (it splits on blanks, strips `#` comments, honours quotes). */
-const BATCH_SAFE = /^[^\s#'"]+$/;
-
-/**
- * Run `ip` commands (argument lists without `ip`), in order, stopping at the
- * first failure. They go to one `ip -batch -` process (one process instead of
- * one per command, each ~5–10 ms); batch lines take no global options, so a
- * leading `-4`/`-6` is dropped there (the caller passes addresses already
- * parsed as that family). Commands with a word batch mode would read
- * differently (an interface name with `#` or a quote) run one by one. Either
- * way the error names the command that failed, with ip's message.
- * @throws JoinError `INTERFACE`
- */
-export async function runIpCommands(runner: Runner, commands: readonly string[][]): Promise<void> {
-  const fail = (args: readonly string[], stderr: string, code: number) =>
-    new JoinError('INTERFACE', `ip ${args.join(' ')}: ${stderr.trim() || `exit status ${code}`}`);
-  if (!commands.every((c) => c.every((a) => BATCH_SAFE.test(a)))) {
-    for (const args of commands) {
-      const r = await runner.run('ip', args);
-      if (r.code !== 0) throw fail(args, r.stderr, r.code);
-    }
-    return;
-  }
-  const lines = commands.map((c) => (c[0] === '-4' || c[0] === '-6' ? c.slice(1) : c).join(' ') + '\n');
-  const r = await runner.run('ip', ['-batch', '-'], lines.join(''));
-  if (r.code === 0) return;
-  // ip prints "Command failed -:LINE" after the failing command's own message.
-  const m = /^Command failed -:(\d+)\s*$/m.exec(r.stderr);
-  const failed = m ? commands[Number(m[1]) - 1] : undefined;
-  if (failed === undefined) throw fail(['-batch', '-', `(${lines.map((l) => l.trim()).join('; ')})`], r.stderr, r.code);
-  throw fail(failed, r.stderr.replace(/^Command failed -:\d+\s*$/m, ''), r.code);
-}
-
 /**
  * Join a hub (see the module documentation). Resolves once the interface is
  * up with the assigned address and the first handshake with the hub is done.
@@ -428,7 +393,6 @@ export async function runIpCommands(runner: Runner, commands: readonly string[][
  */
 export async function join(opts: JoinOptions): Promise<JoinResult> {
   const log = opts.log ?? (() => undefined);
-  const runner = opts.runner ?? execRunner;
   const bad = validateIfname(opts.ifname);
   if (bad !== null) throw new JoinError('USAGE', bad);
   const agentId = opts.agentId ?? hostname();
@@ -454,14 +418,11 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const endpoint = await resolveEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
   log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
-  try {
-    await writeFileAtomic0600(
-      joinPath(opts.stateDir, REGISTRATION_FILE),
-      JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...reg }, null, 2) + '\n',
-    );
-  } catch (e) {
-    log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`);
-  }
+  // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
+  const saved = writeFileAtomic0600(
+    joinPath(opts.stateDir, REGISTRATION_FILE),
+    JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...reg }, null, 2) + '\n',
+  ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
 
   // 2. The interface, once, with the assigned address.
   let fatal: ((e: Error) => void) | null = null;
@@ -478,6 +439,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
       },
     });
   } catch (e) {
+    await saved;
     throw new JoinError('INTERFACE', `cannot create interface ${opts.ifname}: ${(e as Error).message}`, { cause: e });
   }
   let uapi: UapiServer | null = null;
@@ -492,10 +454,15 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   try {
     device.setPrivateKey(key);
     key.fill(0);
-    const ipCommands = [['-4', 'address', 'add', `${v4}/${bits}`, 'dev', opts.ifname]];
-    if (v6 !== null) ipCommands.push(['-6', 'address', 'add', `${v6.address}/${v6.bits}`, 'dev', opts.ifname, 'nodad']);
-    ipCommands.push(['link', 'set', 'mtu', '1420', 'up', 'dev', opts.ifname]);
-    await runIpCommands(runner, ipCommands);
+    // Address(es), then up: through ioctls (no `ip` process, ~8 ms saved). The interface was created
+    // with WireGuard's MTU (1420). A TUN interface is NOARP, so IPv6 skips duplicate address detection.
+    try {
+      addInterfaceAddress(opts.ifname, v4, bits);
+      if (v6 !== null) addInterfaceAddress(opts.ifname, v6.address, v6.bits);
+      setInterfaceUp(opts.ifname);
+    } catch (e) {
+      throw new JoinError('INTERFACE', `cannot configure ${opts.ifname} with ${v4}/${bits}${v6 ? ` and ${v6.address}/${v6.bits}` : ''}: ${(e as Error).message}`, { cause: e });
+    }
     if (opts.uapi ?? true) {
       try {
         uapi = await serveUapi(opts.ifname, runtime, log);
@@ -535,8 +502,10 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     });
   } catch (e) {
     await close();
+    await saved;
     throw e;
   }
+  await saved;
   log('info', `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
   return {
     address: v4,

@@ -160,6 +160,10 @@ export interface NativeBinding {
   setMtu(name: string, mtu: number): void;
   /** The interface index of `name`, or 0 when there is none. */
   ifIndex(name: string): number;
+  /** Gives interface `name` an address (IPv4: SIOCSIFADDR + SIOCSIFNETMASK; IPv6: added). */
+  addAddress(name: string, address: Uint8Array, prefixLength: number): void;
+  /** Sets IFF_UP on interface `name`. */
+  setUp(name: string): void;
 }
 
 /**
