@@ -1,11 +1,34 @@
 // Summarise a V8 .cpuprofile (as written by `node --cpu-prof`): self time per function and per file.
-import { readFileSync } from 'node:fs';
+// Frames in a bundle (dist/cli/*.cjs, what the daemons run) are mapped back to their source file and
+// line through the bundle's source map.
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+
+const maps = new Map();
+
+/** The source map of a bundle url (…/x.cjs → x.cjs.map), or null. */
+function sourceMapFor(url) {
+  if (!url.endsWith('.cjs')) return null;
+  if (!maps.has(url)) {
+    const file = url.replace(/^file:\/\//, '') + '.map';
+    maps.set(url, existsSync(file) ? new SourceMap(JSON.parse(readFileSync(file, 'utf8'))) : null);
+  }
+  return maps.get(url);
+}
+
+/** { url, line } of a frame: its original source when it runs from a bundle with a source map. */
+function original(cf) {
+  const map = sourceMapFor(cf.url);
+  const e = map?.findEntry(cf.lineNumber, cf.columnNumber);
+  if (e === undefined || e === null || e.originalSource === undefined) return { url: cf.url, line: cf.lineNumber + 1 };
+  return { url: e.originalSource.replace(/^(\.\.\/)+/, '/'), line: e.originalLine + 1 };
+}
 
 /** Short location for a call frame url: path below the repo (dist/…, node_modules/…) or node:… */
 function shortUrl(url) {
   if (!url) return '';
   const u = url.replace(/^file:\/\//, '');
-  for (const marker of ['/node_modules/', '/dist/', '/build/']) {
+  for (const marker of ['/node_modules/', '/dist/', '/build/', '/src/']) {
     const i = u.lastIndexOf(marker);
     if (i >= 0) return u.slice(i + 1);
   }
@@ -37,9 +60,10 @@ export function summarize(path, top = 20) {
       idle += ms;
       continue;
     }
-    const where = shortUrl(cf.url);
+    const loc = original(cf);
+    const where = shortUrl(loc.url);
     const name = cf.functionName || '(anonymous)';
-    const key = `${name}\u0000${where}:${cf.lineNumber + 1}`;
+    const key = `${name}\u0000${where}:${loc.line}`;
     fn.set(key, (fn.get(key) ?? 0) + ms);
     const fileKey = where || name;
     files.set(fileKey, (files.get(fileKey) ?? 0) + ms);
