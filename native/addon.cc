@@ -47,30 +47,41 @@ int IoctlSocket() {
   return fd;
 }
 
+// Runs ioctl(request) on a socket of `family` (0: any that opens); on failure throws
+// "<fn>: cannot <what> on '<name>': <error>" (plus `einval_hint` for EINVAL) and returns false.
+bool IfIoctl(Napi::Env env, int family, unsigned long request, void* arg, const char* fn, const std::string& what,
+             const std::string& name, const char* syscall, const char* einval_hint = nullptr) {
+  int fd = family == 0 ? IoctlSocket() : ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    std::string msg = std::string(fn) + ": socket() failed: " + strerror(err);
+    if (family == AF_INET6 && err == EAFNOSUPPORT) msg += " (IPv6 is disabled on this host)";
+    MakeError(env, msg, nullptr, err, "socket").ThrowAsJavaScriptException();
+    return false;
+  }
+  int r = ::ioctl(fd, request, arg);
+  int err = errno;
+  CloseFd(fd);
+  if (r < 0) {
+    std::string msg = std::string(fn) + ": cannot " + what + " on '" + name + "': " + strerror(err);
+    if (err == EPERM || err == EACCES) msg += ". This needs root or CAP_NET_ADMIN";
+    if (err == EEXIST) msg += " (the interface already has it)";
+    if (err == EINVAL && einval_hint != nullptr) msg += einval_hint;
+    MakeError(env, msg, nullptr, err, syscall).ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
 // getMtu(name): number
 Napi::Value GetMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name;
   if (!GetIfName(info, "getMtu", &name)) return env.Undefined();
-  int fd = IoctlSocket();
-  if (fd < 0) {
-    int err = errno;
-    MakeError(env, std::string("getMtu: socket() failed: ") + strerror(err), nullptr, err, "socket")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   std::memcpy(ifr.ifr_name, name.data(), name.size());
-  int r = ::ioctl(fd, SIOCGIFMTU, &ifr);
-  int err = errno;
-  CloseFd(fd);
-  if (r < 0) {
-    MakeError(env, "getMtu: cannot read the MTU of '" + name + "': " + strerror(err), nullptr, err,
-              "ioctl(SIOCGIFMTU)")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (!IfIoctl(env, 0, SIOCGIFMTU, &ifr, "getMtu", "read the MTU", name, "ioctl(SIOCGIFMTU)")) return env.Undefined();
   return Napi::Number::New(env, ifr.ifr_mtu);
 }
 
@@ -87,52 +98,13 @@ Napi::Value SetMtu(const Napi::CallbackInfo& info) {
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd = IoctlSocket();
-  if (fd < 0) {
-    int err = errno;
-    MakeError(env, std::string("setMtu: socket() failed: ") + strerror(err), nullptr, err, "socket")
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   ifr.ifr_mtu = static_cast<int>(m);
-  int r = ::ioctl(fd, SIOCSIFMTU, &ifr);
-  int err = errno;
-  CloseFd(fd);
-  if (r < 0) {
-    std::string msg = "setMtu: cannot set the MTU of '" + name + "' to " + std::to_string(static_cast<int>(m)) + ": " +
-                      strerror(err);
-    if (err == EPERM || err == EACCES) msg += ". This needs root or CAP_NET_ADMIN";
-    if (err == EINVAL) msg += " (out of the range this interface accepts)";
-    MakeError(env, msg, nullptr, err, "ioctl(SIOCSIFMTU)").ThrowAsJavaScriptException();
-  }
+  IfIoctl(env, 0, SIOCSIFMTU, &ifr, "setMtu", "set the MTU to " + std::to_string(static_cast<int>(m)), name,
+          "ioctl(SIOCSIFMTU)", " (out of the range this interface accepts)");
   return env.Undefined();
-}
-
-// Runs ioctl(request) on an AF_INET/AF_INET6 socket; on failure throws "<fn>: <what> on '<name>': <error>".
-bool IfIoctl(Napi::Env env, int family, unsigned long request, void* arg, const char* fn, const std::string& what,
-             const std::string& name, const char* syscall) {
-  int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    int err = errno;
-    std::string msg = std::string(fn) + ": socket() failed: " + strerror(err);
-    if (family == AF_INET6 && err == EAFNOSUPPORT) msg += " (IPv6 is disabled on this host)";
-    MakeError(env, msg, nullptr, err, "socket").ThrowAsJavaScriptException();
-    return false;
-  }
-  int r = ::ioctl(fd, request, arg);
-  int err = errno;
-  CloseFd(fd);
-  if (r < 0) {
-    std::string msg = std::string(fn) + ": cannot " + what + " on '" + name + "': " + strerror(err);
-    if (err == EPERM || err == EACCES) msg += ". This needs root or CAP_NET_ADMIN";
-    if (err == EEXIST) msg += " (the interface already has it)";
-    MakeError(env, msg, nullptr, err, syscall).ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
 }
 
 // The kernel's struct in6_ifreq (linux/ipv6.h clashes with netinet/in.h).
