@@ -11,9 +11,9 @@
  *   round trip); new key pairs (one per handshake) come from a pool that a
  *   background thread of the addon keeps filled, so their scalar
  *   multiplication is off the event loop.
- * Measured per responder handshake: ~370 µs with node:crypto, see
- * `npm run bench:micro` for the current figure; four scalar multiplications
- * (~45 µs each here) are the floor.
+ * Measured per responder handshake: ~370 µs with node:crypto, ~200 µs here
+ * (`npm run bench:micro`); of its four scalar multiplications (~45 µs each
+ * on the benchmark machine) three stay on the calling thread — the floor.
  *
  * Loaded without static Node imports, so the core still loads where there is
  * no addon; then {@link nativeAeadAvailable} is false and the default provider
