@@ -97,8 +97,11 @@ class Udp : public Napi::ObjectWrap<Udp> {
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
 
   uint64_t rx_datagrams_ = 0, rx_bytes_ = 0, rx_batches_ = 0, rx_errors_ = 0, rx_truncated_ = 0;
-  uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0;
+  uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0, tx_gso_messages_ = 0;
   int last_tx_errno_ = 0;
+  // UDP GSO for runs of equal datagrams to one destination; off after the kernel refuses it once, or
+  // when TSGUARD_UDP_GSO=0.
+  bool gso_ok_ = true;
 };
 
 }  // namespace tsg

@@ -152,6 +152,48 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     expect(cb.errors).toEqual([]);
   });
 
+  it.each(['1', '0'])('sends runs of equal datagrams intact, in order, with UDP GSO %s', async (gso) => {
+    const saved = process.env['TSGUARD_UDP_GSO'];
+    process.env['TSGUARD_UDP_GSO'] = gso; // read when the socket is created
+    let a: UdpSocket;
+    try {
+      a = bind({ port: 0 });
+    } finally {
+      if (saved === undefined) delete process.env['TSGUARD_UDP_GSO'];
+      else process.env['TSGUARD_UDP_GSO'] = saved;
+    }
+    const b = bind({ port: 0 });
+    const c = bind({ port: 0 });
+    const cb = collector(b);
+    const cc = collector(c);
+    // 40 equal datagrams, a shorter one (ends a run), 20 more with one to another destination in the
+    // middle, then 70 in a row (more than one GSO message holds). Small, so that all of them fit the
+    // receivers' default socket buffers until they read.
+    const datas: Buffer[] = [];
+    const ports: number[] = [];
+    const add = (len: number, port: number) => {
+      const d = Buffer.alloc(len, datas.length & 0xff);
+      d.writeUInt32BE(datas.length, 0);
+      datas.push(d);
+      ports.push(port);
+    };
+    for (let i = 0; i < 40; i++) add(200, b.port);
+    add(100, b.port);
+    for (let i = 0; i < 20; i++) add(200, i === 10 ? c.port : b.port);
+    for (let i = 0; i < 70; i++) add(150, b.port);
+    expect(a.sendBatch(datas, Array(datas.length).fill('127.0.0.1'), ports)).toBe(datas.length);
+    const toB = datas.filter((_, i) => ports[i] === b.port);
+    await cb.waitFor(toB.length);
+    await cc.waitFor(1);
+    expect(cb.received.map((r) => r.bytes.toString('hex'))).toEqual(toB.map((d) => d.toString('hex')));
+    expect(cc.received.map((r) => r.bytes.readUInt32BE(0))).toEqual([51]);
+    expect(a.stats.txDatagrams).toBe(datas.length);
+    expect(a.stats.txBytes).toBe(datas.reduce((n, d) => n + d.length, 0));
+    expect(a.stats.txErrors).toBe(0);
+    // GSO messages: 40 + the short one, 10, (the one to c goes alone), 9 + the first 150-byte one, 64, 5.
+    expect(a.stats.txGsoMessages).toBe(gso === '1' ? 5 : 0);
+  });
+
   it.skipIf(!hasIpv6)('exchanges batches over IPv6 (::1)', async () => {
     const a = bind({ port: 0 });
     const b = bind({ port: 0 });

@@ -95,6 +95,11 @@ export interface NativeUdpStats {
   txQueued: number;
   /** Datagrams ever queued because the socket buffer was full. */
   txQueuedTotal: number;
+  /**
+   * sendmmsg messages that carried a run of datagrams with UDP GSO
+   * (`UDP_SEGMENT`); stays 0 when the kernel refuses GSO or `TSGUARD_UDP_GSO=0`.
+   */
+  txGsoMessages: number;
   /** Datagrams dropped: the wait queue was full (oldest first), or the socket closed with a non-empty queue. */
   txDrops: number;
   /** Datagrams lost to a send error (EHOSTUNREACH, ENETUNREACH, EPERM, EAFNOSUPPORT...). */
