@@ -2,13 +2,11 @@
 //
 //   ns A: vA 192.168.241.1/24  <── veth ──>  ns B: vB 192.168.241.2/24
 //   tunnel: A 10.7.0.1/24, B 10.7.0.2/24 (MTU 1420)
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cmdline, collect, percentile, run, terminate, waitFor } from './proc.mjs';
+import { cmdline, collect, nsPids, nsRun, nsSpawn, percentile, rand, run, terminate, waitFor } from './proc.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const TSGUARD_WG = join(ROOT, 'dist/cli/tsguard-wg.js');
@@ -20,17 +18,7 @@ export const NS_PREFIX = 'tsgbench-';
 export const OUTER = { a: '192.168.241.1', b: '192.168.241.2' };
 export const INNER = { a: '10.7.0.1', b: '10.7.0.2' };
 
-export const rand = (n = 3) => randomBytes(n).toString('hex');
-
-export const nsRun = (ns, cmd, args, opts) => run('ip', ['netns', 'exec', ns, cmd, ...args], opts);
-export const nsSpawn = (ns, cmd, args, env) =>
-  spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-
-export async function nsPids(ns) {
-  const r = await run('ip', ['netns', 'pids', ns], { allowFail: true, timeoutMs: 10_000 });
-  if (r.code !== 0) return [];
-  return r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
-}
+export { nsPids, nsRun, nsSpawn, rand } from './proc.mjs';
 
 const live = new Set();
 

@@ -14,11 +14,9 @@
  * waits for them to exit (SIGKILL after a grace period), removes leftover UAPI sockets and
  * only then deletes the namespaces.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root. */
@@ -29,22 +27,6 @@ export const TSGUARD_WG = join(ROOT, 'dist/cli/tsguard-wg.js');
 export const SOCKET_DIR = '/var/run/wireguard';
 
 // ─── prerequisites ──────────────────────────────────────────────────────────
-
-/** Absolute path of an executable found in PATH (or the standard sbin dirs), or null. */
-export function which(cmd: string): string | null {
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
-  for (const d of dirs) {
-    if (d === '') continue;
-    const p = join(d, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 /** Why the namespace tests cannot run here, or null when they can. */
 export function missingPrerequisite(tools: string[] = ['ip', 'wg', 'wireguard-go', 'iperf3', 'ping']): string | null {
@@ -75,166 +57,41 @@ export function assertBuilt(): void {
 }
 
 // ─── processes ──────────────────────────────────────────────────────────────
+// One implementation for the tests and the benchmark harness (plain JS, typed by proc.d.mts).
 
-/** Result of {@link run}. */
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+import {
+  alive,
+  cmdline,
+  collect,
+  nsPids,
+  nsRun,
+  nsSpawn,
+  rand,
+  run,
+  sleep,
+  terminate,
+  waitFor,
+  which,
+  type RunOptions,
+  type RunResult,
+} from '../../bench/lib/proc.mjs';
 
-/** Options of {@link run}. */
-export interface RunOptions {
-  /** Written to stdin (stdin is closed either way). */
-  input?: string;
-  /** Kill (SIGKILL) after this many ms; default 30 s. */
-  timeoutMs?: number;
-  /** Do not throw on a non-zero exit. */
-  allowFail?: boolean;
-  /** Environment (default: inherited). */
-  env?: NodeJS.ProcessEnv;
-  /** Working directory. */
-  cwd?: string;
-}
-
-/** Run a command without a shell and collect its output. Throws on failure unless allowFail. */
-export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} ${args.join(' ')}: ${e.message}`));
-    });
-    // 'close' (not 'exit'): a detaching daemon may keep inherited pipes open, so use
-    // 'exit' plus a short grace for the streams.
-    let settled = false;
-    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const res = { code, signal, stdout, stderr };
-      if (timedOut) reject(new Error(`${cmd} ${args.join(' ')}: timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      else if (code !== 0 && !opts.allowFail) {
-        reject(new Error(`${cmd} ${args.join(' ')}: exit ${code ?? signal}\nstdout: ${stdout}\nstderr: ${stderr}`));
-      } else resolvePromise(res);
-    };
-    child.on('close', finish);
-    child.on('exit', (code, signal) => setTimeout(() => finish(code, signal), 2000).unref());
-  });
-}
-
-/** Run a command inside a namespace (`ip netns exec NS ...`). */
-export function nsRun(ns: string, cmd: string, args: string[], opts?: RunOptions): Promise<RunResult> {
-  return run('ip', ['netns', 'exec', ns, cmd, ...args], opts);
-}
-
-/** Spawn a long-running command inside a namespace (the caller waits/kills it; teardown kills it too). */
-export function nsSpawn(ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-}
-
-/** Collect a spawned process's output and exit status. */
-export function collect(child: ChildProcess, timeoutMs = 60_000): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`process ${child.spawnargs.join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Poll `fn` until it returns a truthy value; throws `what` after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 50): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-/** Random lowercase hex. */
-export function rand(bytes = 3): string {
-  return randomBytes(bytes).toString('hex');
-}
-
-/** Whether a process exists (and is not a zombie). */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** Command line of a process, or null. */
-export function cmdline(pid: number): string[] | null {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '');
-  } catch {
-    return null;
-  }
-}
-
-/** PIDs of the processes in a namespace. */
-export async function nsPids(ns: string): Promise<number[]> {
-  const r = await run('ip', ['netns', 'pids', ns], { allowFail: true, timeoutMs: 10_000 });
-  if (r.code !== 0) return [];
-  return r.stdout
-    .split(/\s+/)
-    .filter((s) => /^\d+$/.test(s))
-    .map(Number)
-    .filter((p) => p !== process.pid);
-}
-
-/** SIGTERM the given processes, wait up to graceMs, then SIGKILL what is left. */
-export async function terminate(pids: number[], graceMs = 5000): Promise<void> {
-  for (const p of pids) {
-    try {
-      process.kill(p, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-  const end = Date.now() + graceMs;
-  while (pids.some(alive) && Date.now() < end) await sleep(50);
-  for (const p of pids.filter(alive)) {
-    console.warn(`process ${p} (${cmdline(p)?.join(' ')}) ignored SIGTERM; killing it`);
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  const end2 = Date.now() + 5000;
-  while (pids.some(alive) && Date.now() < end2) await sleep(50);
-}
+export {
+  alive,
+  cmdline,
+  collect,
+  nsPids,
+  nsRun,
+  nsSpawn,
+  rand,
+  run,
+  sleep,
+  terminate,
+  waitFor,
+  which,
+  type RunOptions,
+  type RunResult,
+};
 
 // ─── topology ───────────────────────────────────────────────────────────────
 
