@@ -23,9 +23,10 @@
  */
 
 import { kdf3 } from './kdf.js';
+import { KeyCache } from './key-cache.js';
 import { nodeCrypto, nodeCryptoAvailable } from './node.js';
 import type { CryptoProvider } from './provider.js';
-import { KEY_LEN, MAC_LEN, TAG_LEN } from './provider.js';
+import { checkKeyLen, KEY_LEN, MAC_LEN, TAG_LEN } from './provider.js';
 
 /** An OpenSSL X25519 private key held by the addon (an N-API External). */
 type NativeKey = object;
@@ -140,33 +141,8 @@ function needAead(): AeadBinding {
   return aead;
 }
 
-/**
- * Imported private keys per key array: an entry lives as long as its array
- * (WeakMap) and is used only while the array still holds the same bytes, so a
- * key zeroed or rewritten in place is never served stale. The addon frees (and
- * OpenSSL erases) the key when the entry is collected.
- */
-const keys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NativeKey }>();
-
-function remember(raw: Uint8Array, key: NativeKey): void {
-  keys.set(raw, { bytes: raw.slice(), key });
-}
-
-function nativeKey(b: HandshakeBinding, raw: Uint8Array): NativeKey {
-  const hit = keys.get(raw);
-  if (hit !== undefined) {
-    let diff = 0;
-    for (let i = 0; i < KEY_LEN; i++) diff |= hit.bytes[i]! ^ raw[i]!;
-    if (diff === 0) return hit.key;
-  }
-  const key = b.x25519Import(raw);
-  remember(raw, key);
-  return key;
-}
-
-function checkKeyLen(k: Uint8Array, what: string): void {
-  if (k.length !== KEY_LEN) throw new RangeError(`${what}: expected ${KEY_LEN} bytes, got ${k.length}`);
-}
+/** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
+const keys = new KeyCache<NativeKey>();
 
 /** The handshake primitives: native when available, else node:crypto's (and @noble's MAC). */
 const handshakePrimitives: Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac'> =
@@ -176,20 +152,20 @@ const handshakePrimitives: Pick<CryptoProvider, 'generatePrivateKey' | 'publicKe
         /** From the addon's pool of pre-generated key pairs; the public key is then free. */
         generatePrivateKey() {
           const raw = new Uint8Array(KEY_LEN);
-          remember(raw, hs.x25519Generate(raw));
+          keys.set(raw, hs.x25519Generate(raw));
           return raw;
         },
         publicKey(privateKey) {
           checkKeyLen(privateKey, 'publicKey');
           const out = new Uint8Array(KEY_LEN);
-          hs.x25519Public(nativeKey(hs, privateKey), out);
+          hs.x25519Public(keys.get(privateKey, (raw) => hs.x25519Import(raw)), out);
           return out;
         },
         dh(privateKey, publicKey) {
           checkKeyLen(privateKey, 'dh private key');
           checkKeyLen(publicKey, 'dh public key');
           const out = new Uint8Array(KEY_LEN);
-          return hs.x25519(nativeKey(hs, privateKey), publicKey, out) ? out : null;
+          return hs.x25519(keys.get(privateKey, (raw) => hs.x25519Import(raw)), publicKey, out) ? out : null;
         },
         hash(...parts) {
           const out = new Uint8Array(KEY_LEN);

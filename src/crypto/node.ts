@@ -23,8 +23,9 @@
 
 import type * as NodeCryptoModule from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
+import { KeyCache } from './key-cache.js';
 import { xopen, xseal } from './xchacha.js';
-import { KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
+import { checkKeyLen, KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
 
 type NodeCrypto = typeof NodeCryptoModule;
 
@@ -67,10 +68,6 @@ function isAllZero(a: Uint8Array): boolean {
   let acc = 0;
   for (let i = 0; i < a.length; i++) acc |= a[i]!;
   return acc === 0;
-}
-
-function checkKeyLen(k: Uint8Array, what: string): void {
-  if (k.length !== KEY_LEN) throw new RangeError(`${what}: expected ${KEY_LEN} bytes, got ${k.length}`);
 }
 
 /** How X25519 raw keys are turned into KeyObjects on this runtime. */
@@ -118,32 +115,9 @@ function rawPublic(k: NodeCryptoModule.KeyObject): Uint8Array {
   return new Uint8Array(Buffer.from(x, 'base64url'));
 }
 
-/**
- * Imported KeyObjects per key array. Importing an X25519 private key costs more
- * than the DH itself (OpenSSL derives the public key), and a handshake uses the
- * static key and each ephemeral key more than once. An entry lives exactly as
- * long as its key array (WeakMap) and is used only while the array still holds
- * the same bytes, so a key zeroed or rewritten in place is never served stale.
- */
-const privCache = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>();
-const pubCache = new WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>();
-
-function keyObject(
-  cache: WeakMap<Uint8Array, { bytes: Uint8Array; key: NodeCryptoModule.KeyObject }>,
-  importer: (c: NodeCrypto, raw: Uint8Array) => NodeCryptoModule.KeyObject,
-  c: NodeCrypto,
-  raw: Uint8Array,
-): NodeCryptoModule.KeyObject {
-  const hit = cache.get(raw);
-  if (hit !== undefined) {
-    let diff = 0;
-    for (let i = 0; i < KEY_LEN; i++) diff |= hit.bytes[i]! ^ raw[i]!;
-    if (diff === 0) return hit.key;
-  }
-  const key = importer(c, raw);
-  cache.set(raw, { bytes: raw.slice(), key });
-  return key;
-}
+/** Imported KeyObjects per key array (see {@link KeyCache}): private and public keys. */
+const privCache = new KeyCache<NodeCryptoModule.KeyObject>();
+const pubCache = new KeyCache<NodeCryptoModule.KeyObject>();
 
 /**
  * Random bytes for small requests (keys, indices, nonces) come from a pool
@@ -305,15 +279,15 @@ export const nodeCrypto: CryptoProvider = {
   publicKey(privateKey: Uint8Array): Uint8Array {
     checkKeyLen(privateKey, 'publicKey');
     const { c, x } = need();
-    return rawPublic(keyObject(privCache, x.priv, c, privateKey));
+    return rawPublic(privCache.get(privateKey, (raw) => x.priv(c, raw)));
   },
 
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
     checkKeyLen(privateKey, 'dh private key');
     checkKeyLen(publicKey, 'dh public key');
     const { c, x } = need();
-    const priv = keyObject(privCache, x.priv, c, privateKey);
-    const pub = keyObject(pubCache, x.pub, c, publicKey);
+    const priv = privCache.get(privateKey, (raw) => x.priv(c, raw));
+    const pub = pubCache.get(publicKey, (raw) => x.pub(c, raw));
     let shared: Uint8Array;
     try {
       // OpenSSL fails the derivation when the result is all zero.

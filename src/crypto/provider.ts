@@ -16,6 +16,11 @@ export const MAC_LEN = 16;
 /** Length of an XChaCha20 nonce. */
 export const XNONCE_LEN = 24;
 
+/** Throw a RangeError naming `what` unless `k` is a 32-byte key. @internal */
+export function checkKeyLen(k: Uint8Array, what: string): void {
+  if (k.length !== KEY_LEN) throw new RangeError(`${what}: expected ${KEY_LEN} bytes, got ${k.length}`);
+}
+
 /** Primitives used by the handshake, the cookie mechanism and the data path. */
 export interface CryptoProvider {
   /** Human-readable name of this provider (`"node"` or `"noble"`). */
