@@ -220,3 +220,42 @@ export function loadNative(): NativeBinding {
   }
   return cached;
 }
+
+/**
+ * What {@link Tun} and {@link UdpSocket} share: the addon object, the loop
+ * reference of its read handle, and closing.
+ */
+export abstract class NativeHandle<N extends { close(): void; ref(): void; unref(): void }> {
+  /** The addon object. */
+  protected readonly native: N;
+  #closed = false;
+
+  protected constructor(native: N) {
+    this.native = native;
+  }
+
+  /** True after {@link NativeHandle.close}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Lets the process exit while reading (the read handle no longer keeps the event loop alive). */
+  unref(): void {
+    this.native.unref();
+  }
+
+  /** Undoes {@link NativeHandle.unref}. */
+  ref(): void {
+    this.native.ref();
+  }
+
+  /**
+   * Stops reading and closes the fd: the kernel removes a non-persistent TUN
+   * interface when its last fd closes; a socket's queued datagrams are
+   * dropped. Idempotent.
+   */
+  close(): void {
+    this.#closed = true;
+    this.native.close();
+  }
+}

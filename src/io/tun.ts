@@ -5,7 +5,7 @@
  */
 
 import { parseIp } from '../routing/ip.js';
-import { loadNative, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
+import { loadNative, NativeHandle, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
 
 export type { NativeError } from './native.js';
 
@@ -23,12 +23,9 @@ export type TunPacketsHandler = (packets: Buffer[]) => void;
 export type TunErrorHandler = (err: NativeError) => void;
 
 /** A TUN interface opened with `IFF_TUN | IFF_NO_PI`, non-blocking. */
-export class Tun {
-  readonly #native: NativeTun;
-  #closed = false;
-
+export class Tun extends NativeHandle<NativeTun> {
   private constructor(native: NativeTun) {
-    this.#native = native;
+    super(native);
   }
 
   /**
@@ -49,17 +46,12 @@ export class Tun {
 
   /** The interface name. */
   get name(): string {
-    return this.#native.name;
-  }
-
-  /** True after {@link Tun.close}. */
-  get closed(): boolean {
-    return this.#closed;
+    return this.native.name;
   }
 
   /** Counters (a fresh snapshot on every access). */
   get stats(): TunStats {
-    return this.#native.stats();
+    return this.native.stats();
   }
 
   /**
@@ -69,12 +61,12 @@ export class Tun {
    * again replaces the handlers.
    */
   start(onPackets: TunPacketsHandler, onError: TunErrorHandler): void {
-    this.#native.start(onPackets, onError);
+    this.native.start(onPackets, onError);
   }
 
   /** Stops reading; packets queue up in the kernel (and are then dropped by it). */
   stop(): void {
-    this.#native.stop();
+    this.native.stop();
   }
 
   /**
@@ -84,7 +76,7 @@ export class Tun {
    * a closed Tun drops. Returns the number of packets written.
    */
   write(packets: readonly Uint8Array[], count?: number): number {
-    return this.#native.writePackets(packets, count);
+    return this.native.writePackets(packets, count);
   }
 
   /** The interface MTU. */
@@ -95,25 +87,6 @@ export class Tun {
   /** Sets the interface MTU (needs CAP_NET_ADMIN). */
   setMtu(mtu: number): void {
     loadNative().setMtu(this.name, mtu);
-  }
-
-  /** Lets the process exit while reading (the read handle no longer keeps the loop alive). */
-  unref(): void {
-    this.#native.unref();
-  }
-
-  /** Undoes {@link Tun.unref}. */
-  ref(): void {
-    this.#native.ref();
-  }
-
-  /**
-   * Stops reading and closes the fd. The kernel removes a non-persistent
-   * interface when its last fd closes. Idempotent.
-   */
-  close(): void {
-    this.#closed = true;
-    this.#native.close();
   }
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { loadNative, type NativeError, type NativeUdp, type NativeUdpStats, type UdpFamily } from './native.js';
+import { loadNative, NativeHandle, type NativeError, type NativeUdp, type NativeUdpStats, type UdpFamily } from './native.js';
 
 export type { NativeError, UdpFamily } from './native.js';
 
@@ -40,14 +40,12 @@ export interface UdpBindOptions {
 }
 
 /** A non-blocking UDP socket bound to the wildcard address. */
-export class UdpSocket {
-  readonly #native: NativeUdp;
+export class UdpSocket extends NativeHandle<NativeUdp> {
   readonly #port: number;
   readonly #family: UdpFamily;
-  #closed = false;
 
   private constructor(native: NativeUdp, port: number, family: UdpFamily) {
-    this.#native = native;
+    super(native);
     this.#port = port;
     this.#family = family;
   }
@@ -56,7 +54,8 @@ export class UdpSocket {
    * Creates and binds a socket. Throws a {@link NativeError}
    * (`EADDRINUSE`, `EACCES`, `EPERM` for a fwmark without CAP_NET_ADMIN...).
    */
-  static bind(options: UdpBindOptions): UdpSocket {
+  // `override`: a class's static side inherits Function.prototype.bind.
+  static override bind(options: UdpBindOptions): UdpSocket {
     const binding = loadNative();
     const native = new binding.UdpSocket();
     const port = native.bind(options.port, options.family ?? 'dual');
@@ -79,19 +78,14 @@ export class UdpSocket {
     return this.#family;
   }
 
-  /** True after {@link UdpSocket.close}. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Counters (a fresh snapshot on every access). */
   get stats(): UdpStats {
-    return this.#native.stats();
+    return this.native.stats();
   }
 
   /** Sets SO_MARK on outgoing packets; 0 clears it. Throws `EPERM` without CAP_NET_ADMIN. */
   setFwmark(mark: number): void {
-    this.#native.setFwmark(mark);
+    this.native.setFwmark(mark);
   }
 
   /**
@@ -100,12 +94,12 @@ export class UdpSocket {
    * again replaces the handlers.
    */
   start(onDatagrams: UdpDatagramsHandler, onError: UdpErrorHandler, onSendError?: UdpSendErrorHandler): void {
-    this.#native.start(onDatagrams, onError, onSendError);
+    this.native.start(onDatagrams, onError, onSendError);
   }
 
   /** Stops receiving. */
   stop(): void {
-    this.#native.stop();
+    this.native.stop();
   }
 
   /**
@@ -120,27 +114,11 @@ export class UdpSocket {
    * The buffers may be reused as soon as this returns.
    */
   sendBatch(datas: readonly Uint8Array[], hosts: readonly string[], ports: readonly number[], count?: number): number {
-    return this.#native.sendBatch(datas, hosts, ports, count);
+    return this.native.sendBatch(datas, hosts, ports, count);
   }
 
   /** Sends one datagram; see {@link UdpSocket.sendBatch}. Returns true when it was sent or queued. */
   send(data: Uint8Array, host: string, port: number): boolean {
-    return this.#native.send(data, host, port);
-  }
-
-  /** Lets the process exit while receiving. */
-  unref(): void {
-    this.#native.unref();
-  }
-
-  /** Undoes {@link UdpSocket.unref}. */
-  ref(): void {
-    this.#native.ref();
-  }
-
-  /** Stops receiving, drops queued datagrams and closes the socket. Idempotent. */
-  close(): void {
-    this.#closed = true;
-    this.#native.close();
+    return this.native.send(data, host, port);
   }
 }
