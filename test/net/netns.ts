@@ -18,6 +18,8 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The process and namespace helpers: one implementation for the tests and the benchmark (plain JS, typed by proc.d.mts).
+import { cmdline, collect, nsPids, nsRun, nsSpawn, rand, run, sleep, terminate, waitFor, which } from '../../bench/lib/proc.mjs';
 
 /** Repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -57,41 +59,8 @@ export function assertBuilt(): void {
 }
 
 // ─── processes ──────────────────────────────────────────────────────────────
-// One implementation for the tests and the benchmark harness (plain JS, typed by proc.d.mts).
-
-import {
-  alive,
-  cmdline,
-  collect,
-  nsPids,
-  nsRun,
-  nsSpawn,
-  rand,
-  run,
-  sleep,
-  terminate,
-  waitFor,
-  which,
-  type RunOptions,
-  type RunResult,
-} from '../../bench/lib/proc.mjs';
-
-export {
-  alive,
-  cmdline,
-  collect,
-  nsPids,
-  nsRun,
-  nsSpawn,
-  rand,
-  run,
-  sleep,
-  terminate,
-  waitFor,
-  which,
-  type RunOptions,
-  type RunResult,
-};
+// Re-exported from bench/lib/proc.mjs (imported above).
+export * from '../../bench/lib/proc.mjs';
 
 // ─── topology ───────────────────────────────────────────────────────────────
 
