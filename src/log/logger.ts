@@ -108,6 +108,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   return log;
 }
 
+/** Whether `log` writes lines of `level` (a plain {@link Log} function is assumed to filter itself). */
+export function logEnabled(log: Log | Logger, level: LogLevel): boolean {
+  return !('enabled' in log) || log.enabled(level);
+}
+
 /** A logger that writes nothing. */
 export const silentLogger: Logger = createLogger({ out: null });
 
@@ -147,8 +152,12 @@ export class RateLimitedLog {
     this.#now = now;
   }
 
-  /** Log unless a line with the same `key` was written less than the interval ago. Returns whether it was written. */
-  log(key: string, level: LogLevel, message: string, fields?: LogFields): boolean {
+  /**
+   * Log unless a line with the same `key` was written less than the interval
+   * ago. `message` may be a function, called only when the line is written.
+   * Returns whether it was written.
+   */
+  log(key: string, level: LogLevel, message: string | (() => string), fields?: LogFields): boolean {
     const now = this.#now();
     if (now - this.#sweptAt >= this.#intervalMs) {
       this.#sweptAt = now;
@@ -161,7 +170,16 @@ export class RateLimitedLog {
     }
     const suppressed = e?.suppressed ?? 0;
     this.#keys.set(key, { at: now, suppressed: 0 });
-    this.#log(level, message, suppressed > 0 ? { ...fields, suppressed } : fields);
+    this.#log(level, typeof message === 'string' ? message : message(), suppressed > 0 ? { ...fields, suppressed } : fields);
     return true;
   }
+}
+
+/**
+ * The log callback for a {@link Runtime}'s messages: the interface being
+ * deleted (`tsguard down`, `ip link del`) is how a tunnel normally stops, so
+ * that message is `info`; every other one is an `error`.
+ */
+export function runtimeLog(log: Log): (message: string) => void {
+  return (m) => log(/TUN interface '[^']*' is gone/.test(m) ? 'info' : 'error', m);
 }
