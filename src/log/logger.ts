@@ -66,10 +66,10 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/\b(private_key|preshared_key)=[0-9a-fA-F]{64}\b/g, '$1=(redacted)'],
   // wg-quick files: PrivateKey = <base64>, PresharedKey = <base64>
   [/\b(PrivateKey|PresharedKey)(\s*=\s*)[A-Za-z0-9+/]{42,43}=?/gi, '$1$2(redacted)'],
+  // Authorization headers (RFC 6750 token characters).
+  [/\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1(redacted)'],
   // Enrollment tokens ID.SECRET: the id stays (it names the token), the secret goes.
   [/\b([0-9a-f]{12})\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g, '$1.(redacted)'],
-  // Authorization headers.
-  [/\b(Bearer\s+)\S+/gi, '$1(redacted)'],
 ];
 
 /** `text` with every key- or token-shaped secret replaced by `(redacted)`. */

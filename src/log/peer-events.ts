@@ -14,17 +14,18 @@ export const PEER_EVENT_LOG_INTERVAL_MS = 60_000;
 
 /**
  * Log the peer events of `device` at `verbose`. `describe` names a peer
- * (e.g. `client alice`) for the line. Returns a function that unsubscribes;
+ * (e.g. `client alice`) for the line; `opts.now` is the monotonic clock of the
+ * rate limit (default `performance.now`). Returns a function that unsubscribes;
  * nothing is subscribed when `log` is a {@link Logger} with `verbose` off.
  */
 export function logPeerEvents(
   device: Device,
   log: Log | Logger,
   describe: (publicKey: string) => string | undefined = () => undefined,
-  intervalMs = PEER_EVENT_LOG_INTERVAL_MS,
+  opts: { intervalMs?: number; now?: () => number } = {},
 ): () => void {
   if (!logEnabled(log, 'verbose')) return () => undefined;
-  const limited = new RateLimitedLog(log, intervalMs);
+  const limited = new RateLimitedLog(log, opts.intervalMs ?? PEER_EVENT_LOG_INTERVAL_MS, opts.now);
   const peer = (pk: string) => {
     const name = describe(pk);
     return name === undefined ? pk : `${name} (${pk})`;
