@@ -1,0 +1,25 @@
+/**
+ * HTTP GET from inside a network namespace (the test process itself stays in
+ * the host namespace, where the servers under test are not reachable).
+ */
+import { nsRun } from './netns.js';
+
+/** A response. */
+export interface NsResponse {
+  status: number;
+  type: string;
+  body: string;
+}
+
+const GET = `
+fetch(process.argv[1], { signal: AbortSignal.timeout(10000) }).then(
+  async (r) => process.stdout.write(JSON.stringify({ status: r.status, type: r.headers.get('content-type') ?? '', body: await r.text() })),
+  (e) => { process.stderr.write(String(e && e.cause ? e.cause.message ?? e.cause : e)); process.exit(1); },
+);`;
+
+/** GET `url` from namespace `ns` (with node's fetch, no extra tool). */
+export async function nsGet(ns: string, url: string): Promise<NsResponse> {
+  const r = await nsRun(ns, process.execPath, ['-e', GET, url], { allowFail: true, timeoutMs: 20_000 });
+  if (r.code !== 0) throw new Error(`GET ${url} in ${ns} failed: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as NsResponse;
+}
