@@ -16,7 +16,7 @@ import type { Log } from '../log/logger.js';
 import type { ListenAddress } from '../util/listen-address.js';
 import { registerDeviceMetrics } from './device-metrics.js';
 import { interfaceProbe, MetricsServer, type HealthCheck } from './server.js';
-import { STATUS_HTML, STATUS_JS } from './status-page.js';
+import { STATUS_HTML, STATUS_ICON, STATUS_JS } from './status-page.js';
 
 /** A peer the hub serves (configured on its device). */
 export interface LivePeer {
@@ -194,15 +194,24 @@ function registerHubMetrics(registry: promClient.Registry, hub: HubObservable): 
       for (const p of hub.livePeers()) this.inc({ kind: p.kind });
     },
   });
-  const up = new promClient.Gauge({ name: 'tsguard_hub_registry_up', help: '1 when the registry answered the scrape\'s ping, else 0.', registers });
+  // One ping per scrape feeds both gauges: prom-client starts the collect() calls in registration order.
+  let ping: ReturnType<typeof pingRegistry> | null = null;
   new promClient.Gauge({
-    name: 'tsguard_hub_registry_latency_seconds',
-    help: 'Time the registry took to answer the ping made by this scrape.',
+    name: 'tsguard_hub_registry_up',
+    help: "1 when the registry answered this scrape's ping, else 0.",
     registers,
     async collect() {
-      const r = await pingRegistry(hub);
-      this.set(r.seconds);
-      up.set(r.ok ? 1 : 0);
+      ping = pingRegistry(hub);
+      this.set((await ping).ok ? 1 : 0);
+    },
+  });
+  new promClient.Gauge({
+    name: 'tsguard_hub_registry_latency_seconds',
+    help: "Time the registry took to answer this scrape's ping.",
+    registers,
+    async collect() {
+      this.set((await (ping ?? pingRegistry(hub))).seconds);
+      ping = null;
     },
   });
 }
@@ -247,6 +256,7 @@ export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress,
         '/': () => html,
         '/status': () => html,
         '/status.js': () => ({ type: 'text/javascript; charset=utf-8', body: STATUS_JS }),
+        '/favicon.ico': () => ({ type: 'image/svg+xml', body: STATUS_ICON }),
         '/status.json': async () => ({ type: 'application/json', body: JSON.stringify(await hubStatus(hub)) + '\n' }),
       },
       ...(log ? { log } : {}),

@@ -16,6 +16,7 @@ export const STATUS_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tsguard hub</title>
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <style>
   :root { color-scheme: light dark; --ok: #1a7f37; --off: #8c959f; --bad: #cf222e; }
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; }
@@ -49,6 +50,9 @@ export const STATUS_HTML = `<!doctype html>
 </body>
 </html>
 `;
+
+/** The page's icon (browsers ask for /favicon.ico). */
+export const STATUS_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6" fill="#1a7f37"/></svg>`;
 
 /** The page's script. */
 export const STATUS_JS = `'use strict';
