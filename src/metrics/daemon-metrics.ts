@@ -9,15 +9,7 @@ import type { Runtime } from '../io/runtime.js';
 import type { Log } from '../log/logger.js';
 import type { ListenAddress } from '../util/listen-address.js';
 import { registerDeviceMetrics } from './device-metrics.js';
-import { interfaceProbe, MetricsServer } from './server.js';
-
-/** A running metrics server of a daemon. */
-export interface DeviceMetricsHandle {
-  /** The server. */
-  readonly server: MetricsServer;
-  /** Stop serving. */
-  close(): Promise<void>;
-}
+import { interfaceProbe, serveMetrics, type MetricsHandle } from './server.js';
 
 /**
  * Serve `/metrics` and `/healthz` for the device of `runtime` on `listen`.
@@ -29,25 +21,16 @@ export async function serveDeviceMetrics(opts: {
   runtime: Runtime;
   stopped: () => boolean;
   log?: Log;
-}): Promise<DeviceMetricsHandle> {
+}): Promise<MetricsHandle> {
   const registry = new promClient.Registry();
   const detach = registerDeviceMetrics(registry, { ifname: opts.ifname, device: opts.runtime.device, handshakeQueue: opts.runtime });
-  try {
-    const server = await MetricsServer.start({
+  return serveMetrics(
+    {
       listen: opts.listen,
       registry,
       health: { device: interfaceProbe(opts.ifname, () => opts.runtime.device.privateKey !== null, opts.stopped) },
       ...(opts.log ? { log: opts.log } : {}),
-    });
-    return {
-      server,
-      close: async () => {
-        detach();
-        await server.close();
-      },
-    };
-  } catch (e) {
-    detach();
-    throw e;
-  }
+    },
+    detach,
+  );
 }

@@ -15,7 +15,7 @@ import type { Runtime } from '../io/runtime.js';
 import type { Log } from '../log/logger.js';
 import type { ListenAddress } from '../util/listen-address.js';
 import { registerDeviceMetrics } from './device-metrics.js';
-import { interfaceProbe, MetricsServer, type HealthCheck } from './server.js';
+import { interfaceProbe, serveMetrics, type HealthCheck, type MetricsHandle } from './server.js';
 import { STATUS_HTML, STATUS_ICON, STATUS_JS } from './status-page.js';
 
 /** A peer the hub serves (configured on its device). */
@@ -140,26 +140,21 @@ function registerHubMetrics(registry: promClient.Registry, hub: HubObservable): 
   const registers = [registry];
   const byPeer = () => hub.livePeers().map((p) => ({ p, c: hub.relay.counters(p.publicKey) }));
   const labels = (p: LivePeer) => ({ device: hub.ifname, public_key: p.publicKey, kind: p.kind, name: p.name });
-  new promClient.Counter({
-    name: 'tsguard_hub_relayed_packets_total',
-    help: 'Packets from a peer that the hub relayed to another peer.',
-    labelNames: ['device', 'public_key', 'kind', 'name'],
-    registers,
-    collect() {
-      this.reset();
-      for (const { p, c } of byPeer()) this.inc(labels(p), c.relayed);
-    },
-  });
-  new promClient.Counter({
-    name: 'tsguard_hub_refused_packets_total',
-    help: 'Packets from a peer that the relay policy refused.',
-    labelNames: ['device', 'public_key', 'kind', 'name'],
-    registers,
-    collect() {
-      this.reset();
-      for (const { p, c } of byPeer()) this.inc(labels(p), c.refused);
-    },
-  });
+  for (const [field, help] of [
+    ['relayed', 'Packets from a peer that the hub relayed to another peer.'],
+    ['refused', 'Packets from a peer that the relay policy refused.'],
+  ] as const) {
+    new promClient.Counter({
+      name: `tsguard_hub_${field}_packets_total`,
+      help,
+      labelNames: ['device', 'public_key', 'kind', 'name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { p, c } of byPeer()) this.inc(labels(p), c[field]);
+      },
+    });
+  }
   new promClient.Counter({
     name: 'tsguard_hub_registrations_total',
     help: 'Requests to the registration API, by result (registered, rekeyed, already_registered or the refusal reason).',
@@ -216,16 +211,8 @@ function registerHubMetrics(registry: promClient.Registry, hub: HubObservable): 
   });
 }
 
-/** A running hub metrics server. */
-export interface HubMetricsHandle {
-  /** The server. */
-  readonly server: MetricsServer;
-  /** Stop serving. */
-  close(): Promise<void>;
-}
-
 /** Serve the hub's metrics, health and status page on `listen`. */
-export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress, log?: Log): Promise<HubMetricsHandle> {
+export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress, log?: Log): Promise<MetricsHandle> {
   const registry = new promClient.Registry();
   const names = new Map<string, string>();
   const detach = registerDeviceMetrics(registry, {
@@ -240,8 +227,8 @@ export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress,
     for (const p of hub.livePeers()) names.set(p.publicKey, `${p.kind}/${p.name}`);
   };
   const html = { type: 'text/html; charset=utf-8', body: STATUS_HTML };
-  try {
-    const server = await MetricsServer.start({
+  return serveMetrics(
+    {
       listen,
       registry,
       health: {
@@ -260,16 +247,7 @@ export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress,
         '/status.json': async () => ({ type: 'application/json', body: JSON.stringify(await hubStatus(hub)) + '\n' }),
       },
       ...(log ? { log } : {}),
-    });
-    return {
-      server,
-      close: async () => {
-        detach();
-        await server.close();
-      },
-    };
-  } catch (e) {
-    detach();
-    throw e;
-  }
+    },
+    detach,
+  );
 }

@@ -158,3 +158,32 @@ export class MetricsServer {
     });
   }
 }
+
+/** A running metrics server and the collectors it serves. */
+export interface MetricsHandle {
+  /** The server. */
+  readonly server: MetricsServer;
+  /** Stop serving and detach the collectors. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start a {@link MetricsServer} for collectors that `detach` removes from
+ * what they listen to; detaches also when the server cannot start.
+ */
+export async function serveMetrics(opts: MetricsServerOptions, detach: () => void): Promise<MetricsHandle> {
+  let server: MetricsServer;
+  try {
+    server = await MetricsServer.start(opts);
+  } catch (e) {
+    detach();
+    throw e;
+  }
+  return {
+    server,
+    close: async () => {
+      detach();
+      await server.close();
+    },
+  };
+}
