@@ -20,13 +20,7 @@ export {
   type JoinResult,
   type RegisterOptions,
 } from './join.js';
-export {
-  AGENT_KEEPALIVE,
-  type AcceptReason,
-  type RefusalReason,
-  type RegisterPeer,
-  type RegisterRequest,
-  type RegisterResponse,
-} from '../hub/protocol.js';
+// The registration wire format (shared by the hub and the agent).
+export * from '../hub/protocol.js';
 export { certificatePin, parsePin } from '../hub/tls.js';
 export type { DaemonLog } from '../daemon/daemon.js';

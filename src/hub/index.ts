@@ -56,11 +56,5 @@ export { FleetApiError, FleetApiSource, type FleetApiErrorKind, type FleetApiOpt
 export { Relay, relayAllowed, type RelayCounters, type RelayPolicy } from './relay.js';
 export { API_TLS_FILE, certificatePin, createSelfSignedCertificate, loadOrCreateApiTls, parsePin, type ApiTlsIdentity } from './tls.js';
 export { parseDuration } from './tokens.js';
-export {
-  AGENT_KEEPALIVE,
-  type AcceptReason,
-  type RefusalReason,
-  type RegisterPeer,
-  type RegisterRequest,
-  type RegisterResponse,
-} from './protocol.js';
+// The registration wire format (shared by the hub and the agent).
+export * from './protocol.js';
