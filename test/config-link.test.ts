@@ -13,18 +13,14 @@ import {
   applyDown,
   applyUp,
   computeMtu,
-  formatCommand,
   LinkSetupError,
-  netnsRunner,
   planUp,
-  recordingRunner,
   routesFor,
   runHooks,
-  type Command,
   type LinkEnv,
-  type RunResult,
   type UpPlan,
 } from '../src/config/link.js';
+import { formatCommand, netnsRunner, recordingRunner, type Command, type RunResult } from '../src/os/runner.js';
 import { formatCidr, parseConfig, type WgConfig } from '../src/config/wgquick.js';
 
 const pub = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { keyToBase64 } from '../src/crypto/keys.js';
-import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/config/fsutil.js';
+import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/os/fsutil.js';
 import {
   ConfigError,
   configPathFor,

@@ -26,7 +26,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
-import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../os/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';

@@ -20,20 +20,9 @@ import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
-import { execRunner, formatCommand, type Command, type Runner, type RunResult } from './runner.js';
+import { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
 import { formatCidr, maskCidr, resolveEndpoint, type Cidr, type WgConfig } from './wgquick.js';
 
-// The command runners live in ./runner.ts (tsguard join uses them without the rest of this module).
-export {
-  execRunner,
-  formatCommand,
-  netnsRunner,
-  recordingRunner,
-  type Command,
-  type RecordingRunner,
-  type RunResult,
-  type Runner,
-} from './runner.js';
 
 /** Receives wg-quick-style progress lines (`[#] ip -4 address add ...`). */
 export type Logger = (line: string) => void;

@@ -56,7 +56,7 @@ import Database from 'better-sqlite3';
 import { getCrypto } from '../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../routing/ip.js';
-import { createSecretFileExclusiveSync, readSecretFileSync } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../os/fsutil.js';
 import { generateToken, hashesEqual, hashSecret, parseToken } from './tokens.js';
 
 // ─── public types ────────────────────────────────────────────────────────────
