@@ -29,12 +29,13 @@ import tls from 'node:tls';
 import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../os/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
-import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
+import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
+import { ifnameProblem } from '../os/ifname.js';
 import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
@@ -393,7 +394,7 @@ function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { add
  */
 export async function join(opts: JoinOptions): Promise<JoinResult> {
   const log = opts.log ?? (() => undefined);
-  const bad = validateIfname(opts.ifname);
+  const bad = ifnameProblem(opts.ifname);
   if (bad !== null) throw new JoinError('USAGE', bad);
   const agentId = opts.agentId ?? hostname();
   if (!/^[A-Za-z0-9._-]{1,63}$/.test(agentId)) {

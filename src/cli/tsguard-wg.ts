@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
-import { runDaemon, validateIfname } from '../daemon/daemon.js';
+import { runDaemon } from '../daemon/daemon.js';
+import { ifnameProblem } from '../os/ifname.js';
 
 const USAGE = `Usage: tsguard-wg [-f|--foreground] INTERFACE-NAME
 
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const ifname = rest[0]!;
-  const problem = validateIfname(ifname);
+  const problem = ifnameProblem(ifname);
   if (problem !== null) {
     process.stderr.write(`tsguard-wg: ${problem}\n`);
     return 2;

@@ -15,6 +15,7 @@ import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 
 import { keyFromBase64, keyToBase64, KeyFormatError } from '../crypto/keys.js';
+import { ifnameProblem, isValidIfname } from '../os/ifname.js';
 import { formatIp, maskBytes, parseIp } from '../routing/ip.js';
 
 // ---------------------------------------------------------------------------
@@ -211,8 +212,8 @@ const PEER_KEYS: Record<string, string> = {
 
 /** Keys whose values accumulate when repeated; every other key may appear once per section. */
 const REPEATABLE = new Set(['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown']);
-/** Interface names as wg-quick accepts them. */
-const IFNAME_RE = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+/** Interface names in wg-quick's stricter character set (they come from file names). */
+const WG_QUICK_NAME = { wgQuick: true } as const;
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
 const TABLE_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -588,11 +589,6 @@ export async function resolveEndpoint(host: string, port: number, lookupAll: Loo
   return { host: canonicalIp(pick.address) ?? pick.address, port, family: pick.family === 6 ? 6 : 4 };
 }
 
-/** True when `name` is an interface name wg-quick accepts (`^[a-zA-Z0-9_=+.-]{1,15}$`, not `.` or `..`). */
-export function isValidIfname(name: string): boolean {
-  return IFNAME_RE.test(name) && name !== '.' && name !== '..';
-}
-
 /**
  * Map a `tsguard up/down` argument to a configuration file and interface
  * name as wg-quick does: a plain interface name `NAME` means
@@ -601,8 +597,8 @@ export function isValidIfname(name: string): boolean {
  * @throws Error saying what is wrong with the argument.
  */
 export function configPathFor(arg: string, dir = '/etc/wireguard'): { path: string; ifname: string } {
-  if (!arg.includes('/') && IFNAME_RE.test(arg)) {
-    if (!isValidIfname(arg)) throw new Error(`"${arg}" is not a valid interface name`);
+  if (arg === '.' || arg === '..') throw new Error(`"${arg}" is not a valid interface name`);
+  if (!arg.includes('/') && isValidIfname(arg, WG_QUICK_NAME)) {
     return { path: `${dir.replace(/\/+$/, '')}/${arg}.conf`, ifname: arg };
   }
   const base = basename(arg);
@@ -612,9 +608,10 @@ export function configPathFor(arg: string, dir = '/etc/wireguard'): { path: stri
     );
   }
   const ifname = base.slice(0, -'.conf'.length);
-  if (!isValidIfname(ifname)) {
+  const problem = ifnameProblem(ifname, WG_QUICK_NAME);
+  if (problem !== null) {
     throw new Error(
-      `"${arg}": "${ifname}" is not a valid interface name (the file must be named IFNAME.conf with IFNAME 1 to 15 characters of a-z, A-Z, 0-9, _ = + . -)`,
+      `"${arg}": "${ifname}" is not a valid interface name (${problem}; the file must be named IFNAME.conf with IFNAME 1 to 15 characters of a-z, A-Z, 0-9, _ = + . -)`,
     );
   }
   return { path: arg, ifname };

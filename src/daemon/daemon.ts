@@ -11,16 +11,6 @@ import { socketPath, UapiServer } from '../uapi/server.js';
 // The configuration-file parser and the sync logic are imported by reload() when it runs:
 // tsguard join and tsguard-wg start without them.
 
-/** Problems with an interface name, or null if it is usable. */
-export function validateIfname(name: string): string | null {
-  if (name.length === 0) return 'interface name is empty';
-  if (Buffer.byteLength(name) > 15) return `interface name "${name}" is longer than 15 bytes (Linux IFNAMSIZ limit)`;
-  if (name === '.' || name === '..' || /[/\s:]/.test(name)) {
-    return `interface name "${name}" contains a character Linux does not allow (no "/", ":", whitespace)`;
-  }
-  return null;
-}
-
 /** Logger signature used by the daemon. */
 export type DaemonLog = (level: 'error' | 'info' | 'debug', message: string) => void;
 

@@ -16,6 +16,7 @@ import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
+import { ifnameProblem } from '../os/ifname.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
@@ -136,6 +137,8 @@ export class Hub {
   /** Open the registry, create the interface, restore every peer, then start serving. */
   static async start(opts: HubOptions): Promise<Hub> {
     // Flags are checked before anything is created.
+    const badName = ifnameProblem(opts.ifname);
+    if (badName !== null) throw new Error(badName);
     const apiListen = opts.api ? parseListenAddress(opts.api.listen) : null;
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
       throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
