@@ -14,12 +14,12 @@ import {
   maskCidr,
   parseCidr,
   parseConfig,
-  resolveEndpoint,
   serializeConfig,
   type Cidr,
   type ConfigMode,
   type WgConfig,
 } from '../src/config/wgquick.js';
+import { resolveEndpoint } from '../src/os/resolve.js';
 
 const key = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
 const PRIV = key(1);
@@ -295,14 +295,22 @@ describe('serializeConfig', () => {
 });
 
 describe('resolveEndpoint', () => {
-  it('keeps literals, prefers IPv4, names the host on failure', async () => {
+  it('keeps literals, takes the first answer as wg does (getaddrinfo order), names the host on failure', async () => {
     expect(await resolveEndpoint('FD00::1', 5)).toEqual({ host: 'fd00::1', port: 5, family: 6 });
     expect(await resolveEndpoint('192.0.2.1', 5)).toEqual({ host: '192.0.2.1', port: 5, family: 4 });
     const both = async (): Promise<Array<{ address: string; family: number }>> => [
       { address: '2001:db8::1', family: 6 },
       { address: '192.0.2.7', family: 4 },
     ];
-    expect(await resolveEndpoint('vpn.example', 51820, both)).toEqual({ host: '192.0.2.7', port: 51820, family: 4 });
+    expect(await resolveEndpoint('vpn.example', 51820, both)).toEqual({ host: '2001:db8::1', port: 51820, family: 6 });
+    const v4first = async (): Promise<Array<{ address: string; family: number }>> => [
+      { address: '192.0.2.7', family: 4 },
+      { address: '2001:db8::1', family: 6 },
+    ];
+    expect(await resolveEndpoint('vpn.example', 51820, v4first)).toEqual({ host: '192.0.2.7', port: 51820, family: 4 });
+    expect(await resolveEndpoint('fe80::1%eth0', 7)).toEqual({ host: 'fe80::1%eth0', port: 7, family: 6 });
+    const none = async (): Promise<Array<{ address: string; family: number }>> => [];
+    await expect(resolveEndpoint('vpn.example', 1, none)).rejects.toThrow(/no IPv4 or IPv6 address/);
     const v6only = async (): Promise<Array<{ address: string; family: number }>> => [{ address: '2001:DB8::1', family: 6 }];
     expect(await resolveEndpoint('vpn.example', 1, v6only)).toEqual({ host: '2001:db8::1', port: 1, family: 6 });
     const fail = async (): Promise<never> => {

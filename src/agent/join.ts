@@ -19,7 +19,6 @@
  * @module
  */
 
-import { lookup } from 'node:dns/promises';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -31,11 +30,12 @@ import { loadCrypto } from '../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
+import { formatEndpoint, type Endpoint } from '../device/types.js';
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
 import { ifnameProblem } from '../os/ifname.js';
+import { resolveEndpoint } from '../os/resolve.js';
 import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
@@ -352,17 +352,13 @@ export interface JoinResult {
   close(): Promise<void>;
 }
 
-async function resolveEndpoint(text: string): Promise<Endpoint> {
+/** The hub's endpoint (`host:port`, `[v6]:port`), its host resolved by {@link resolveEndpoint}. */
+async function hubEndpoint(text: string): Promise<Endpoint> {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  if (m === null || Number(m[2]) > 65535) throw new JoinError('BAD_RESPONSE', `the hub sent an invalid endpoint "${text}"`);
   try {
-    return parseEndpoint(text);
-  } catch {
-    // host name: resolve below
-  }
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  if (m === null) throw new JoinError('BAD_RESPONSE', `the hub sent an invalid endpoint "${text}"`);
-  try {
-    const a = await lookup(m[1]!);
-    return { host: a.address, port: Number(m[2]) };
+    const r = await resolveEndpoint(m[1]!, Number(m[2]));
+    return { host: r.host, port: r.port };
   } catch (e) {
     throw new JoinError('CONNECT', `cannot resolve the hub endpoint ${text}: ${(e as Error).message}`);
   }
@@ -416,7 +412,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   );
   const { v4, bits, v6, hubKey } = checkAnswer(reg);
   const hubPublicKey = keyToBase64(hubKey);
-  const endpoint = await resolveEndpoint(String(reg.hub_endpoint));
+  const endpoint = await hubEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
   log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.

@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { keyToBase64, isZeroKey } from '../crypto/keys.js';
 import { formatEndpoint } from '../device/types.js';
-import { formatCidr, parseConfig, resolveEndpoint, type WgConfig } from '../config/wgquick.js';
+import { formatCidr, parseConfig, type WgConfig } from '../config/wgquick.js';
+import { resolveEndpoint } from '../os/resolve.js';
 import type { UapiDeviceState } from '../uapi/client.js';
 import type { DesiredConfig } from '../uapi/sync.js';
 

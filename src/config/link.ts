@@ -21,7 +21,8 @@ import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
 import { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
-import { formatCidr, maskCidr, resolveEndpoint, type Cidr, type WgConfig } from './wgquick.js';
+import { resolveEndpoint } from '../os/resolve.js';
+import { formatCidr, maskCidr, type Cidr, type WgConfig } from './wgquick.js';
 
 
 /** Receives wg-quick-style progress lines (`[#] ip -4 address add ...`). */

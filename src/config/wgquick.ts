@@ -1,8 +1,7 @@
 /**
  * WireGuard configuration files: parsing (the `wg setconf` format and the
- * wg-quick superset), serialization in `wg showconf` style, endpoint
- * resolution and wg-quick's mapping from an argument to a file and interface
- * name.
+ * wg-quick superset), serialization in `wg showconf` style and wg-quick's
+ * mapping from an argument to a file and interface name.
  *
  * Errors are {@link ConfigError}s whose message is `FILE:LINE: what is wrong
  * (how to fix it)`. Private and preshared key values never appear in any
@@ -10,7 +9,6 @@
  * @module
  */
 
-import { lookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 
@@ -548,46 +546,7 @@ export function serializeConfig(cfg: WgConfig, mode: ConfigMode): string {
 }
 
 // ---------------------------------------------------------------------------
-// Endpoints and file names
-
-/** A resolved endpoint. */
-export interface ResolvedEndpoint {
-  /** IP literal (IPv6 without brackets, possibly with `%scope`). */
-  host: string;
-  /** UDP port. */
-  port: number;
-  /** Address family of `host`. */
-  family: 4 | 6;
-}
-
-/** The DNS lookup used by {@link resolveEndpoint}; injectable for tests. */
-export type LookupAll = (host: string) => Promise<Array<{ address: string; family: number }>>;
-
-const defaultLookup: LookupAll = (host) => lookup(host, { all: true });
-
-/**
- * Resolve an endpoint host (IP literal or host name) as wg does: the first
- * IPv4 address if there is one, otherwise the first IPv6 address.
- * @throws Error naming the host when it cannot be resolved.
- */
-export async function resolveEndpoint(host: string, port: number, lookupAll: LookupAll = defaultLookup): Promise<ResolvedEndpoint> {
-  const pct = host.indexOf('%');
-  const literal = canonicalIp(pct >= 0 ? host.slice(0, pct) : host);
-  if (literal !== undefined) {
-    return { host: literal + (pct >= 0 ? host.slice(pct) : ''), port, family: literal.includes(':') ? 6 : 4 };
-  }
-  let addrs: Array<{ address: string; family: number }>;
-  try {
-    addrs = await lookupAll(host);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    const why = code === 'ENOTFOUND' ? 'name not found' : code === 'EAI_AGAIN' ? 'temporary DNS failure' : String(code);
-    throw new Error(`could not resolve endpoint host "${host}": ${why} (check the name and the network, or use an IP address)`);
-  }
-  const pick = addrs.find((a) => a.family === 4) ?? addrs.find((a) => a.family === 6);
-  if (!pick) throw new Error(`could not resolve endpoint host "${host}": no IPv4 or IPv6 address (use an IP address)`);
-  return { host: canonicalIp(pick.address) ?? pick.address, port, family: pick.family === 6 ? 6 : 4 };
-}
+// File names
 
 /**
  * Map a `tsguard up/down` argument to a configuration file and interface
