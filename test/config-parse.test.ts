@@ -10,16 +10,13 @@ import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/os/fsutil.js
 import {
   ConfigError,
   configPathFor,
-  formatCidr,
-  maskCidr,
-  parseCidr,
   parseConfig,
   serializeConfig,
-  type Cidr,
   type ConfigMode,
   type WgConfig,
 } from '../src/config/wgquick.js';
 import { resolveEndpoint } from '../src/os/resolve.js';
+import { formatIp, formatPrefix, maskPrefix, parsePrefix, type Prefix } from '../src/routing/ip.js';
 
 const key = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
 const PRIV = key(1);
@@ -77,7 +74,7 @@ describe('parseConfig: valid files', () => {
     expect(keyToBase64(i.privateKey!)).toBe(PRIV);
     expect(i.listenPort).toBe(51820);
     expect(i.fwmark).toBe(0x1234);
-    expect(i.addresses.map(formatCidr)).toEqual(['10.0.0.1/24', 'fd00::1/64', '10.0.1.1/32']);
+    expect(i.addresses.map(formatPrefix)).toEqual(['10.0.0.1/24', 'fd00::1/64', '10.0.1.1/32']);
     expect(i.dns).toEqual(['10.0.0.53', 'fd00::53']);
     expect(i.dnsSearch).toEqual(['example.com', 'corp.example']);
     expect(i.mtu).toBe(1420);
@@ -91,14 +88,14 @@ describe('parseConfig: valid files', () => {
     const [a, b] = cfg.peers;
     expect(keyToBase64(a!.publicKey)).toBe(PUB1);
     expect(keyToBase64(a!.presharedKey!)).toBe(PSK);
-    expect(a!.allowedIps.map(formatCidr)).toEqual(['10.0.0.2/32', '192.168.1.7/24', 'fd00::2/128']);
+    expect(a!.allowedIps.map(formatPrefix)).toEqual(['10.0.0.2/32', '192.168.1.7/24', 'fd00::2/128']);
     expect(a!.endpoint).toEqual({ host: '2001:db8::1', port: 51820 });
     expect(a!.persistentKeepalive).toBe(25);
     expect(a!.line).toBe(18);
     expect(keyToBase64(b!.publicKey)).toBe(PUB2);
     expect(b!.allowedIps).toEqual([
-      { address: '0.0.0.0', bits: 0, family: 4 },
-      { address: '::', bits: 0, family: 6 },
+      { family: 4, bytes: new Uint8Array(4), bits: 0 },
+      { family: 6, bytes: new Uint8Array(16), bits: 0 },
     ]);
     expect(b!.endpoint).toEqual({ host: 'vpn.example.com', port: 443 });
     expect(b!.persistentKeepalive).toBe(0);
@@ -119,24 +116,26 @@ describe('parseConfig: valid files', () => {
   });
 });
 
-describe('CIDR helpers', () => {
+describe('prefixes of Address and AllowedIPs (host bits kept)', () => {
+  const keep = (t: string): Prefix => parsePrefix(t, 'keep');
   it('parses, canonicalizes and masks', () => {
-    expect(parseCidr('10.1.2.3')).toEqual({ address: '10.1.2.3', bits: 32, family: 4 });
-    expect(parseCidr('FD00:0:0::1/64')).toEqual({ address: 'fd00::1', bits: 64, family: 6 });
-    expect(parseCidr('::ffff:1.2.3.4/128').address).toBe('::ffff:1.2.3.4');
-    expect(parseCidr('1:0:0:2:0:0:0:3/128').address).toBe('1:0:0:2::3');
-    expect(formatCidr(maskCidr(parseCidr('10.1.2.3/9')))).toBe('10.0.0.0/9');
-    expect(formatCidr(maskCidr(parseCidr('fd00:ffff::1/17')))).toBe('fd00:8000::/17');
-    expect(formatCidr(maskCidr(parseCidr('1.2.3.4/0')))).toBe('0.0.0.0/0');
-    expect(formatCidr(maskCidr(parseCidr('1.2.3.4/32')))).toBe('1.2.3.4/32');
+    expect(keep('10.1.2.3')).toEqual({ family: 4, bytes: new Uint8Array([10, 1, 2, 3]), bits: 32 });
+    expect(formatPrefix(keep('FD00:0:0::1/64'))).toBe('fd00::1/64');
+    expect(formatPrefix(keep('::ffff:1.2.3.4/128'))).toBe('::ffff:1.2.3.4/128');
+    expect(formatPrefix(keep('1:0:0:2:0:0:0:3/128'))).toBe('1:0:0:2::3/128');
+    expect(formatPrefix(keep('10.0.0.1/24'))).toBe('10.0.0.1/24');
+    expect(formatPrefix(maskPrefix(keep('10.1.2.3/9')))).toBe('10.0.0.0/9');
+    expect(formatPrefix(maskPrefix(keep('fd00:ffff::1/17')))).toBe('fd00:8000::/17');
+    expect(formatPrefix(maskPrefix(keep('1.2.3.4/0')))).toBe('0.0.0.0/0');
+    expect(formatPrefix(maskPrefix(keep('1.2.3.4/32')))).toBe('1.2.3.4/32');
   });
   it('throws clear errors', () => {
-    expect(() => parseCidr('1.2.3.4/33')).toThrow(/invalid CIDR "1.2.3.4\/33".*prefix length.*\/0 to \/32/);
-    expect(() => parseCidr('fd00::/129')).toThrow(/\/0 to \/128/);
-    expect(() => parseCidr('10.0.0.256/8')).toThrow(/not an IPv4 or IPv6 address/);
-    expect(() => parseCidr('01.2.3.4/8')).toThrow(/not an IPv4 or IPv6 address/);
-    expect(() => parseCidr('fe80::1%eth0/64')).toThrow(/scope id/);
-    expect(() => parseCidr('10.0.0.0/')).toThrow(/prefix length/);
+    expect(() => keep('1.2.3.4/33')).toThrow(/"1.2.3.4\/33" is not a valid IP prefix: the length must be a number from 0 to 32/);
+    expect(() => keep('fd00::/129')).toThrow(/from 0 to 128/);
+    expect(() => keep('10.0.0.256/8')).toThrow(/"10.0.0.256" is not a valid IP address/);
+    expect(() => keep('01.2.3.4/8')).toThrow(/"01.2.3.4" is not a valid IP address/);
+    expect(() => keep('fe80::1%eth0/64')).toThrow(/zone ids are not supported/);
+    expect(() => keep('10.0.0.0/')).toThrow(/the length must be a number/);
   });
 });
 
@@ -160,8 +159,8 @@ describe('parseConfig: errors carry FILE:LINE and a fix', () => {
     ['bad table', '[Interface]\nTable = 0\n', 2, /Table 0 is out of range/],
     ['bad table name', '[Interface]\nTable = a b\n', 2, /Table "a b" is not valid/],
     ['bad SaveConfig', '[Interface]\nSaveConfig = yes\n', 2, /SaveConfig "yes" is neither true nor false/],
-    ['bad address', '[Interface]\nAddress = 10.0.0.1/24, 10.0.0.300/24\n', 2, /Address: "10.0.0.300" is not an IPv4 or IPv6 address/],
-    ['bad prefix', `[Peer]\nPublicKey = ${PUB1}\nAllowedIPs = 10.0.0.0/33\n`, 3, /AllowedIPs: "10.0.0.0\/33" has an invalid prefix length \(expected \/0 to \/32\)/],
+    ['bad address', '[Interface]\nAddress = 10.0.0.1/24, 10.0.0.300/24\n', 2, /Address: "10.0.0.300\/24" is not a valid IP prefix: "10.0.0.300" is not a valid IP address \(expected e.g. 10.0.0.2\/32/],
+    ['bad prefix', `[Peer]\nPublicKey = ${PUB1}\nAllowedIPs = 10.0.0.0/33\n`, 3, /AllowedIPs: "10.0.0.0\/33" is not a valid IP prefix: the length must be a number from 0 to 32 \(expected/],
     ['bad dns', '[Interface]\nDNS = 10.0.0\n', 2, /DNS server "10.0.0" is not an IPv4 or IPv6 address/],
     ['bad search domain', '[Interface]\nDNS = exa mple\n', 2, /DNS "exa mple" is neither an IP address nor a search domain/],
     ['endpoint without port', `[Peer]\nPublicKey = ${PUB1}\nEndpoint = 1.2.3.4\n`, 3, /Endpoint "1.2.3.4": has no port/],
@@ -241,13 +240,13 @@ describe('serializeConfig', () => {
   });
 
   const arbKey = fc.uint8Array({ minLength: 32, maxLength: 32 });
-  const arbV4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, b]): Cidr => ({ address: a, bits: b, family: 4 }));
+  const arbV4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, b]): Prefix => parsePrefix(`${a}/${b}`, 'keep'));
   const arbV6 = fc
     .tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 }))
-    .map(([a, b]): Cidr => parseCidr(`${a}/${b}`));
+    .map(([a, b]): Prefix => parsePrefix(`${a}/${b}`, 'keep'));
   const arbCidr = fc.oneof(arbV4, arbV6);
   const arbHook = fc.stringMatching(/^[a-z0-9%][a-z0-9 %;|&$"'=/.-]{0,30}[a-z0-9%]$/);
-  const arbHost = fc.oneof(fc.ipV4(), fc.ipV6().map((a) => parseCidr(a).address), fc.domain());
+  const arbHost = fc.oneof(fc.ipV4(), fc.ipV6().map((a) => formatIp(parsePrefix(a).bytes)), fc.domain());
   const opt = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined });
   const arbPeer = fc.record({
     publicKey: arbKey,
@@ -264,7 +263,7 @@ describe('serializeConfig', () => {
         listenPort: opt(fc.integer({ min: 0, max: 65535 })),
         fwmark: opt(fc.integer({ min: 0, max: 0xffffffff })),
         addresses: quick ? fc.array(arbCidr, { maxLength: 3 }) : fc.constant([]),
-        dns: quick ? fc.array(fc.oneof(fc.ipV4(), fc.ipV6().map((a) => parseCidr(a).address)), { maxLength: 2 }) : fc.constant([]),
+        dns: quick ? fc.array(fc.oneof(fc.ipV4(), fc.ipV6().map((a) => formatIp(parsePrefix(a).bytes))), { maxLength: 2 }) : fc.constant([]),
         dnsSearch: quick ? fc.array(fc.domain(), { maxLength: 2 }) : fc.constant([]),
         mtu: quick ? opt(fc.integer({ min: 68, max: 65535 })) : fc.constant(undefined),
         table: quick ? opt(fc.constantFrom('off', 'auto', '1234', 'vpn')) : fc.constant(undefined),

@@ -37,7 +37,7 @@ import { Runtime } from '../io/runtime.js';
 import { ifnameProblem } from '../os/ifname.js';
 import { resolveEndpoint } from '../os/resolve.js';
 import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
-import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
+import { formatPrefix, parseIp, parsePrefix, prefixContainsAddress } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 
 /** File name of the agent's private key in the state directory. */
@@ -369,11 +369,13 @@ function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { add
     const ip = parseIp(String(r.assigned_ip));
     const net4 = parsePrefix(String(r.mesh_subnet));
     if (ip.family !== 4 || net4.family !== 4) throw new Error('not IPv4');
+    if (!prefixContainsAddress(net4, ip)) throw new Error(`assigned_ip ${r.assigned_ip} is not in mesh_subnet ${r.mesh_subnet}`);
     let v6: { address: string; bits: number } | null = null;
     if (r.assigned_ip6 && r.mesh_subnet6) {
       const ip6 = parseIp(String(r.assigned_ip6));
       const net6 = parsePrefix(String(r.mesh_subnet6));
       if (ip6.family !== 6 || net6.family !== 6) throw new Error('assigned_ip6 or mesh_subnet6 is not IPv6');
+      if (!prefixContainsAddress(net6, ip6)) throw new Error(`assigned_ip6 ${r.assigned_ip6} is not in mesh_subnet6 ${r.mesh_subnet6}`);
       v6 = { address: String(r.assigned_ip6), bits: net6.bits };
     }
     return { v4: String(r.assigned_ip), bits: net4.bits, v6, hubKey: keyFromBase64(String(r.hub_public_key), 'hub_public_key') };

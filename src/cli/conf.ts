@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { keyToBase64, isZeroKey } from '../crypto/keys.js';
 import { formatEndpoint } from '../device/types.js';
-import { formatCidr, parseConfig, type WgConfig } from '../config/wgquick.js';
+import { parseConfig, type WgConfig } from '../config/wgquick.js';
 import { resolveEndpoint } from '../os/resolve.js';
 import type { UapiDeviceState } from '../uapi/client.js';
 import type { DesiredConfig } from '../uapi/sync.js';
@@ -36,7 +36,7 @@ export async function toDesired(cfg: WgConfig): Promise<DesiredConfig> {
       presharedKey: p.presharedKey,
       endpoint: ep,
       persistentKeepalive: p.persistentKeepalive,
-      allowedIps: p.allowedIps.map(formatCidr),
+      allowedIps: p.allowedIps,
     });
   }
   const i = cfg.interface;

@@ -8,11 +8,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { configPathFor, serializeConfig, parseCidr, type WgConfig } from '../config/wgquick.js';
+import { configPathFor, serializeConfig, type WgConfig } from '../config/wgquick.js';
 import { applyDown, applyUp, runHooks, type LinkEnv } from '../config/link.js';
 import { worldAccessibleWarning, writeFileAtomic0600 } from '../os/fsutil.js';
 import { execRunner } from '../os/runner.js';
 import { isZeroKey } from '../crypto/keys.js';
+import { parsePrefix } from '../routing/ip.js';
 import { uapiGetState, uapiSet } from '../uapi/client.js';
 import { socketPath } from '../uapi/server.js';
 import { syncLines } from '../uapi/sync.js';
@@ -114,7 +115,7 @@ async function saveConfig(path: string, cfg: WgConfig, state: Awaited<ReturnType
       return {
         publicKey: p.publicKey,
         presharedKey: isZeroKey(p.presharedKey) ? undefined : p.presharedKey,
-        allowedIps: p.allowedIps.map(parseCidr),
+        allowedIps: p.allowedIps.map((a) => parsePrefix(a)),
         endpoint,
         persistentKeepalive: p.persistentKeepalive || undefined,
         line: i,

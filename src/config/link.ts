@@ -22,7 +22,8 @@ import { delimiter, join } from 'node:path';
 
 import { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
 import { resolveEndpoint } from '../os/resolve.js';
-import { formatCidr, maskCidr, type Cidr, type WgConfig } from './wgquick.js';
+import { formatIp, formatPrefix, maskPrefix, type Prefix } from '../routing/ip.js';
+import type { WgConfig } from './wgquick.js';
 
 
 /** Receives wg-quick-style progress lines (`[#] ip -4 address add ...`). */
@@ -265,13 +266,13 @@ export async function computeMtu(cfg: WgConfig, env: LinkEnv = {}): Promise<numb
 // up
 
 /** Distinct masked AllowedIPs of all peers, most specific first (stable for equal lengths). */
-export function routesFor(cfg: WgConfig): Cidr[] {
+export function routesFor(cfg: WgConfig): Prefix[] {
   const seen = new Set<string>();
-  const out: Cidr[] = [];
+  const out: Prefix[] = [];
   for (const p of cfg.peers) {
     for (const a of p.allowedIps) {
-      const m = maskCidr(a);
-      const k = formatCidr(m);
+      const m = maskPrefix(a);
+      const k = formatPrefix(m);
       if (!seen.has(k)) {
         seen.add(k);
         out.push(m);
@@ -281,7 +282,7 @@ export function routesFor(cfg: WgConfig): Cidr[] {
   return out.map((c, i) => [c, i] as const).sort((a, b) => b[0].bits - a[0].bits || a[1] - b[1]).map(([c]) => c);
 }
 
-function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Cidr[]): string {
+function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Prefix[]): string {
   const pf = family === 4 ? 'ip' : 'ip6';
   const t = `${pf} tsguard-${ifname}`;
   const lines = [
@@ -293,7 +294,7 @@ function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Cidr[
   for (const a of addresses) {
     if (a.family !== family) continue;
     // Packets for the tunnel's addresses must arrive through the tunnel (or be local).
-    lines.push(`add rule ${t} preraw iifname != "${ifname}" ${pf} daddr ${a.address} fib saddr type != local drop`);
+    lines.push(`add rule ${t} preraw iifname != "${ifname}" ${pf} daddr ${formatIp(a.bytes)} fib saddr type != local drop`);
   }
   // Keep the tunnel's mark on replies of marked UDP flows, so they bypass the tunnel too.
   lines.push(`add rule ${t} postmangle meta l4proto udp mark ${mark} ct mark set mark`);
@@ -315,7 +316,7 @@ export async function planUp(ifname: string, cfg: WgConfig, env: LinkEnv = {}): 
   const table = i.table ?? 'auto';
 
   for (const a of i.addresses) {
-    const addr = formatCidr(a);
+    const addr = formatPrefix(a);
     steps.push({
       kind: 'cmd',
       what: `adding address ${addr}`,
@@ -371,7 +372,7 @@ export async function planUp(ifname: string, cfg: WgConfig, env: LinkEnv = {}): 
     }
     let fwmarkStepDone = false;
     for (const r of routes) {
-      const cidr = formatCidr(r);
+      const cidr = formatPrefix(r);
       const f = fam(r);
       if (table !== 'auto') {
         steps.push({

@@ -290,7 +290,7 @@ export class Hub {
     // initiate towards it at once instead of waiting for the peer to re-handshake.
     device.setPeer(keyFromBase64(r.publicKey), {
       replaceAllowedIps: true,
-      allowedIps: prefixes.map(parsePrefix),
+      allowedIps: prefixes.map((t) => parsePrefix(t)),
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
