@@ -1,14 +1,15 @@
 /**
- * What wg-quick does around the `wg` calls, done with `ip` (and `resolvconf`,
- * `sysctl`, `nft` when present) run through `execFile`, without a shell
- * except for the user's own hook commands.
+ * What wg-quick does around the `wg` calls. Addresses, MTU and link up are
+ * the steps of src/os/link.ts (ioctls in this namespace); routes, rules,
+ * DNS and firewall are `ip`, `resolvconf`, `sysctl` and `nft` run through
+ * `execFile`, without a shell except for the user's own hook commands.
  *
  * Bringing a link up is split into a plan ({@link planUp}: an ordered list of
  * commands, computed from the configuration and a few read-only queries) and
  * its execution ({@link executePlan}, which undoes the steps already done
  * when one fails). The command {@link Runner} is injectable, so a recording
- * runner can capture a plan without touching the system and
- * {@link netnsRunner} runs everything inside a network namespace.
+ * runner can capture a plan without touching the system and `netnsRunner`
+ * runs everything (the link steps as `ip` commands) inside a network namespace.
  *
  * Order of a full `up`, as in wg-quick: {@link runHooks} PreUp → the caller
  * creates and configures the device → {@link applyUp} (addresses, MTU and
@@ -20,6 +21,7 @@ import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
+import { linkSteps, runLinkStep } from '../os/link.js';
 import { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
 import { resolveEndpoint } from '../os/resolve.js';
 import { formatIp, formatPrefix, maskPrefix, type Prefix } from '../routing/ip.js';
@@ -86,6 +88,8 @@ export type PlanStep =
       undo?: Command;
       /** Skip the step when this query prints anything (checked when the step runs). */
       unlessOutput?: Command;
+      /** Runs the step by ioctl instead, in this process's namespace (see {@link runLinkStep}). */
+      ioctl?: () => void;
     }
   | {
       /** Set the device's fwmark through {@link LinkEnv.setFwmark}. */
@@ -205,7 +209,7 @@ async function runStep(c: Ctx, step: PlanStep, env: LinkEnv): Promise<boolean> {
   }
   const line = step.display ?? formatCommand(step.command);
   c.log(`[#] ${line}`);
-  const r = await c.runner.run(step.command.file, step.command.args, step.command.input);
+  const r = await runLinkStep(step, c.runner);
   if (step.display !== undefined) {
     for (const l of `${r.stdout}${r.stderr}`.split('\n')) if (l.trim() !== '') c.log(l);
   }
@@ -315,18 +319,8 @@ export async function planUp(ifname: string, cfg: WgConfig, env: LinkEnv = {}): 
   const steps: PlanStep[] = [];
   const table = i.table ?? 'auto';
 
-  for (const a of i.addresses) {
-    const addr = formatPrefix(a);
-    steps.push({
-      kind: 'cmd',
-      what: `adding address ${addr}`,
-      command: ipCmd(fam(a), 'address', 'add', addr, 'dev', ifname),
-      undo: ipCmd(fam(a), 'address', 'del', addr, 'dev', ifname),
-    });
-  }
-
   const mtu = i.mtu ?? (await computeMtu(cfg, env));
-  steps.push({ kind: 'cmd', what: `setting MTU ${mtu} and bringing ${ifname} up`, command: ipCmd('link', 'set', 'mtu', String(mtu), 'up', 'dev', ifname) });
+  for (const l of linkSteps(ifname, { addresses: i.addresses, mtu })) steps.push({ kind: 'cmd', ...l });
 
   let dns = false;
   if (i.dns.length > 0) {

@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { getCrypto } from '../crypto/index.js';
 import { writeFileAtomic0600 } from '../os/fsutil.js';
-import { execRunner } from '../os/runner.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
 import { ifnameProblem } from '../os/ifname.js';
+import { configureLink } from '../os/link.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
@@ -222,19 +222,12 @@ export class Hub {
     return this.#done;
   }
 
+  /** The hub's addresses, then up (the MTU is the one the runtime gave the new interface). */
   async #configureLink(): Promise<void> {
-    const { ifname } = this.opts;
-    const run = async (args: string[]) => {
-      const r = await execRunner.run('ip', args);
-      if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-    };
-    const v4 = parsePrefix(this.registry.subnet);
-    await run(['-4', 'address', 'add', `${this.registry.hubAddress}/${v4.bits}`, 'dev', ifname]);
-    if (this.registry.ipv6Subnet && this.registry.hubAddress6) {
-      const v6 = parsePrefix(this.registry.ipv6Subnet);
-      await run(['-6', 'address', 'add', `${this.registry.hubAddress6}/${v6.bits}`, 'dev', ifname, 'nodad']);
-    }
-    await run(['link', 'set', 'mtu', '1420', 'up', 'dev', ifname]);
+    const r = this.registry;
+    const addresses = [parsePrefix(`${r.hubAddress}/${parsePrefix(r.subnet).bits}`, 'keep')];
+    if (r.ipv6Subnet && r.hubAddress6) addresses.push(parsePrefix(`${r.hubAddress6}/${parsePrefix(r.ipv6Subnet).bits}`, 'keep'));
+    await configureLink(this.opts.ifname, { addresses });
   }
 
   /** Apply the registry to the live device as a per-peer diff. */
