@@ -15,7 +15,9 @@ import {
   type ConfigMode,
   type WgConfig,
 } from '../src/config/wgquick.js';
+import { configFromState, showconf } from '../src/config/load.js';
 import { resolveEndpoint } from '../src/os/resolve.js';
+import type { UapiDeviceState } from '../src/uapi/client.js';
 import { formatIp, formatPrefix, maskPrefix, parsePrefix, type Prefix } from '../src/routing/ip.js';
 
 const key = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
@@ -356,5 +358,75 @@ describe('writeFileAtomic0600', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('configFromState / showconf', () => {
+  const state = (): UapiDeviceState => ({
+    privateKey: new Uint8Array(32).fill(1),
+    listenPort: 51820,
+    fwmark: 0,
+    peers: [
+      {
+        publicKey: new Uint8Array(32).fill(2),
+        presharedKey: new Uint8Array(32),
+        endpoint: '[fd00::9]:51821',
+        lastHandshakeSec: 0,
+        lastHandshakeNsec: 0,
+        rxBytes: 0,
+        txBytes: 0,
+        persistentKeepalive: 25,
+        allowedIps: ['10.0.0.2/32', 'fd00::2/128'],
+      },
+      {
+        publicKey: new Uint8Array(32).fill(3),
+        presharedKey: new Uint8Array(32).fill(4),
+        endpoint: null,
+        lastHandshakeSec: 0,
+        lastHandshakeNsec: 0,
+        rxBytes: 0,
+        txBytes: 0,
+        persistentKeepalive: 0,
+        allowedIps: [],
+      },
+    ],
+  });
+
+  it('prints wg showconf: zero values left out, same order as wg', () => {
+    expect(showconf(state())).toBe(
+      [
+        '[Interface]',
+        'ListenPort = 51820',
+        `PrivateKey = ${PRIV}`,
+        '',
+        '[Peer]',
+        `PublicKey = ${PUB1}`,
+        'AllowedIPs = 10.0.0.2/32, fd00::2/128',
+        'Endpoint = [fd00::9]:51821',
+        'PersistentKeepalive = 25',
+        '',
+        '[Peer]',
+        `PublicKey = ${PUB2}`,
+        `PresharedKey = ${PSK}`,
+        '',
+      ].join('\n'),
+    );
+    const s = state();
+    s.fwmark = 0x1234;
+    s.listenPort = 0;
+    expect(showconf(s).split('\n').slice(0, 3)).toEqual(['[Interface]', 'FwMark = 0x1234', `PrivateKey = ${PRIV}`]);
+  });
+
+  it('keeps the wg-quick settings of the file (SaveConfig) and parses back to the same peers', () => {
+    const file = parseConfig(`[Interface]\nAddress = 10.0.0.1/24\nSaveConfig = true\nPostUp = echo up\n`, 'f', 'wg-quick');
+    const cfg = configFromState(state(), file.interface);
+    expect(cfg.interface.addresses.map(formatPrefix)).toEqual(['10.0.0.1/24']);
+    expect(cfg.interface.postUp).toEqual(['echo up']);
+    const back = parseConfig(serializeConfig(cfg, 'wg-quick'), 'f', 'wg-quick');
+    expect(back.peers.map((p) => [keyToBase64(p.publicKey), p.endpoint, p.allowedIps.map(formatPrefix), p.persistentKeepalive])).toEqual([
+      [PUB1, { host: 'fd00::9', port: 51821 }, ['10.0.0.2/32', 'fd00::2/128'], 25],
+      [PUB2, undefined, [], undefined],
+    ]);
+    expect(back.interface.saveConfig).toBe(true);
   });
 });

@@ -8,16 +8,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { configFromState, readConfig, toDesired } from '../config/load.js';
 import { configPathFor, serializeConfig, type WgConfig } from '../config/wgquick.js';
 import { applyDown, applyUp, runHooks, type LinkEnv } from '../config/link.js';
 import { worldAccessibleWarning, writeFileAtomic0600 } from '../os/fsutil.js';
 import { execRunner } from '../os/runner.js';
-import { isZeroKey } from '../crypto/keys.js';
-import { parsePrefix } from '../routing/ip.js';
 import { uapiGetState, uapiSet } from '../uapi/client.js';
 import { socketPath } from '../uapi/server.js';
 import { syncLines } from '../uapi/sync.js';
-import { readConfig, toDesired } from './conf.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -98,29 +96,5 @@ export async function down(arg: string): Promise<number> {
 /** SaveConfig: the running peers and keys, with the file's wg-quick settings. */
 async function saveConfig(path: string, cfg: WgConfig, state: Awaited<ReturnType<typeof uapiGetState>>): Promise<void> {
   log(`[#] saving configuration to ${path}`);
-  const out: WgConfig = {
-    interface: {
-      ...cfg.interface,
-      privateKey: state.privateKey ?? undefined,
-      listenPort: state.listenPort || undefined,
-      fwmark: state.fwmark || undefined,
-    },
-    peers: state.peers.map((p, i) => {
-      const ep = p.endpoint;
-      let endpoint: { host: string; port: number } | undefined;
-      if (ep) {
-        const m = /^\[?(.*?)\]?:(\d+)$/.exec(ep);
-        if (m) endpoint = { host: m[1]!, port: Number(m[2]) };
-      }
-      return {
-        publicKey: p.publicKey,
-        presharedKey: isZeroKey(p.presharedKey) ? undefined : p.presharedKey,
-        allowedIps: p.allowedIps.map((a) => parsePrefix(a)),
-        endpoint,
-        persistentKeepalive: p.persistentKeepalive || undefined,
-        line: i,
-      };
-    }),
-  };
-  await writeFileAtomic0600(path, serializeConfig(out, 'wg-quick'));
+  await writeFileAtomic0600(path, serializeConfig(configFromState(state, cfg.interface), 'wg-quick'));
 }

@@ -128,7 +128,7 @@ export function serveUapi(ifname: string, runtime: Runtime, log: DaemonLog): Pro
 async function reload(file: string, runtime: Runtime, log: DaemonLog): Promise<void> {
   try {
     const [{ loadDesired }, { parseGetReply }, { syncLines }] = await Promise.all([
-      import('../cli/conf.js'),
+      import('../config/load.js'),
       import('../uapi/client.js'),
       import('../uapi/sync.js'),
     ]);

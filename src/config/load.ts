@@ -1,16 +1,19 @@
 /**
- * Configuration-file glue for the CLI: a file (wg or wg-quick format) to the
- * desired state of a device, and a device state back to a file.
+ * Configuration files and running devices: a file (wg or wg-quick format)
+ * to the desired state of a device ({@link loadDesired}, for `tsguard
+ * syncconf`, `up` and the daemon's SIGHUP reload), and a device's state back
+ * to a configuration ({@link configFromState}, for `showconf` and SaveConfig).
  * @module
  */
 
 import { readFile } from 'node:fs/promises';
-import { keyToBase64, isZeroKey } from '../crypto/keys.js';
+import { isZeroKey } from '../crypto/keys.js';
 import { formatEndpoint } from '../device/types.js';
-import { parseConfig, type WgConfig } from '../config/wgquick.js';
 import { resolveEndpoint } from '../os/resolve.js';
+import { parsePrefix } from '../routing/ip.js';
 import type { UapiDeviceState } from '../uapi/client.js';
 import type { DesiredConfig } from '../uapi/sync.js';
+import { emptyInterface, parseConfig, serializeConfig, type InterfaceConfig, type WgConfig } from './wgquick.js';
 
 /** Read and parse a configuration file (wg-quick keys allowed and ignored by the device). */
 export async function readConfig(file: string): Promise<WgConfig> {
@@ -48,18 +51,35 @@ export async function loadDesired(file: string): Promise<DesiredConfig> {
   return toDesired(await readConfig(file));
 }
 
+/**
+ * A running device's state as a configuration: its keys, port, fwmark and
+ * peers (zero values left out, as `wg showconf` does), with the wg-quick
+ * settings of `base` (SaveConfig keeps the file's Address, DNS, hooks …).
+ */
+export function configFromState(state: UapiDeviceState, base: InterfaceConfig = emptyInterface()): WgConfig {
+  return {
+    interface: {
+      ...base,
+      privateKey: state.privateKey ?? undefined,
+      listenPort: state.listenPort || undefined,
+      fwmark: state.fwmark || undefined,
+    },
+    peers: state.peers.map((p, i) => {
+      // UAPI text: `1.2.3.4:5` or `[v6(%scope)]:5`.
+      const m = p.endpoint ? /^\[?(.*?)\]?:(\d+)$/.exec(p.endpoint) : null;
+      return {
+        publicKey: p.publicKey,
+        presharedKey: isZeroKey(p.presharedKey) ? undefined : p.presharedKey,
+        allowedIps: p.allowedIps.map((a) => parsePrefix(a)),
+        endpoint: m ? { host: m[1]!, port: Number(m[2]) } : undefined,
+        persistentKeepalive: p.persistentKeepalive || undefined,
+        line: i,
+      };
+    }),
+  };
+}
+
 /** `wg showconf` output for a device state. */
 export function showconf(state: UapiDeviceState): string {
-  const out = ['[Interface]'];
-  if (state.listenPort) out.push(`ListenPort = ${state.listenPort}`);
-  if (state.fwmark) out.push(`FwMark = 0x${state.fwmark.toString(16)}`);
-  if (state.privateKey) out.push(`PrivateKey = ${keyToBase64(state.privateKey)}`);
-  for (const p of state.peers) {
-    out.push('', '[Peer]', `PublicKey = ${keyToBase64(p.publicKey)}`);
-    if (!isZeroKey(p.presharedKey)) out.push(`PresharedKey = ${keyToBase64(p.presharedKey)}`);
-    if (p.allowedIps.length) out.push(`AllowedIPs = ${p.allowedIps.join(', ')}`);
-    if (p.endpoint) out.push(`Endpoint = ${p.endpoint}`);
-    if (p.persistentKeepalive) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
-  }
-  return out.join('\n') + '\n';
+  return serializeConfig(configFromState(state), 'wg');
 }
