@@ -17,7 +17,8 @@ import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
 import { ifnameProblem } from '../os/ifname.js';
 import { configureLink } from '../os/link.js';
-import { parsePrefix } from '../routing/ip.js';
+import { AllowedIpsOverlapError } from '../routing/allowed-ips.js';
+import { formatPrefix, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
@@ -244,7 +245,9 @@ export class Hub {
     this.runtime.batch(() => {
       const want = new Set(records.map((r) => r.publicKey));
       for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
-      for (const r of records) this.#applyPeer(r);
+      // A prefix that moved between two peers is free once its old owner is updated: retry refusals once.
+      const refused = records.filter((r) => !this.#tryApplyPeer(r, false));
+      for (const r of refused) this.#tryApplyPeer(r, true);
     });
   }
 
@@ -257,7 +260,7 @@ export class Hub {
   #applyRegistered(r: RegisterAgentResult): void {
     this.runtime.batch(() => {
       if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
-      if (r.enabled) this.#applyPeer(r);
+      if (r.enabled) this.#tryApplyPeer(r, true);
       else this.#removePeer(r.publicKey);
     });
   }
@@ -269,6 +272,29 @@ export class Hub {
     this.relay.setKind(id, null);
     this.#managed.delete(id);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
+  }
+
+  /**
+   * {@link Hub.#applyPeer}, refusing a prefix another live peer holds (the registry never stores
+   * overlaps; this keeps a bad row from silently moving a route). Returns false when refused; the
+   * refusal, naming the owner, is logged when `log` is set.
+   */
+  #tryApplyPeer(r: PeerRecord, log: boolean): boolean {
+    try {
+      this.#applyPeer(r);
+      return true;
+    } catch (e) {
+      if (!(e instanceof AllowedIpsOverlapError)) throw e;
+      if (log) {
+        const owner = this.#managed.get((e.owner as { id: string }).id);
+        const ownerName = owner ? `${owner.kind}/${owner.name}` : `peer ${(e.owner as { id: string }).id}`;
+        this.opts.log(
+          'error',
+          `peer ${r.kind}/${r.name} not applied: ${formatPrefix(e.attempted)} overlaps ${formatPrefix(e.prefix)} of ${ownerName}; the live peer is unchanged (fix the registry entry)`,
+        );
+      }
+      return false;
+    }
   }
 
   /** Add or update one live peer from its registry record (no-op when nothing changed). Call inside a batch. */
@@ -283,6 +309,7 @@ export class Hub {
     // initiate towards it at once instead of waiting for the peer to re-handshake.
     device.setPeer(keyFromBase64(r.publicKey), {
       replaceAllowedIps: true,
+      checkOverlap: true,
       allowedIps: prefixes.map((t) => parsePrefix(t)),
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
