@@ -13,7 +13,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, percentile, waitFor } from './proc.mjs';
-import { OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
+import { NS_PREFIX, OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
 
 /**
  * The agent's environment: ours without NODE_EXTRA_CA_CERTS and NODE_OPTIONS. A default Node
@@ -62,10 +62,10 @@ const hubAddress = (subnet) => subnet.split('/')[0].replace(/\.0$/, '.1');
 
 /** Median of `runs` joins: { join_to_first_reply_ms, join_printed_address_ms, runs: [...] }. */
 export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () => {} } = {}) {
-  const t = await Topology.create();
+  const t = await Topology.create({ prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
-    const h = await startHub(t, t.a, dir, { subnet, port: 51910, api: `${OUTER.a}:18443`, insecure: false });
+    const h = await startHub(t, t.a, dir, { subnet, port: 51910, api: `${OUTER.a4}:18443`, insecure: false });
     const hubIp = hubAddress(subnet);
     const results = [];
     for (let i = 0; i < runs; i++) {
@@ -155,7 +155,7 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
 
 /** N registrations of distinct agents, `concurrency` in flight. */
 export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {} } = {}) {
-  const t = await Topology.create(false);
+  const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
     const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true });
