@@ -4,10 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { keyToBase64 } from '../src/crypto/keys.js';
-import { Device } from '../src/device/device.js';
 import { Relay, relayAllowed, type PeerKind } from '../src/hub/relay.js';
 import { parsePrefix } from '../src/routing/ip.js';
-import { ipv4Packet, mulberry32, Sim, type Node } from './helpers/sim.js';
+import { ipv4Packet, Sim, type Node } from './helpers/sim.js';
 
 describe('relayAllowed', () => {
   const kinds: PeerKind[] = ['device', 'agent', 'client'];
@@ -37,24 +36,8 @@ describe('Relay on a hub device', () => {
   function mesh() {
     const sim = new Sim();
     const hubEp = { host: '192.0.2.100', port: 51820 };
-    const hub: Node = { device: undefined as unknown as Device, endpoint: hubEp, delivered: [], sent: [] };
     let relay!: Relay;
-    hub.device = new Device({
-      clock: sim.clock,
-      random: mulberry32(7),
-      io: {
-        sendDatagram: (data, to) => {
-          const f = { from: hubEp, to, data };
-          hub.sent.push(f);
-          sim.log.push(f);
-          sim.queue.push(f);
-        },
-        deliverPacket: (packet, fromPeer) => {
-          if (!relay.handle(packet, fromPeer)) hub.delivered.push(packet.slice());
-        },
-      },
-    });
-    sim.nodes.push(hub);
+    const hub = sim.add(hubEp, {}, (packet, fromPeer) => relay.handle(packet, fromPeer));
     relay = new Relay(hub.device, { allowDeviceToDevice: false });
     const c = hub.device.crypto;
     const hubKey = c.generatePrivateKey();
