@@ -26,6 +26,12 @@ import { PAIR_LABELS, renderMarkdown, renderSvg, replaceSection } from './lib/re
 
 const argv = process.argv.slice(2);
 const has = (f) => argv.includes(f);
+if (has('--help') || has('-h')) {
+  // The usage is the comment at the top of this file.
+  const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1);
+  process.stdout.write(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(0);
+}
 const val = (f, def) => {
   const i = argv.indexOf(f);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
