@@ -4,7 +4,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AllowedIps, AllowedIpsOverlapError } from '../src/routing/allowed-ips.js';
-import { formatPrefix, maskBytes, parseIp, parsePrefix, prefixContains, prefixEquals, prefixesOverlap, type Prefix } from '../src/routing/ip.js';
+import { comparePrefixes, formatPrefix, maskPrefix, parseIp, parsePrefix, prefixContains, prefixesOverlap, type Prefix } from '../src/routing/ip.js';
+
+const maskBytes = (bytes: Uint8Array, bits: number): Uint8Array => maskPrefix({ family: bytes.length === 4 ? 4 : 6, bytes, bits }).bytes;
+/** Same block (host bits ignored). */
+const prefixEquals = (a: Prefix, b: Prefix): boolean => comparePrefixes(maskPrefix(a), maskPrefix(b)) === 0;
 
 class Owner {
   constructor(readonly id: string) {}

@@ -20,7 +20,8 @@ import {
   type LinkEnv,
   type UpPlan,
 } from '../src/config/link.js';
-import { formatCommand, netnsRunner, recordingRunner, type Command, type RunResult } from '../src/os/runner.js';
+import { formatCommand, type Command, type RunResult } from '../src/os/runner.js';
+import { netnsRunner, recordingRunner } from './helpers/runner.js';
 import { parseConfig, type WgConfig } from '../src/config/wgquick.js';
 import { formatPrefix } from '../src/routing/ip.js';
 

@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { linkSteps, runLinkStep } from '../src/os/link.js';
-import { formatCommand, recordingRunner } from '../src/os/runner.js';
+import { formatCommand } from '../src/os/runner.js';
+import { recordingRunner } from './helpers/runner.js';
 import { parsePrefix } from '../src/routing/ip.js';
 import { ROOT, run, shouldSkip, teardownAll, Topology } from './net/netns.js';
 

@@ -8,8 +8,9 @@
  * commands, computed from the configuration and a few read-only queries) and
  * its execution ({@link executePlan}, which undoes the steps already done
  * when one fails). The command {@link Runner} is injectable, so a recording
- * runner can capture a plan without touching the system and `netnsRunner`
- * runs everything (the link steps as `ip` commands) inside a network namespace.
+ * runner can capture a plan without touching the system and one running
+ * `ip netns exec` runs everything (the link steps as `ip` commands) inside
+ * a network namespace.
  *
  * Order of a full `up`, as in wg-quick: {@link runHooks} PreUp → the caller
  * creates and configures the device → {@link applyUp} (addresses, MTU and

@@ -116,7 +116,7 @@ function ipBytes(text: string): { bytes: Uint8Array; family: 4 | 6 } | undefined
  * Canonical text of an IP literal (IPv6 compressed and lowercase), or
  * undefined when `text` is not an IPv4 or IPv6 address.
  */
-export function canonicalIp(text: string): string | undefined {
+function canonicalIp(text: string): string | undefined {
   const ip = ipBytes(text);
   return ip ? formatIp(ip.bytes) : undefined;
 }

@@ -9,7 +9,7 @@
  */
 
 /** Longest interface name Linux accepts, in bytes. */
-export const IFNAME_MAX_BYTES = 15;
+const IFNAME_MAX_BYTES = 15;
 
 /** Characters wg-quick allows in an interface name. */
 const WG_QUICK_CHARS = /^[a-zA-Z0-9_=+.-]+$/;

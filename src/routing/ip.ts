@@ -195,7 +195,7 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 /** A copy of `bytes` with every bit from position `bits` on cleared. */
-export function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
+function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
     const keep = bits - i * 8;
@@ -268,11 +268,6 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
 /** True if the two prefixes share any address (one contains the other). */
 export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
   return prefixContains(a, b) || prefixContains(b, a);
-}
-
-/** True if two prefixes are the same block (host bits are ignored). */
-export function prefixEquals(a: Prefix, b: Prefix): boolean {
-  return a.family === b.family && a.bits === b.bits && leadingBitsEqual(a.bytes, b.bytes, a.bits);
 }
 
 /** True if `addr` lies in `p` (same family, equal on `p`'s bits). */
