@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { keyToBase64 } from '../src/crypto/keys.js';
+import { keyToBase64, keyToHex } from '../src/crypto/keys.js';
 import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/os/fsutil.js';
 import {
   ConfigError,
@@ -17,7 +17,7 @@ import {
 } from '../src/config/wgquick.js';
 import { configFromState, showconf } from '../src/config/load.js';
 import { resolveEndpoint } from '../src/os/resolve.js';
-import type { UapiDeviceState } from '../src/uapi/client.js';
+import { parseGetReply, type UapiDeviceState } from '../src/uapi/client.js';
 import { formatIp, formatPrefix, maskPrefix, parsePrefix, type Prefix } from '../src/routing/ip.js';
 
 const key = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
@@ -362,35 +362,25 @@ describe('writeFileAtomic0600', () => {
 });
 
 describe('configFromState / showconf', () => {
-  const state = (): UapiDeviceState => ({
-    privateKey: new Uint8Array(32).fill(1),
-    listenPort: 51820,
-    fwmark: 0,
-    peers: [
-      {
-        publicKey: new Uint8Array(32).fill(2),
-        presharedKey: new Uint8Array(32),
-        endpoint: '[fd00::9]:51821',
-        lastHandshakeSec: 0,
-        lastHandshakeNsec: 0,
-        rxBytes: 0,
-        txBytes: 0,
-        persistentKeepalive: 25,
-        allowedIps: ['10.0.0.2/32', 'fd00::2/128'],
-      },
-      {
-        publicKey: new Uint8Array(32).fill(3),
-        presharedKey: new Uint8Array(32).fill(4),
-        endpoint: null,
-        lastHandshakeSec: 0,
-        lastHandshakeNsec: 0,
-        rxBytes: 0,
-        txBytes: 0,
-        persistentKeepalive: 0,
-        allowedIps: [],
-      },
-    ],
-  });
+  /** The state a daemon reports (UAPI get text, as parsed by the client). */
+  const state = (): UapiDeviceState =>
+    parseGetReply(
+      [
+        `private_key=${keyToHex(new Uint8Array(32).fill(1))}`,
+        'listen_port=51820',
+        `public_key=${keyToHex(new Uint8Array(32).fill(2))}`,
+        `preshared_key=${keyToHex(new Uint8Array(32))}`,
+        'endpoint=[fd00::9]:51821',
+        'persistent_keepalive_interval=25',
+        'allowed_ip=10.0.0.2/32',
+        'allowed_ip=fd00::2/128',
+        `public_key=${keyToHex(new Uint8Array(32).fill(3))}`,
+        `preshared_key=${keyToHex(new Uint8Array(32).fill(4))}`,
+        'persistent_keepalive_interval=0',
+        'errno=0',
+        '',
+      ].join('\n'),
+    );
 
   it('prints wg showconf: zero values left out, same order as wg', () => {
     expect(showconf(state())).toBe(
