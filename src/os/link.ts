@@ -7,7 +7,8 @@
  * logged, how a step runs through another {@link Runner} (a namespace, a
  * recording), and the one way to add a second IPv4 address (SIOCSIFADDR
  * would replace the first one). Routes, rules and nft stay `ip`/`nft`
- * processes (src/config/link.ts).
+ * processes (src/config/link.ts). A TUN interface is NOARP, so its IPv6
+ * addresses skip duplicate address detection (as with `ip ... nodad`).
  * @module
  */
 
