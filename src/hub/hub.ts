@@ -14,6 +14,7 @@ import { writeFileAtomic0600 } from '../os/fsutil.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
+import type { Peer } from '../device/peer.js';
 import { Runtime } from '../io/runtime.js';
 import { ifnameProblem } from '../os/ifname.js';
 import { configureLink } from '../os/link.js';
@@ -286,8 +287,9 @@ export class Hub {
     } catch (e) {
       if (!(e instanceof AllowedIpsOverlapError)) throw e;
       if (log) {
-        const owner = this.#managed.get((e.owner as { id: string }).id);
-        const ownerName = owner ? `${owner.kind}/${owner.name}` : `peer ${(e.owner as { id: string }).id}`;
+        const id = (e as AllowedIpsOverlapError<Peer>).owner.id;
+        const owner = this.#managed.get(id);
+        const ownerName = owner ? `${owner.kind}/${owner.name}` : `peer ${id}`;
         this.opts.log(
           'error',
           `peer ${r.kind}/${r.name} not applied: ${formatPrefix(e.attempted)} overlaps ${formatPrefix(e.prefix)} of ${ownerName}; the live peer is unchanged (fix the registry entry)`,
