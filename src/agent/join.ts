@@ -34,6 +34,8 @@ import { formatEndpoint, type Endpoint } from '../device/types.js';
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
+import { runtimeLog } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
 import { ifnameProblem } from '../os/ifname.js';
 import { configureLink } from '../os/link.js';
 import { resolveEndpoint } from '../os/resolve.js';
@@ -430,7 +432,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     runtime = Runtime.start({
       ifname: opts.ifname,
       listenPort: opts.listenPort ?? 0,
-      log: (m) => log('error', m),
+      log: runtimeLog(log),
       onFatal: (err) => {
         const e = new Error(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message);
         if (fatal) fatal(e);
@@ -505,6 +507,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   }
   await saved;
   log('info', `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
+  logPeerEvents(runtime.device, log, (pk) => (pk === hubPublicKey ? 'the hub' : undefined));
   return {
     address: v4,
     cidr: `${v4}/${bits}`,

@@ -11,13 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { configFromState, readConfig, toDesired } from '../config/load.js';
 import { configPathFor, serializeConfig, type WgConfig } from '../config/wgquick.js';
 import { applyDown, applyUp, runHooks, type LinkEnv } from '../config/link.js';
+import { loggerFromEnv, type Logger } from '../log/logger.js';
 import { worldAccessibleWarning, writeFileAtomic0600 } from '../os/fsutil.js';
 import { execRunner } from '../os/runner.js';
 import { uapiGetState, uapiSet } from '../uapi/client.js';
 import { socketPath } from '../uapi/server.js';
 import { syncLines } from '../uapi/sync.js';
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
+// wg-quick's "[#] command" lines, through the common logger (TSGUARD_LOG_FORMAT=json makes them JSON lines).
+let logger: Logger | null = null;
+// Always printed, like wg-quick's: LOG_LEVEL is for the daemon.
+const log = (line: string) => (logger ??= loggerFromEnv({ decorate: false }, { TSGUARD_LOG_FORMAT: process.env.TSGUARD_LOG_FORMAT }))('info', line);
 
 /** Path of the daemon script next to this file (dist/cli/tsguard-wg.js). */
 function daemonScript(): string {

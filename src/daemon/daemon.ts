@@ -6,13 +6,16 @@
  */
 
 import { Runtime } from '../io/runtime.js';
+import { runtimeLog, type Log } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
+import type { ListenAddress } from '../util/listen-address.js';
 import { applySet, Errno, UapiError, uapiGet } from '../uapi/protocol.js';
 import { socketPath, UapiServer } from '../uapi/server.js';
 // The configuration-file parser and the sync logic are imported by reload() when it runs:
 // tsguard join and tsguard-wg start without them.
 
-/** Logger signature used by the daemon. */
-export type DaemonLog = (level: 'error' | 'info' | 'debug', message: string) => void;
+/** Logger signature used by the daemon (see src/log/logger.ts). */
+export type DaemonLog = Log;
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
@@ -22,6 +25,8 @@ export interface DaemonOptions {
   log?: DaemonLog;
   /** Called when the daemon is up, with a handle to stop it (tests, embedding). */
   onStarted?: (handle: DaemonHandle) => void;
+  /** Serve `/metrics` and `/healthz` here (`--metrics`, `TSGUARD_METRICS`). */
+  metrics?: ListenAddress;
 }
 
 /** A running daemon. */
@@ -44,6 +49,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let server: UapiServer | null = null;
+  let metrics: { close(): Promise<void> } | null = null;
 
   const stop = (reason: string, code = 0) => {
     if (stopping) return;
@@ -52,6 +58,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     const s = server;
     void (async () => {
       try {
+        await metrics?.close();
         await s?.close();
       } finally {
         runtime?.close();
@@ -64,7 +71,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     runtime = Runtime.start({
       ifname,
       listenPort: 0,
-      log: (m) => log('error', m),
+      log: runtimeLog(log),
       onFatal: (err) => stop(err.code === 'ELINKGONE' ? `interface ${ifname} was deleted` : `interface error: ${err.message}`),
     });
   } catch (e) {
@@ -84,6 +91,20 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     return 1;
   }
 
+  if (opts.metrics !== undefined) {
+    try {
+      const { serveDeviceMetrics } = await import('../metrics/daemon-metrics.js');
+      metrics = await serveDeviceMetrics({ listen: opts.metrics, ifname, runtime, stopped: () => stopping, log });
+    } catch (e) {
+      const msg = (e as Error).message;
+      log('error', msg);
+      await server.close();
+      runtime.close();
+      notify(`ERROR ${msg}`);
+      return 1;
+    }
+  }
+  logPeerEvents(runtime.device, log);
   server.onRemoved(() => stop('UAPI socket removed'));
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
   process.on('SIGINT', onSignal);
