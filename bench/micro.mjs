@@ -57,8 +57,14 @@ function pairOf(crypto) {
   b.setPeer(crypto.publicKey(ka), { endpoint: ea, allowedIps: [parsePrefix('10.0.0.1/32')] });
   a.sendPacket(ipv4(60)); // handshake, then this packet
   while (out.a.length || out.b.length) {
-    for (const d of out.a.splice(0)) b.receiveDatagram(d, ea);
-    for (const d of out.b.splice(0)) a.receiveDatagram(d, eb);
+    for (const d of out.a.splice(0)) {
+      b.receiveDatagram(d, ea);
+      b.workHandshakes();
+    }
+    for (const d of out.b.splice(0)) {
+      a.receiveDatagram(d, eb);
+      a.workHandshakes();
+    }
   }
   if (out.delivered.length !== 1) throw new Error('benchmark pair did not complete its handshake');
   return { a, b, ea, eb, out };
