@@ -7,7 +7,7 @@
 //   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
 // Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
-import { nativeCrypto } from '../dist/crypto/native.js';
+import { loadNativeCrypto } from '../dist/io/native.js';
 import { nobleCrypto } from '../dist/crypto/noble.js';
 import { Device } from '../dist/device/device.js';
 import { parsePrefix } from '../dist/routing/ip.js';
@@ -70,6 +70,8 @@ function pairOf(crypto) {
   return { a, b, ea, eb, out };
 }
 
+const nativeCrypto = loadNativeCrypto();
+if (nativeCrypto === null) throw new Error('the native addon is not built (npx node-gyp rebuild)');
 const rows = [];
 for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
   const key = crypto.randomBytes(32);
