@@ -8,9 +8,10 @@
  * eager optional loader would.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { transformSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -20,12 +21,16 @@ let dir = '';
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tsguard-no-addon-'));
-  // dist/<module> resolves ../../build/Release/… and node_modules as it would in the package.
+  // The tree's layout: src/<module> resolves ../../build/Release/… and node_modules as in the package,
+  // and test/helpers/sim.js (the in-memory network the fixture drives) imports ../../src/….
   symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', join(dir, 'dist'), '--declaration', 'false', '--sourceMap', 'false'], {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', join(dir, 'src'), '--declaration', 'false', '--sourceMap', 'false'], {
     stdio: 'pipe',
   });
+  mkdirSync(join(dir, 'test/helpers'), { recursive: true });
+  const sim = transformSync(readFileSync(join(ROOT, 'test/helpers/sim.ts'), 'utf8'), { loader: 'ts', format: 'esm', target: 'node20' });
+  writeFileSync(join(dir, 'test/helpers/sim.js'), sim.code);
 }, 120_000);
 
 afterAll(() => {
@@ -36,7 +41,7 @@ function run(mode: string) {
   const env = { ...process.env };
   delete env['TSGUARD_NATIVE'];
   delete env['TSGUARD_CRYPTO'];
-  const r = spawnSync(process.execPath, ['--import', HOOK, SCRIPT, join(dir, 'dist'), mode], { encoding: 'utf8', env, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', HOOK, SCRIPT, dir, mode], { encoding: 'utf8', env, timeout: 60_000 });
   const attempts = r.stderr.split('\n').filter((l) => l.startsWith('ADDON-LOAD-ATTEMPT'));
   return { status: r.status, stderr: r.stderr, attempts, out: r.stdout.trim() === '' ? null : JSON.parse(r.stdout.trim().split('\n').at(-1)!) };
 }
