@@ -10,10 +10,28 @@ import { CookieGenerator } from '../src/noise/cookie.js';
 import { createInitiation, Handshake, makeIdentity } from '../src/noise/handshake.js';
 import { tai64n } from '../src/crypto/tai64n.js';
 import { HANDSHAKE_QUEUE_SIZE, UNDER_LOAD_AFTER_TIME } from '../src/device/constants.js';
+import type { Device } from '../src/device/device.js';
 import type { DeviceStats } from '../src/device/types.js';
 import { countType, ipv4Packet, pair } from './helpers/sim.js';
 
 const totalDrops = (stats: DeviceStats) => Object.values(stats).reduce((x, y) => x + y, 0);
+
+/**
+ * An attacker's initiations to `device`: valid mac1 (anyone who knows its public key can compute it),
+ * no cookie, a fresh sender index `i + 1` each.
+ */
+function attackerOf(device: Device, now: () => number): (i: number) => Uint8Array {
+  const p = device.crypto;
+  const attacker = makeIdentity(p, p.generatePrivateKey());
+  const hs = new Handshake(p, device.publicKey!);
+  hs.precompute(p, attacker);
+  const gen = new CookieGenerator(p, now, device.publicKey!);
+  return (i) => {
+    const m = createInitiation(p, attacker, hs, i + 1, tai64n(Date.now()))!;
+    gen.addMacs(m);
+    return m;
+  };
+}
 
 describe('fuzzing', () => {
   it('random and mutated datagrams are each dropped and counted once, never by an exception, and never delivered', () => {
@@ -72,17 +90,11 @@ describe('handshake flood', () => {
   it('answers with cookie replies under load and still completes a handshake with a peer that echoes the cookie', () => {
     const { sim, a, b } = pair();
     const bd = b.device;
-    const p = bd.crypto;
-    // Attacker: valid mac1 (anyone who knows B's public key can compute it), from many sources.
-    const attacker = makeIdentity(p, p.generatePrivateKey());
-    const attackerHs = new Handshake(p, bd.publicKey!);
-    attackerHs.precompute(p, attacker);
-    const gen = new CookieGenerator(p, () => sim.clock.now(), bd.publicKey!);
+    // The attacker sends from many sources.
+    const initiation = attackerOf(bd, () => sim.clock.now());
     const flood = (n: number) => {
       for (let i = 0; i < n; i++) {
-        const m = createInitiation(p, attacker, attackerHs, i + 1, tai64n(Date.now()))!;
-        gen.addMacs(m);
-        bd.receiveDatagram(m, { host: `198.51.100.${i % 250}`, port: 1000 + i });
+        bd.receiveDatagram(initiation(i), { host: `198.51.100.${i % 250}`, port: 1000 + i });
       }
     };
     flood(1500); // more than the queue holds: the rest is dropped and counted
@@ -117,16 +129,7 @@ describe('under-load rule', () => {
   it('is under load while ≥ 1/8 of the handshake queue waits and for one second after, and answers with cookies meanwhile', () => {
     const { sim, a, b } = pair();
     const bd = b.device;
-    const p = bd.crypto;
-    const attacker = makeIdentity(p, p.generatePrivateKey());
-    const hs = new Handshake(p, bd.publicKey!);
-    hs.precompute(p, attacker);
-    const gen = new CookieGenerator(p, () => sim.clock.now(), bd.publicKey!);
-    const initiation = (i: number) => {
-      const m = createInitiation(p, attacker, hs, i + 1, tai64n(Date.now()))!;
-      gen.addMacs(m);
-      return m;
-    };
+    const initiation = attackerOf(bd, () => sim.clock.now());
     const eighth = HANDSHAKE_QUEUE_SIZE / 8;
     for (let i = 0; i < eighth - 1; i++) bd.receiveDatagram(initiation(i), { host: `198.51.100.${i % 200}`, port: 9 });
     expect(bd.underLoad).toBe(false);
