@@ -4,31 +4,24 @@
  *
  * {@link parseConfig} checks a whole file before anything uses it and throws
  * a {@link ConfigError} naming file, line and problem; {@link serializeConfig}
- * writes it back. {@link planUp} computes the `ip`/`resolvconf`/`nft` steps
+ * writes it back; {@link readConfig} reads a file. Addresses and allowed IPs
+ * are `Prefix` values (`formatPrefix` / `parsePrefix` from `tsguard`). {@link planUp} computes the `ip`/`resolvconf`/`nft` steps
  * of wg-quick for an interface, {@link applyUp} and {@link applyDown} run them.
  * @module
  */
 
 export {
-  canonicalIp,
   configPathFor,
   ConfigError,
   emptyInterface,
-  formatCidr,
-  isValidIfname,
-  maskCidr,
-  parseCidr,
   parseConfig,
-  resolveEndpoint,
   serializeConfig,
-  type Cidr,
   type ConfigMode,
   type InterfaceConfig,
-  type LookupAll,
   type PeerConfig,
-  type ResolvedEndpoint,
   type WgConfig,
 } from './wgquick.js';
+export { configFromState, loadDesired, readConfig, showconf, toDesired } from './load.js';
 export {
   applyDown,
   applyUp,
@@ -42,4 +35,6 @@ export {
   type PlanStep,
   type UpPlan,
 } from './link.js';
-export { execRunner, formatCommand, netnsRunner, type Command, type Runner, type RunResult } from './runner.js';
+export { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
+export { isValidIfname, ifnameProblem, type IfnameRule } from '../os/ifname.js';
+export { resolveEndpoint, type LookupAll, type ResolvedEndpoint } from '../os/resolve.js';

@@ -37,7 +37,6 @@ export {
   type AddPeerResult,
   type CreateTokenOptions,
   type DesiredPeer,
-  type PeerKind,
   type PeerPatch,
   type PeerRecord,
   type PeerSource,
@@ -53,7 +52,7 @@ export {
 export { RegistrationApi, parseListenAddress, REFUSAL_STATUS, type ListenAddress, type RegistrationApiOptions } from './api.js';
 export { parseClientsFile, clientNameFromKey, type ClientsFileEntry, type ClientsFileError, type ClientsFileParse } from './clients-file.js';
 export { FleetApiError, FleetApiSource, type FleetApiErrorKind, type FleetApiOptions, type FleetApiStatus, type FleetDevice } from './fleet-api.js';
-export { Relay, relayAllowed, type RelayCounters, type RelayPolicy } from './relay.js';
+export { Relay, relayAllowed, type PeerKind, type RelayCounters, type RelayPolicy } from './relay.js';
 export { API_TLS_FILE, certificatePin, createSelfSignedCertificate, loadOrCreateApiTls, parsePin, type ApiTlsIdentity } from './tls.js';
 export { parseDuration } from './tokens.js';
 // The registration wire format (shared by the hub and the agent).
