@@ -75,13 +75,13 @@ ADDON=$(cd "$WORK/app" && "${CLEAN_ENV[@]}" node --input-type=module -e "
   console.log(nativeAddonPath());")
 echo "addon: $ADDON"
 [ "$ADDON" = "$PKG/prebuilds/linux-x64/tsguard.glibc.node" ] || fail "the addon does not come from prebuilds/"
-# The addon's crypto passes its self-tests against node:crypto (TSGUARD_NATIVE: src/crypto/native.ts finds the addon by it).
-crypto_check() { # NODE... : prints "true true" when the native AEAD and handshake primitives are in use
-  TSGUARD_NATIVE="$ADDON" "$@" --input-type=module -e "
-    const c = await import('$PKG/dist/crypto/index.js');
-    console.log(c.nativeAeadAvailable, c.nativeHandshakeAvailable);"
+# The addon's crypto passes its self-tests against node:crypto (loadNativeCrypto() is null otherwise).
+crypto_check() { # NODE... : prints "native true" when the native AEAD and handshake primitives are in use
+  "$@" --input-type=module -e "
+    const p = (await import('$PKG/dist/io/native.js')).loadNativeCrypto();
+    console.log(p?.name, p?.nativeHandshake);"
 }
-[ "$(crypto_check node)" = "true true" ] || fail "the prebuilt addon's crypto failed its self-tests"
+[ "$(crypto_check node)" = "native true" ] || fail "the prebuilt addon's crypto failed its self-tests"
 if [ -d "$WORK/app/node_modules/better-sqlite3" ]; then echo "better-sqlite3: installed"; else echo "better-sqlite3: not installed (optional; tsguard hub needs it)"; fi
 BIN="$WORK/app/node_modules/.bin"
 
@@ -176,12 +176,12 @@ else
     console.log(nativeAddonPath());")
   echo "addon: $ADDON"
   [ "$ADDON" = "$PKG/prebuilds/linux-arm64/tsguard.glibc.node" ] || fail "the arm64 Node does not load prebuilds/linux-arm64"
-  [ "$(crypto_check arm64)" = "true true" ] || fail "the arm64 addon's crypto failed its self-tests"
+  [ "$(crypto_check arm64)" = "native true" ] || fail "the arm64 addon's crypto failed its self-tests"
   IFA=tqa$TAG
   IFS_MADE+=("$IFA")
   wireguard_go_b "tqb$TAG" 51821 51821 10.251.2
   # Foreground (-f): a detaching daemon re-executes its Node, which only qemu can run.
-  ip netns exec "$NSA" env TSGUARD_NATIVE="$ADDON" QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 "$ARM_NODE" "$PKG/dist/cli/tsguard-wg.js" -f "$IFA" \
+  ip netns exec "$NSA" env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 "$ARM_NODE" "$PKG/dist/cli/tsguard-wg.js" -f "$IFA" \
     >"$WORK/arm64-daemon.log" 2>&1 &
   for _ in $(seq 1 300); do [ -S "/var/run/wireguard/$IFA.sock" ] && break; sleep 0.1; done
   [ -S "/var/run/wireguard/$IFA.sock" ] || { cat "$WORK/arm64-daemon.log"; fail "the arm64 tsguard-wg did not create its socket"; }
