@@ -75,13 +75,17 @@ export class PostgresStore implements RegistryStore {
   readonly #pool: pg.Pool;
   readonly #config: pg.PoolConfig;
   readonly #gate: Gate;
+  /** Writers of this process go one at a time: they would only queue on the change counter's row lock inside the server (and time out there). */
+  readonly #writers: Gate;
   #closed = false;
   #listeners = new Set<() => Promise<void>>();
 
   private constructor(url: string, config: pg.PoolConfig, timeoutMs: number) {
     this.where = url;
     this.#config = config;
-    this.#gate = new Gate(POOL_SIZE, timeoutMs + 500, () => new Error(`no answer from the server within ${timeoutMs} ms`));
+    const stalled = () => new Error(`no answer from the server within ${timeoutMs} ms`);
+    this.#gate = new Gate(POOL_SIZE, timeoutMs + 500, stalled);
+    this.#writers = new Gate(1, timeoutMs + 500, stalled);
     this.#pool = new pg.Pool({ ...config, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
     // An idle connection that breaks (server restart) must not crash the hub: the next call reconnects.
     this.#pool.on('error', () => undefined);
@@ -148,6 +152,7 @@ export class PostgresStore implements RegistryStore {
     const q = async (sql: string, params?: readonly SqlValue[]) => {
       const r = await client.query(numbered(sql), params as unknown[] | undefined);
       this.#gate.progress();
+      this.#writers.progress();
       return r;
     };
     return {
@@ -209,8 +214,19 @@ export class PostgresStore implements RegistryStore {
     }
   }
 
-  write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
-    return this.#session(what, true, fn, opts.durable !== false);
+  async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
+    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
+    let leave: () => void;
+    try {
+      leave = await this.#writers.enter();
+    } catch (e) {
+      throw this.#map(e, what);
+    }
+    try {
+      return await this.#session(what, true, fn, opts.durable !== false);
+    } finally {
+      leave();
+    }
   }
 
   read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
