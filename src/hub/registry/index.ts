@@ -98,6 +98,8 @@ export class Registry {
   readonly #v4: Net4;
   readonly #v6: Net6 | null;
   readonly #now: () => number;
+  /** Identity of the SQLite file opened (null on PostgreSQL), for {@link ping}. */
+  readonly #fileId: { dev: number; ino: number } | null;
   #closed = false;
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
@@ -107,6 +109,16 @@ export class Registry {
     this.#now = now;
     this.where = store.where;
     this.backend = store.backend;
+    let fileId: { dev: number; ino: number } | null = null;
+    if (store.backend === 'sqlite') {
+      try {
+        const st = statSync(store.where);
+        fileId = { dev: st.dev, ino: st.ino };
+      } catch {
+        // already gone: ping() reports it
+      }
+    }
+    this.#fileId = fileId;
     this.subnet = v4.text;
     this.ipv6Subnet = v6?.text ?? null;
     this.hubAddress = v4Text(v4.hub);
@@ -558,6 +570,34 @@ export class Registry {
   listen(onChange: () => void): Promise<(() => Promise<void>) | null> {
     this.#checkOpen('listen');
     return this.#store.listen(onChange);
+  }
+
+  /**
+   * Check that the store answers (health checks): a read succeeds and, on
+   * SQLite, the database file is still the one this registry opened (a file
+   * removed or replaced under a running hub would take its writes nowhere).
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  async ping(): Promise<void> {
+    await this.#read('ping', (ctx) => ctx.tx.get('SELECT 1 AS one FROM meta LIMIT 1'));
+    if (this.#fileId === null) return;
+    let st;
+    try {
+      st = statSync(this.where);
+    } catch (e) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.where} is gone (${(e as Error).message}); put it back or restart the hub`, undefined, { cause: e });
+    }
+    if (st.dev !== this.#fileId.dev || st.ino !== this.#fileId.ino) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.where} was replaced by another file while the hub runs; restart the hub`);
+    }
+  }
+
+  /** IPv4 addresses a new peer could get now: the capacity minus the addresses held or in quarantine. */
+  async freeAddresses(): Promise<number> {
+    const n = await this.#read('count', async (ctx) =>
+      (await ctx.tx.get<{ n: number }>('SELECT (SELECT COUNT(*) FROM peers) + (SELECT COUNT(*) FROM quarantine WHERE until_ms > ?) AS n', [ctx.now]))!.n,
+    );
+    return Math.max(0, this.capacity - Number(n));
   }
 
   /** Number of host addresses peers can get (subnet size minus network, broadcast and hub). */
