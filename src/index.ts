@@ -7,7 +7,7 @@
  *
  * More in subpaths: `tsguard/config` (the wg-quick format and link setup),
  * `tsguard/agent` (`join()` a hub) and `tsguard/hub` (the fleet hub and its
- * registry, which needs the optional dependency better-sqlite3).
+ * registry; its SQLite store needs the optional dependency better-sqlite3).
  * @module
  */
 

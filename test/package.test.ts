@@ -107,8 +107,14 @@ describe('npm pack', () => {
     expect(broken).toEqual([]);
   });
 
-  it('the CLI bundles load only Node built-ins and declared dependencies', () => {
-    const declared = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})]);
+  it('the CLI bundles load only Node built-ins, declared dependencies and their optional peers', () => {
+    const deps = [...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})];
+    // A dependency's optional peers (pg's pg-native) are required only when asked for.
+    const optionalPeers = deps.flatMap((d) => {
+      const meta = (JSON.parse(readFileSync(join(ROOT, 'node_modules', d, 'package.json'), 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> }).peerDependenciesMeta;
+      return Object.entries(meta ?? {}).flatMap(([name, m]) => (m.optional ? [name] : []));
+    });
+    const declared = new Set([...deps, ...optionalPeers]);
     const builtins = new Set(builtinModules);
     const undeclared: string[] = [];
     for (const f of files.filter((f) => f.endsWith('.cjs'))) {
