@@ -82,8 +82,20 @@ crypto_check() { # NODE... : prints "native true" when the native AEAD and hands
     console.log(p?.name, p?.nativeHandshake);"
 }
 [ "$(crypto_check node)" = "native true" ] || fail "the prebuilt addon's crypto failed its self-tests"
-if [ -d "$WORK/app/node_modules/better-sqlite3" ]; then echo "better-sqlite3: installed"; else echo "better-sqlite3: not installed (optional; tsguard hub needs it)"; fi
 BIN="$WORK/app/node_modules/.bin"
+if [ -d "$WORK/app/node_modules/better-sqlite3" ]; then
+  echo "better-sqlite3: installed"
+else
+  echo "better-sqlite3: not installed (optional; the hub's SQLite registry needs it)"
+  # The hub says what is missing and how to fix it, and creates nothing.
+  mkdir -m 700 "$WORK/nohub"
+  if "$BIN/tsguard" hub up --data-dir "$WORK/nohub" --interface "tpn$TAG" --subnet 10.251.9.0/24 --listen-port 51829 >"$WORK/nohub.log" 2>&1; then
+    fail "tsguard hub up ran without better-sqlite3"
+  fi
+  cat "$WORK/nohub.log"
+  grep -q 'needs better-sqlite3, an optional dependency that is not installed' "$WORK/nohub.log" || fail "tsguard hub up without better-sqlite3 does not say what is missing"
+  ip link show "tpn$TAG" >/dev/null 2>&1 && { ip link del "tpn$TAG"; fail "tsguard hub up without better-sqlite3 left interface tpn$TAG"; }
+fi
 
 # ─── 3. a tunnel with the installed package ──────────────────────────────────
 ip netns add "$NSA"
