@@ -1,31 +1,21 @@
 #!/usr/bin/env node
 /**
  * `tsguard`: our own wg-quick and wg in one command, without bash and
- * without the `wg` tool.
+ * without the `wg` tool. The commands are a table ({@link ROOT}); help,
+ * manual pages and the bash completion come from it.
  * @module
  */
 
 import { readFileSync } from 'node:fs';
-import { loadCrypto } from '../crypto/index.js';
-import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
-// Subcommands' modules are imported when used (SQLite, QR codes, the TUN runtime, the UAPI client),
-// so that e.g. `tsguard join` or `tsguard genkey` start quickly.
+import { dispatch, formatManual, formatUsage, resolve, UsageError, type Command, type Group } from './args.js';
+import { hubGroup } from './hub-commands.js';
+import { joinCommand } from './join.js';
+import { SHOW_SELECTORS } from './show.js';
+import { packageVersion } from './version.js';
+// Subcommands' implementations are imported when used (SQLite, QR codes, the TUN runtime, the UAPI
+// client), so that e.g. `tsguard join` or `tsguard genkey` start quickly.
 
-const USAGE = `Usage: tsguard COMMAND [ARGS]
-
-  up CONFIG|IFNAME          bring up a wg-quick style tunnel (IFNAME → /etc/wireguard/IFNAME.conf)
-  down CONFIG|IFNAME        tear down everything "up" made
-  show [IFNAME|all|interfaces] [dump]
-                            show interfaces as "wg show" does
-  showconf IFNAME           print the current configuration in wg config format
-  syncconf IFNAME FILE      apply FILE to a running interface, changing only what differs
-  genkey                    print a new private key (base64)
-  pubkey                    read a private key on stdin, print its public key
-  genpsk                    print a new preshared key
-  hub ...                   run and manage a fleet hub (see "tsguard hub --help")
-  join URL ...              register with a hub and keep the tunnel up (see "tsguard join --help")
-
-The daemon behind an interface is tsguard-wg (see "tsguard-wg --help").`;
+const out = (s: string) => void process.stdout.write(s);
 
 function readStdin(): string {
   try {
@@ -35,101 +25,158 @@ function readStdin(): string {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd, ...args] = argv;
-  const p = await loadCrypto();
-  switch (cmd) {
-    case undefined:
-    case 'help':
-    case '-h':
-    case '--help':
-      process.stdout.write(USAGE + '\n');
-      return cmd === undefined ? 2 : 0;
-    case 'genkey':
-    case 'genpsk': {
-      const key = cmd === 'genkey' ? p.generatePrivateKey() : p.randomBytes(32);
-      process.stdout.write(keyToBase64(key) + '\n');
-      return 0;
-    }
-    case 'pubkey': {
-      const priv = keyFromBase64(readStdin(), 'private key on standard input');
-      process.stdout.write(keyToBase64(p.publicKey(priv)) + '\n');
-      return 0;
-    }
-    case 'show': {
-      const [{ listInterfaces, uapiGetState }, { formatDump, formatShow }] = await Promise.all([import('../uapi/client.js'), import('./show.js')]);
-      let names: string[];
-      let dump = false;
-      const rest = [...args];
-      if (rest.at(-1) === 'dump') {
-        dump = true;
-        rest.pop();
-      }
-      const target = rest[0] ?? 'all';
-      if (rest.length > 1) throw new UsageError('show takes at most an interface name and "dump"');
-      if (target === 'interfaces') {
-        const list = listInterfaces();
-        if (list.length) process.stdout.write(list.join(' ') + '\n');
-        return 0;
-      }
-      names = target === 'all' ? listInterfaces() : [target];
-      const multi = target === 'all';
-      const chunks: string[] = [];
-      for (const name of names) {
-        const state = await uapiGetState(name);
-        chunks.push(dump ? formatDump(state, multi ? name : undefined) : formatShow(name, state));
-      }
-      process.stdout.write(chunks.join(dump ? '' : '\n'));
-      return 0;
-    }
-    case 'showconf': {
-      if (args.length !== 1) throw new UsageError('showconf takes an interface name');
+async function crypto() {
+  const { loadCrypto } = await import('../crypto/index.js');
+  return loadCrypto();
+}
+
+const CONFIG_ARG = 'CONFIG|IFNAME';
+const CONFIG_TEXT =
+  'CONFIG is a wg-quick file whose name (without .conf) is the interface name; a bare IFNAME means /etc/wireguard/IFNAME.conf.';
+
+const commands: (Command | Group)[] = [
+  {
+    name: 'up',
+    args: CONFIG_ARG,
+    summary: 'bring up a wg-quick style tunnel',
+    description: `Reads the wg-quick configuration, resolves its endpoints, starts the tsguard-wg daemon for the interface, configures it, adds the addresses, MTU, routes (with fwmark policy routing for 0.0.0.0/0 and ::/0) and DNS, runs the PreUp/PostUp hooks and returns once the tunnel is up. A bad file is refused before anything changes; a failure on the way removes what was made.\n\n${CONFIG_TEXT}`,
+    examples: ['tsguard up ./wg0.conf', 'tsguard up wg0            # /etc/wireguard/wg0.conf'],
+    positionals: [1, 1],
+    complete: { files: true },
+    run: async (_v, [arg]) => (await import('./quick.js')).up(arg!),
+  },
+  {
+    name: 'down',
+    args: CONFIG_ARG,
+    summary: 'tear down everything "up" made',
+    description: `Runs the PreDown/PostDown hooks, saves the configuration when SaveConfig is set, removes routes, rules, DNS and the interface (which stops its daemon).\n\n${CONFIG_TEXT}`,
+    examples: ['tsguard down ./wg0.conf'],
+    positionals: [1, 1],
+    complete: { files: true, interfaces: true },
+    run: async (_v, [arg]) => (await import('./quick.js')).down(arg!),
+  },
+  {
+    name: 'show',
+    args: '[IFNAME|all|interfaces] [SELECTOR]',
+    summary: 'show interfaces as "wg show" does',
+    description: `Prints the same bytes as "wg show" for userspace interfaces (sockets in /var/run/wireguard): the pretty form (colours on a terminal; WG_COLOR_MODE=always|never overrides, WG_HIDE_KEYS=never shows the keys), or one SELECTOR: ${SHOW_SELECTORS.join(', ')}. "all" (the default) prefixes selector lines with the interface name; "interfaces" lists the names. A socket whose daemon is gone is removed and skipped, as wg does.`,
+    examples: ['tsguard show', 'tsguard show wg0 latest-handshakes', 'tsguard show all dump'],
+    positionals: [0, 2],
+    complete: { words: ['all', 'interfaces', ...SHOW_SELECTORS], interfaces: true },
+    run: async (_v, args) => (await import('./show-command.js')).showCommand(args, out),
+  },
+  {
+    name: 'showconf',
+    args: 'IFNAME',
+    summary: 'print the current configuration in wg config format',
+    positionals: [1, 1],
+    complete: { interfaces: true },
+    run: async (_v, [ifname]) => {
       const [{ showconf }, { uapiGetState }] = await Promise.all([import('./conf.js'), import('../uapi/client.js')]);
-      process.stdout.write(showconf(await uapiGetState(args[0]!)));
+      out(showconf(await uapiGetState(ifname!)));
       return 0;
-    }
-    case 'syncconf': {
-      if (args.length !== 2) throw new UsageError('syncconf takes an interface name and a configuration file');
-      const [ifname, file] = args as [string, string];
+    },
+  },
+  {
+    name: 'syncconf',
+    args: 'IFNAME FILE',
+    summary: 'apply FILE to a running interface, changing only what differs',
+    description: 'Peers that do not change keep their sessions; removed peers are removed, new ones added. FILE may be a wg or a wg-quick file (its wg-quick keys are ignored).',
+    positionals: [2, 2],
+    complete: { interfaces: true, files: true },
+    run: async (_v, [ifname, file]) => {
       const [{ loadDesired }, { uapiGetState, uapiSet }, { syncLines }] = await Promise.all([
         import('./conf.js'),
         import('../uapi/client.js'),
         import('../uapi/sync.js'),
       ]);
-      const desired = await loadDesired(file);
-      const lines = syncLines(await uapiGetState(ifname), desired);
-      if (lines.length > 0) await uapiSet(ifname, lines);
+      const desired = await loadDesired(file!);
+      const lines = syncLines(await uapiGetState(ifname!), desired);
+      if (lines.length > 0) await uapiSet(ifname!, lines);
       return 0;
-    }
-    case 'hub':
-      const { hubMain, HubUsageError } = await import('./hub.js');
-      return subcommand(() => hubMain(args), (e) => e instanceof HubUsageError);
-    case 'join':
-      const { joinMain, isJoinUsageError } = await import('./join.js');
-      return subcommand(() => joinMain(args), isJoinUsageError);
-    case 'up':
-    case 'down': {
-      if (args.length !== 1) throw new UsageError(`${cmd} takes a configuration file or an interface name`);
-      const { up, down } = await import('./quick.js');
-      return cmd === 'up' ? up(args[0]!) : down(args[0]!);
-    }
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
+    },
+  },
+  {
+    name: 'genkey',
+    summary: 'print a new private key (base64)',
+    examples: ['tsguard genkey | tee wg0.key | tsguard pubkey > wg0.pub'],
+    run: async () => {
+      const { keyToBase64 } = await import('../crypto/keys.js');
+      out(keyToBase64((await crypto()).generatePrivateKey()) + '\n');
+      return 0;
+    },
+  },
+  {
+    name: 'pubkey',
+    summary: 'read a private key on stdin, print its public key',
+    run: async () => {
+      const p = await crypto();
+      const { keyFromBase64, keyToBase64 } = await import('../crypto/keys.js');
+      const priv = keyFromBase64(readStdin(), 'private key on standard input');
+      out(keyToBase64(p.publicKey(priv)) + '\n');
+      return 0;
+    },
+  },
+  {
+    name: 'genpsk',
+    summary: 'print a new preshared key',
+    run: async () => {
+      const { keyToBase64 } = await import('../crypto/keys.js');
+      out(keyToBase64((await crypto()).randomBytes(32)) + '\n');
+      return 0;
+    },
+  },
+  hubGroup,
+  joinCommand,
+  {
+    name: 'help',
+    args: '[COMMAND ...]',
+    summary: 'the manual page of a command',
+    examples: ['tsguard help hub device add'],
+    positionals: [0, 8],
+    complete: { words: [] },
+    run: async (_v, words) => {
+      const r = resolve(ROOT, words);
+      if (r.rest.length) throw new UsageError(`no command "${[...r.path, ...r.rest].join(' ')}"`, 'tsguard help');
+      out(formatManual(r, r.path.length > 1 ? ['tsguard-wg(8)', 'wg(8)', 'wg-quick(8)'] : ['tsguard-wg --help', 'wg(8)', 'wg-quick(8)']));
+      return 0;
+    },
+  },
+  {
+    name: 'completion',
+    args: 'bash',
+    summary: 'print the bash completion script',
+    description: 'Install it with: tsguard completion bash > /etc/bash_completion.d/tsguard',
+    positionals: [1, 1],
+    complete: { words: ['bash'] },
+    run: async (_v, [shell]) => {
+      if (shell !== 'bash') throw new UsageError(`no completion for "${shell}" (only bash)`, 'tsguard completion');
+      out((await import('./completion.js')).bashCompletion(ROOT));
+      return 0;
+    },
+  },
+];
+
+/** The command table of `tsguard`. */
+export const ROOT: Group = {
+  name: 'tsguard',
+  summary: 'WireGuard in TypeScript: wg-quick, wg show and a fleet hub in one command',
+  description:
+    'tsguard brings tunnels up and down from wg-quick files (without bash and without wg), shows them as "wg show" does, and runs a fleet hub that devices, clients and self-registering agents connect to. The daemon behind an interface is tsguard-wg, a drop-in for wireguard-go (see "tsguard-wg --help").\n\nUsage errors exit with status 2, other failures with 1.',
+  options: { version: { type: 'boolean', help: 'print the version and do nothing else' } },
+  commands,
+};
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    out(`tsguard ${packageVersion()}\n`);
+    return 0;
   }
-}
-
-class UsageError extends Error {}
-
-/** A subcommand's own usage error: exit status 2, with the subcommand's message only. */
-class SubcommandUsageError extends Error {}
-
-async function subcommand(run: () => Promise<number>, isUsage: (e: unknown) => boolean): Promise<number> {
-  try {
-    return await run();
-  } catch (e) {
-    if (isUsage(e)) throw new SubcommandUsageError((e as Error).message);
-    throw e;
+  if (argv.length === 0) {
+    process.stderr.write(formatUsage(resolve(ROOT, [])));
+    return 2;
   }
+  return dispatch(ROOT, argv, out);
 }
 
 main(process.argv.slice(2)).then(
@@ -139,7 +186,10 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tsguard: ${msg}\n`);
-    if (e instanceof UsageError) process.stderr.write(`\n${USAGE}\n`);
-    process.exitCode = e instanceof UsageError || e instanceof SubcommandUsageError ? 2 : 1;
+    if (e instanceof UsageError) {
+      const cmd = e.command ?? 'tsguard';
+      process.stderr.write(`Try "${cmd} --help".\n`);
+    }
+    process.exitCode = e instanceof UsageError ? 2 : 1;
   },
 );
