@@ -110,9 +110,10 @@ export interface Resolved {
  * Find the command `argv` names. Flags before the command words are carried
  * over (`tsguard hub --data-dir D show` is `tsguard hub show --data-dir D`),
  * so a string flag's value is never taken for a command word.
+ * With `lenient`, an unknown word ends the walk instead (for `--help`).
  * @throws UsageError for an unknown command word
  */
-export function resolve(root: Group, argv: readonly string[]): Resolved {
+export function resolve(root: Group, argv: readonly string[], lenient = false): Resolved {
   let node: Command | Group = root;
   const path = [root.name];
   // The root's own flags (--version) are not inherited by the commands.
@@ -131,6 +132,7 @@ export function resolve(root: Group, argv: readonly string[]): Resolved {
     }
     const next: Command | Group | undefined = node.commands.find((c) => c.name === a);
     if (next === undefined) {
+      if (lenient) break;
       const list = node.commands.map((c) => c.name).join(', ');
       throw new UsageError(`unknown command "${[...path, a].join(' ')}" (${path.join(' ')} has: ${list})`, path.join(' '));
     }
@@ -276,7 +278,7 @@ export function formatManual(r: Pick<Resolved, 'node' | 'path' | 'options'>, see
  * @throws UsageError for command-line mistakes (the caller exits 2)
  */
 export async function dispatch(root: Group, argv: readonly string[], out: (s: string) => void): Promise<number> {
-  const r = resolve(root, argv);
+  const r = resolve(root, argv, wantsHelp(argv));
   if (wantsHelp(r.rest)) {
     out(formatUsage(r));
     return 0;

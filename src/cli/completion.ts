@@ -35,7 +35,8 @@ function collect(node: Command | Group, path: string, inherited: Options, out: E
   if (isGroup(node)) {
     entry.words = [...node.commands.map((c) => c.name), ...flags(options)];
     out.push(entry);
-    for (const c of node.commands) collect(c, `${path}/${c.name}`, { ...inherited, ...node.options }, out);
+    // The root's own flags (--version) are not the commands'.
+    for (const c of node.commands) collect(c, `${path}/${c.name}`, path === '' ? {} : { ...inherited, ...node.options }, out);
     return;
   }
   entry.words = [...(node.complete?.words ?? []), ...flags(options)];
