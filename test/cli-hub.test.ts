@@ -4,7 +4,7 @@
  * API would undo), list/show with --json in one set of units, "not running", permission errors
  * named as such, `hub up --config FILE` and every missing setting at once, the join line.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -126,5 +126,26 @@ describe('tsguard hub CLI', () => {
     expect(joinUrl({ ...base, api: 'https://192.0.2.1:8443', endpoint: 'hub.example.net:51820' })).toBe('https://192.0.2.1:8443');
     expect(joinUrl({ ...base, api: 'https://0.0.0.0:8443' })).toBeNull();
     expect(joinUrl(base)).toBeNull();
+  });
+});
+
+describe('examples/', () => {
+  const ex = (f: string) => join(import.meta.dirname, '../examples', f);
+
+  it('hub.conf has every required setting of hub up', () => {
+    const v = parseHubConfig(readFileSync(ex('hub.conf'), 'utf8'), 'examples/hub.conf');
+    expect(v).toMatchObject({ interface: 'hub0', subnet: '10.100.0.0/24', 'listen-port': '51820', 'data-dir': '/var/lib/tsguard-hub' });
+  });
+
+  it.skipIf(which('systemd-analyze') === null)('the systemd units pass systemd-analyze verify', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'tsguard-units-'));
+    dirs.push(d);
+    // A template is verified as an instance.
+    const units = { 'tsguard-hub.service': 'tsguard-hub.service', 'tsguard-agent.service': 'tsguard-agent.service', 'tsguard-up@.service': 'tsguard-up@wg0.service' };
+    for (const [src, dst] of Object.entries(units)) writeFileSync(join(d, dst), readFileSync(ex(src)));
+    const r = await run('systemd-analyze', ['verify', '--man=no', ...Object.values(units).map((u) => join(d, u))], { allowFail: true });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(readFileSync(ex('tsguard-hub.service'), 'utf8')).toMatch(/^ReadWritePaths=\/var\/lib\/tsguard-hub -\/run\/wireguard$/m);
   });
 });

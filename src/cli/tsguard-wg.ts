@@ -12,6 +12,7 @@ import { closeSync, createWriteStream, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
 import { runDaemon, validateIfname } from '../daemon/daemon.js';
+import { packageVersion } from './version.js';
 
 const USAGE = `Usage: tsguard-wg [-f|--foreground] INTERFACE-NAME
 
@@ -34,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return 0;
     } else if (a === '--version' || a === '-v') {
-      process.stdout.write('tsguard-wg 0.1.0 (userspace WireGuard in TypeScript)\n');
+      process.stdout.write(`tsguard-wg ${packageVersion()} (userspace WireGuard in TypeScript)\n`);
       return 0;
     } else rest.push(a);
   }
