@@ -162,7 +162,7 @@ export const hubGroup: Group = {
       options: JSON_OPT,
       run: async (v, [name]) => (await peers()).hubShow(name, v),
     },
-    { name: 'pubkey', summary: "the hub's public key", run: async (v) => (await impl()).hubPubkey(v) },
+    { name: 'pubkey', summary: "the hub's public key", options: JSON_OPT, run: async (v) => (await impl()).hubPubkey(v) },
     { name: 'device', summary: 'devices: add, remove, list', commands: peerCommands('device') },
     { name: 'client', summary: 'clients (engineers\' laptops, phones): add, remove, list', commands: peerCommands('client') },
     { name: 'agent', summary: 'self-registered agents ("tsguard join"): list, remove', commands: peerCommands('agent') },

@@ -100,7 +100,8 @@ export function seconds(ms: number | null | undefined): number | null {
 export async function hubPubkey(v: Values): Promise<number> {
   const dir = dataDirOf(v);
   await withRegistry(dir, () => undefined); // same errors as the other commands for a missing or unreadable hub
-  process.stdout.write(hubPublicKey(dir) + '\n');
+  const key = hubPublicKey(dir);
+  process.stdout.write(v.json ? JSON.stringify({ publicKey: key }) + '\n' : key + '\n');
   return 0;
 }
 
