@@ -66,6 +66,7 @@ describe.skipIf(SKIP)('hub onboarding as the README says it (network namespaces)
     expect(up.code, up.stderr).toBe(0);
     try {
       expect((await ping(t.b!, HUB_ADDR, { count: 2, wait: 5 })).received).toBeGreaterThan(0);
+      expect((await cli(['hub', 'show'])).stdout).toMatch(/^hub: tsh\S+ running, 10\.83\.0\.1 on UDP 51883, endpoint 192\.168\.241\.1:51883, key /);
       const shown = JSON.parse((await cli(['hub', 'show', name!, '--json'])).stdout) as Array<{ online: boolean; latestHandshake: number | null }>;
       expect(shown[0]!.online).toBe(true);
       expect(shown[0]!.latestHandshake).toBeGreaterThan(1_600_000_000);

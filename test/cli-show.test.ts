@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configurePair, genKeyPair, genPsk, ifname, nsRun, ping, run, shouldSkip, SOCKET_DIR, startDaemon, teardownAll, Topology, wg, type Pair } from './net/netns.js';
+import { configurePair, genKeyPair, genPsk, ifname, nsRun, ping, run, shouldSkip, SOCKET_DIR, startDaemon, teardownAll, Topology, wg, which, type Pair } from './net/netns.js';
 import { TSGUARD } from './helpers/proc.js';
 
 const SKIP = shouldSkip('cli-show.test.ts', ['ip', 'wg', 'wireguard-go', 'ping', 'python3']);
@@ -42,10 +42,10 @@ describe.skipIf(SKIP)('tsguard show = wg show (network namespace)', () => {
    * return wg's output and the tsguard output equal to it, if any (a clock tick or a counter may
    * change between two runs, never on both sides of wg's); retried a few times.
    */
-  async function both(args: string[], env: Record<string, string> = {}, prelude = ''): Promise<[string, string]> {
+  async function both(args: string[], env: Record<string, string> = {}, prelude = '', line = (cmd: string) => `${cmd} "$@"`): Promise<[string, string]> {
     const dir = t.tempDir();
-    const ts = `${process.execPath} ${TSGUARD}`;
-    const script = [prelude, `${ts} "$@" >${dir}/t1; echo $? >${dir}/c1`, `wg "$@" >${dir}/w; echo $? >${dir}/cw`, `${ts} "$@" >${dir}/t2; echo $? >${dir}/c2`].join('\n');
+    const ts = line(`${process.execPath} ${TSGUARD}`);
+    const script = [prelude, `${ts} >${dir}/t1; echo $? >${dir}/c1`, `${line('wg')} >${dir}/w; echo $? >${dir}/cw`, `${ts} >${dir}/t2; echo $? >${dir}/c2`].join('\n');
     let last: [string, string] = ['', ''];
     for (let i = 0; i < 5; i++) {
       await nsRun(p.a.ns, 'sh', ['-c', script, 'sh', ...args], { env: { ...process.env, ...env }, timeoutMs: 20_000 });
@@ -72,9 +72,14 @@ describe.skipIf(SKIP)('tsguard show = wg show (network namespace)', () => {
     const [w, ts] = await both(['show', bare, 'dump']);
     expect(ts).toBe(w);
     expect(w).toMatch(/^\(none\)\t\(none\)\t\d+\toff\n$/);
-    // Not a terminal and no WG_COLOR_MODE: no escape codes.
+    // Not a terminal and no WG_COLOR_MODE: no escape codes; on a terminal (script(1) gives one): wg's colours.
     expect((await both(['show', p.a.ifname]))[1]).not.toContain('\x1b[');
-  });
+    if (which('script') !== null) {
+      const [wt, tt] = await both([], {}, '', (cmd) => `script -qec '${cmd} show ${p.a.ifname}' /dev/null`);
+      expect(tt).toBe(wt);
+      expect(wt).toContain('\x1b[32m');
+    }
+  }, 180_000);
 
   it('show all …, show interfaces and a stale socket, in a private /var/run/wireguard', async () => {
     const dir = t.tempDir();
@@ -113,7 +118,7 @@ describe.skipIf(SKIP)('tsguard show = wg show (network namespace)', () => {
     // Nothing to show: status 0, no output (as wg).
     const empty = `set -e\nmount -t tmpfs tsgshow ${SOCKET_DIR}`;
     expect(await both(['show'], {}, empty)).toEqual(['', '']);
-  });
+  }, 180_000);
 
   it('usage errors exit 2 with a short message', async () => {
     const r = await run(process.execPath, [TSGUARD, 'show', p.a.ifname, 'nonsense'], { allowFail: true });

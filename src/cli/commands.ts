@@ -137,7 +137,7 @@ const commands: (Command | Group)[] = [
     run: async (_v, words) => {
       const r = resolve(ROOT, words);
       if (r.rest.length) throw new UsageError(`no command "${[...r.path, ...r.rest].join(' ')}"`, 'tsguard help');
-      out(formatManual(r, r.path.length > 1 ? ['tsguard-wg(8)', 'wg(8)', 'wg-quick(8)'] : ['tsguard-wg --help', 'wg(8)', 'wg-quick(8)']));
+      out(formatManual(r, ['tsguard-wg --help', 'wg(8)', 'wg-quick(8)']));
       return 0;
     },
   },
