@@ -38,6 +38,8 @@ export const HUB_UP_OPTIONS: Options = {
     arg: 'SECONDS',
     help: 'keep a removed peer\'s address unused that long before it is given to another peer (stored in the registry; default 0: reused at once)',
   },
+  metrics: { type: 'string', arg: 'ADDR:PORT', help: 'serve /metrics (Prometheus), /healthz and the status page / on ADDR:PORT' },
+  'log-format': { type: 'string', arg: 'text|json', help: 'log lines as text (default) or JSON (also TSGUARD_LOG_FORMAT); LOG_LEVEL=verbose logs peer events' },
 };
 
 function peerCommands(kind: 'device' | 'client' | 'agent'): Command[] {

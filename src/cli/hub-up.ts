@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Hub } from '../hub/hub.js';
+import { loggerFromEnv } from '../log/logger.js';
 import { UsageError, type Options, type OptionSpec, type Values } from './args.js';
 import { HUB_UP_OPTIONS } from './hub-commands.js';
 import { dataDirOf } from './hub.js';
@@ -77,17 +78,18 @@ export async function hubUp(flags: Values): Promise<number> {
   if (v['api-insecure-http'] && v.api === undefined) problems.push('--api-insecure-http needs --api ADDR:PORT');
   if (problems.length) throw new UsageError(`${problems.join('; ')}${flags.config === undefined ? ' (as flags or in --config FILE)' : ''}`, CMD);
 
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const log = (lvl: 'error' | 'info' | 'debug', msg: string) => {
-    if (lvl === 'debug' && level !== 'debug' && level !== 'verbose') return;
-    if (lvl === 'info' && level === 'error') return;
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
-  };
+  let log;
+  try {
+    log = loggerFromEnv({ defaultLevel: 'info', ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
+  } catch (e) {
+    throw new UsageError((e as Error).message, CMD);
+  }
   const str = (k: string) => v[k] as string | undefined;
   const hub = await Hub.start({
     dataDir: dataDirOf(v),
     ...(v.api !== undefined ? { api: { listen: str('api')!, insecureHttp: v['api-insecure-http'] === true } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
+    ...(v.metrics !== undefined ? { metrics: str('metrics')! } : {}),
     ifname: str('interface')!,
     subnet: str('subnet')!,
     ipv6: str('ipv6'),

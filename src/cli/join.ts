@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { UsageError, type Command, type Values } from './args.js';
+import { loggerFromEnv } from '../log/logger.js';
 
 /** `tsguard join`: its options and help (the agent library is loaded when it runs). */
 export const joinCommand: Command = {
@@ -28,6 +29,7 @@ The token may also come from the TSGUARD_TOKEN environment variable. http:// is 
     interface: { type: 'string', arg: 'NAME', help: 'the interface to create (required)' },
     'listen-port': { type: 'string', arg: 'PORT', help: 'UDP port (default: any free port)' },
     'handshake-timeout': { type: 'string', arg: 'SECONDS', help: 'how long to wait for the first handshake' },
+    'log-format': { type: 'string', arg: 'text|json', help: 'log lines as text (default) or JSON (also TSGUARD_LOG_FORMAT); LOG_LEVEL=verbose logs peer events' },
   },
   run: (values, [url]) => joinMain(values, url!),
 };
@@ -43,7 +45,7 @@ async function joinMain(values: Values, url: string): Promise<number> {
   }
 }
 
-type JoinValues = Partial<Record<'token' | 'token-file' | 'ca-hash' | 'agent-id' | 'state-dir' | 'interface' | 'listen-port' | 'handshake-timeout', string>> & {
+type JoinValues = Partial<Record<'token' | 'token-file' | 'ca-hash' | 'agent-id' | 'state-dir' | 'interface' | 'listen-port' | 'handshake-timeout' | 'log-format', string>> & {
   insecure?: boolean;
   label?: string[];
 };
@@ -77,12 +79,12 @@ async function runAgent(join: typeof import('../agent/join.js').join, values: Jo
   const listenPort = num('--listen-port', values['listen-port'], 0, 65535);
   const hsTimeout = num('--handshake-timeout', values['handshake-timeout'], 1, 3600);
 
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const log = (lvl: 'error' | 'info' | 'debug', msg: string) => {
-    if (lvl === 'debug' && level !== 'debug' && level !== 'verbose') return;
-    if (lvl === 'info' && level === 'error') return;
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
-  };
+  let log;
+  try {
+    log = loggerFromEnv({ defaultLevel: 'info', ...(values['log-format'] !== undefined ? { format: values['log-format'] } : {}) });
+  } catch (e) {
+    throw new UsageError((e as Error).message, 'tsguard join');
+  }
 
   let stop!: (code: number, reason: string) => void;
   const stopped = new Promise<number>((resolve) => {
