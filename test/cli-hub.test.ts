@@ -80,7 +80,7 @@ describe('tsguard hub CLI', () => {
     expect(created.expiresAt - created.createdAt).toBe(3600);
     expect(created.url).toBeNull();
     expect((await cli('device', 'remove', 'sensor-1')).stdout).toBe('device sensor-1 removed\n');
-  }, 60_000);
+  }, 120_000);
 
   it('a missing or unreadable data directory is named as such', async () => {
     const none = await run(process.execPath, [TSGUARD, 'hub', 'device', 'list', '--data-dir', '/nonexistent/hub'], { allowFail: true });
