@@ -26,8 +26,8 @@ const ONLINE_WITHIN_S = 180;
  * --route that differs from what is stored is an error instead of being
  * silently ignored.
  */
-function addFromCli(reg: Registry, input: AddPeerInput, rekey: boolean): AddPeerResult {
-  const existing = reg.getPeer(input.kind, input.name);
+async function addFromCli(reg: Registry, input: AddPeerInput, rekey: boolean): Promise<AddPeerResult> {
+  const existing = await reg.getPeer(input.kind, input.name);
   if (existing !== null) {
     const cmd = `tsguard hub ${input.kind}`;
     if (existing.source !== 'cli') {
@@ -46,7 +46,7 @@ function addFromCli(reg: Registry, input: AddPeerInput, rekey: boolean): AddPeer
       );
     }
   }
-  return reg.addPeer(input);
+  return await reg.addPeer(input);
 }
 
 function describeAdd(rec: AddPeerResult): string {
@@ -95,8 +95,8 @@ export async function deviceAdd(name: string, v: Values): Promise<number> {
   const pub = v['public-key'] as string | undefined;
   if (pub === undefined) throw new UsageError('missing --public-key KEY (the device\'s "wg pubkey")', 'tsguard hub device add');
   const dir = dataDirOf(v);
-  await withRegistry(dir, (reg) => {
-    const rec = addFromCli(reg, { kind: 'device', name, publicKey: pub, ip: v.ip as string | undefined, routes: v.route as string[] | undefined, source: 'cli' }, v.rekey === true);
+  await withRegistry(dir, async (reg) => {
+    const rec = await addFromCli(reg, { kind: 'device', name, publicKey: pub, ip: v.ip as string | undefined, routes: v.route as string[] | undefined, source: 'cli' }, v.rekey === true);
     const stub = peerConfig(dir, reg, rec, null);
     if (v.json) process.stdout.write(JSON.stringify({ ...peerJson(peerStatus(rec)), created: rec.created, rekeyed: rec.rekeyed, config: stub }, null, 2) + '\n');
     else process.stdout.write(`${describeAdd(rec)}\nwg-quick configuration for ${name}:\n\n${stub}`);
@@ -119,8 +119,8 @@ export async function clientAdd(name: string, v: Values): Promise<number> {
   if (priv === null && (output !== undefined || qrFile !== undefined || v.qr)) {
     throw new UsageError('--output, --qr and --qr-file deliver a generated configuration: leave out --public-key', 'tsguard hub client add');
   }
-  const conf = await withRegistry(dir, (reg) => {
-    const rec = addFromCli(reg, { kind: 'client', name, publicKey: pub!, ip: v.ip as string | undefined, source: 'cli' }, v.rekey === true);
+  const conf = await withRegistry(dir, async (reg) => {
+    const rec = await addFromCli(reg, { kind: 'client', name, publicKey: pub!, ip: v.ip as string | undefined, source: 'cli' }, v.rekey === true);
     if (priv === null) {
       process.stdout.write(describeAdd(rec));
       return null;
@@ -157,13 +157,13 @@ export async function clientAdd(name: string, v: Values): Promise<number> {
 
 /** `hub device|client|agent remove NAME`. */
 export async function peerRemove(kind: PeerKind, name: string, v: Values): Promise<number> {
-  await withRegistry(dataDirOf(v), (reg) => {
-    const rec = reg.getPeer(kind, name);
+  await withRegistry(dataDirOf(v), async (reg) => {
+    const rec = await reg.getPeer(kind, name);
     if (rec?.source === 'clients-file') {
       throw new Error(`client ${name} comes from the clients file: remove its line there (removed here it would come back on the next change of the file)`);
     }
     if (rec?.source === 'fleet-api') throw new Error(`device ${name} comes from the fleet API: remove it there (removed here it would come back on the next poll)`);
-    const removed = reg.removePeer(kind, name);
+    const removed = await reg.removePeer(kind, name);
     const q = reg.quarantineSeconds;
     process.stdout.write(`${kind} ${removed.name} removed${q > 0 ? `; ${removed.ipv4} is quarantined for ${q} s` : ''}\n`);
   });
@@ -181,7 +181,7 @@ async function status(dataDir: string): Promise<{ running: boolean; status: HubS
   const live = await fetchStatus(dataDir);
   if (live !== null) return { running: true, status: live };
   const info = readHubInfo(dataDir);
-  return withRegistry(dataDir, (reg) => ({
+  return withRegistry(dataDir, async (reg) => ({
     running: false,
     status: {
       interface: info?.ifname ?? '',
@@ -189,7 +189,7 @@ async function status(dataDir: string): Promise<{ running: boolean; status: HubS
       address: reg.hubAddress,
       listenPort: info?.listenPort ?? 0,
       allowDeviceToDevice: false,
-      peers: reg.listPeers().map((r) => peerStatus(r)),
+      peers: (await reg.listPeers()).map((r) => peerStatus(r)),
     },
   }));
 }

@@ -28,9 +28,11 @@ function whoami(): string {
 
 /**
  * Open the registry of an existing hub, with errors that name the cause: no
- * data directory, permission denied (and by whom), no registry yet.
+ * data directory, permission denied (and by whom), no registry yet. Registry
+ * calls in the CLI are awaited, so they work whether the store is
+ * synchronous or asynchronous.
  */
-export function openRegistry(dataDir: string): Registry {
+export async function openRegistry(dataDir: string): Promise<Registry> {
   const file = join(dataDir, REGISTRY_FILE);
   let st;
   try {
@@ -54,7 +56,7 @@ export function openRegistry(dataDir: string): Registry {
     if (code !== 'ENOENT') throw e;
   }
   try {
-    return Registry.open(dataDir);
+    return await Registry.open(dataDir);
   } catch (e) {
     if (e instanceof RegistryError && e.code === 'NOT_INITIALIZED') {
       throw new Error(`no hub registry in ${dataDir} yet: start the hub once ("tsguard hub up --data-dir ${dataDir} --interface NAME --subnet CIDR --listen-port PORT")`);
@@ -65,11 +67,11 @@ export function openRegistry(dataDir: string): Registry {
 
 /** Run `fn` with the registry of `dataDir` open, closing it afterwards. */
 export async function withRegistry<T>(dataDir: string, fn: (reg: Registry) => T | Promise<T>): Promise<T> {
-  const reg = openRegistry(dataDir);
+  const reg = await openRegistry(dataDir);
   try {
     return await fn(reg);
   } finally {
-    reg.close();
+    await reg.close();
   }
 }
 
