@@ -28,6 +28,7 @@ import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
 import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
@@ -281,7 +282,7 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
       if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
       return key;
     }
-    const key = (await loadCrypto()).generatePrivateKey();
+    const key = (await loadCrypto(loadNativeCrypto)).generatePrivateKey();
     try {
       if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
     } catch (e) {
@@ -405,7 +406,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   checkTransport(registerUrl(opts.url), opts);
 
   const key = await loadOrCreateAgentKey(opts.stateDir);
-  const c = await loadCrypto();
+  const c = await loadCrypto(loadNativeCrypto);
   const publicKey = keyToBase64(c.publicKey(key));
 
   // 1. Register first: the interface is created once, with the final address.

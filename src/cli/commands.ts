@@ -24,9 +24,10 @@ function readStdin(): string {
   }
 }
 
+/** The crypto provider tsguard.ts chose at start. */
 async function crypto() {
-  const { loadCrypto } = await import('../crypto/index.js');
-  return loadCrypto();
+  const { getCrypto } = await import('../crypto/index.js');
+  return getCrypto();
 }
 
 const CONFIG_ARG = 'CONFIG|IFNAME';

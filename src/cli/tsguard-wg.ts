@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { runDaemon, validateIfname } from '../daemon/daemon.js';
 import { packageVersion } from './version.js';
 import { loggerFromEnv, type Logger } from '../log/logger.js';
@@ -79,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const readyFd = process.env.TSGUARD_WG_READY_FD ? Number(process.env.TSGUARD_WG_READY_FD) : null;
   if (foreground || readyFd !== null) {
-    await loadCrypto();
+    await loadCrypto(loadNativeCrypto);
     const notify = (msg: string) => {
       if (readyFd === null) return;
       try {

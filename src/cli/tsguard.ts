@@ -7,6 +7,8 @@
 
 import { dispatch, formatUsage, resolve, UsageError } from './args.js';
 import { ROOT } from './commands.js';
+import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { packageVersion } from './version.js';
 
 const out = (s: string) => void process.stdout.write(s);
@@ -20,6 +22,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(formatUsage(resolve(ROOT, [])));
     return 2;
   }
+  // The provider every command (and a hub or agent it runs) uses: the native addon unless TSGUARD_CRYPTO says otherwise.
+  await loadCrypto(loadNativeCrypto);
   return dispatch(ROOT, argv, out);
 }
 
