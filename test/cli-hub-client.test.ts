@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/wgquick.js';
+import { formatPrefix } from '../src/routing/ip.js';
 import { genKeyPair, ifname, nsRun, OUTER, ping, rand, ROOT, run, shouldSkip, teardownAll, Topology } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
@@ -105,7 +106,7 @@ describe.skipIf(SKIP)('hub onboarding as the README says it (network namespaces)
     const filled = stub.replace(/^# PrivateKey = .*$/m, `PrivateKey = ${k.priv}`);
     const cfg = parseConfig(filled, 'stub', 'wg-quick');
     expect(cfg.peers[0]!.endpoint).toEqual({ host: OUTER.a4, port: PORT });
-    expect(cfg.interface.addresses[0]!.address).toBe(/^device \S+: (\S+)$/m.exec(r.stdout)![1]);
+    expect(formatPrefix(cfg.interface.addresses[0]!)).toBe(`${/^device \S+: (\S+)$/m.exec(r.stdout)![1]}/32`);
     // Same name, another key: refused without --rekey, nothing printed.
     const again = await cli(['hub', 'device', 'add', /^device (\S+):/m.exec(r.stdout)![1]!, '--public-key', (await genKeyPair()).pub]);
     expect(again.code).toBe(1);

@@ -72,7 +72,7 @@ const commands: (Command | Group)[] = [
     positionals: [1, 1],
     complete: { interfaces: true },
     run: async (_v, [ifname]) => {
-      const [{ showconf }, { uapiGetState }] = await Promise.all([import('./conf.js'), import('../uapi/client.js')]);
+      const [{ showconf }, { uapiGetState }] = await Promise.all([import('../config/load.js'), import('../uapi/client.js')]);
       out(showconf(await uapiGetState(ifname!)));
       return 0;
     },
@@ -86,7 +86,7 @@ const commands: (Command | Group)[] = [
     complete: { interfaces: true, files: true },
     run: async (_v, [ifname, file]) => {
       const [{ loadDesired }, { uapiGetState, uapiSet }, { syncLines }] = await Promise.all([
-        import('./conf.js'),
+        import('../config/load.js'),
         import('../uapi/client.js'),
         import('../uapi/sync.js'),
       ]);

@@ -6,13 +6,15 @@
  */
 
 import { fstatSync, fchmodSync } from 'node:fs';
-import { writeFileAtomic0600 } from '../config/fsutil.js';
-import { emptyInterface, parseCidr, serializeConfig } from '../config/wgquick.js';
+import { emptyInterface, serializeConfig } from '../config/wgquick.js';
 import { getCrypto } from '../crypto/index.js';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { hubPublicKey, peerStatus, readHubInfo, type HubPeerStatus, type HubStatus } from '../hub/hub.js';
 import { AGENT_KEEPALIVE } from '../hub/protocol.js';
-import { validatePublicKey, type AddPeerInput, type AddPeerResult, type PeerKind, type Registry } from '../hub/registry.js';
+import type { PeerKind } from '../hub/relay.js';
+import { writeFileAtomic0600 } from '../os/fsutil.js';
+import { parsePrefix } from '../routing/ip.js';
+import { validatePublicKey, type AddPeerInput, type AddPeerResult, type Registry } from '../hub/registry.js';
 import { UsageError, type Values } from './args.js';
 import { dataDirOf, fetchStatus, seconds, withRegistry } from './hub.js';
 import { formatAgo, formatBytes } from './show.js';
@@ -64,7 +66,7 @@ function describeAdd(rec: AddPeerResult): string {
 function peerConfig(dataDir: string, reg: Registry, rec: AddPeerResult, privateKey: Uint8Array | null): string {
   const info = readHubInfo(dataDir);
   const iface = emptyInterface();
-  iface.addresses = [parseCidr(`${rec.ipv4}/32`), ...(rec.ipv6 ? [parseCidr(`${rec.ipv6}/128`)] : [])];
+  iface.addresses = [parsePrefix(`${rec.ipv4}/32`), ...(rec.ipv6 ? [parsePrefix(`${rec.ipv6}/128`)] : [])];
   if (privateKey) iface.privateKey = privateKey;
   let endpoint: { host: string; port: number } | undefined;
   const m = info?.endpoint ? /^\[?(.*?)\]?:(\d+)$/.exec(info.endpoint) : null;
@@ -75,7 +77,7 @@ function peerConfig(dataDir: string, reg: Registry, rec: AddPeerResult, privateK
       peers: [
         {
           publicKey: keyFromBase64(hubPublicKey(dataDir)),
-          allowedIps: [reg.subnet, ...(reg.ipv6Subnet ? [reg.ipv6Subnet] : [])].map(parseCidr),
+          allowedIps: [reg.subnet, ...(reg.ipv6Subnet ? [reg.ipv6Subnet] : [])].map((c) => parsePrefix(c)),
           ...(endpoint ? { endpoint } : {}),
           persistentKeepalive: AGENT_KEEPALIVE,
           line: 0,
