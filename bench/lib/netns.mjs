@@ -106,16 +106,19 @@ export async function removeStale() {
 
 export const ifname = (prefix) => `${prefix}${rand(3)}`.slice(0, 15);
 
-async function daemonPid(ns, name) {
+async function daemonPid(ns, name, bin) {
   for (const pid of await nsPids(ns)) {
     const cl = cmdline(pid);
     if (cl === null || cl[cl.length - 1] !== name) continue;
-    if (cl.some((a) => a.endsWith('tsguard-wg.js') || a.endsWith('wireguard-go'))) return pid;
+    if (cl.some((a) => a.endsWith(bin))) return pid;
   }
   return null;
 }
 
-/** Start `impl` ('tsguard' | 'wireguard-go') detached in ns, the way users do; returns { ns, impl, ifname, pid }. */
+/**
+ * Start `impl` detached in ns, the way users do: 'tsguard', 'wireguard-go' (the one in PATH) or a
+ * wireguard-go build `{ path }` (bench/lib/wggo.mjs); returns { ns, impl, ifname, pid }.
+ */
 export async function startDaemon(t, ns, impl, name, env = {}, profileDir = null) {
   t.ifnames.add(name);
   const fullEnv = { ...process.env, ...env };
@@ -128,10 +131,11 @@ export async function startDaemon(t, ns, impl, name, env = {}, profileDir = null
     if (child.exitCode !== null) throw new Error(`tsguard-wg -f ${name} exited: ${(await out).stderr}`);
     return { ns, impl, ifname: name, pid: child.pid, done: out };
   }
-  if (impl === 'tsguard') await nsRun(ns, process.execPath, [TSGUARD_WG, name], { env: fullEnv, timeoutMs: 20_000 });
-  else await nsRun(ns, 'wireguard-go', [name], { env: fullEnv, timeoutMs: 20_000 });
-  if (!existsSync(`${SOCKET_DIR}/${name}.sock`)) throw new Error(`${impl} ${name}: no UAPI socket after start`);
-  const pid = await waitFor(`pid of ${impl} ${name}`, () => daemonPid(ns, name), 5000);
+  const bin = impl === 'tsguard' ? TSGUARD_WG : typeof impl === 'object' ? impl.path : 'wireguard-go';
+  if (impl === 'tsguard') await nsRun(ns, process.execPath, [bin, name], { env: fullEnv, timeoutMs: 20_000 });
+  else await nsRun(ns, bin, [name], { env: fullEnv, timeoutMs: 20_000 });
+  if (!existsSync(`${SOCKET_DIR}/${name}.sock`)) throw new Error(`${bin} ${name}: no UAPI socket after start`);
+  const pid = await waitFor(`pid of ${bin} ${name}`, () => daemonPid(ns, name, impl === 'tsguard' ? 'tsguard-wg.js' : bin), 5000);
   return { ns, impl, ifname: name, pid };
 }
 
