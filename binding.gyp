@@ -7,6 +7,7 @@
         "native/aead.cc",
         "native/common.cc",
         "native/hscrypto.cc",
+        "native/offload.cc",
         "native/tun.cc",
         "native/udp.cc"
       ],
