@@ -32,10 +32,10 @@ bool GetIfName(const Napi::CallbackInfo& info, const char* fn, std::string* name
     return false;
   }
   *name = info[0].As<Napi::String>().Utf8Value();
-  if (name->empty() || name->size() >= IFNAMSIZ) {
-    MakeError(env, std::string(fn) + ": invalid interface name '" + *name + "' (1 to " + std::to_string(IFNAMSIZ - 1) +
-                       " bytes)",
-              name->empty() ? "EINVAL" : "ENAMETOOLONG", 0, nullptr)
+  const char* code = nullptr;
+  const std::string problem = IfNameLengthProblem(*name, &code);
+  if (!problem.empty()) {
+    MakeError(env, std::string(fn) + ": invalid interface name '" + *name + "': " + problem, code, 0, nullptr)
         .ThrowAsJavaScriptException();
     return false;
   }

@@ -63,29 +63,22 @@ Napi::Function Tun::Init(Napi::Env env) {
                          InstanceMethod<&Tun::WritePackets>("writePackets"),
                          InstanceMethod<&Tun::Stats>("stats"),
                          InstanceMethod<&Tun::Close>("close"),
-                         InstanceMethod<&Tun::RefHandle>("ref"),
-                         InstanceMethod<&Tun::UnrefHandle>("unref"),
+                         RefMethod(),
+                         UnrefMethod(),
                      });
 }
 
-Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
+Tun::Tun(const Napi::CallbackInfo& info) : PollHandle<Tun>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
     ThrowType(env, "Tun: the interface name must be a string");
     return;
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (name.empty()) {
-    TunError(env, name, "invalid TUN interface name: the name must not be empty", "EINVAL", 0, nullptr)
-        .ThrowAsJavaScriptException();
-    return;
-  }
-  if (name.size() >= IFNAMSIZ) {
-    TunError(env, name,
-             "invalid TUN interface name '" + name + "': it is " + std::to_string(name.size()) +
-                 " bytes long, Linux allows at most " + std::to_string(IFNAMSIZ - 1) + " (IFNAMSIZ - 1)",
-             "ENAMETOOLONG", 0, nullptr)
-        .ThrowAsJavaScriptException();
+  const char* code = nullptr;
+  const std::string problem = IfNameLengthProblem(name, &code);
+  if (!problem.empty()) {
+    TunError(env, name, "invalid TUN interface name '" + name + "': " + problem, code, 0, nullptr).ThrowAsJavaScriptException();
     return;
   }
   if (!ValidNameChars(name)) {
@@ -146,24 +139,17 @@ Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
     return;
   }
 
-  fd_ = fd;
   ifr.ifr_name[IFNAMSIZ - 1] = '\0';
   name_ = ifr.ifr_name;  // the kernel fills in the real name for patterns such as "tun%d"
-  if (want_vnet) EnableOffloads();
-
-  poll_ = new uv_poll_t;
-  int r = uv_poll_init(GetLoop(env), poll_, fd_);
+  int r = InitPoll(env, fd);
   if (r != 0) {
-    delete poll_;
-    poll_ = nullptr;
-    CloseFd(fd_);
-    fd_ = -1;
+    CloseFd(fd);
     TunError(env, name_, std::string("cannot watch the TUN fd with libuv: ") + uv_strerror(r), uv_err_name(r), 0,
              "uv_poll_init")
         .ThrowAsJavaScriptException();
     return;
   }
-  poll_->data = this;
+  if (want_vnet) EnableOffloads();
 }
 
 Tun::~Tun() { CloseAll(); }
@@ -203,27 +189,21 @@ Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
   on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   if (!async_) async_ = std::make_unique<Napi::AsyncContext>(env, "tsguard:Tun", Value());
   if (!buf_) buf_.reset(new uint8_t[kBufSize + kVnetHdrLen]);
-  int r = uv_poll_start(poll_, UV_READABLE, &Tun::OnPoll);
+  int r = SetPollEvents(UV_READABLE);
   if (r != 0) {
     TunError(env, name_, std::string("uv_poll_start failed: ") + uv_strerror(r), uv_err_name(r), 0, "uv_poll_start")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   reading_ = true;
-  if (!self_ref_) {
-    Ref();  // keep the wrapper alive while the loop may call into it
-    self_ref_ = true;
-  }
+  Pin();
   return env.Undefined();
 }
 
 void Tun::StopPolling() {
-  if (poll_ != nullptr) uv_poll_stop(poll_);
+  SetPollEvents(0);
   reading_ = false;
-  if (self_ref_) {
-    self_ref_ = false;
-    Unref();
-  }
+  Unpin();
 }
 
 Napi::Value Tun::Stop(const Napi::CallbackInfo& info) {
@@ -231,23 +211,23 @@ Napi::Value Tun::Stop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void Tun::OnPoll(uv_poll_t* handle, int status, int events) {
-  Tun* self = static_cast<Tun*>(handle->data);
-  if (self == nullptr || self->fd_ < 0 || !self->reading_) return;
+void Tun::OnPoll(int status, int events) {
+  if (!reading_) return;
   if (status < 0) {
     // libuv reports POLLERR as UV_EBADF. For a TUN fd that happens when the
     // interface was deleted; a read() tells which errno the kernel has.
+    PollStoppedByLibuv();
     uint8_t probe[1];
-    ssize_t n = ::read(self->fd_, probe, 0);
+    ssize_t n = ::read(fd_, probe, 0);
     int err = n < 0 ? errno : 0;
     if (n < 0 && err != EAGAIN && err != EINTR) {
-      self->Fail(err, "read");
+      Fail(err, "read");
     } else {
-      self->Fail(EIO, "poll");
+      Fail(EIO, "poll");
     }
     return;
   }
-  if (events & UV_READABLE) self->ReadBatches();
+  if (events & UV_READABLE) ReadBatches();
 }
 
 void Tun::ReadBatches() {
@@ -467,17 +447,8 @@ Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
 }
 
 void Tun::CloseAll() {
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
+  ClosePoll();
   reading_ = false;
-  if (fd_ >= 0) {
-    CloseFd(fd_);
-    fd_ = -1;
-  }
 }
 
 Napi::Value Tun::Close(const Napi::CallbackInfo& info) {
@@ -485,20 +456,7 @@ Napi::Value Tun::Close(const Napi::CallbackInfo& info) {
   on_packets_.Reset();
   on_error_.Reset();
   // async_ stays until the destructor: close() may run inside a callback that uses it.
-  if (self_ref_) {
-    self_ref_ = false;
-    Unref();
-  }
-  return info.Env().Undefined();
-}
-
-Napi::Value Tun::RefHandle(const Napi::CallbackInfo& info) {
-  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  return info.Env().Undefined();
-}
-
-Napi::Value Tun::UnrefHandle(const Napi::CallbackInfo& info) {
-  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  Unpin();
   return info.Env().Undefined();
 }
 

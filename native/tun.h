@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "offload.h"
+#include "poll_handle.h"
 
 namespace tsg {
 
-class Tun : public Napi::ObjectWrap<Tun> {
+class Tun : public PollHandle<Tun> {
  public:
   static Napi::Function Init(Napi::Env env);
 
@@ -32,10 +33,9 @@ class Tun : public Napi::ObjectWrap<Tun> {
   Napi::Value WritePackets(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value RefHandle(const Napi::CallbackInfo& info);
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
+  friend class PollHandle<Tun>;
+  void OnPoll(int status, int events);
   void ReadBatches();
   // Stops reading and reports a fatal error to the error callback.
   void Fail(int err, const char* syscall);
@@ -48,11 +48,8 @@ class Tun : public Napi::ObjectWrap<Tun> {
                const size_t* part_lens, uint32_t nparts);
   void CountWrite(int err, uint32_t packets, size_t bytes);
 
-  int fd_ = -1;
   std::string name_;
-  uv_poll_t* poll_ = nullptr;
   bool reading_ = false;
-  bool self_ref_ = false;
   bool failed_ = false;
   std::unique_ptr<uint8_t[]> buf_;
   bool vnet_ = false;        // opened with IFF_VNET_HDR: every read and write has a virtio_net_hdr

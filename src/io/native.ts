@@ -95,6 +95,10 @@ export interface NativeUdpStats {
   rxErrors: number;
   /** Datagrams dropped because they did not fit the receive slot (never for UDP payloads ≤ 65535). */
   rxTruncated: number;
+  /** Datagrams that arrived coalesced by UDP GRO (cut apart by the addon; counted in rxDatagrams). */
+  rxGroDatagrams: number;
+  /** Whether UDP_GRO is on for this socket. */
+  gro: boolean;
   /** Datagrams handed to the kernel. */
   txDatagrams: number;
   /** Bytes handed to the kernel. */
