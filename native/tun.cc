@@ -24,7 +24,11 @@ namespace {
 
 using offload::kVnetHdrLen;
 
-constexpr int kBatch = 64;            // reads per JS callback (a split read may give up to ~45 packets)
+constexpr int kBatch = 64;            // reads per JS callback at most
+// Packets per JS callback: reading stops once a batch has this many (a split read adds up to ~45).
+// Everything a batch produces leaves as one sendmmsg, so this bounds the burst the peer's socket
+// buffer must hold (wireguard-go's batch is 128 too).
+constexpr uint32_t kMaxPackets = 128;
 constexpr int kMaxBatchesPerWake = 8; // then yield to the loop (level-triggered)
 constexpr size_t kBufSize = 65536;    // > largest possible TUN MTU (65535)
 
@@ -240,7 +244,7 @@ void Tun::ReadBatches() {
     uint32_t n = 0;
     int reads = 0;
     int err = 0;
-    while (reads < kBatch) {
+    while (reads < kBatch && n < kMaxPackets) {
       ssize_t r = ::read(fd_, buf_.get(), kBufSize + kVnetHdrLen);
       if (r < 0) {
         if (errno == EINTR) continue;
@@ -286,7 +290,7 @@ void Tun::ReadBatches() {
       Fail(err, "read");
       return;
     }
-    if (reads < kBatch) return;
+    if (reads < kBatch && n < kMaxPackets) return;  // drained
   }
 }
 

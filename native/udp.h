@@ -70,6 +70,8 @@ class Udp : public PollHandle<Udp> {
   // Sends datagrams now; queues the rest on EAGAIN. Returns how many were sent or queued.
   uint32_t SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
   void Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen);
+  // Queues datagrams behind a full socket (per-datagram address errors are recorded); how many were queued.
+  uint32_t EnqueueAll(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
   void FlushQueue();
   void RecordSendError(int err, const sockaddr_storage& ss);
   void DeliverSendErrors();

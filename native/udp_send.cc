@@ -26,23 +26,26 @@ void Udp::Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, s
   tx_queued_total_++;
 }
 
+uint32_t Udp::EnqueueAll(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n) {
+  uint32_t accepted = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (dests[i].err != 0) {
+      RecordSendError(dests[i].err, dests[i].ss);
+      continue;
+    }
+    Enqueue(datas[i], lens[i], dests[i].ss, dests[i].len);
+    accepted++;
+  }
+  UpdatePoll();
+  return accepted;
+}
+
 uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n) {
   uint32_t accepted = 0;
   if (!queue_.empty()) {
     FlushQueue();
-    if (!queue_.empty()) {
-      // Keep order: everything goes behind what is already waiting.
-      for (uint32_t i = 0; i < n; i++) {
-        if (dests[i].err != 0) {
-          RecordSendError(dests[i].err, dests[i].ss);
-          continue;
-        }
-        Enqueue(datas[i], lens[i], dests[i].ss, dests[i].len);
-        accepted++;
-      }
-      UpdatePoll();
-      return accepted;
-    }
+    // Keep order: everything goes behind what is already waiting.
+    if (!queue_.empty()) return EnqueueAll(datas, lens, dests, n);
   }
   // Messages for sendmmsg. With UDP GSO, a run of datagrams to the same destination with the same
   // length (the last may be shorter) becomes one message with UDP_SEGMENT: the kernel walks its stack
@@ -126,15 +129,7 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
       return accepted + SendDatagrams(datas + first, lens + first, dests + first, n - first);
     }
     if (err == EAGAIN || err == EWOULDBLOCK) {
-      for (uint32_t i = first; i < n; i++) {
-        if (dests[i].err != 0) {
-          RecordSendError(dests[i].err, dests[i].ss);
-          continue;
-        }
-        Enqueue(datas[i], lens[i], dests[i].ss, dests[i].len);
-        accepted++;
-      }
-      UpdatePoll();
+      accepted += EnqueueAll(datas + first, lens + first, dests + first, n - first);
       break;
     }
     // EHOSTUNREACH, ENETUNREACH, EPERM (firewall), EMSGSIZE, ENOBUFS...: these datagrams are lost;
