@@ -35,6 +35,8 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
+import { runtimeLog } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
 import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
@@ -431,7 +433,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     runtime = Runtime.start({
       ifname: opts.ifname,
       listenPort: opts.listenPort ?? 0,
-      log: (m) => log('error', m),
+      log: runtimeLog(log),
       onFatal: (err) => {
         const e = new Error(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message);
         if (fatal) fatal(e);
@@ -507,6 +509,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   }
   await saved;
   log('info', `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
+  logPeerEvents(runtime.device, log, (pk) => (pk === hubPublicKey ? 'the hub' : undefined));
   return {
     address: v4,
     cidr: `${v4}/${bits}`,

@@ -14,6 +14,7 @@ import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubSta
 import { Registry, type AddPeerInput, type AddPeerResult, type TokenInfo } from '../hub/registry.js';
 import { loadOrCreateApiTls } from '../hub/tls.js';
 import { parseDuration } from '../hub/tokens.js';
+import { loggerFromEnv } from '../log/logger.js';
 
 const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
 
@@ -21,10 +22,12 @@ const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
      [--allow-device-to-device] [--clients-file PATH] [--ipv6 CIDR]
      [--factory NAME --api-url URL --api-token-file PATH] [--api-interval SECONDS]
      [--api ADDR:PORT [--api-insecure-http]] [--quarantine SECONDS]
+     [--metrics ADDR:PORT] [--log-format text|json]
                                 run the hub in the foreground until SIGTERM; --api serves agent
                                 registration (HTTPS, self-signed certificate kept in the data dir;
                                 plain HTTP only on loopback with --api-insecure-http); --quarantine
-                                keeps a removed peer's address unused that long (stored)
+                                keeps a removed peer's address unused that long (stored);
+                                --metrics serves /metrics (Prometheus), /healthz and the status page /
   device add NAME --public-key KEY [--ip IP] [--route CIDR ...]
   device remove NAME
   client add NAME [--public-key KEY] [--ip IP] [--qr]
@@ -68,6 +71,8 @@ export async function hubMain(args: string[]): Promise<number> {
       api: { type: 'string' },
       'api-insecure-http': { type: 'boolean' },
       quarantine: { type: 'string' },
+      metrics: { type: 'string' },
+      'log-format': { type: 'string' },
       ttl: { type: 'string' },
       uses: { type: 'string' },
       comment: { type: 'string' },
@@ -180,12 +185,12 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HubUsageError('--listen-port must be a number from 1 to 65535');
   const fleetFlags = [v.factory, v['api-url'], v['api-token-file']].filter((x) => x !== undefined).length;
   if (fleetFlags !== 0 && fleetFlags !== 3) throw new HubUsageError('--factory, --api-url and --api-token-file go together');
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const log = (lvl: 'error' | 'info' | 'debug', msg: string) => {
-    if (lvl === 'debug' && level !== 'debug' && level !== 'verbose') return;
-    if (lvl === 'info' && level === 'error') return;
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
-  };
+  let log;
+  try {
+    log = loggerFromEnv({ defaultLevel: 'info', ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
+  } catch (e) {
+    throw new HubUsageError((e as Error).message);
+  }
   let quarantineSeconds: number | undefined;
   if (v.quarantine !== undefined) {
     quarantineSeconds = Number(v.quarantine);
@@ -196,6 +201,7 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
     dataDir,
     ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
+    ...(v.metrics !== undefined ? { metrics: v.metrics as string } : {}),
     ifname: need(v.interface as string | undefined, '--interface NAME'),
     subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
     ipv6: v.ipv6 as string | undefined,

@@ -16,9 +16,13 @@ import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
+import { logEnabled, RateLimitedLog, runtimeLog } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
+import type { LivePeer } from '../metrics/hub-metrics.js';
+import { parseListenAddress } from '../util/listen-address.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
-import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
+import { isLoopback, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
 import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry.js';
@@ -55,6 +59,8 @@ export interface HubOptions {
   api?: { listen: string; insecureHttp?: boolean };
   /** Quarantine of removed peers' addresses, seconds (stored in the registry; omitted = keep the stored value). */
   quarantineSeconds?: number;
+  /** Serve `/metrics`, `/healthz` and the status page on `ADDR:PORT` (`--metrics`). */
+  metrics?: string;
 }
 
 /** What `hub.json` in the data dir records for the CLI (no secrets). */
@@ -109,7 +115,10 @@ export class Hub {
   readonly runtime: Runtime;
   readonly registry: Registry;
   readonly relay: Relay;
-  #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
+  #managed = new Map<string, { sig: string; kind: PeerKind; name: string; address: string }>();
+  /** Registration API requests by result (for the metrics). */
+  readonly registrations = new Map<string, number>();
+  #metrics: { close(): Promise<void> } | null = null;
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
   #api: RegistrationApi | null = null;
@@ -137,6 +146,7 @@ export class Hub {
   static async start(opts: HubOptions): Promise<Hub> {
     // Flags are checked before anything is created.
     const apiListen = opts.api ? parseListenAddress(opts.api.listen) : null;
+    const metricsListen = opts.metrics !== undefined ? parseListenAddress(opts.metrics, '--metrics') : null;
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
       throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
     }
@@ -155,9 +165,13 @@ export class Hub {
       listenPort: opts.listenPort,
       onPacket: (packet, from) => relay!.handle(packet, from),
       onFatal: (err) => hub?.stop(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message),
-      log: (m) => opts.log('error', m),
+      log: runtimeLog(opts.log),
     });
-    relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice });
+    // Refused relays are logged at most once per 10 s and source peer.
+    const refusals = logEnabled(opts.log, 'verbose') ? new RateLimitedLog(opts.log, 10_000) : null;
+    relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice }, (from, to) =>
+      refusals?.log(from, 'verbose', () => `relay refused by policy: ${hub?.describePeer(from) ?? from} → ${hub?.describePeer(to) ?? to}`),
+    );
     hub = new Hub(opts, registry, runtime, relay);
     try {
       runtime.device.setPrivateKey(key);
@@ -180,9 +194,14 @@ export class Hub {
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
           onRegistered: (r) => hub!.#applyRegistered(r),
+          onResult: (result) => hub!.registrations.set(result, (hub!.registrations.get(result) ?? 0) + 1),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
+      }
+      if (metricsListen !== null) {
+        const { serveHubMetrics } = await import('../metrics/hub-metrics.js');
+        hub.#metrics = await serveHubMetrics(hub, metricsListen, opts.log);
       }
       await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
       hub.#watch();
@@ -197,6 +216,7 @@ export class Hub {
         opts.log('error', `registry: cannot record last_seen: ${(err as Error).message}`);
       }
     });
+    logPeerEvents(runtime.device, opts.log, (pk) => hub.describePeer(pk));
     opts.log('info', `hub ${opts.ifname} up: ${registry.hubAddress} on UDP ${runtime.listenPort}, ${hub.#managed.size} peers restored`);
     return hub;
   }
@@ -212,6 +232,27 @@ export class Hub {
       api: this.#api?.url,
       apiPin: this.#apiPin,
     };
+  }
+
+  /** The hub's interface name. */
+  get ifname(): string {
+    return this.opts.ifname;
+  }
+
+  /** True once {@link Hub.stop} was called. */
+  get stopping(): boolean {
+    return this.#stopped;
+  }
+
+  /** Every peer configured on the device, from the hub's own view (no registry read). */
+  livePeers(): LivePeer[] {
+    return [...this.#managed].map(([publicKey, m]) => ({ publicKey, kind: m.kind, name: m.name, address: m.address }));
+  }
+
+  /** `kind name` of a live peer, for log lines. */
+  describePeer(publicKey: string): string | undefined {
+    const m = this.#managed.get(publicKey);
+    return m === undefined ? undefined : `${m.kind} ${m.name}`;
   }
 
   /** Resolves when the hub has stopped. */
@@ -281,7 +322,7 @@ export class Hub {
     const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
     const sig = prefixes.join(',');
     const cur = this.#managed.get(r.publicKey);
-    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) return;
+    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return;
     // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
     // A peer new to this process starts from its last known endpoint, so a restarted hub can
     // initiate towards it at once instead of waiting for the peer to re-handshake.
@@ -291,7 +332,7 @@ export class Hub {
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
-    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
+    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name, address: r.ipv4 });
     this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
 
@@ -405,6 +446,7 @@ export class Hub {
     for (const t of this.#timers) clearInterval(t);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
+    await this.#metrics?.close().catch(() => undefined);
     await this.#api?.close().catch(() => undefined);
     await this.#uapi?.close().catch(() => undefined);
     if (this.#control) {

@@ -632,6 +632,7 @@ export class Registry {
   readonly #now: () => number;
   #localChanges = 0;
   #closed = false;
+  readonly #fileId: { dev: number; ino: number } | null;
   readonly #tx: <T>(fn: () => T) => T;
   readonly #savepoint: <T>(fn: () => T) => T;
 
@@ -641,6 +642,14 @@ export class Registry {
     this.#v4 = v4;
     this.#v6 = v6;
     this.#now = now;
+    let fileId: { dev: number; ino: number } | null = null;
+    try {
+      const st = statSync(path);
+      fileId = { dev: st.dev, ino: st.ino };
+    } catch {
+      // in-memory or already gone: ping() reports it
+    }
+    this.#fileId = fileId;
     this.subnet = v4.text;
     this.ipv6Subnet = v6?.text ?? null;
     this.hubAddress = numToV4(v4.hub);
@@ -1467,6 +1476,35 @@ export class Registry {
   /** Number of host addresses peers can get (subnet size minus network, broadcast and hub). */
   get capacity(): number {
     return this.#v4.broadcast - this.#v4.hub - 1;
+  }
+
+  /**
+   * Check that the store answers (health checks): a read succeeds and the
+   * database file is still the one this registry opened (a file removed or
+   * replaced under a running hub would take its writes nowhere).
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  ping(): void {
+    this.#read('ping', () => this.#db.prepare('SELECT 1 FROM meta LIMIT 1').get());
+    let st;
+    try {
+      st = statSync(this.path);
+    } catch (e) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.path} is gone (${(e as Error).message}); put it back or restart the hub`, undefined, { cause: e });
+    }
+    if (this.#fileId !== null && (st.dev !== this.#fileId.dev || st.ino !== this.#fileId.ino)) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.path} was replaced by another file while the hub runs; restart the hub`);
+    }
+  }
+
+  /** IPv4 addresses a new peer could get now: the capacity minus the addresses held or in quarantine. */
+  freeAddresses(): number {
+    return this.#read('count', () => {
+      const q = this.#db
+        .prepare('SELECT (SELECT COUNT(*) FROM peers) + (SELECT COUNT(*) FROM quarantine WHERE until_ms > ?) AS n')
+        .get(this.#now()) as { n: number };
+      return Math.max(0, this.capacity - q.n);
+    });
   }
 
   /** Close the database. Further calls fail with `STORE_UNAVAILABLE`. Idempotent. */

@@ -41,9 +41,11 @@ export class Relay {
   readonly #kinds = new Map<string, PeerKind>();
   readonly #counters = new Map<string, RelayCounters>();
 
+  /** @param onRefused called for every refused packet (the hub logs it, rate limited) */
   constructor(
     private readonly device: Device,
     public policy: RelayPolicy,
+    private readonly onRefused?: (fromId: string, toId: string) => void,
   ) {}
 
   /** Record (or forget, with null) the kind of the peer with base64 key `id`. */
@@ -77,12 +79,14 @@ export class Relay {
     if (to === undefined) return false; // the hub's own address, or nobody's: the hub's interface decides
     if (to.id === fromId) {
       this.#bump(fromId, 'refused');
+      this.onRefused?.(fromId, to.id);
       return true;
     }
     const fromKind = this.#kinds.get(fromId);
     const toKind = this.#kinds.get(to.id);
     if (fromKind === undefined || toKind === undefined || !relayAllowed(fromKind, toKind, this.policy)) {
       this.#bump(fromId, 'refused');
+      this.onRefused?.(fromId, to.id);
       return true;
     }
     this.device.sendPacketTo(to, packet);
