@@ -20,11 +20,14 @@ const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
   up --interface NAME --subnet CIDR --listen-port PORT [--endpoint HOST:PORT]
      [--allow-device-to-device] [--clients-file PATH] [--ipv6 CIDR]
      [--factory NAME --api-url URL --api-token-file PATH] [--api-interval SECONDS]
-     [--api ADDR:PORT [--api-insecure-http]] [--quarantine SECONDS]
+     [--api ADDR:PORT [--api-insecure-http]] [--advertise-api URL] [--quarantine SECONDS]
                                 run the hub in the foreground until SIGTERM; --api serves agent
                                 registration (HTTPS, self-signed certificate kept in the data dir;
                                 plain HTTP only on loopback with --api-insecure-http); --quarantine
-                                keeps a removed peer's address unused that long (stored)
+                                keeps a removed peer's address unused that long (stored). With
+                                --endpoint the hub lists itself in the registry: hubs sharing a
+                                registry peer with each other and relay between their peers;
+                                --advertise-api is the API URL listed for agents (failover)
   device add NAME --public-key KEY [--ip IP] [--route CIDR ...]
   device remove NAME
   client add NAME [--public-key KEY] [--ip IP] [--qr]
@@ -67,6 +70,7 @@ export async function hubMain(args: string[]): Promise<number> {
       'api-interval': { type: 'string' },
       api: { type: 'string' },
       'api-insecure-http': { type: 'boolean' },
+      'advertise-api': { type: 'string' },
       quarantine: { type: 'string' },
       ttl: { type: 'string' },
       uses: { type: 'string' },
@@ -196,6 +200,7 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
     dataDir,
     ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
+    ...(v['advertise-api'] !== undefined ? { advertiseApi: v['advertise-api'] as string } : {}),
     ifname: need(v.interface as string | undefined, '--interface NAME'),
     subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
     ipv6: v.ipv6 as string | undefined,

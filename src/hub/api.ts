@@ -36,6 +36,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
 import { formatIp, parseIp } from '../routing/ip.js';
+import type { HubRecord } from './mesh-store.js';
 import { isValidPeerName, RegistryError, validatePublicKey, type Registry, type RegisterAgentResult } from './registry.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
@@ -48,6 +49,7 @@ export {
   isLoopback,
   type AcceptReason,
   type RefusalReason,
+  type RegisterHub,
   type RegisterPeer,
   type RegisterRequest,
   type RegisterResponse,
@@ -131,6 +133,8 @@ export interface RegistrationApiOptions {
    * address the request arrived on, with the hub's UDP port.
    */
   endpoint?: string;
+  /** The hubs listed in every accepted answer (see `RegisterResponse.hubs`). */
+  hubs?: () => readonly HubRecord[];
   /** Called (synchronously, before the answer is sent) after every accepted registration. */
   onRegistered?: (r: RegisterAgentResult) => void;
   /** Log sink (never receives tokens). */
@@ -303,6 +307,7 @@ export class RegistrationApi {
       hub_endpoint: endpoint,
       peers: [{ public_key: this.#opts.hubPublicKey, endpoint, allowed_ips: allowed, persistent_keepalive: AGENT_KEEPALIVE }],
       registered_at: new Date(r.createdAt).toISOString(),
+      ...(this.#opts.hubs ? { hubs: this.#opts.hubs().map((h) => ({ public_key: h.id, endpoint: h.endpoint, api_url: h.apiUrl, cert_pin: h.certPin })) } : {}),
     };
   }
 

@@ -21,6 +21,8 @@ import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
+import { Mesh } from './mesh.js';
+import { SqliteMeshStore, type HubRecord } from './mesh-store.js';
 import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 import { loadOrCreateApiTls } from './tls.js';
@@ -55,6 +57,12 @@ export interface HubOptions {
   api?: { listen: string; insecureHttp?: boolean };
   /** Quarantine of removed peers' addresses, seconds (stored in the registry; omitted = keep the stored value). */
   quarantineSeconds?: number;
+  /**
+   * Base URL of the registration API listed for agents and other hubs
+   * (`--advertise-api`); default: the API's own URL unless it listens on an
+   * unspecified address, then the `--endpoint` host with the API port.
+   */
+  advertiseApi?: string;
 }
 
 /** What `hub.json` in the data dir records for the CLI (no secrets). */
@@ -109,6 +117,9 @@ export class Hub {
   readonly runtime: Runtime;
   readonly registry: Registry;
   readonly relay: Relay;
+  /** The other hubs of the registry and the home of every peer (see ./mesh.ts). */
+  readonly mesh: Mesh;
+  #meshStore: SqliteMeshStore;
   #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
@@ -126,10 +137,20 @@ export class Hub {
     registry: Registry,
     runtime: Runtime,
     relay: Relay,
+    meshStore: SqliteMeshStore,
   ) {
     this.registry = registry;
     this.runtime = runtime;
     this.relay = relay;
+    this.#meshStore = meshStore;
+    this.mesh = new Mesh({
+      store: meshStore,
+      device: runtime.device,
+      relay,
+      batch: (fn) => runtime.batch(fn),
+      self: { id: keyToBase64(runtime.device.publicKey!), ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}) },
+      log: opts.log,
+    });
     this.#done = new Promise((r) => (this.#resolveDone = r));
   }
 
@@ -158,10 +179,20 @@ export class Hub {
       log: (m) => opts.log('error', m),
     });
     relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice });
-    hub = new Hub(opts, registry, runtime, relay);
+    runtime.device.setPrivateKey(key);
+    key.fill(0);
+    let meshStore: SqliteMeshStore;
     try {
-      runtime.device.setPrivateKey(key);
-      key.fill(0);
+      meshStore = SqliteMeshStore.open(registry.path);
+    } catch (e) {
+      runtime.close();
+      registry.close();
+      throw e;
+    }
+    hub = new Hub(opts, registry, runtime, relay, meshStore);
+    try {
+      // The other hubs and the homes first, so that restored peers homed elsewhere go to their hub.
+      await hub.mesh.start();
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
       hub.#reconcile();
       hub.#reconnectRecentPeers();
@@ -180,9 +211,11 @@ export class Hub {
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
           onRegistered: (r) => hub!.#applyRegistered(r),
+          hubs: () => hub!.mesh.listedHubs(),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
+        hub.mesh.advertise(advertisedApi(opts, hub.#api.url, apiListen), tls?.pin);
       }
       await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
       hub.#watch();
@@ -191,6 +224,8 @@ export class Hub {
       throw e;
     }
     runtime.device.events.on('handshake', (e) => {
+      // Synchronous: the peer's addresses are here before the packet that completed the handshake is checked.
+      hub!.mesh.claim(e.publicKey);
       try {
         registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null);
       } catch (err) {
@@ -263,6 +298,8 @@ export class Hub {
       if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
       if (r.enabled) this.#applyPeer(r);
       else this.#removePeer(r.publicKey);
+      // Registered through this hub: its home is here.
+      if (r.enabled) this.mesh.claim(r.publicKey);
     });
   }
 
@@ -271,6 +308,7 @@ export class Hub {
     if (m === undefined) return;
     this.runtime.device.removePeer(id);
     this.relay.setKind(id, null);
+    this.mesh.forget(id);
     this.#managed.delete(id);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
   }
@@ -291,6 +329,7 @@ export class Hub {
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
+    this.mesh.placed(r.publicKey, r.kind, prefixes.map(parsePrefix));
     this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
     this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
@@ -305,6 +344,8 @@ export class Hub {
     let n = 0;
     this.runtime.batch(() => {
       for (const r of this.registry.listPeers()) {
+        const home = this.mesh.homeOf(r.publicKey);
+        if (home !== undefined && home !== this.mesh.selfId) continue; // it moved to another hub
         if (r.enabled && r.lastEndpoint !== null && (r.lastSeen ?? 0) >= since && this.runtime.device.initiate(r.publicKey)) n++;
       }
     });
@@ -376,6 +417,11 @@ export class Hub {
       address: this.registry.hubAddress,
       listenPort: this.runtime.listenPort,
       allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
+      hubs: this.mesh.listedHubs().map((h) => {
+        const peer = device.getPeer(h.id);
+        const live = peer ? device.peerInfo(peer) : null;
+        return { ...h, self: h.id === this.mesh.selfId, latestHandshake: live?.lastHandshake ? Math.floor(live.lastHandshake / 1000) : 0 };
+      }),
       peers: this.registry.listPeers().map((r) => {
         const peer = device.getPeer(r.publicKey);
         return peerStatus(r, peer ? device.peerInfo(peer) : null, this.relay.counters(r.publicKey));
@@ -406,6 +452,8 @@ export class Hub {
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
     await this.#api?.close().catch(() => undefined);
+    await this.mesh.stop(true);
+    this.#meshStore.close();
     await this.#uapi?.close().catch(() => undefined);
     if (this.#control) {
       await new Promise<void>((r) => this.#control!.close(() => r()));
@@ -474,7 +522,18 @@ export interface HubStatus {
   address: string;
   listenPort: number;
   allowDeviceToDevice: boolean;
+  /** The hubs of the registry this hub lists (itself first when it has an endpoint). */
+  hubs?: Array<HubRecord & { self: boolean; latestHandshake: number }>;
   peers: HubPeerStatus[];
+}
+
+/** The API URL a hub lists (see {@link HubOptions.advertiseApi}). */
+function advertisedApi(opts: HubOptions, url: string, listen: { host: string; port: number }): string | undefined {
+  if (opts.advertiseApi !== undefined) return opts.advertiseApi;
+  if (listen.host !== '0.0.0.0' && listen.host !== '::') return url;
+  if (opts.endpoint === undefined) return undefined;
+  const host = opts.endpoint.replace(/:\d+$/, '');
+  return `${url.startsWith('https') ? 'https' : 'http'}://${host}:${new URL(url).port}`;
 }
 
 /** The hub's public key from its key file (for `hub pubkey` and client configs). */
