@@ -11,7 +11,7 @@
  * remove leftover UAPI sockets, delete the namespaces, remove the temp directory.
  */
 import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HubStatus } from '../../src/hub/hub.js';
@@ -352,3 +352,240 @@ setInterval(() => { if (mode() !== 'hang') for (const s of hanging) s.destroy();
 process.on('SIGTERM', () => process.exit(0));
 server.listen(Number(port), '127.0.0.1', () => console.log('listening on ' + port));
 `;
+
+// ─── several hubs on one registry ───────────────────────────────────────────
+
+/** One hub of a {@link MeshTopology}. */
+export interface MeshHub {
+  /** 1-based index. */
+  k: number;
+  ns: string;
+  ifname: string;
+  dataDir: string;
+  /** Outer (LAN) address. */
+  outer: string;
+  /** UDP endpoint `outer:port`. */
+  endpoint: string;
+  /** Base URL of its registration API. */
+  apiUrl: string;
+  proc: HubProcess | null;
+}
+
+/**
+ * Hubs and peers on one LAN: a bridge in namespace L, every hub and every peer
+ * in a namespace of its own with a veth into the bridge (192.168.90.k for hub
+ * k, 192.168.90.(100+i) for peer i). Every hub has its own data directory
+ * (key, certificate, sockets); they share one registry (the first hub's).
+ */
+export class MeshTopology {
+  readonly tag = rand(3);
+  readonly lanNs = `tsgL-${this.tag}`;
+  readonly tmp = mkdtempSync(join(tmpdir(), 'tsguard-mesh-test-'));
+  readonly hubs: MeshHub[] = [];
+  readonly peerNs: string[] = [];
+  readonly ifnames = new Set<string>();
+  readonly port = 51820;
+  readonly apiPort = 8443;
+  #down = false;
+
+  private constructor(
+    readonly subnet: string,
+    hubs: number,
+    peers: number,
+  ) {
+    for (let k = 1; k <= hubs; k++) {
+      const ifname = `mh${k}${this.tag}`;
+      this.ifnames.add(ifname);
+      const outer = `192.168.90.${k}`;
+      this.hubs.push({ k, ns: `tsgH${k}-${this.tag}`, ifname, dataDir: join(this.tmp, `hub${k}`), outer, endpoint: `${outer}:${this.port}`, apiUrl: `https://${outer}:${this.apiPort}`, proc: null });
+    }
+    for (let i = 1; i <= peers; i++) this.peerNs.push(`tsgP${i}-${this.tag}`);
+  }
+
+  get namespaces(): string[] {
+    return [this.lanNs, ...this.hubs.map((h) => h.ns), ...this.peerNs];
+  }
+
+  get prefixLen(): string {
+    return this.subnet.split('/')[1]!;
+  }
+
+  /** Outer address of peer `i` (1-based). */
+  peerOuter(i: number): string {
+    return `192.168.90.${100 + i}`;
+  }
+
+  static async create(opts: { hubs: number; peers: number; subnet: string }): Promise<MeshTopology> {
+    if (!existsSync(TSGUARD)) throw new Error(`${TSGUARD} is missing: run "npx tsc -p tsconfig.json" first`);
+    const t = new MeshTopology(opts.subnet, opts.hubs, opts.peers);
+    liveMeshes.add(t);
+    try {
+      for (const ns of t.namespaces) {
+        await run('ip', ['netns', 'add', ns]);
+        await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      }
+      await run('ip', ['-n', t.lanNs, 'link', 'add', 'br0', 'type', 'bridge']);
+      await run('ip', ['-n', t.lanNs, 'link', 'set', 'br0', 'up']);
+      const attach = async (ns: string, port: string, addr: string) => {
+        await run('ip', ['link', 'add', 'e', 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', t.lanNs]);
+        await run('ip', ['-n', t.lanNs, 'link', 'set', port, 'master', 'br0', 'up']);
+        await run('ip', ['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'e']);
+        await run('ip', ['-n', ns, 'link', 'set', 'e', 'up']);
+      };
+      for (const h of t.hubs) await attach(h.ns, `h${h.k}`, h.outer);
+      for (let i = 1; i <= opts.peers; i++) await attach(t.peerNs[i - 1]!, `p${i}`, t.peerOuter(i));
+      await Promise.all(t.peerNs.map((ns) => nsRun(ns, 'ping', ['-c', '1', '-W', '5', t.hubs[0]!.outer], { timeoutMs: 10_000 })));
+    } catch (e) {
+      await t.teardown();
+      throw e;
+    }
+    return t;
+  }
+
+  /** A path in the temp directory. */
+  path(name: string): string {
+    return join(this.tmp, name);
+  }
+
+  /** `tsguard hub ARGS --data-dir DIR-of-hub-k` (never throws on a non-zero exit). */
+  cli(k: number, args: string[]): Promise<RunResult> {
+    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.hubs[k - 1]!.dataDir], { allowFail: true, timeoutMs: 20_000 });
+  }
+
+  /** Like {@link cli} but throws unless the command succeeds. */
+  async cliOk(k: number, args: string[]): Promise<string> {
+    const r = await this.cli(k, args);
+    if (r.code !== 0) throw new Error(`tsguard hub ${args.join(' ')} (hub ${k}): exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** `hub show --json` of hub k. */
+  async show(k: number): Promise<HubStatus> {
+    return JSON.parse(await this.cliOk(k, ['show', '--json'])) as HubStatus;
+  }
+
+  /** `hub pubkey` of hub k. */
+  async hubPublicKey(k: number): Promise<string> {
+    return (await this.cliOk(k, ['pubkey'])).trim();
+  }
+
+  /**
+   * Start hub k (`--endpoint`, `--api` on its LAN address). Hubs after the first
+   * share the first hub's registry (a link to its file), so start hub 1 first.
+   */
+  async startHub(k: number, extra: string[] = []): Promise<HubProcess> {
+    const h = this.hubs[k - 1]!;
+    if (k > 1) {
+      mkdirSync(h.dataDir, { recursive: true, mode: 0o700 });
+      const link = join(h.dataDir, 'registry.sqlite');
+      if (!existsSync(link)) symlinkSync(join(this.hubs[0]!.dataDir, 'registry.sqlite'), link);
+    }
+    const args = [
+      TSGUARD, 'hub', 'up', '--data-dir', h.dataDir, '--interface', h.ifname, '--subnet', this.subnet,
+      '--listen-port', String(this.port), '--endpoint', h.endpoint, '--api', `${h.outer}:${this.apiPort}`, ...extra,
+    ];
+    const child = nsSpawn(h.ns, process.execPath, args);
+    let log = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    let gone = false;
+    void exited.then(() => (gone = true));
+    h.proc = { child, pid: child.pid!, log: () => log, exited };
+    await waitFor(
+      `hub ${k} to come up`,
+      async () => {
+        if (gone) throw new Error(`hub ${k} exited during start:\n${log}`);
+        return /hub \S+ up:/.test(log) && existsSync(join(h.dataDir, 'hub.json'));
+      },
+      20_000,
+      100,
+    );
+    return h.proc;
+  }
+
+  /** Stop hub k: SIGTERM (clean, unlists itself) or SIGKILL (a crash). */
+  async stopHub(k: number, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const p = this.hubs[k - 1]!.proc;
+    if (p === null || p.child.exitCode !== null || p.child.signalCode !== null) return;
+    p.child.kill(signal);
+    const res = await Promise.race([p.exited, sleep(10_000).then(() => null)]);
+    if (res === null) {
+      p.child.kill('SIGKILL');
+      throw new Error(`hub ${k} ignored ${signal} for 10 s; log:\n${p.log()}`);
+    }
+  }
+
+  /** Wait until every running hub lists every other running hub with a handshake. */
+  async waitMeshed(ks: number[], timeoutMs = 15_000): Promise<void> {
+    const keys = await Promise.all(ks.map((k) => this.hubPublicKey(k)));
+    await waitFor(
+      `hubs ${ks.join(', ')} to peer with each other`,
+      async () => {
+        for (const k of ks) {
+          const hubs = (await this.show(k)).hubs ?? [];
+          for (const key of keys) {
+            const h = hubs.find((x) => x.id === key);
+            if (h === undefined || (!h.self && h.latestHandshake === 0)) return false;
+          }
+        }
+        return true;
+      },
+      timeoutMs,
+      200,
+    );
+  }
+
+  /** Enrollment token created through hub k; returns the token and the pin of hub k's API. */
+  async token(k: number, uses = 10): Promise<{ token: string; pin: string }> {
+    const j = JSON.parse(await this.cliOk(k, ['token', 'create', '--uses', String(uses), '--json'])) as { token: string; caHash?: string; ca_hash?: string; pin?: string };
+    const pin = j.caHash ?? j.ca_hash ?? j.pin;
+    if (pin === undefined) throw new Error(`token create --json: no pin in ${JSON.stringify(j)}`);
+    return { token: j.token, pin };
+  }
+
+  /** wireguard-go in peer namespace i with its hub peer = hub k. */
+  async startWgPeer(i: number, k: number, keys: KeyPair, ip: string): Promise<HubPeer> {
+    const ns = this.peerNs[i - 1]!;
+    const ifname = `mw${i}${this.tag}`;
+    this.ifnames.add(ifname);
+    await nsRun(ns, 'wireguard-go', [ifname], { timeoutMs: 20_000 });
+    const keyFile = this.path(`${ifname}.key`);
+    writeFileSync(keyFile, keys.priv + '\n', { mode: 0o600 });
+    await wg(ns, ['set', ifname, 'private-key', keyFile, 'peer', await this.hubPublicKey(k), 'allowed-ips', this.subnet, 'endpoint', this.hubs[k - 1]!.endpoint, 'persistent-keepalive', '25']);
+    await run('ip', ['-n', ns, 'addr', 'add', `${ip}/${this.prefixLen}`, 'dev', ifname]);
+    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up', 'mtu', '1420']);
+    return { name: ifname, ns, ifname, keys, ip };
+  }
+
+  /** Public key → allowed IPs of hub k's live interface. */
+  async hubAllowedIps(k: number): Promise<Map<string, string>> {
+    const h = this.hubs[k - 1]!;
+    const d = await dump(h.ns, h.ifname);
+    return new Map(d.peers.map((p) => [p.publicKey, p.allowedIps.split(',').filter((s) => s !== '(none)' && s !== '').sort().join(',')]));
+  }
+
+  async teardown(): Promise<void> {
+    if (this.#down) return;
+    this.#down = true;
+    liveMeshes.delete(this);
+    for (const ns of this.namespaces) await terminate(await nsPids(ns));
+    for (const h of this.hubs) if (h.proc !== null && h.proc.child.exitCode === null && h.proc.child.signalCode === null) h.proc.child.kill('SIGKILL');
+    for (const n of this.ifnames) {
+      try {
+        unlinkSync(`${SOCKET_DIR}/${n}.sock`);
+      } catch {
+        // gone (normal)
+      }
+    }
+    for (const ns of this.namespaces) await run('ip', ['netns', 'del', ns], { allowFail: true });
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+const liveMeshes = new Set<MeshTopology>();
+
+/** Tear down every mesh topology still alive (afterAll safety net). */
+export async function teardownMeshTopologies(): Promise<void> {
+  for (const t of [...liveMeshes]) await t.teardown();
+}
