@@ -321,6 +321,12 @@ export interface JoinOptions {
   log?: DaemonLog;
   /** Called once if the interface fails after the join (e.g. it was deleted). */
   onFatal?: (err: Error) => void;
+  /**
+   * Bring the tunnel up from this stored answer instead of registering
+   * (nothing is sent to the API, `registration.json` is not rewritten) and
+   * return without waiting for the handshake (see `./agent.ts`).
+   */
+  stored?: RegisterResponse;
 }
 
 /** A joined agent (resolved by {@link join} once the handshake with the hub is done). */
@@ -351,7 +357,8 @@ export interface JoinResult {
   close(): Promise<void>;
 }
 
-async function resolveEndpoint(text: string): Promise<Endpoint> {
+/** Resolve a hub endpoint `host:port` (IP literal or host name). @throws JoinError */
+export async function resolveEndpoint(text: string): Promise<Endpoint> {
   try {
     return parseEndpoint(text);
   } catch {
@@ -407,8 +414,8 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const publicKey = keyToBase64(c.publicKey(key));
 
   // 1. Register first: the interface is created once, with the final address.
-  log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
-  const reg = await registerWithHub(
+  if (opts.stored === undefined) log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
+  const reg = opts.stored ?? await registerWithHub(
     opts.url,
     { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}) },
     { token: opts.token, ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
@@ -417,9 +424,9 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const hubPublicKey = keyToBase64(hubKey);
   const endpoint = await resolveEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
-  log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
+  log('info', `${opts.stored ? 'from the stored registration' : `registered (${reg.reason})`}: address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
-  const saved = writeFileAtomic0600(
+  const saved = opts.stored ? Promise.resolve() : writeFileAtomic0600(
     joinPath(opts.stateDir, REGISTRATION_FILE),
     JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...reg }, null, 2) + '\n',
   ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
@@ -499,6 +506,8 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
       runtime.batch(() =>
         device.setPeer(hubKey, { endpoint, replaceAllowedIps: true, allowedIps: allowed, persistentKeepalive: AGENT_KEEPALIVE }),
       );
+      if (opts.stored) finish(null); // from stored state: up at once, the handshake follows
+
     });
   } catch (e) {
     await close();
@@ -506,7 +515,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     throw e;
   }
   await saved;
-  log('info', `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
+  log('info', opts.stored ? `${opts.ifname} is up with ${v4}/${bits} from the stored registration` : `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
   return {
     address: v4,
     cidr: `${v4}/${bits}`,

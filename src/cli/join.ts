@@ -6,7 +6,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { join, JoinError } from '../agent/join.js';
+import { startAgent } from '../agent/agent.js';
+import { JoinError } from '../agent/join.js';
 
 const USAGE = `Usage: tsguard join URL (--token TOKEN | --token-file PATH) --state-dir DIR --interface NAME
                     [--ca-hash sha256:HEX | --insecure] [--agent-id ID] [--label NAME=VALUE ...]
@@ -15,6 +16,9 @@ const USAGE = `Usage: tsguard join URL (--token TOKEN | --token-file PATH) --sta
   Registers this machine with the hub at URL (https://HOST:PORT), creates NAME with the
   assigned address, adds the hub as peer, waits for the first handshake, prints the address
   and stays up until SIGTERM/SIGINT. The key is kept in DIR (identity survives restarts).
+  Restarted with a registration stored in DIR, the tunnel comes up from it at once and the
+  registration is retried in the background. When the hub stops answering, the agent moves
+  to another hub of the fleet (listed by the hub), keeping its address.
 
   --ca-hash      pin of the hub's certificate, as printed by "tsguard hub token create";
                  required for https:// unless --insecure (no certificate check) is given.
@@ -91,7 +95,7 @@ export async function joinMain(args: string[]): Promise<number> {
       resolve(code);
     };
   });
-  const agent = await join({
+  const agent = await startAgent({
     url: positionals[0]!,
     token,
     ...(values['ca-hash'] !== undefined ? { caHash: values['ca-hash'] } : {}),
@@ -106,7 +110,10 @@ export async function joinMain(args: string[]): Promise<number> {
     onFatal: (e) => stop(1, e.message),
   });
   if (values.insecure && values['ca-hash'] === undefined) log('error', 'WARNING: the hub certificate was not checked (--insecure)');
-  process.stdout.write(`joined as ${agent.agentId}: address ${agent.cidr} on ${ifname}, hub ${agent.hubPublicKey} at ${agent.hubEndpoint.host}:${agent.hubEndpoint.port}\n`);
+  process.stdout.write(
+    `joined as ${agent.agentId}: address ${agent.cidr} on ${ifname}, hub ${agent.hubPublicKey} at ${agent.hubEndpoint.host}:${agent.hubEndpoint.port}` +
+      `${agent.fromStoredState ? ' (up from the stored registration; registering in the background)' : ''}\n`,
+  );
   const onSignal = (sig: NodeJS.Signals) => stop(0, `received ${sig}`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
