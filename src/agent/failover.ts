@@ -110,6 +110,11 @@ export class Failover {
       this.#lastRx = now;
       return;
     }
+    // With no other hub to move to, there is nothing to detect: no probes (a single-hub fleet sees no extra traffic).
+    if (!this.#hubs.some((h) => h.public_key !== this.#current)) {
+      this.#lastRx = now;
+      return;
+    }
     const silent = now - this.#lastRx;
     if (silent >= (this.#o.deadAfterMs ?? DEAD_AFTER_MS)) {
       void this.#switch(Math.round(silent / 1000));
@@ -123,25 +128,18 @@ export class Failover {
 
   /** The hub after the current one in the list (wrapping), or null when there is no other. */
   #next(): RegisterHub | null {
-    const others = this.#hubs.filter((h) => h.public_key !== this.#current);
-    if (others.length === 0) return null;
     const i = this.#hubs.findIndex((h) => h.public_key === this.#current);
     for (let k = 1; k <= this.#hubs.length; k++) {
-      const h = this.#hubs[(Math.max(i, 0) + k) % this.#hubs.length]!;
+      const h = this.#hubs[(i + k) % this.#hubs.length]!;
       if (h.public_key !== this.#current) return h;
     }
-    return others[0]!;
+    return null;
   }
 
   async #switch(silentS: number): Promise<void> {
     if (this.#switching) return;
     const next = this.#next();
-    if (next === null) {
-      // Nothing to move to: stay, and give the hub another period before saying so again.
-      this.#lastRx = this.#now();
-      this.#o.log('error', `hub ${this.#current} silent for ${silentS} s and no other hub is known; staying`);
-      return;
-    }
+    if (next === null) return;
     this.#switching = true;
     try {
       const ep = await this.#o.resolve(next.endpoint);
