@@ -1,7 +1,7 @@
 /**
  * `tsguard hub …`: run the fleet hub and manage its peers. Peer commands
- * write the registry and work whether or not the hub runs; a running hub
- * applies them within a second.
+ * write the registry and work whether or not the hub runs; a running hub on
+ * the same data directory applies them before the command returns.
  * @module
  */
 
@@ -11,7 +11,8 @@ import { getCrypto } from '../crypto/index.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { formatAgo, formatBytes } from './show.js';
 import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubStatus } from '../hub/hub.js';
-import { Registry, type AddPeerInput, type AddPeerResult, type TokenInfo } from '../hub/registry.js';
+import type { AddPeerInput, AddPeerResult, Registry, TokenInfo } from '../hub/registry/index.js';
+import { agentRekey, notifyHub, openRegistry, REGISTRY_OPTIONS, REGISTRY_USAGE, registryFlags } from './hub-registry.js';
 import { loadOrCreateApiTls } from '../hub/tls.js';
 import { parseDuration } from '../hub/tokens.js';
 
@@ -34,13 +35,16 @@ const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
                                 without a key, generates one and prints the client's wg-quick config
   client remove NAME
   agent remove NAME             remove a registered agent (its address is quarantined, see --quarantine)
+  agent rekey NAME              let the agent register once with a new key without its credential
+                                (a machine that lost its state); it keeps its address
   token create [--ttl DURATION] [--uses N] [--comment TEXT] [--json]
                                 print a new enrollment token and the "tsguard join" command line
                                 (DURATION: 90s, 30m, 24h (default), 7d; 0 = never expires; N: default unlimited)
   token list [--json]           tokens (never their secrets): id, state, uses, expiry
   token revoke ID               the token stops working, also for agents it enrolled
   show [--json]                 every peer: kind, name, address, key, endpoint, handshake, transfer, relayed/refused
-  pubkey                        the hub's public key`;
+  pubkey                        the hub's public key
+${REGISTRY_USAGE}`;
 
 /** Raised for command-line mistakes (exit status 2). */
 export class HubUsageError extends Error {}
@@ -81,6 +85,7 @@ export async function hubMain(args: string[]): Promise<number> {
       qr: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...REGISTRY_OPTIONS,
     },
   });
   if (values.help || positionals.length === 0) {
@@ -96,32 +101,38 @@ export async function hubMain(args: string[]): Promise<number> {
       process.stdout.write(hubPublicKey(dataDir) + '\n');
       return 0;
     case 'show':
-      return hubShow(dataDir, values.json ?? false);
+      return hubShow(dataDir, values.json ?? false, values);
     case 'token':
       if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
       return hubToken(dataDir, sub, name, values);
     case 'agent': {
-      if (sub !== 'remove') throw new HubUsageError(`unknown "agent ${sub ?? ''}": agents register themselves ("tsguard join"); use "agent remove NAME"`);
+      if (sub !== 'remove' && sub !== 'rekey') throw new HubUsageError(`unknown "agent ${sub ?? ''}": agents register themselves ("tsguard join"); use "agent remove NAME" or "agent rekey NAME"`);
       if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
-      const reg = Registry.open(dataDir);
+      const agentName = need(name, 'the agent name');
+      const reg = await openRegistry(dataDir, values);
       try {
-        const rec = reg.removePeer('agent', need(name, 'the agent name'));
-        const q = reg.quarantineSeconds;
+        if (sub === 'rekey') {
+          process.stdout.write(await agentRekey(reg, agentName));
+          return 0;
+        }
+        const rec = await reg.removePeer('agent', agentName);
+        await notifyHub(dataDir);
+        const q = await reg.quarantineSeconds();
         process.stdout.write(`agent ${rec.name} removed${q > 0 ? `; ${rec.ipv4} is quarantined for ${q} s` : ''}\n`);
         return 0;
       } finally {
-        reg.close();
+        await reg.close();
       }
     }
     case 'device':
     case 'client': {
       if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
       const peerName = need(name, `the ${cmd} name`);
-      const reg = Registry.open(dataDir);
+      const reg = await openRegistry(dataDir, values);
       try {
         if (sub === 'add') {
           if (cmd === 'device') {
-            const rec = addFromCli(reg, {
+            const rec = await addFromCli(reg, dataDir, {
               kind: 'device',
               name: peerName,
               publicKey: need(values['public-key'], '--public-key KEY'),
@@ -135,13 +146,14 @@ export async function hubMain(args: string[]): Promise<number> {
           return clientAdd(reg, dataDir, peerName, values);
         }
         if (sub === 'remove') {
-          reg.removePeer(cmd, peerName);
+          await reg.removePeer(cmd, peerName);
+          await notifyHub(dataDir);
           process.stdout.write(`${cmd} ${peerName} removed\n`);
           return 0;
         }
         throw new HubUsageError(`unknown "${cmd} ${sub ?? ''}": use "${cmd} add" or "${cmd} remove"`);
       } finally {
-        reg.close();
+        await reg.close();
       }
     }
     default:
@@ -156,8 +168,8 @@ type Values = Record<string, string | boolean | string[] | undefined>;
  * name; here an explicit --ip or --route that differs from what is stored is an
  * error instead of being silently ignored.
  */
-function addFromCli(reg: Registry, input: AddPeerInput): AddPeerResult {
-  const existing = reg.getPeer(input.kind, input.name);
+async function addFromCli(reg: Registry, dataDir: string, input: AddPeerInput): Promise<AddPeerResult> {
+  const existing = await reg.getPeer(input.kind, input.name);
   if (existing !== null) {
     if (input.ip !== undefined && input.ip !== existing.ipv4) {
       throw new Error(
@@ -169,7 +181,10 @@ function addFromCli(reg: Registry, input: AddPeerInput): AddPeerResult {
       throw new Error(`${input.kind} ${input.name} already exists with routes ${existing.routes.join(', ') || '(none)'}; remove and add it again to change them`);
     }
   }
-  return reg.addPeer(input);
+  const rec = await reg.addPeer(input);
+  // Live on a running hub before the command returns.
+  if (rec.created || rec.rekeyed) await notifyHub(dataDir);
+  return rec;
 }
 
 function describeAdd(rec: AddPeerResult): string {
@@ -198,6 +213,7 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
   if (v['api-insecure-http'] && v.api === undefined) throw new HubUsageError('--api-insecure-http needs --api ADDR:PORT');
   const hub = await Hub.start({
     dataDir,
+    ...registryFlags(v),
     ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
     ...(v['advertise-api'] !== undefined ? { advertiseApi: v['advertise-api'] as string } : {}),
@@ -233,7 +249,7 @@ async function clientAdd(reg: Registry, dataDir: string, name: string, v: Values
     priv = getCrypto().generatePrivateKey();
     pub = keyToBase64(getCrypto().publicKey(priv));
   }
-  const rec = addFromCli(reg, { kind: 'client', name, publicKey: pub, ip: v.ip as string | undefined, source: 'cli' });
+  const rec = await addFromCli(reg, dataDir, { kind: 'client', name, publicKey: pub, ip: v.ip as string | undefined, source: 'cli' });
   if (priv === null) {
     process.stdout.write(describeAdd(rec));
     return 0;
@@ -267,10 +283,12 @@ function fetchStatus(dataDir: string): Promise<HubStatus | null> {
     const sock = net.connect(hubControlPath(dataDir));
     let buf = '';
     sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write('status\n'));
     sock.on('data', (d: string) => (buf += d));
     sock.on('end', () => {
       try {
-        resolve(JSON.parse(buf) as HubStatus);
+        const v = JSON.parse(buf) as HubStatus;
+        resolve(Array.isArray(v.peers) ? v : null);
       } catch {
         resolve(null);
       }
@@ -279,11 +297,11 @@ function fetchStatus(dataDir: string): Promise<HubStatus | null> {
   });
 }
 
-async function hubShow(dataDir: string, json: boolean): Promise<number> {
+async function hubShow(dataDir: string, json: boolean, v: Values): Promise<number> {
   let status = await fetchStatus(dataDir);
   if (status === null) {
     // Hub not running: show the registry.
-    const reg = Registry.open(dataDir);
+    const reg = await openRegistry(dataDir, v);
     try {
       status = {
         interface: readHubInfo(dataDir)?.ifname ?? '(not running)',
@@ -291,10 +309,10 @@ async function hubShow(dataDir: string, json: boolean): Promise<number> {
         address: reg.hubAddress,
         listenPort: readHubInfo(dataDir)?.listenPort ?? 0,
         allowDeviceToDevice: false,
-        peers: reg.listPeers().map((r) => peerStatus(r)),
+        peers: (await reg.listPeers()).map((r) => peerStatus(r)),
       };
     } finally {
-      reg.close();
+      await reg.close();
     }
   }
   if (json) {
@@ -326,7 +344,7 @@ function tokenLine(t: TokenInfo, now: number): string {
 
 /** `hub token create|list|revoke`. */
 async function hubToken(dataDir: string, sub: string | undefined, id: string | undefined, v: Values): Promise<number> {
-  const reg = Registry.open(dataDir);
+  const reg = await openRegistry(dataDir, v);
   try {
     switch (sub) {
       case 'create': {
@@ -342,7 +360,7 @@ async function hubToken(dataDir: string, sub: string | undefined, id: string | u
           maxUses = Number(v.uses);
           if (!Number.isInteger(maxUses) || maxUses < 1) throw new HubUsageError('--uses must be a whole number, 1 or more');
         }
-        const { token, info } = reg.createToken({ ttlSeconds, maxUses, comment: (v.comment as string | undefined) ?? null });
+        const { token, info } = await reg.createToken({ ttlSeconds, maxUses, comment: (v.comment as string | undefined) ?? null });
         const hubInfo = readHubInfo(dataDir);
         // The certificate file is the source of truth; it is created here if the hub has not served HTTPS yet.
         const pin = loadOrCreateApiTls(dataDir).pin;
@@ -370,14 +388,14 @@ async function hubToken(dataDir: string, sub: string | undefined, id: string | u
       }
       case 'list': {
         if (id !== undefined) throw new HubUsageError(`unexpected argument "${id}"`);
-        const list = reg.listTokens();
+        const list = await reg.listTokens();
         if (v.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
         else if (list.length === 0) process.stdout.write('no enrollment tokens ("tsguard hub token create" makes one)\n');
         else process.stdout.write(list.map((t) => tokenLine(t, Date.now())).join('\n') + '\n');
         return 0;
       }
       case 'revoke': {
-        const t = reg.revokeToken(need(id, 'the token id (see "tsguard hub token list")'));
+        const t = await reg.revokeToken(need(id, 'the token id (see "tsguard hub token list")'));
         process.stdout.write(`token ${t.id} revoked\n`);
         return 0;
       }
@@ -385,6 +403,6 @@ async function hubToken(dataDir: string, sub: string | undefined, id: string | u
         throw new HubUsageError(`unknown "token ${sub ?? ''}": use "token create", "token list" or "token revoke ID"`);
     }
   } finally {
-    reg.close();
+    await reg.close();
   }
 }

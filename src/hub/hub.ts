@@ -1,7 +1,11 @@
 /**
  * The fleet hub: one WireGuard interface whose peers come from the registry
- * (SQLite), the clients file and the fleet API, applied to the live device
- * as per-peer diffs — never down/up — with an in-process relay between peers.
+ * (SQLite or PostgreSQL), the clients file and the fleet API, applied to the
+ * live device as per-peer diffs — never down/up — with an in-process relay
+ * between peers. Registry calls are asynchronous (the store runs off this
+ * thread or over the network): packets never wait for them. Changes arrive
+ * through the registry's change log, read when the CLI asks over the control
+ * socket, on a PostgreSQL NOTIFY, and by a slow poll.
  * @module
  */
 
@@ -21,16 +25,18 @@ import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
-import { Mesh } from './mesh.js';
-import { SqliteMeshStore, type HubRecord } from './mesh-store.js';
-import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry.js';
+import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry/index.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 import { loadOrCreateApiTls } from './tls.js';
 
 /** Options of {@link Hub.start} (the flags of `tsguard hub up`). */
 export interface HubOptions {
-  /** Data directory (registry, hub key, control socket). */
+  /** Data directory (SQLite registry, hub key, control socket). */
   dataDir: string;
+  /** A `postgresql://` registry shared with other hubs (default: the SQLite file in the data directory). */
+  registry?: string;
+  /** File holding the PostgreSQL password. */
+  registryPasswordFile?: string;
   /** Interface name. */
   ifname: string;
   /** Mesh IPv4 subnet, e.g. 10.100.0.0/24; the hub takes its first host address. */
@@ -57,12 +63,6 @@ export interface HubOptions {
   api?: { listen: string; insecureHttp?: boolean };
   /** Quarantine of removed peers' addresses, seconds (stored in the registry; omitted = keep the stored value). */
   quarantineSeconds?: number;
-  /**
-   * Base URL of the registration API listed for agents and other hubs
-   * (`--advertise-api`); default: the API's own URL unless it listens on an
-   * unspecified address, then the `--endpoint` host with the API port.
-   */
-  advertiseApi?: string;
 }
 
 /** What `hub.json` in the data dir records for the CLI (no secrets). */
@@ -107,7 +107,8 @@ export function readHubInfo(dataDir: string): HubInfo | null {
   }
 }
 
-const REGISTRY_POLL_MS = 250;
+/** Fallback poll of the change log (the CLI and PostgreSQL NOTIFY trigger a read at once). */
+const REGISTRY_POLL_MS = 1000;
 /** Peers seen this recently get a handshake from a restarted hub (3 × REJECT_AFTER_TIME: older sessions are dead anyway). */
 const RECONNECT_IF_SEEN_WITHIN = 540_000;
 const CLIENTS_POLL_MS = 500;
@@ -117,16 +118,20 @@ export class Hub {
   readonly runtime: Runtime;
   readonly registry: Registry;
   readonly relay: Relay;
-  /** The other hubs of the registry and the home of every peer (see ./mesh.ts). */
-  readonly mesh: Mesh;
-  #meshStore: SqliteMeshStore;
   #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
+  /** `kind/name` → public key of the managed peers. */
+  #byName = new Map<string, string>();
+  /** Change sequence number applied so far. */
+  #cursor = 0;
+  #syncing: Promise<void> | null = null;
+  #syncAgain = false;
+  #unlisten: (() => Promise<void>) | null = null;
+  #hubId: number | undefined;
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
   #api: RegistrationApi | null = null;
   #timers: NodeJS.Timeout[] = [];
   #fleet: FleetApiSource | null = null;
-  #lastVersion = -1;
   #apiPin: string | undefined;
   #stopped = false;
   #done: Promise<void>;
@@ -137,20 +142,10 @@ export class Hub {
     registry: Registry,
     runtime: Runtime,
     relay: Relay,
-    meshStore: SqliteMeshStore,
   ) {
     this.registry = registry;
     this.runtime = runtime;
     this.relay = relay;
-    this.#meshStore = meshStore;
-    this.mesh = new Mesh({
-      store: meshStore,
-      device: runtime.device,
-      relay,
-      batch: (fn) => runtime.batch(fn),
-      self: { id: keyToBase64(runtime.device.publicKey!), ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}) },
-      log: opts.log,
-    });
     this.#done = new Promise((r) => (this.#resolveDone = r));
   }
 
@@ -161,14 +156,29 @@ export class Hub {
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
       throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
     }
-    const registry = Registry.open(opts.dataDir, { create: { subnet: opts.subnet, ipv6: opts.ipv6 } });
+    const registry = await Registry.open(opts.dataDir, {
+      create: { subnet: opts.subnet, ipv6: opts.ipv6 },
+      ...(opts.registry !== undefined ? { url: opts.registry } : {}),
+      ...(opts.registryPasswordFile !== undefined ? { passwordFile: opts.registryPasswordFile } : {}),
+    });
+    let records: PeerRecord[];
+    let cursor: number;
     try {
-      if (opts.quarantineSeconds !== undefined) registry.setQuarantineSeconds(opts.quarantineSeconds);
+      if (opts.quarantineSeconds !== undefined) await registry.setQuarantineSeconds(opts.quarantineSeconds);
+      // The cursor is read first: whatever changes while the peers are read is applied again afterwards.
+      cursor = await registry.changeSeq();
+      records = await registry.listPeers();
     } catch (e) {
-      registry.close();
+      await registry.close();
       throw e;
     }
-    const key = loadOrCreateHubKey(opts.dataDir);
+    let key: Uint8Array;
+    try {
+      key = loadOrCreateHubKey(opts.dataDir);
+    } catch (e) {
+      await registry.close();
+      throw e;
+    }
     let relay: Relay | null = null;
     let hub: Hub | null = null;
     const runtime = Runtime.start({
@@ -179,23 +189,14 @@ export class Hub {
       log: (m) => opts.log('error', m),
     });
     relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice });
-    runtime.device.setPrivateKey(key);
-    key.fill(0);
-    let meshStore: SqliteMeshStore;
+    hub = new Hub(opts, registry, runtime, relay);
+    hub.#cursor = cursor;
     try {
-      meshStore = SqliteMeshStore.open(registry.path);
-    } catch (e) {
-      runtime.close();
-      registry.close();
-      throw e;
-    }
-    hub = new Hub(opts, registry, runtime, relay, meshStore);
-    try {
-      // The other hubs and the homes first, so that restored peers homed elsewhere go to their hub.
-      await hub.mesh.start();
+      runtime.device.setPrivateKey(key);
+      key.fill(0);
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
-      hub.#reconcile();
-      hub.#reconnectRecentPeers();
+      hub.#reconcileWith(records);
+      hub.#reconnectRecentPeers(records);
       await hub.#configureLink();
       hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
       hub.#uapi.onRemoved(() => hub!.stop('UAPI socket removed'));
@@ -211,12 +212,19 @@ export class Hub {
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
           onRegistered: (r) => hub!.#applyRegistered(r),
-          hubs: () => hub!.mesh.listedHubs(),
+          hubId: () => hub!.#hubId,
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
-        hub.mesh.advertise(advertisedApi(opts, hub.#api.url, apiListen), tls?.pin);
       }
+      const me = await registry.announceHub({
+        publicKey: keyToBase64(runtime.device.publicKey!),
+        endpoint: opts.endpoint ?? null,
+        apiUrl: hub.#api?.url ?? null,
+        certPin: hub.#apiPin ?? null,
+      });
+      hub.#hubId = me.id;
+      hub.#unlisten = await registry.listen(() => hub!.sync());
       await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
       hub.#watch();
     } catch (e) {
@@ -224,13 +232,9 @@ export class Hub {
       throw e;
     }
     runtime.device.events.on('handshake', (e) => {
-      // Synchronous: the peer's addresses are here before the packet that completed the handshake is checked.
-      hub!.mesh.claim(e.publicKey);
-      try {
-        registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null);
-      } catch (err) {
-        opts.log('error', `registry: cannot record last_seen: ${(err as Error).message}`);
-      }
+      registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null).catch((err: Error) => {
+        if (!hub!.#stopped) opts.log('error', `registry: cannot record last_seen: ${err.message}`);
+      });
     });
     opts.log('info', `hub ${opts.ifname} up: ${registry.hubAddress} on UDP ${runtime.listenPort}, ${hub.#managed.size} peers restored`);
     return hub;
@@ -269,37 +273,79 @@ export class Hub {
     await run(['link', 'set', 'mtu', '1420', 'up', 'dev', ifname]);
   }
 
-  /** Apply the registry to the live device as a per-peer diff. */
-  #reconcile(): void {
-    let records: PeerRecord[];
-    try {
-      this.#lastVersion = this.registry.dataVersion();
-      records = this.registry.listPeers().filter((r) => r.enabled);
-    } catch (e) {
-      // Store unavailable: keep the live peers as they are and try again on the next poll.
-      this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
-      return;
-    }
+  /** Make the live device exactly the enabled peers of `records` (every peer of the registry), as a per-peer diff. */
+  #reconcileWith(records: PeerRecord[]): void {
+    const enabled = records.filter((r) => r.enabled);
     this.runtime.batch(() => {
-      const want = new Set(records.map((r) => r.publicKey));
+      const want = new Set(enabled.map((r) => r.publicKey));
       for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
-      for (const r of records) this.#applyPeer(r);
+      for (const r of enabled) this.#applyPeer(r);
     });
   }
 
   /**
+   * Apply what changed in the registry since the last call: the peers named
+   * by the change log are read one by one (all of them only after a reset of
+   * the log). Concurrent calls share one run (and a call during a run causes
+   * one more). On a store failure the live peers stay as they are and the
+   * next call retries. Resolves when the registry's state at the time of the
+   * call is live.
+   */
+  sync(): Promise<void> {
+    if (this.#syncing) {
+      this.#syncAgain = true;
+      return this.#syncing;
+    }
+    const run = async () => {
+      do {
+        this.#syncAgain = false;
+        await this.#syncOnce();
+      } while (this.#syncAgain && !this.#stopped);
+    };
+    this.#syncing = run().finally(() => (this.#syncing = null));
+    return this.#syncing;
+  }
+
+  async #syncOnce(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const batch = await this.registry.changesSince(this.#cursor);
+      if (batch.reset) {
+        const records = await this.registry.listPeers();
+        if (this.#stopped) return;
+        this.#reconcileWith(records);
+      } else {
+        const recs: Array<{ id: string; rec: PeerRecord | null }> = [];
+        for (const p of batch.peers) recs.push({ id: `${p.kind}/${p.name}`, rec: await this.registry.getPeer(p.kind, p.name) });
+        if (this.#stopped) return;
+        this.runtime.batch(() => {
+          for (const { id, rec } of recs) {
+            const old = this.#byName.get(id);
+            if (rec !== null && rec.enabled) {
+              if (old !== undefined && old !== rec.publicKey) this.#removePeer(old);
+              this.#applyPeer(rec);
+            } else if (old !== undefined) {
+              this.#removePeer(old);
+            }
+          }
+        });
+      }
+      this.#cursor = batch.seq;
+    } catch (e) {
+      if (!this.#stopped) this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
+    }
+  }
+
+  /**
    * Make the result of a registration this process answered live, without
-   * re-reading the registry (a full {@link Hub.#reconcile} reads every row:
-   * O(peers) per registration). Other processes' changes still arrive
-   * through the poll of the registry's data version.
+   * waiting for the change log (which names it again; applying it then is a
+   * no-op).
    */
   #applyRegistered(r: RegisterAgentResult): void {
     this.runtime.batch(() => {
       if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
       if (r.enabled) this.#applyPeer(r);
       else this.#removePeer(r.publicKey);
-      // Registered through this hub: its home is here.
-      if (r.enabled) this.mesh.claim(r.publicKey);
     });
   }
 
@@ -308,8 +354,8 @@ export class Hub {
     if (m === undefined) return;
     this.runtime.device.removePeer(id);
     this.relay.setKind(id, null);
-    this.mesh.forget(id);
     this.#managed.delete(id);
+    if (this.#byName.get(`${m.kind}/${m.name}`) === id) this.#byName.delete(`${m.kind}/${m.name}`);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
   }
 
@@ -319,7 +365,7 @@ export class Hub {
     const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
     const sig = prefixes.join(',');
     const cur = this.#managed.get(r.publicKey);
-    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind) return;
+    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return;
     // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
     // A peer new to this process starts from its last known endpoint, so a restarted hub can
     // initiate towards it at once instead of waiting for the peer to re-handshake.
@@ -329,8 +375,9 @@ export class Hub {
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
-    this.mesh.placed(r.publicKey, r.kind, prefixes.map(parsePrefix));
+    if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
     this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
+    this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);
     this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
 
@@ -339,13 +386,11 @@ export class Hub {
    * process forgot; they would only re-handshake after their own timeouts
    * (≈ 15 s). Start a handshake with each of them at their last endpoint.
    */
-  #reconnectRecentPeers(): void {
+  #reconnectRecentPeers(records: PeerRecord[]): void {
     const since = Date.now() - RECONNECT_IF_SEEN_WITHIN;
     let n = 0;
     this.runtime.batch(() => {
-      for (const r of this.registry.listPeers()) {
-        const home = this.mesh.homeOf(r.publicKey);
-        if (home !== undefined && home !== this.mesh.selfId) continue; // it moved to another hub
+      for (const r of records) {
         if (r.enabled && r.lastEndpoint !== null && (r.lastSeen ?? 0) >= since && this.runtime.device.initiate(r.publicKey)) n++;
       }
     });
@@ -353,13 +398,7 @@ export class Hub {
   }
 
   #watch(): void {
-    const poll = setInterval(() => {
-      try {
-        if (this.registry.dataVersion() !== this.#lastVersion) this.#reconcile();
-      } catch (e) {
-        this.opts.log('error', `registry poll failed: ${(e as Error).message}`);
-      }
-    }, REGISTRY_POLL_MS);
+    const poll = setInterval(() => void this.sync(), REGISTRY_POLL_MS);
     this.#timers.push(poll);
 
     const file = this.opts.clientsFile;
@@ -379,7 +418,7 @@ export class Hub {
         }
         const parsed = parseClientsFile(text, file);
         for (const err of parsed.errors) this.opts.log('error', err.message.endsWith('(line skipped)') ? err.message : `${err.message} (line skipped)`);
-        this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
+        void this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
       };
       load();
       watchFile(file, { interval: CLIENTS_POLL_MS }, load);
@@ -389,7 +428,7 @@ export class Hub {
     if (fleet !== undefined) {
       this.#fleet = new FleetApiSource({ ...fleet, log: (m: string) => this.opts.log('error', m) });
       this.#fleet.start((devices) =>
-        this.#applySource(
+        void this.#applySource(
           'fleet-api',
           devices.map((d) => ({ kind: 'device' as const, name: d.name, publicKey: d.pubkey, ip: d.ip, enabled: d.enabled })),
         ),
@@ -397,32 +436,28 @@ export class Hub {
     }
   }
 
-  #applySource(source: 'clients-file' | 'fleet-api', desired: Parameters<Registry['replaceSource']>[1]): void {
+  async #applySource(source: 'clients-file' | 'fleet-api', desired: Parameters<Registry['replaceSource']>[1]): Promise<void> {
     try {
-      const r = this.registry.replaceSource(source, desired);
+      const r = await this.registry.replaceSource(source, desired);
       for (const e of r.errors) this.opts.log('error', `${source}: ${e.name}: ${e.message} (entry skipped)`);
     } catch (e) {
-      this.opts.log('error', `${source}: registry unavailable, live peers unchanged: ${(e as Error).message}`);
+      if (!this.#stopped) this.opts.log('error', `${source}: registry unavailable, live peers unchanged: ${(e as Error).message}`);
       return;
     }
-    this.#reconcile();
+    await this.sync();
   }
 
   /** Live status of every registered peer, for `hub show`. */
-  status(): HubStatus {
+  async status(): Promise<HubStatus> {
     const device = this.runtime.device;
+    const records = await this.registry.listPeers();
     return {
       interface: this.opts.ifname,
       publicKey: keyToBase64(device.publicKey!),
       address: this.registry.hubAddress,
       listenPort: this.runtime.listenPort,
       allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
-      hubs: this.mesh.listedHubs().map((h) => {
-        const peer = device.getPeer(h.id);
-        const live = peer ? device.peerInfo(peer) : null;
-        return { ...h, self: h.id === this.mesh.selfId, latestHandshake: live?.lastHandshake ? Math.floor(live.lastHandshake / 1000) : 0 };
-      }),
-      peers: this.registry.listPeers().map((r) => {
+      peers: records.map((r) => {
         const peer = device.getPeer(r.publicKey);
         return peerStatus(r, peer ? device.peerInfo(peer) : null, this.relay.counters(r.publicKey));
       }),
@@ -432,9 +467,26 @@ export class Hub {
   #serveControl(): Promise<net.Server> {
     const path = hubControlPath(this.opts.dataDir);
     if (existsSync(path)) unlinkSync(path);
+    // One request line per connection: `sync` (apply the registry's changes, then answer {"ok":true}) or `status`.
     const server = net.createServer((sock) => {
       sock.on('error', () => undefined);
-      sock.end(JSON.stringify(this.status()) + '\n');
+      sock.setEncoding('utf8');
+      let buf = '';
+      sock.on('data', (d: string) => {
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl < 0) {
+          if (buf.length > 64) sock.destroy();
+          return;
+        }
+        const cmd = buf.slice(0, nl).trim();
+        sock.removeAllListeners('data');
+        const answer = cmd === 'sync' ? this.sync().then(() => ({ ok: true })) : this.status();
+        answer.then(
+          (v) => sock.end(JSON.stringify(v) + '\n'),
+          (e: Error) => sock.end(JSON.stringify({ error: e.message }) + '\n'),
+        );
+      });
     });
     const old = process.umask(0o077);
     return new Promise<net.Server>((resolve, reject) => {
@@ -449,11 +501,10 @@ export class Hub {
     this.#stopped = true;
     this.opts.log('info', `hub shutting down: ${reason}`);
     for (const t of this.#timers) clearInterval(t);
+    await this.#unlisten?.().catch(() => undefined);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
     await this.#api?.close().catch(() => undefined);
-    await this.mesh.stop(true);
-    this.#meshStore.close();
     await this.#uapi?.close().catch(() => undefined);
     if (this.#control) {
       await new Promise<void>((r) => this.#control!.close(() => r()));
@@ -464,7 +515,8 @@ export class Hub {
       }
     }
     this.runtime.close();
-    this.registry.close();
+    await this.#syncing?.catch(() => undefined);
+    await this.registry.close().catch(() => undefined);
     this.#resolveDone();
   }
 }
@@ -522,18 +574,7 @@ export interface HubStatus {
   address: string;
   listenPort: number;
   allowDeviceToDevice: boolean;
-  /** The hubs of the registry this hub lists (itself first when it has an endpoint). */
-  hubs?: Array<HubRecord & { self: boolean; latestHandshake: number }>;
   peers: HubPeerStatus[];
-}
-
-/** The API URL a hub lists (see {@link HubOptions.advertiseApi}). */
-function advertisedApi(opts: HubOptions, url: string, listen: { host: string; port: number }): string | undefined {
-  if (opts.advertiseApi !== undefined) return opts.advertiseApi;
-  if (listen.host !== '0.0.0.0' && listen.host !== '::') return url;
-  if (opts.endpoint === undefined) return undefined;
-  const host = opts.endpoint.replace(/:\d+$/, '');
-  return `${url.startsWith('https') ? 'https' : 'http'}://${host}:${new URL(url).port}`;
 }
 
 /** The hub's public key from its key file (for `hub pubkey` and client configs). */

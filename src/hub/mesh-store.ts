@@ -14,7 +14,7 @@
  */
 
 import Database from 'better-sqlite3';
-import { RegistryError } from './registry.js';
+import { RegistryError } from './registry/types.js';
 
 /** One hub of the fleet, as listed in the registry. */
 export interface HubRecord {

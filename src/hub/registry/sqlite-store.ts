@@ -1,0 +1,249 @@
+/**
+ * The SQLite store: `registry.sqlite` in the data directory, opened by
+ * better-sqlite3 in a worker thread that owns the connection. Every
+ * statement, lock wait (`busy_timeout`) and fsync happens on that thread, so
+ * the engine's thread never waits for the disk or for another process's write
+ * lock; it only posts messages. Calls are serialised (one connection, one
+ * transaction at a time) and bounded: a call that cannot finish within the
+ * store timeout fails with `STORE_UNAVAILABLE` while the worker finishes or
+ * rolls back behind it.
+ *
+ * WAL mode lets readers run while one writer commits; every write is a
+ * `BEGIN IMMEDIATE` transaction (the write lock is taken before anything is
+ * read, so nobody can take the chosen address before the insert);
+ * `synchronous = FULL` (an address handed out must survive a power cut),
+ * except for bookkeeping writes (`durable: false`).
+ * @module
+ */
+
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { RegistryError } from './types.js';
+import { storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+import { sqliteWorkerSource } from './sqlite-worker.js';
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout | null;
+  /** Resolves when the worker has answered (even after the caller timed out). */
+  done: () => void;
+}
+
+class SqliteFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** True for failures of the store itself (I/O, locks, closed), false for constraint violations and programming errors. */
+function isStoreFailure(e: unknown): boolean {
+  if (e instanceof SqliteFailure) return e.code === null ? /not open|closed/i.test(e.message) : e.code.startsWith('SQLITE_') && !e.code.startsWith('SQLITE_CONSTRAINT');
+  return false;
+}
+
+/** {@link RegistryStore} on a SQLite file. */
+export class SqliteStore implements RegistryStore {
+  readonly backend = 'sqlite' as const;
+  readonly where: string;
+  readonly #worker: Worker;
+  readonly #timeoutMs: number;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+  #dead: Error | null = null;
+
+  private constructor(worker: Worker, path: string, timeoutMs: number) {
+    this.#worker = worker;
+    this.where = path;
+    this.#timeoutMs = timeoutMs;
+    worker.on('message', (m: { id?: number; result?: unknown; error?: { message: string; code: string | null } }) => {
+      if (m.id === undefined) return;
+      const p = this.#pending.get(m.id);
+      if (p === undefined) return;
+      this.#pending.delete(m.id);
+      if (p.timer) clearTimeout(p.timer);
+      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
+      else p.resolve(m.result);
+      p.done();
+    });
+    const fail = (e: Error) => {
+      this.#dead ??= e;
+      for (const [id, p] of this.#pending) {
+        this.#pending.delete(id);
+        if (p.timer) clearTimeout(p.timer);
+        p.reject(e);
+        p.done();
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', () => fail(new Error('the registry worker thread stopped')));
+  }
+
+  /**
+   * Start the worker and open `path` (which must exist).
+   * @param timeoutMs bound of every call (lock waits included)
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  static async open(path: string, timeoutMs: number): Promise<SqliteStore> {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs: timeoutMs } });
+    worker.unref();
+    const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
+      const timer = setTimeout(() => resolve({ ready: false, error: { message: `the registry worker did not start within ${timeoutMs + 5000} ms` } }), timeoutMs + 5000);
+      worker.once('message', (m: { ready: boolean; error?: { message: string } }) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      worker.once('error', (e) => {
+        clearTimeout(timer);
+        resolve({ ready: false, error: { message: e.message } });
+      });
+    });
+    if (!ready.ready) {
+      await worker.terminate();
+      throw storeError(new Error(ready.error?.message ?? 'unknown error'), 'open', path);
+    }
+    return new SqliteStore(worker, path, timeoutMs);
+  }
+
+  /** Post one request; `deadline` (ms since epoch) bounds the wait for its answer. */
+  #send(op: string, deadline: number, extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean } = {}): { result: Promise<unknown>; answered: Promise<void> } {
+    if (this.#dead) return { result: Promise.reject(this.#dead), answered: Promise.resolve() };
+    const id = this.#nextId++;
+    let done!: () => void;
+    const answered = new Promise<void>((r) => (done = r));
+    const result = new Promise<unknown>((resolve, reject) => {
+      const wait = Math.max(0, deadline - Date.now());
+      const entry: Pending = { resolve, reject, timer: null, done };
+      entry.timer = setTimeout(() => {
+        // The answer will still arrive (and be dropped); `answered` waits for it.
+        entry.resolve = () => undefined;
+        entry.reject = () => undefined;
+        reject(new Error(`no answer from the database within ${this.#timeoutMs} ms (a lock held by another process, or a slow disk)`));
+      }, wait);
+      this.#pending.set(id, entry);
+      this.#worker.postMessage({ id, op, ...extra });
+    });
+    return { result, answered };
+  }
+
+  /** Wait for the connection (serialising callers), or fail at `deadline`. Resolves with a release function that takes a promise to wait for. */
+  async #acquire(deadline: number): Promise<(after?: Promise<unknown>) => void> {
+    const prev = this.#queue;
+    let release!: () => void;
+    this.#queue = new Promise<void>((r) => (release = r));
+    const wait = Math.max(0, deadline - Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      prev.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), wait))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      // Our turn comes later; pass it straight on.
+      void prev.then(release);
+      throw new Error(`the database was busy for ${this.#timeoutMs} ms (a lock held by another process, or a slow disk)`);
+    }
+    return (after) => {
+      if (after) void after.then(release, release);
+      else release();
+    };
+  }
+
+  #tx(deadline: number): Tx {
+    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => this.#send(op, deadline, { sql, params: params ?? [] }).result;
+    const tx: Tx = {
+      get: async <T>(sql: string, params?: readonly SqlValue[]) => ((await call('get', sql, params)) ?? undefined) as T | undefined,
+      all: async <T>(sql: string, params?: readonly SqlValue[]) => (await call('all', sql, params)) as T[],
+      run: async (sql: string, params?: readonly SqlValue[]) => (await call('run', sql, params)) as number,
+      savepoint: async <T>(fn: () => Promise<T>) => {
+        await call('exec', 'SAVEPOINT sp');
+        try {
+          const r = await fn();
+          await call('exec', 'RELEASE sp');
+          return r;
+        } catch (e) {
+          if (isStoreFailure(e) || !(e instanceof RegistryError)) throw e;
+          await call('exec', 'ROLLBACK TO sp');
+          await call('exec', 'RELEASE sp');
+          throw e;
+        }
+      },
+      notify: async () => undefined,
+    };
+    return tx;
+  }
+
+  #map(e: unknown, what: string): unknown {
+    if (e instanceof RegistryError) return e;
+    if (e instanceof SqliteFailure && !isStoreFailure(e)) return e;
+    return storeError(e, what, this.where);
+  }
+
+  async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
+    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
+    const deadline = Date.now() + this.#timeoutMs + 500;
+    let release: (after?: Promise<unknown>) => void;
+    try {
+      release = await this.#acquire(deadline);
+    } catch (e) {
+      throw this.#map(e, what);
+    }
+    try {
+      await this.#send('begin', deadline, { durable: opts.durable !== false }).result;
+    } catch (e) {
+      release(this.#send('rollback', Date.now() + 60_000).answered);
+      throw this.#map(e, what);
+    }
+    try {
+      const r = await fn(this.#tx(deadline));
+      await this.#send('commit', deadline).result;
+      release();
+      return r;
+    } catch (e) {
+      // Release once the worker has really rolled back (it may still be busy with a timed-out statement).
+      release(this.#send('rollback', Date.now() + 60_000).answered);
+      throw this.#map(e, what);
+    }
+  }
+
+  async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
+    const deadline = Date.now() + this.#timeoutMs + 500;
+    let release: (after?: Promise<unknown>) => void;
+    try {
+      release = await this.#acquire(deadline);
+    } catch (e) {
+      throw this.#map(e, what);
+    }
+    try {
+      return await fn(this.#tx(deadline));
+    } catch (e) {
+      throw this.#map(e, what);
+    } finally {
+      release();
+    }
+  }
+
+  async listen(): Promise<null> {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      const release = await this.#acquire(Date.now() + this.#timeoutMs + 500);
+      await this.#send('close', Date.now() + this.#timeoutMs + 500).result.catch(() => undefined);
+      release();
+    } catch {
+      // busy: terminate below
+    }
+    await this.#worker.terminate();
+  }
+}
