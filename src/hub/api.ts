@@ -38,9 +38,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
 import { formatIp, parseIp } from '../routing/ip.js';
-import type { HubRecord } from './mesh-store.js';
 import type { Registry } from './registry/index.js';
-import { RegistryError, type RegisterAgentResult } from './registry/types.js';
+import { RegistryError, type HubRecord, type RegisterAgentResult } from './registry/types.js';
 import { isValidPeerName, validatePublicKey } from './registry/validate.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
@@ -336,7 +335,7 @@ export class RegistrationApi {
       hub_endpoint: endpoint,
       peers: [{ public_key: this.#opts.hubPublicKey, endpoint, allowed_ips: allowed, persistent_keepalive: AGENT_KEEPALIVE }],
       registered_at: new Date(r.createdAt).toISOString(),
-      ...(this.#opts.hubs ? { hubs: this.#opts.hubs().map((h) => ({ public_key: h.id, endpoint: h.endpoint, api_url: h.apiUrl, cert_pin: h.certPin })) } : {}),
+      ...(this.#opts.hubs ? { hubs: this.#opts.hubs().map((h) => ({ public_key: h.publicKey, endpoint: h.endpoint ?? '', api_url: h.apiUrl, cert_pin: h.certPin })) } : {}),
       ...(r.credential !== undefined ? { agent_credential: r.credential } : {}),
     };
   }

@@ -2,24 +2,27 @@
  * Several hubs on one shared registry.
  *
  * - **Hubs list themselves.** Each hub has its own key and endpoint and keeps
- *   a row in the registry's hub table, refreshed by a heartbeat
- *   ({@link MeshStore.upsertHub}). Every hub makes every other listed hub a
- *   WireGuard peer of kind `hub` (persistent keepalive), and drops it when its
- *   heartbeat is older than {@link HUB_STALE_MS} or its row is removed.
- * - **One home hub per peer.** Every hub configures every fleet peer of the
- *   registry (so that any of them can fail over to it), but a peer's
- *   addresses (its AllowedIPs) sit on one hub only: its home. Elsewhere they
- *   are AllowedIPs of the hub peer of that home. A handshake with a hub, or a
- *   registration through its API, makes that hub the home: the addresses move
- *   to the local peer synchronously (before the packet that completed the
- *   handshake is checked against them) and the claim is written to the
- *   registry, which every other hub reads through the change sequence of the
- *   home table and applies as a per-peer move.
+ *   its row in the registry's `hubs` table fresh with a heartbeat
+ *   (`Registry.announceHub` every {@link HUB_HEARTBEAT_MS}). Every hub makes
+ *   every other listed hub that has an endpoint and a heartbeat younger than
+ *   {@link HUB_STALE_MS} a WireGuard peer of kind `hub`.
+ * - **One home hub per peer** (`peers.home_hub`). Every hub configures every
+ *   fleet peer of the registry (so that any of them can take it over), but a
+ *   peer's addresses (its AllowedIPs) sit on one hub only: its home. On the
+ *   other hubs they are AllowedIPs of the hub peer of that home. A peer with
+ *   no home, or whose home is not a live hub, is served locally everywhere.
+ *   A handshake with a hub makes that hub the home: the addresses move to the
+ *   local peer synchronously (before the packet that completed the handshake
+ *   is checked against them) and the claim is written with
+ *   `Registry.setHomeHub`; the registry's change log brings it to every other
+ *   hub, which applies it as a move of that peer's prefixes
+ *   ({@link Mesh.placed}). A registration through a hub's API makes it the
+ *   home in the same transaction.
  * - **Relay across hubs** happens in-process in `./relay.ts`: a packet for an
  *   address homed elsewhere matches the hub peer of its home and is
  *   re-encrypted to it; the policy is applied to the kinds of the origin and
- *   final destination, looked up in {@link Mesh} (which knows the kind of
- *   every address of the fleet). No ip_forward.
+ *   final destination, which {@link Mesh} knows for every address of the
+ *   fleet. No ip_forward.
  * - **Store outage.** Nothing here waits for the store: a failed heartbeat or
  *   home claim is retried on the next tick; the live peers stay as they are.
  * @module
@@ -30,39 +33,40 @@ import { keyFromBase64 } from '../crypto/keys.js';
 import type { Device } from '../device/device.js';
 import { parseEndpoint, type Endpoint } from '../device/types.js';
 import { AllowedIps } from '../routing/allowed-ips.js';
-import type { Prefix } from '../routing/ip.js';
-import type { HubRecord, MeshStore } from './mesh-store.js';
+import { prefixEquals, type Prefix } from '../routing/ip.js';
+import type { HubRecord, Registry } from './registry/index.js';
 import type { AddressKinds, PeerKind, Relay } from './relay.js';
 
-/** Home-table poll interval (changes made by other hubs are live within this). */
-export const HOMES_POLL_MS = 200;
 /** Heartbeat of this hub's row and re-read of the hub list. */
 export const HUB_HEARTBEAT_MS = 2000;
-/** A hub whose heartbeat is older than this is dropped as a peer and not advertised to agents. */
+/** A hub whose heartbeat is older than this is dropped as a peer and not listed to agents. */
 export const HUB_STALE_MS = 60_000;
-/** Persistent keepalive between hubs, seconds (keeps NAT mappings and liveness fresh). */
+/** Persistent keepalive between hubs, seconds (keeps NAT mappings and sessions fresh). */
 export const HUB_KEEPALIVE = 10;
 
 /** What this hub advertises about itself. */
 export interface MeshSelf {
   /** The hub's public key, base64. */
-  id: string;
-  /** Public UDP endpoint `host:port`; without it the hub does not list itself (it still peers with the others). */
-  endpoint?: string;
+  publicKey: string;
+  /** Public UDP endpoint `host:port`; without it the other hubs cannot peer with this one. */
+  endpoint: string | null;
   /** Base URL of its registration API. */
-  apiUrl?: string;
+  apiUrl: string | null;
   /** Pin of its API certificate. */
-  certPin?: string;
+  certPin: string | null;
 }
+
+/** The part of the registry the mesh uses. */
+export type MeshRegistry = Pick<Registry, 'announceHub' | 'listHubs' | 'setHomeHub'>;
 
 /** Options of {@link Mesh}. */
 export interface MeshOptions {
-  store: MeshStore;
+  registry: MeshRegistry;
   device: Device;
   relay: Relay;
   /** Run `fn` as one batch of device changes (the runtime flushes once). */
   batch: (fn: () => void) => void;
-  /** This hub; `apiUrl` and `certPin` may be filled in after the API is up ({@link Mesh.advertise}). */
+  /** This hub; `apiUrl` and `certPin` may be set later with {@link Mesh.advertise}. */
   self: MeshSelf;
   log: (level: 'error' | 'info' | 'debug', message: string) => void;
   /** Clock (ms); default Date.now. */
@@ -73,25 +77,25 @@ interface FleetPeer {
   id: string;
   kind: PeerKind;
   prefixes: Prefix[];
+  /** Row id of its home hub (null: none). */
+  home: number | null;
 }
 
 /** The hub mesh of one hub process (see the module documentation). */
 export class Mesh implements AddressKinds {
   readonly #o: MeshOptions;
   readonly #now: () => number;
-  /** Every fleet peer of the registry this hub configures. */
+  /** Every fleet peer this hub configures. */
   readonly #fleet = new Map<string, FleetPeer>();
   /** Address → fleet peer, for the kinds behind hub peers. */
   readonly #owners = new AllowedIps<FleetPeer>();
-  /** Peer key → home hub id, as last read or claimed. */
-  readonly #homes = new Map<string, string>();
-  /** The other hubs configured as peers. */
-  readonly #hubs = new Map<string, HubRecord>();
-  /** Claims not yet written to the store (retried each tick). */
+  /** The other hubs configured as peers, by row id. */
+  readonly #hubs = new Map<number, HubRecord>();
+  /** Claims not yet written to the registry (retried each heartbeat). */
   readonly #pending = new Set<string>();
-  #seq = 0;
-  #timers: NodeJS.Timeout[] = [];
-  #polling = false;
+  #selfId: number | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #beating: Promise<void> | null = null;
   #stopped = false;
   #storeDown = false;
 
@@ -101,59 +105,71 @@ export class Mesh implements AddressKinds {
     opts.relay.setAddressKinds(this);
   }
 
-  /** Set what this hub advertises about its API (listed at the next heartbeat, which this starts). */
-  advertise(apiUrl: string | undefined, certPin: string | undefined): void {
-    if (apiUrl !== undefined) this.#o.self.apiUrl = apiUrl;
-    if (certPin !== undefined) this.#o.self.certPin = certPin;
-    void this.#heartbeat();
-  }
-
-  /** This hub's id (public key). */
-  get selfId(): string {
-    return this.#o.self.id;
+  /** This hub's row id in the registry, once announced. */
+  get selfId(): number | null {
+    return this.#selfId;
   }
 
   /**
-   * Read the hub list and the homes, list this hub, then keep polling. A
-   * store that is down at start is retried by the poll like any outage.
+   * Peer with the live hubs of `hubs` (read from the registry before the
+   * device takes traffic, so that restored peers homed elsewhere go to their
+   * hub at once; hubs with a host-name endpoint follow after its lookup),
+   * then list this hub and keep the heartbeat going. A store that is down is
+   * retried by the heartbeat like any outage.
    */
-  async start(): Promise<void> {
-    await this.#heartbeat();
-    await this.#pollHomes();
-    this.#timers.push(setInterval(() => void this.#pollHomes(), HOMES_POLL_MS));
-    this.#timers.push(setInterval(() => void this.#heartbeat(), HUB_HEARTBEAT_MS));
+  start(hubs: HubRecord[]): void {
+    const endpoints = new Map<number, Endpoint>();
+    const live = this.#live(hubs);
+    for (const h of live) {
+      try {
+        endpoints.set(h.id, parseEndpoint(h.endpoint!));
+      } catch {
+        // a host name: resolved by the first heartbeat
+      }
+    }
+    this.#o.batch(() => this.#setHubs(live, endpoints));
+    this.#timer = setInterval(() => void this.#heartbeat(), HUB_HEARTBEAT_MS);
+    void this.#heartbeat();
   }
 
-  /** Stop polling and, when `unlist`, remove this hub's row (a clean shutdown). */
-  async stop(unlist: boolean): Promise<void> {
+  /** Set what this hub advertises about its API, and announce it now. */
+  advertise(apiUrl: string | null, certPin: string | null): Promise<void> {
+    this.#o.self.apiUrl = apiUrl;
+    this.#o.self.certPin = certPin;
+    return this.#heartbeat();
+  }
+
+  /** Stop the heartbeat (the row stays: a restarted hub keeps its id and its peers' homes). */
+  async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const t of this.#timers) clearInterval(t);
+    if (this.#timer !== null) clearInterval(this.#timer);
     this.#o.relay.setAddressKinds(null);
-    if (unlist && this.#o.self.endpoint !== undefined) {
-      await this.#o.store.removeHub(this.selfId).catch((e: unknown) => this.#o.log('error', `mesh: cannot unlist this hub: ${(e as Error).message}`));
-    }
+    await this.#beating?.catch(() => undefined);
   }
 
   // ─── fleet peers (called by the hub inside a batch) ───────────────────────
 
   /**
-   * The hub has set fleet peer `id` with `prefixes` as its AllowedIPs; if its
-   * home is another hub, move them to that hub's peer.
+   * The hub has set fleet peer `id` with `prefixes` as its AllowedIPs (or
+   * left it unchanged); `home` is its home hub's row id from the registry.
+   * If that is another live hub, the prefixes move to that hub's peer.
    */
-  placed(id: string, kind: PeerKind, prefixes: Prefix[]): void {
+  placed(id: string, kind: PeerKind, prefixes: Prefix[], home: number | null): void {
     const old = this.#fleet.get(id);
-    const home = this.#homes.get(id);
-    const remote = home !== undefined && this.#hubs.has(home) ? this.#o.device.getPeer(home) : undefined;
+    // An unwritten claim of ours wins over a record read before it was written.
+    const h = this.#pending.has(id) ? this.#selfId : home;
+    if (old !== undefined && old.kind === kind && old.home === h && samePrefixes(old.prefixes, prefixes)) return;
     if (old !== undefined) {
       this.#owners.removeOwner(old);
-      // Prefixes the peer no longer has leave the hub peer of its home too.
+      const remote = this.#remote(old.home);
+      // Prefixes the peer no longer has leave the hub peer of its old home.
       if (remote !== undefined) for (const prefix of old.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
     }
-    const p: FleetPeer = { id, kind, prefixes };
+    const p: FleetPeer = { id, kind, prefixes, home: h };
     this.#fleet.set(id, p);
     for (const prefix of prefixes) this.#owners.insert(prefix, p);
-    if (remote !== undefined) this.#o.device.setPeer(keyFromBase64(home!), { allowedIps: prefixes });
+    this.#route(p);
   }
 
   /** Fleet peer `id` is gone from this hub. */
@@ -161,31 +177,31 @@ export class Mesh implements AddressKinds {
     const p = this.#fleet.get(id);
     if (p === undefined) return;
     this.#owners.removeOwner(p);
-    const home = this.#homes.get(id);
-    const remote = home !== undefined && this.#hubs.has(home) ? this.#o.device.getPeer(home) : undefined;
+    const remote = this.#remote(p.home);
     if (remote !== undefined) for (const prefix of p.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
     this.#fleet.delete(id);
     this.#pending.delete(id);
   }
 
   /**
-   * Fleet peer `id` handshook with (or registered through) this hub: make it
-   * its home now and record that in the registry.
+   * Fleet peer `id` handshook with this hub: make this hub its home now and
+   * record that in the registry.
    */
   claim(id: string): void {
     const p = this.#fleet.get(id);
-    if (p === undefined || this.#homes.get(id) === this.selfId) return;
-    const from = this.#homes.get(id);
-    this.#homes.set(id, this.selfId);
-    this.#o.device.setPeer(keyFromBase64(id), { allowedIps: p.prefixes });
-    this.#o.log('info', `mesh: ${p.kind} ${id} is now homed here${from !== undefined ? ` (was ${from})` : ''}`);
+    if (p === undefined || this.#selfId === null || p.home === this.#selfId) return;
+    const from = p.home;
+    p.home = this.#selfId;
+    this.#route(p);
+    this.#o.log('info', `mesh: ${p.kind} ${id} is now homed here${from !== null ? ` (was hub #${from})` : ''}`);
     this.#pending.add(id);
     void this.#flushClaims();
   }
 
-  /** The home hub id of a fleet peer, when known. */
-  homeOf(id: string): string | undefined {
-    return this.#homes.get(id);
+  /** Whether fleet peer `id` is homed at another live hub. */
+  isRemote(id: string): boolean {
+    const p = this.#fleet.get(id);
+    return p !== undefined && this.#remote(p.home) !== undefined;
   }
 
   // ─── AddressKinds (for the relay) ─────────────────────────────────────────
@@ -203,16 +219,25 @@ export class Mesh implements AddressKinds {
   /** Every live hub with an endpoint, this one first. */
   listedHubs(): HubRecord[] {
     const s = this.#o.self;
-    const me: HubRecord[] = s.endpoint !== undefined ? [{ id: s.id, endpoint: s.endpoint, apiUrl: s.apiUrl ?? null, certPin: s.certPin ?? null, lastSeen: this.#now() }] : [];
+    const me: HubRecord[] =
+      s.endpoint !== null ? [{ id: this.#selfId ?? 0, publicKey: s.publicKey, endpoint: s.endpoint, apiUrl: s.apiUrl, certPin: s.certPin, lastSeen: this.#now() }] : [];
     return [...me, ...this.#hubs.values()];
   }
 
-  /** Whether the last store access failed. */
-  get storeDown(): boolean {
-    return this.#storeDown;
+  // ─── internals ────────────────────────────────────────────────────────────
+
+  /** The live device peer of hub row `home` when it is another live hub. */
+  #remote(home: number | null) {
+    if (home === null || home === this.#selfId) return undefined;
+    const h = this.#hubs.get(home);
+    return h === undefined ? undefined : this.#o.device.getPeer(h.publicKey);
   }
 
-  // ─── polling ──────────────────────────────────────────────────────────────
+  /** Put the prefixes of `p` on the peer that should hold them (an insertion moves a prefix from its old owner). */
+  #route(p: FleetPeer): void {
+    const remote = this.#remote(p.home);
+    this.#o.device.setPeer(remote?.publicKey ?? keyFromBase64(p.id), { allowedIps: p.prefixes });
+  }
 
   #storeFailed(what: string, e: unknown): void {
     if (!this.#storeDown) this.#o.log('error', `mesh: ${what}: ${(e as Error).message}; live peers unchanged, retrying`);
@@ -225,9 +250,11 @@ export class Mesh implements AddressKinds {
   }
 
   async #flushClaims(): Promise<void> {
+    const self = this.#selfId;
+    if (self === null) return;
     for (const id of [...this.#pending]) {
       try {
-        await this.#o.store.setHome(id, this.selfId);
+        await this.#o.registry.setHomeHub(id, self);
         this.#pending.delete(id);
         this.#storeOk();
       } catch (e) {
@@ -237,114 +264,89 @@ export class Mesh implements AddressKinds {
     }
   }
 
-  async #pollHomes(): Promise<void> {
-    if (this.#polling || this.#stopped) return;
-    this.#polling = true;
-    try {
-      const changes = await this.#o.store.homesSince(this.#seq);
-      this.#storeOk();
-      if (changes.length > 0 && !this.#stopped) {
-        this.#o.batch(() => {
-          for (const c of changes) {
-            this.#seq = Math.max(this.#seq, c.seq);
-            // A newer claim elsewhere wins over ours not yet written.
-            if (c.hubId !== this.selfId) this.#pending.delete(c.publicKey);
-            else if (this.#pending.has(c.publicKey)) continue;
-            this.#setHome(c.publicKey, c.hubId);
-          }
-        });
-      }
-      if (this.#pending.size > 0) await this.#flushClaims();
-    } catch (e) {
-      this.#storeFailed('reading home hubs', e);
-    } finally {
-      this.#polling = false;
-    }
+  #heartbeat(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    // One at a time: a slow store never piles up heartbeats.
+    this.#beating ??= this.#beat().finally(() => (this.#beating = null));
+    return this.#beating;
   }
 
-  /** Apply a home read from the store. Call inside a batch. */
-  #setHome(id: string, hubId: string): void {
-    if (this.#homes.get(id) === hubId) return;
-    this.#homes.set(id, hubId);
-    const p = this.#fleet.get(id);
-    if (p === undefined) return;
-    if (this.#hubs.has(hubId)) this.#o.device.setPeer(keyFromBase64(hubId), { allowedIps: p.prefixes });
-    else this.#o.device.setPeer(keyFromBase64(id), { allowedIps: p.prefixes });
-  }
-
-  async #heartbeat(): Promise<void> {
-    if (this.#stopped) return;
+  async #beat(): Promise<void> {
     const s = this.#o.self;
     try {
-      if (s.endpoint !== undefined) {
-        await this.#o.store.upsertHub({ id: s.id, endpoint: s.endpoint, apiUrl: s.apiUrl ?? null, certPin: s.certPin ?? null, lastSeen: this.#now() });
-      }
-      const hubs = await this.#o.store.listHubs();
+      const me = await this.#o.registry.announceHub({ publicKey: s.publicKey, endpoint: s.endpoint, apiUrl: s.apiUrl, certPin: s.certPin });
+      this.#selfId = me.id;
+      const hubs = await this.#o.registry.listHubs();
       this.#storeOk();
-      await this.#applyHubs(hubs.filter((h) => h.id !== s.id && this.#now() - h.lastSeen < HUB_STALE_MS));
+      await this.#applyHubs(this.#live(hubs));
     } catch (e) {
       this.#storeFailed('hub heartbeat', e);
     }
+    if (this.#pending.size > 0) await this.#flushClaims();
+  }
+
+  /** The other hubs that have an endpoint and a fresh heartbeat. */
+  #live(hubs: HubRecord[]): HubRecord[] {
+    const now = this.#now();
+    return hubs.filter((h) => h.publicKey !== this.#o.self.publicKey && h.endpoint !== null && now - h.lastSeen < HUB_STALE_MS);
   }
 
   async #applyHubs(hubs: HubRecord[]): Promise<void> {
-    const endpoints = new Map<string, Endpoint>();
+    const endpoints = new Map<number, Endpoint>();
     for (const h of hubs) {
       const cur = this.#hubs.get(h.id);
       if (cur !== undefined && cur.endpoint === h.endpoint) continue;
-      const ep = await resolve(h.endpoint).catch((e: unknown) => {
-        this.#o.log('error', `mesh: hub ${h.id}: cannot resolve its endpoint ${h.endpoint}: ${(e as Error).message}`);
+      const ep = await resolve(h.endpoint!).catch((e: unknown) => {
+        this.#o.log('error', `mesh: hub ${h.publicKey}: cannot resolve its endpoint ${h.endpoint}: ${(e as Error).message}`);
         return null;
       });
       if (ep !== null) endpoints.set(h.id, ep);
     }
     if (this.#stopped) return;
-    const want = new Set(hubs.map((h) => h.id));
-    this.#o.batch(() => {
-      for (const id of [...this.#hubs.keys()]) if (!want.has(id)) this.#removeHub(id);
-      for (const h of hubs) {
-        const ep = endpoints.get(h.id);
-        const cur = this.#hubs.get(h.id);
-        if (cur !== undefined) {
-          if (ep !== undefined) this.#o.device.setPeer(keyFromBase64(h.id), { endpoint: ep });
-          this.#hubs.set(h.id, h);
-        } else if (ep !== undefined) {
-          this.#addHub(h, ep);
-        }
-      }
-    });
+    this.#o.batch(() => this.#setHubs(hubs, endpoints));
   }
 
-  #prefixesHomedAt(hubId: string): Prefix[] {
-    const out: Prefix[] = [];
-    for (const [id, home] of this.#homes) {
-      if (home !== hubId) continue;
-      const p = this.#fleet.get(id);
-      if (p !== undefined) out.push(...p.prefixes);
+  /** Make the hub peers exactly `hubs` (new ones need their endpoint in `endpoints`). Call inside a batch. */
+  #setHubs(hubs: HubRecord[], endpoints: Map<number, Endpoint>): void {
+    const want = new Set(hubs.map((h) => h.id));
+    for (const id of [...this.#hubs.keys()]) if (!want.has(id)) this.#removeHub(id);
+    for (const h of hubs) {
+      const ep = endpoints.get(h.id);
+      if (this.#hubs.has(h.id)) {
+        if (ep !== undefined) this.#o.device.setPeer(keyFromBase64(h.publicKey), { endpoint: ep });
+        this.#hubs.set(h.id, h);
+      } else if (ep !== undefined) {
+        this.#addHub(h, ep);
+      }
     }
-    return out;
   }
 
   #addHub(h: HubRecord, ep: Endpoint): void {
     this.#hubs.set(h.id, h);
-    this.#o.relay.setKind(h.id, 'hub');
-    const prefixes = this.#prefixesHomedAt(h.id);
-    this.#o.device.setPeer(keyFromBase64(h.id), { endpoint: ep, replaceAllowedIps: true, allowedIps: prefixes, persistentKeepalive: HUB_KEEPALIVE });
-    this.#o.log('info', `mesh: hub ${h.id} at ${h.endpoint} peered (${prefixes.length} prefixes homed there)`);
+    this.#o.relay.setKind(h.publicKey, 'hub');
+    this.#o.device.setPeer(keyFromBase64(h.publicKey), { endpoint: ep, replaceAllowedIps: true, persistentKeepalive: HUB_KEEPALIVE });
+    let n = 0;
+    for (const p of this.#fleet.values()) {
+      if (p.home !== h.id) continue;
+      this.#route(p);
+      n++;
+    }
+    this.#o.log('info', `mesh: hub #${h.id} ${h.publicKey} at ${h.endpoint} peered (${n} peers homed there)`);
   }
 
-  #removeHub(id: string): void {
+  #removeHub(id: number): void {
+    const h = this.#hubs.get(id)!;
     this.#hubs.delete(id);
     // Its peers' addresses go back to their own peers here, ready for a failover to this hub.
-    for (const [peer, home] of this.#homes) {
-      if (home !== id) continue;
-      const p = this.#fleet.get(peer);
-      if (p !== undefined) this.#o.device.setPeer(keyFromBase64(peer), { allowedIps: p.prefixes });
-    }
-    this.#o.device.removePeer(id);
-    this.#o.relay.setKind(id, null);
-    this.#o.log('info', `mesh: hub ${id} dropped (unlisted or no heartbeat for ${HUB_STALE_MS / 1000} s)`);
+    for (const p of this.#fleet.values()) if (p.home === id) this.#route(p);
+    this.#o.device.removePeer(h.publicKey);
+    this.#o.relay.setKind(h.publicKey, null);
+    this.#o.log('info', `mesh: hub #${id} ${h.publicKey} dropped (no heartbeat for ${HUB_STALE_MS / 1000} s)`);
   }
+}
+
+function samePrefixes(a: Prefix[], b: Prefix[]): boolean {
+  return a.length === b.length && a.every((p, i) => prefixEquals(p, b[i]!));
 }
 
 async function resolve(text: string): Promise<Endpoint> {
