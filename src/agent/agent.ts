@@ -25,7 +25,18 @@ import { keyToBase64 } from '../crypto/keys.js';
 import { AGENT_KEEPALIVE, type RegisterHub, type RegisterResponse } from '../hub/protocol.js';
 import { formatIp, parsePrefix } from '../routing/ip.js';
 import { Failover } from './failover.js';
-import { join, JoinError, loadOrCreateAgentKey, registerWithHub, REGISTRATION_FILE, resolveEndpoint, type JoinOptions, type JoinResult } from './join.js';
+import {
+  join,
+  JoinError,
+  loadOrCreateAgentKey,
+  readAgentCredential,
+  registerWithHub,
+  REGISTRATION_FILE,
+  resolveEndpoint,
+  storeRegistration,
+  type JoinOptions,
+  type JoinResult,
+} from './join.js';
 
 /** File name of the hub in use (public key and endpoint) in the state directory. */
 export const HOME_FILE = 'home.json';
@@ -144,16 +155,17 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         // Stopped, or moved on to another hub: that hub's registration takes over.
         if (stopped || mine !== generation || failover.current !== hub.public_key) return resolve();
         try {
+          const credential = readAgentCredential(opts.stateDir);
           const r = await registerWithHub(
             url,
-            { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}) },
+            { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}), ...(credential !== undefined ? { agent_credential: credential } : {}) },
             { token: opts.token, ...(caHash !== undefined ? { caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
           );
           if (r.assigned_ip !== joined.address) {
             log('error', `the hub at ${url} assigned ${r.assigned_ip}, but the tunnel runs with ${joined.address}; keeping ${joined.address} (restart the agent to take the new address)`);
           }
           failover.setHubs(hubsOf(r, url, caHash));
-          await writeFileAtomic0600(joinPath(opts.stateDir, REGISTRATION_FILE), JSON.stringify({ agent_id: agentId, public_key: publicKey, url, ...r }, null, 2) + '\n');
+          await storeRegistration(opts.stateDir, { agentId, publicKey, url }, r, log);
           log('info', `registered (${r.reason}) through ${url}; ${failover.hubs.length} hub(s) known`);
           resolve();
         } catch (e) {

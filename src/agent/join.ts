@@ -14,7 +14,9 @@
  *   only there).
  *
  * State (`stateDir`, mode 0700): `private.key` (the agent's WireGuard key,
- * 0600, written atomically; the agent's identity across restarts) and
+ * 0600, written atomically; the agent's identity across restarts),
+ * `credential` (0600: the agent credential the hub returned, sent with every
+ * registration so that a new key for this agent id is accepted) and
  * `registration.json` (the hub's last answer, no secrets).
  * @module
  */
@@ -41,6 +43,8 @@ import type { UapiServer } from '../uapi/server.js';
 
 /** File name of the agent's private key in the state directory. */
 export const AGENT_KEY_FILE = 'private.key';
+/** File name of the agent credential in the state directory. */
+export const AGENT_CREDENTIAL_FILE = 'credential';
 /** File name of the last registration answer in the state directory. */
 export const REGISTRATION_FILE = 'registration.json';
 
@@ -291,6 +295,50 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
   throw new JoinError('STATE', `cannot read or create ${path}`);
 }
 
+/**
+ * The agent credential stored in `stateDir` (sent with every registration), if any.
+ * @throws JoinError `STATE`
+ */
+export function readAgentCredential(stateDir: string): string | undefined {
+  const path = joinPath(stateDir, AGENT_CREDENTIAL_FILE);
+  try {
+    return readSecretFileSync(path)?.trim() || undefined;
+  } catch (e) {
+    throw new JoinError('STATE', `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Store an accepted answer: a new agent credential first (0600: the only
+ * proof of this identity for a later key change), then `registration.json`
+ * without it. Failures are logged, never thrown (the tunnel does not depend on them).
+ */
+export async function storeRegistration(
+  stateDir: string,
+  who: { agentId: string; publicKey: string; url: string },
+  reg: RegisterResponse,
+  log: DaemonLog,
+): Promise<void> {
+  const credential = reg.agent_credential;
+  const answer = withoutCredential(reg);
+  if (credential !== undefined) {
+    const path = joinPath(stateDir, AGENT_CREDENTIAL_FILE);
+    await writeFileAtomic0600(path, credential + '\n').catch((e: unknown) =>
+      log('error', `cannot save ${path}: ${(e as Error).message}; a later key change of this agent will need "tsguard hub agent rekey ${who.agentId}"`),
+    );
+  }
+  await writeFileAtomic0600(
+    joinPath(stateDir, REGISTRATION_FILE),
+    JSON.stringify({ agent_id: who.agentId, public_key: who.publicKey, url: who.url, ...answer }, null, 2) + '\n',
+  ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
+}
+
+/** An answer without its credential (what the agent keeps in memory and in `registration.json`). */
+function withoutCredential(reg: RegisterResponse): RegisterResponse {
+  const { agent_credential: _credential, ...answer } = reg;
+  return answer;
+}
+
 /** Options of {@link join}. */
 export interface JoinOptions {
   /** Base URL of the hub's registration API (`https://HOST:PORT`). */
@@ -413,11 +461,13 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const c = await loadCrypto();
   const publicKey = keyToBase64(c.publicKey(key));
 
+  const credential = readAgentCredential(opts.stateDir);
+
   // 1. Register first: the interface is created once, with the final address.
   if (opts.stored === undefined) log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
   const reg = opts.stored ?? await registerWithHub(
     opts.url,
-    { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}) },
+    { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}), ...(credential !== undefined ? { agent_credential: credential } : {}) },
     { token: opts.token, ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
   );
   const { v4, bits, v6, hubKey } = checkAnswer(reg);
@@ -426,10 +476,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
   log('info', `${opts.stored ? 'from the stored registration' : `registered (${reg.reason})`}: address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
-  const saved = opts.stored ? Promise.resolve() : writeFileAtomic0600(
-    joinPath(opts.stateDir, REGISTRATION_FILE),
-    JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...reg }, null, 2) + '\n',
-  ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
+  const saved = opts.stored ? Promise.resolve() : storeRegistration(opts.stateDir, { agentId, publicKey, url: opts.url }, reg, log);
 
   // 2. The interface, once, with the assigned address.
   let fatal: ((e: Error) => void) | null = null;
@@ -525,7 +572,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     publicKey,
     hubPublicKey,
     hubEndpoint: endpoint,
-    registration: reg,
+    registration: withoutCredential(reg),
     device,
     runtime,
     close,

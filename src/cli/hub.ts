@@ -143,7 +143,7 @@ export async function hubMain(args: string[]): Promise<number> {
             process.stdout.write(describeAdd(rec));
             return 0;
           }
-          return clientAdd(reg, dataDir, peerName, values);
+          return await clientAdd(reg, dataDir, peerName, values);
         }
         if (sub === 'remove') {
           await reg.removePeer(cmd, peerName);

@@ -40,7 +40,6 @@ import { authenticToken, registerAgentTx, tokenInfo } from './enrollment.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
-import { PostgresStore } from './postgres-store.js';
 import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
 import { migratePostgres } from './schema-postgres.js';
 import { migrateSqlite } from './schema-sqlite.js';
@@ -140,6 +139,8 @@ export class Registry {
         throw new RegistryError('INVALID_VALUE', `--registry must be a postgresql:// URL (or omitted for the SQLite file in --data-dir), not "${opts.url}"`);
       }
       if (create) prepareDir(dataDir);
+      // Loaded on demand: SQLite users (and every CLI start) do not pay for the PostgreSQL client.
+      const { PostgresStore } = await import('./postgres-store.js');
       store = await PostgresStore.open(opts.url, { ...(opts.passwordFile !== undefined ? { passwordFile: opts.passwordFile } : {}), timeoutMs });
     } else {
       const path = join(dataDir, REGISTRY_FILE);

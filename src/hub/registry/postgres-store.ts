@@ -15,7 +15,10 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import pgpass from 'pgpass';
 import { RegistryError } from './types.js';
-import { storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+
+/** Connections of the pool (calls beyond it queue in a {@link Gate}). */
+const POOL_SIZE = 8;
 
 /** The channel change notifications are sent on. */
 export const NOTIFY_CHANNEL = 'tsguard_registry';
@@ -71,15 +74,19 @@ export class PostgresStore implements RegistryStore {
   readonly where: string;
   readonly #pool: pg.Pool;
   readonly #config: pg.PoolConfig;
-  readonly #timeoutMs: number;
+  readonly #gate: Gate;
+  /** Writers of this process go one at a time: they would only queue on the change counter's row lock inside the server (and time out there). */
+  readonly #writers: Gate;
   #closed = false;
   #listeners = new Set<() => Promise<void>>();
 
   private constructor(url: string, config: pg.PoolConfig, timeoutMs: number) {
     this.where = url;
     this.#config = config;
-    this.#timeoutMs = timeoutMs;
-    this.#pool = new pg.Pool({ ...config, max: 8, idleTimeoutMillis: 30_000 });
+    const stalled = () => new Error(`no answer from the server within ${timeoutMs} ms`);
+    this.#gate = new Gate(POOL_SIZE, timeoutMs + 500, stalled);
+    this.#writers = new Gate(1, timeoutMs + 500, stalled);
+    this.#pool = new pg.Pool({ ...config, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
     // An idle connection that breaks (server restart) must not crash the hub: the next call reconnects.
     this.#pool.on('error', () => undefined);
   }
@@ -142,7 +149,12 @@ export class PostgresStore implements RegistryStore {
 
   #tx(client: pg.PoolClient): Tx {
     let sp = 0;
-    const q = async (sql: string, params?: readonly SqlValue[]) => client.query(numbered(sql), params as unknown[] | undefined);
+    const q = async (sql: string, params?: readonly SqlValue[]) => {
+      const r = await client.query(numbered(sql), params as unknown[] | undefined);
+      this.#gate.progress();
+      this.#writers.progress();
+      return r;
+    };
     return {
       get: async <T>(sql: string, params?: readonly SqlValue[]) => (await q(sql, params)).rows[0] as T | undefined,
       all: async <T>(sql: string, params?: readonly SqlValue[]) => (await q(sql, params)).rows as T[],
@@ -171,9 +183,16 @@ export class PostgresStore implements RegistryStore {
     if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient;
+      let leave: () => void;
+      try {
+        leave = await this.#gate.enter();
+      } catch (e) {
+        throw this.#map(e, what);
+      }
       try {
         client = await this.#pool.connect();
       } catch (e) {
+        leave();
         throw this.#map(e, what);
       }
       let broken: Error | undefined;
@@ -181,6 +200,7 @@ export class PostgresStore implements RegistryStore {
         if (write) await client.query(durable ? 'BEGIN' : "BEGIN; SET LOCAL synchronous_commit = 'off'");
         const r = await fn(this.#tx(client));
         if (write) await client.query('COMMIT');
+        this.#gate.progress();
         return r;
       } catch (e) {
         if (write) await client.query('ROLLBACK').catch((err: Error) => (broken = err));
@@ -189,12 +209,24 @@ export class PostgresStore implements RegistryStore {
         throw this.#map(e, what);
       } finally {
         client.release(broken);
+        leave();
       }
     }
   }
 
-  write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
-    return this.#session(what, true, fn, opts.durable !== false);
+  async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
+    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
+    let leave: () => void;
+    try {
+      leave = await this.#writers.enter();
+    } catch (e) {
+      throw this.#map(e, what);
+    }
+    try {
+      return await this.#session(what, true, fn, opts.durable !== false);
+    } finally {
+      leave();
+    }
   }
 
   read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {

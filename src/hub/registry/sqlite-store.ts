@@ -19,7 +19,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { RegistryError } from './types.js';
-import { storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
 import { sqliteWorkerSource } from './sqlite-worker.js';
 
 interface Pending {
@@ -53,7 +53,7 @@ export class SqliteStore implements RegistryStore {
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #queue: Promise<void> = Promise.resolve();
+  readonly #gate: Gate;
   #closed = false;
   #dead: Error | null = null;
 
@@ -61,11 +61,13 @@ export class SqliteStore implements RegistryStore {
     this.#worker = worker;
     this.where = path;
     this.#timeoutMs = timeoutMs;
+    this.#gate = new Gate(1, timeoutMs + 500, () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`));
     worker.on('message', (m: { id?: number; result?: unknown; error?: { message: string; code: string | null } }) => {
       if (m.id === undefined) return;
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#pending.delete(m.id);
+      if (!m.error) this.#gate.progress();
       if (p.timer) clearTimeout(p.timer);
       if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
       else p.resolve(m.result);
@@ -132,23 +134,9 @@ export class SqliteStore implements RegistryStore {
     return { result, answered };
   }
 
-  /** Wait for the connection (serialising callers), or fail at `deadline`. Resolves with a release function that takes a promise to wait for. */
-  async #acquire(deadline: number): Promise<(after?: Promise<unknown>) => void> {
-    const prev = this.#queue;
-    let release!: () => void;
-    this.#queue = new Promise<void>((r) => (release = r));
-    const wait = Math.max(0, deadline - Date.now());
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      prev.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), wait))),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      // Our turn comes later; pass it straight on.
-      void prev.then(release);
-      throw new Error(`the database was busy for ${this.#timeoutMs} ms (a lock held by another process, or a slow disk)`);
-    }
+  /** Wait for the connection (one transaction at a time); the release function may wait for a promise first. */
+  async #acquire(): Promise<(after?: Promise<unknown>) => void> {
+    const release = await this.#gate.enter();
     return (after) => {
       if (after) void after.then(release, release);
       else release();
@@ -187,13 +175,13 @@ export class SqliteStore implements RegistryStore {
 
   async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
     if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
-    const deadline = Date.now() + this.#timeoutMs + 500;
     let release: (after?: Promise<unknown>) => void;
     try {
-      release = await this.#acquire(deadline);
+      release = await this.#acquire();
     } catch (e) {
       throw this.#map(e, what);
     }
+    const deadline = Date.now() + this.#timeoutMs + 500;
     try {
       await this.#send('begin', deadline, { durable: opts.durable !== false }).result;
     } catch (e) {
@@ -214,13 +202,13 @@ export class SqliteStore implements RegistryStore {
 
   async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
     if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
-    const deadline = Date.now() + this.#timeoutMs + 500;
     let release: (after?: Promise<unknown>) => void;
     try {
-      release = await this.#acquire(deadline);
+      release = await this.#acquire();
     } catch (e) {
       throw this.#map(e, what);
     }
+    const deadline = Date.now() + this.#timeoutMs + 500;
     try {
       return await fn(this.#tx(deadline));
     } catch (e) {
@@ -238,7 +226,7 @@ export class SqliteStore implements RegistryStore {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      const release = await this.#acquire(Date.now() + this.#timeoutMs + 500);
+      const release = await this.#acquire();
       await this.#send('close', Date.now() + this.#timeoutMs + 500).result.catch(() => undefined);
       release();
     } catch {

@@ -62,3 +62,68 @@ export function storeError(e: unknown, what: string, where: string): RegistryErr
     { cause: e },
   );
 }
+
+/**
+ * A semaphore in front of a store's connections whose waiters give up only
+ * when the store makes no progress: a caller queued behind many quick
+ * transactions waits its turn, a caller behind a stuck one (a lock held by
+ * another process, an unreachable server) fails after `timeoutMs` without a
+ * completed operation.
+ */
+export class Gate {
+  #free: number;
+  #last = Date.now();
+  readonly #waiters: Array<{ grant: () => void; fail: (e: Error) => void }> = [];
+
+  /** @param capacity concurrent holders; @param timeoutMs stall bound; @param stalled the error for a waiter that gives up */
+  constructor(
+    capacity: number,
+    readonly timeoutMs: number,
+    private readonly stalled: () => Error,
+  ) {
+    this.#free = capacity;
+  }
+
+  /** Note that an operation completed. */
+  progress(): void {
+    this.#last = Date.now();
+  }
+
+  /** Wait for a slot; resolves with its release function. @throws the `stalled` error */
+  enter(): Promise<() => void> {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiters.shift();
+      if (next) next.grant();
+      else this.#free++;
+    };
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout;
+      const w = {
+        grant: () => {
+          clearTimeout(timer);
+          resolve(release);
+        },
+        fail: reject,
+      };
+      const watch = () => {
+        const idle = Date.now() - this.#last;
+        if (idle < this.timeoutMs) {
+          timer = setTimeout(watch, this.timeoutMs - idle);
+          return;
+        }
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(this.stalled());
+      };
+      this.#waiters.push(w);
+      timer = setTimeout(watch, this.timeoutMs);
+    });
+  }
+}

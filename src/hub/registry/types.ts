@@ -294,7 +294,7 @@ export const REGISTRY_FILE = 'registry.sqlite';
 /** File name of the hub private key inside the data directory. */
 export const HUB_KEY_FILE = 'hub.key';
 /** Default bound on one store call (lock waits included) before `STORE_UNAVAILABLE`, ms. */
-export const STORE_TIMEOUT_MS = 1000;
+export const STORE_TIMEOUT_MS = 2000;
 
 /** `kind/name` of a peer (how conflicts name their owner). */
 export const ident = (r: { kind: string; name: string }): string => `${r.kind}/${r.name}`;
