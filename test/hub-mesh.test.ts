@@ -1,6 +1,6 @@
 /**
  * The hub mesh without network: a sans-IO hub device, its relay and its Mesh on a real
- * registry file (SqliteMeshStore). Homes decide which peer holds an address; the relay's
+ * SQLite registry. Homes decide which peer holds an address; the relay's
  * policy looks through hub peers to the origin and final destination kinds; a locked store
  * refuses at once and a claim made meanwhile is written when it returns. Also the agent's
  * ICMP probe packet.
@@ -13,8 +13,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { icmpEchoRequest } from '../src/agent/probe.js';
 import { keyFromBase64, keyToBase64 } from '../src/crypto/keys.js';
 import { Mesh } from '../src/hub/mesh.js';
-import { SqliteMeshStore } from '../src/hub/mesh-store.js';
-import { Registry } from '../src/hub/registry.js';
+import { Registry, type HubRecord, type PeerRecord } from '../src/hub/registry/index.js';
 import { Relay, type PeerKind } from '../src/hub/relay.js';
 import { parseIp, parsePrefix } from '../src/routing/ip.js';
 import { ipv4Packet, Sim } from './helpers/sim.js';
@@ -24,67 +23,68 @@ const PAYLOAD = new Uint8Array([1, 2, 3, 4]);
 describe('hub mesh: homes, relay policy across hubs, store outage', () => {
   let dir: string;
   let registry: Registry;
-  let store: SqliteMeshStore;
-  let other: SqliteMeshStore;
+  let other: Registry;
   let mesh: Mesh;
   let relay: Relay;
+  let hubB: HubRecord;
+  let hubC: HubRecord;
   const sim = new Sim();
   const hub = sim.add({ host: '192.0.2.1', port: 51820 });
   const c = hub.device.crypto;
   hub.device.setPrivateKey(c.generatePrivateKey());
   const self = keyToBase64(hub.device.publicKey!);
   const key = () => keyToBase64(c.publicKey(c.generatePrivateKey()));
-  const hubB = key();
-  const hubC = key();
-  const peers: Record<string, { id: string; kind: PeerKind; ip: string }> = {
+  const peers: Record<'laptop' | 'dev1' | 'dev2' | 'far', { id: string; kind: PeerKind; ip: string }> = {
     laptop: { id: key(), kind: 'client', ip: '10.0.0.2' },
     dev1: { id: key(), kind: 'device', ip: '10.0.0.3' },
-    dev2: { id: key(), kind: 'agent', ip: '10.0.0.4' },
+    dev2: { id: key(), kind: 'device', ip: '10.0.0.4' },
     far: { id: key(), kind: 'device', ip: '10.0.0.5' },
   };
   const owner = (ip: string) => hub.device.allowedIps.lookupIp(ip)?.id;
-  const logs: string[] = [];
+  /** What the hub does for a registry peer (src/hub/hub.ts #applyPeer). */
+  const apply = (r: PeerRecord) => {
+    const prefixes = [parsePrefix(`${r.ipv4}/32`)];
+    hub.device.setPeer(keyFromBase64(r.publicKey), { replaceAllowedIps: true, allowedIps: prefixes });
+    relay.setKind(r.publicKey, r.kind);
+    mesh.placed(r.publicKey, r.kind, prefixes, r.homeHub);
+  };
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tsguard-mesh-'));
-    registry = Registry.open(dir, { create: { subnet: '10.0.0.0/24' } });
-    store = SqliteMeshStore.open(registry.path);
-    other = SqliteMeshStore.open(registry.path);
+    registry = await Registry.open(dir, { create: { subnet: '10.0.0.0/24' } });
+    other = await Registry.open(dir);
+    for (const [name, p] of Object.entries(peers)) await other.addPeer({ kind: p.kind, name, publicKey: p.id, ip: p.ip, source: 'cli' });
     relay = new Relay(hub.device, { allowDeviceToDevice: false });
-    mesh = new Mesh({ store, device: hub.device, relay, batch: (fn) => fn(), self: { id: self, endpoint: '192.0.2.1:51820' }, log: (_l, m) => logs.push(m) });
-    const now = Date.now();
-    await other.upsertHub({ id: hubB, endpoint: '192.0.2.2:51820', apiUrl: 'https://192.0.2.2:8443', certPin: null, lastSeen: now });
-    await other.upsertHub({ id: hubC, endpoint: '192.0.2.3:51820', apiUrl: null, certPin: null, lastSeen: now });
-    await other.upsertHub({ id: key(), endpoint: '192.0.2.4:51820', apiUrl: null, certPin: null, lastSeen: now - 3_600_000 }); // stale
-    await other.setHome(peers.dev1!.id, hubB);
-    await other.setHome(peers.far!.id, hubC);
-    await mesh.start();
-    // What the hub does for every registry peer (src/hub/hub.ts #applyPeer).
-    for (const p of Object.values(peers)) {
-      const prefixes = [parsePrefix(`${p.ip}/32`)];
-      hub.device.setPeer(keyFromBase64(p.id), { replaceAllowedIps: true, allowedIps: prefixes });
-      relay.setKind(p.id, p.kind);
-      mesh.placed(p.id, p.kind, prefixes);
-    }
+    mesh = new Mesh({ registry, device: hub.device, relay, batch: (fn) => fn(), self: { publicKey: self, endpoint: '192.0.2.1:51820', apiUrl: null, certPin: null }, log: () => undefined });
+    hubB = await other.announceHub({ publicKey: key(), endpoint: '192.0.2.2:51820', apiUrl: 'https://192.0.2.2:8443', certPin: null });
+    hubC = await other.announceHub({ publicKey: key(), endpoint: '192.0.2.3:51820', apiUrl: null, certPin: null });
+    const past = await Registry.open(dir, { now: () => Date.now() - 3_600_000 });
+    await past.announceHub({ publicKey: key(), endpoint: '192.0.2.4:51820', apiUrl: null, certPin: null }); // no heartbeat for an hour
+    await past.close();
+    await other.setHomeHub(peers.dev1.id, hubB.id);
+    await other.setHomeHub(peers.far.id, hubC.id);
+    mesh.start(await registry.listHubs());
+    await mesh.advertise(null, null); // the first heartbeat has listed this hub
+    for (const r of await registry.listPeers()) apply(r);
   });
 
   afterEach(async () => {
-    await mesh.stop(true);
-    store.close();
-    other.close();
-    registry.close();
+    await mesh.stop();
+    await registry.close();
+    await other.close();
     hub.device.removeAllPeers();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('peers with the live hubs only, this hub listed first; addresses sit with the peer of their home', () => {
-    const listed = mesh.listedHubs().map((h) => h.id);
+    const listed = mesh.listedHubs().map((h) => h.publicKey);
     expect(listed[0]).toBe(self);
-    expect(listed.slice(1).sort()).toEqual([hubB, hubC].sort());
-    expect(owner(peers.dev1!.ip)).toBe(hubB);
-    expect(owner(peers.far!.ip)).toBe(hubC);
-    expect(owner(peers.laptop!.ip)).toBe(peers.laptop!.id);
-    expect(owner(peers.dev2!.ip)).toBe(peers.dev2!.id);
+    expect(listed.slice(1).sort()).toEqual([hubB.publicKey, hubC.publicKey].sort());
+    expect(mesh.selfId).not.toBeNull();
+    expect(owner(peers.dev1.ip)).toBe(hubB.publicKey);
+    expect(owner(peers.far.ip)).toBe(hubC.publicKey);
+    expect(owner(peers.laptop.ip)).toBe(peers.laptop.id);
+    expect(owner(peers.dev2.ip)).toBe(peers.dev2.id);
   });
 
   it('relays under the kinds of origin and final destination, never hub → hub', () => {
@@ -93,47 +93,51 @@ describe('hub mesh: homes, relay policy across hubs, store outage', () => {
       expect(relay.handle(ipv4Packet(src, dst, PAYLOAD), from)).toBe(true);
       return relay.counters(from).relayed > before;
     };
-    const { laptop, dev1, dev2, far } = peers as Required<typeof peers>;
+    const { laptop, dev1, dev2, far } = peers;
+    const b = hubB.publicKey;
     expect(send(laptop.id, laptop.ip, dev1.ip)).toBe(true); // client → device on hub B
-    expect(send(dev2.id, dev2.ip, dev1.ip)).toBe(false); // agent → device on hub B: device ↔ device
-    expect(send(hubB, dev1.ip, laptop.ip)).toBe(true); // transit: device (origin) → client
-    expect(send(hubB, dev1.ip, dev2.ip)).toBe(false); // transit: device → agent, without the flag
-    expect(send(hubB, dev1.ip, far.ip)).toBe(false); // hub B → hub C: one hop only
-    expect(send(hubB, '10.0.0.99', laptop.ip)).toBe(false); // unknown origin
+    expect(send(dev2.id, dev2.ip, dev1.ip)).toBe(false); // device → device on hub B
+    expect(send(b, dev1.ip, laptop.ip)).toBe(true); // transit: device (origin) → client
+    expect(send(b, dev1.ip, dev2.ip)).toBe(false); // transit: device → device, without the flag
+    expect(send(b, dev1.ip, far.ip)).toBe(false); // hub B → hub C: one hop only
+    expect(send(b, '10.0.0.99', laptop.ip)).toBe(false); // unknown origin
     relay.policy.allowDeviceToDevice = true;
     expect(send(dev2.id, dev2.ip, dev1.ip)).toBe(true);
-    expect(send(hubB, dev1.ip, dev2.ip)).toBe(true);
-    expect(send(hubB, dev1.ip, far.ip)).toBe(false);
+    expect(send(b, dev1.ip, dev2.ip)).toBe(true);
+    expect(send(b, dev1.ip, far.ip)).toBe(false);
   });
 
-  it('a claim moves the addresses here at once and is recorded; a newer claim elsewhere moves them to that hub', async () => {
-    const dev1 = peers.dev1!;
+  it('a claim moves the addresses here at once and is recorded; a newer home read from the registry moves them on', async () => {
+    const { dev1 } = peers;
     mesh.claim(dev1.id);
     expect(owner(dev1.ip)).toBe(dev1.id);
-    await vi.waitFor(async () => expect((await other.homesSince(0)).find((h) => h.publicKey === dev1.id)?.hubId).toBe(self));
-    await other.setHome(dev1.id, hubB);
-    await vi.waitFor(() => expect(owner(dev1.ip)).toBe(hubB), { timeout: 3000 });
+    await vi.waitFor(async () => expect((await other.findByKey(dev1.id))?.homeHub).toBe(mesh.selfId));
+    await other.setHomeHub(dev1.id, hubB.id);
+    apply((await registry.findByKey(dev1.id))!); // what the hub's sync of the change log does
+    expect(owner(dev1.ip)).toBe(hubB.publicKey);
   });
 
-  it('a hub unlisted from the registry is dropped and its peers\' addresses come back to their own peers', async () => {
-    await other.removeHub(hubC);
-    await vi.waitFor(() => expect(owner(peers.far!.ip)).toBe(peers.far!.id), { timeout: 5000, interval: 100 });
-    expect(hub.device.getPeer(hubC)).toBeUndefined();
+  it('a hub whose heartbeat stops is dropped and its peers\' addresses come back to their own peers', async () => {
+    const past = await Registry.open(dir, { now: () => Date.now() - 3_600_000 });
+    await past.announceHub({ publicKey: hubC.publicKey, endpoint: hubC.endpoint, apiUrl: null, certPin: null });
+    await past.close();
+    await vi.waitFor(() => expect(owner(peers.far.ip)).toBe(peers.far.id), { timeout: 5000, interval: 100 });
+    expect(hub.device.getPeer(hubC.publicKey)).toBeUndefined();
   });
 
-  it('with the registry locked, writes fail at once, live routing is unchanged, a claim is written afterwards', async () => {
-    const lock = new Database(registry.path);
+  it('with the registry locked, the claim is live at once and written when the lock goes', async () => {
+    const lock = new Database(join(dir, 'registry.sqlite'));
     lock.exec('BEGIN EXCLUSIVE');
     try {
-      await expect(store.setHome(peers.laptop!.id, hubB)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      mesh.claim(peers.dev1!.id);
-      expect(owner(peers.dev1!.ip)).toBe(peers.dev1!.id);
-      expect(owner(peers.far!.ip)).toBe(hubC);
+      mesh.claim(peers.dev1.id);
+      expect(owner(peers.dev1.ip)).toBe(peers.dev1.id);
+      expect(owner(peers.far.ip)).toBe(hubC.publicKey);
+      await expect(registry.setHomeHub(peers.laptop.id, hubB.id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     } finally {
       lock.exec('COMMIT');
       lock.close();
     }
-    await vi.waitFor(async () => expect((await other.homesSince(0)).find((h) => h.publicKey === peers.dev1!.id)?.hubId).toBe(self), { timeout: 3000 });
+    await vi.waitFor(async () => expect((await other.findByKey(peers.dev1.id))?.homeHub).toBe(mesh.selfId), { timeout: 5000, interval: 100 });
   });
 });
 

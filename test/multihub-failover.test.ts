@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRegistration } from '../src/agent/agent.js';
-import { MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
+import type { TestPostgres } from './helpers/postgres.js';
+import { meshRegistry, MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
 import { genKeyPair, nsRun, shouldSkip, waitFor } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
@@ -31,6 +32,7 @@ async function pingUntil(ns: string, dst: string, timeoutMs: number): Promise<nu
 
 describe.skipIf(SKIP)('agents fail over between hubs sharing a registry (network namespaces)', () => {
   let t: MeshTopology;
+  let pg: TestPostgres | null = null;
   let laptop: HubPeer;
   let agent: Watched;
   let agentIp: string;
@@ -49,7 +51,9 @@ describe.skipIf(SKIP)('agents fail over between hubs sharing a registry (network
   };
 
   beforeAll(async () => {
-    t = await MeshTopology.create({ hubs: 2, peers: 2, subnet: SUBNET });
+    const reg = await meshRegistry('multihub-failover.test.ts');
+    pg = reg.server;
+    t = await MeshTopology.create({ registry: reg.url, hubs: 2, peers: 2, subnet: SUBNET });
     await t.startHub(1);
     await t.startHub(2);
     await t.waitMeshed([1, 2]);
@@ -68,6 +72,7 @@ describe.skipIf(SKIP)('agents fail over between hubs sharing a registry (network
       console.log(`--- agent\n${agent?.output()}`);
     }
     await teardownMeshTopologies();
+    await pg?.destroy();
   }, 60_000);
 
   it('the registration answer lists both hubs (endpoint, key, API URL, pin); the client on hub 2 reaches the agent on hub 1', async () => {

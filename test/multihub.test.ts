@@ -7,7 +7,8 @@
  *   P3 dev2 (device, wireguard-go, hub 1)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
+import type { TestPostgres } from './helpers/postgres.js';
+import { meshRegistry, MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
 import { genKeyPair, ping, shouldSkip, waitFor } from './net/netns.js';
 
 const SKIP = shouldSkip('multihub.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
@@ -25,13 +26,16 @@ async function expectNoPings(ns: string, dst: string, what: string): Promise<voi
 
 describe.skipIf(SKIP)('two hubs on one registry: hub-to-hub relay (network namespaces)', () => {
   let t: MeshTopology;
+  let pg: TestPostgres | null = null;
   let laptop: HubPeer;
   let dev1: HubPeer;
   let dev2: HubPeer;
   let hubKeys: string[];
 
   beforeAll(async () => {
-    t = await MeshTopology.create({ hubs: 2, peers: 3, subnet: SUBNET });
+    const reg = await meshRegistry('multihub.test.ts');
+    pg = reg.server;
+    t = await MeshTopology.create({ registry: reg.url, hubs: 2, peers: 3, subnet: SUBNET });
     await t.startHub(1);
     await t.startHub(2);
     await t.waitMeshed([1, 2]);
@@ -58,6 +62,7 @@ describe.skipIf(SKIP)('two hubs on one registry: hub-to-hub relay (network names
   afterAll(async () => {
     if (process.env.HUB_TEST_LOG) for (const h of t?.hubs ?? []) console.log(`--- hub ${h.k}\n${h.proc?.log()}`);
     await teardownMeshTopologies();
+    await pg?.destroy();
   }, 60_000);
 
   it('a client on hub 1 reaches a device on hub 2 and back; each hub routes the other\'s peers to its hub peer', async () => {

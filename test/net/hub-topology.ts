@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HubStatus } from '../../src/hub/hub.js';
+import { postgresBin, TestPostgres } from '../helpers/postgres.js';
 import {
   ROOT,
   SOCKET_DIR,
@@ -375,7 +376,10 @@ export interface MeshHub {
  * Hubs and peers on one LAN: a bridge in namespace L, every hub and every peer
  * in a namespace of its own with a veth into the bridge (192.168.90.k for hub
  * k, 192.168.90.(100+i) for peer i). Every hub has its own data directory
- * (key, certificate, sockets); they share one registry (the first hub's).
+ * (key, certificate, sockets); they share one registry: the PostgreSQL
+ * database `registry` when given (every hub and CLI command gets
+ * `--registry URL`), else the first hub's SQLite file (a link to it in the
+ * other data directories).
  */
 export class MeshTopology {
   readonly tag = rand(3);
@@ -392,6 +396,7 @@ export class MeshTopology {
     readonly subnet: string,
     hubs: number,
     peers: number,
+    readonly registry: string | null,
   ) {
     for (let k = 1; k <= hubs; k++) {
       const ifname = `mh${k}${this.tag}`;
@@ -415,9 +420,9 @@ export class MeshTopology {
     return `192.168.90.${100 + i}`;
   }
 
-  static async create(opts: { hubs: number; peers: number; subnet: string }): Promise<MeshTopology> {
+  static async create(opts: { hubs: number; peers: number; subnet: string; registry?: string | null }): Promise<MeshTopology> {
     if (!existsSync(TSGUARD)) throw new Error(`${TSGUARD} is missing: run "npx tsc -p tsconfig.json" first`);
-    const t = new MeshTopology(opts.subnet, opts.hubs, opts.peers);
+    const t = new MeshTopology(opts.subnet, opts.hubs, opts.peers, opts.registry ?? null);
     liveMeshes.add(t);
     try {
       for (const ns of t.namespaces) {
@@ -449,7 +454,7 @@ export class MeshTopology {
 
   /** `tsguard hub ARGS --data-dir DIR-of-hub-k` (never throws on a non-zero exit). */
   cli(k: number, args: string[]): Promise<RunResult> {
-    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.hubs[k - 1]!.dataDir], { allowFail: true, timeoutMs: 20_000 });
+    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.hubs[k - 1]!.dataDir, ...this.#registryArgs()], { allowFail: true, timeoutMs: 20_000 });
   }
 
   /** Like {@link cli} but throws unless the command succeeds. */
@@ -469,20 +474,24 @@ export class MeshTopology {
     return (await this.cliOk(k, ['pubkey'])).trim();
   }
 
+  #registryArgs(): string[] {
+    return this.registry !== null ? ['--registry', this.registry] : [];
+  }
+
   /**
-   * Start hub k (`--endpoint`, `--api` on its LAN address). Hubs after the first
-   * share the first hub's registry (a link to its file), so start hub 1 first.
+   * Start hub k (`--endpoint`, `--api` on its LAN address). On SQLite, hubs after
+   * the first share the first hub's file (a link to it), so start hub 1 first.
    */
   async startHub(k: number, extra: string[] = []): Promise<HubProcess> {
     const h = this.hubs[k - 1]!;
-    if (k > 1) {
+    if (k > 1 && this.registry === null) {
       mkdirSync(h.dataDir, { recursive: true, mode: 0o700 });
       const link = join(h.dataDir, 'registry.sqlite');
       if (!existsSync(link)) symlinkSync(join(this.hubs[0]!.dataDir, 'registry.sqlite'), link);
     }
     const args = [
       TSGUARD, 'hub', 'up', '--data-dir', h.dataDir, '--interface', h.ifname, '--subnet', this.subnet,
-      '--listen-port', String(this.port), '--endpoint', h.endpoint, '--api', `${h.outer}:${this.apiPort}`, ...extra,
+      '--listen-port', String(this.port), '--endpoint', h.endpoint, '--api', `${h.outer}:${this.apiPort}`, ...this.#registryArgs(), ...extra,
     ];
     const child = nsSpawn(h.ns, process.execPath, args);
     let log = '';
@@ -519,13 +528,15 @@ export class MeshTopology {
   /** Wait until every running hub lists every other running hub with a handshake. */
   async waitMeshed(ks: number[], timeoutMs = 15_000): Promise<void> {
     const keys = await Promise.all(ks.map((k) => this.hubPublicKey(k)));
+    let last = '';
     await waitFor(
       `hubs ${ks.join(', ')} to peer with each other`,
       async () => {
         for (const k of ks) {
           const hubs = (await this.show(k)).hubs ?? [];
+          last = `hub ${k}: ${JSON.stringify(hubs)}`;
           for (const key of keys) {
-            const h = hubs.find((x) => x.id === key);
+            const h = hubs.find((x) => x.publicKey === key);
             if (h === undefined || (!h.self && h.latestHandshake === 0)) return false;
           }
         }
@@ -533,7 +544,9 @@ export class MeshTopology {
       },
       timeoutMs,
       200,
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; last seen: ${last}`);
+    });
   }
 
   /** Enrollment token created through hub k; returns the token and the pin of hub k's API. */
@@ -588,4 +601,19 @@ const liveMeshes = new Set<MeshTopology>();
 /** Tear down every mesh topology still alive (afterAll safety net). */
 export async function teardownMeshTopologies(): Promise<void> {
   for (const t of [...liveMeshes]) await t.teardown();
+}
+
+/**
+ * The shared registry of a mesh test: a new database on a real PostgreSQL server the test
+ * starts (test/helpers/postgres.ts; call `server.destroy()` in afterAll), or, without the
+ * server binaries and outside CI, the first hub's SQLite file (said in a message).
+ */
+export async function meshRegistry(file: string): Promise<{ url: string | null; server: TestPostgres | null }> {
+  if (postgresBin() === null) {
+    if (process.env.CI === 'true') throw new Error(`[${file}] PostgreSQL server binaries not found (install Debian's "postgresql"); CI must run the multi-hub tests on PostgreSQL`);
+    console.warn(`[${file}] PostgreSQL not installed: the hubs share an SQLite registry instead`);
+    return { url: null, server: null };
+  }
+  const server = await TestPostgres.start();
+  return { url: await server.newDatabase('mesh'), server };
 }
