@@ -13,22 +13,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRegistration } from '../src/agent/agent.js';
 import type { TestPostgres } from './helpers/postgres.js';
-import { meshRegistry, MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
+import { meshRegistry, MeshTopology, parseAdded, pingUntil, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
 import { genKeyPair, nsRun, shouldSkip, waitFor } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
 const SKIP = shouldSkip('multihub-failover.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
 const SUBNET = '10.62.0.0/24';
-
-/** Ping once a second until one is answered; returns the ms it took. */
-async function pingUntil(ns: string, dst: string, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    const r = await nsRun(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', dst], { allowFail: true, timeoutMs: 10_000 });
-    if (r.code === 0) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`no reply from ${dst} in ${ns} within ${timeoutMs} ms:\n${r.stdout}`);
-  }
-}
 
 describe.skipIf(SKIP)('agents fail over between hubs sharing a registry (network namespaces)', () => {
   let t: MeshTopology;
@@ -68,11 +58,9 @@ describe.skipIf(SKIP)('agents fail over between hubs sharing a registry (network
 
   afterAll(async () => {
     if (process.env.HUB_TEST_LOG) {
-      for (const h of t?.hubs ?? []) console.log(`--- hub ${h.k}\n${h.proc?.log()}`);
       console.log(`--- agent\n${agent?.output()}`);
     }
-    await teardownMeshTopologies();
-    await pg?.destroy();
+    await teardownMeshTopologies(pg);
   }, 60_000);
 
   it('the registration answer lists both hubs (endpoint, key, API URL, pin); the client on hub 2 reaches the agent on hub 1', async () => {

@@ -54,9 +54,7 @@ describe.skipIf(SKIP)('two hubs on PostgreSQL: a 10 s registry outage (network n
   }, 120_000);
 
   afterAll(async () => {
-    if (process.env.HUB_TEST_LOG) for (const h of t?.hubs ?? []) console.log(`--- hub ${h.k}\n${h.proc?.log()}`);
-    await teardownMeshTopologies();
-    await pg?.destroy();
+    await teardownMeshTopologies(pg);
   }, 60_000);
 
   it('traffic across both hubs continues, registrations get 503, and everything recovers without a restart', async () => {

@@ -8,21 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestPostgres } from './helpers/postgres.js';
-import { meshRegistry, MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
-import { genKeyPair, ping, shouldSkip, waitFor } from './net/netns.js';
+import { expectNoPings, expectPings, meshRegistry, MeshTopology, parseAdded, teardownMeshTopologies, type HubPeer } from './net/hub-topology.js';
+import { genKeyPair, shouldSkip, waitFor } from './net/netns.js';
 
 const SKIP = shouldSkip('multihub.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
 const SUBNET = '10.61.0.0/24';
-
-async function expectPings(ns: string, dst: string, what: string): Promise<void> {
-  const r = await ping(ns, dst, { count: 3, interval: 0.1, deadline: 10 });
-  expect(r.received, `${what}:\n${r.output}`).toBeGreaterThanOrEqual(3);
-}
-
-async function expectNoPings(ns: string, dst: string, what: string): Promise<void> {
-  const r = await ping(ns, dst, { count: 3, interval: 0.2, deadline: 3, wait: 1 });
-  expect(r.received, `${what}:\n${r.output}`).toBe(0);
-}
 
 describe.skipIf(SKIP)('two hubs on one registry: hub-to-hub relay (network namespaces)', () => {
   let t: MeshTopology;
@@ -60,9 +50,7 @@ describe.skipIf(SKIP)('two hubs on one registry: hub-to-hub relay (network names
   }, 120_000);
 
   afterAll(async () => {
-    if (process.env.HUB_TEST_LOG) for (const h of t?.hubs ?? []) console.log(`--- hub ${h.k}\n${h.proc?.log()}`);
-    await teardownMeshTopologies();
-    await pg?.destroy();
+    await teardownMeshTopologies(pg);
   }, 60_000);
 
   it('a client on hub 1 reaches a device on hub 2 and back; each hub routes the other\'s peers to its hub peer', async () => {

@@ -383,17 +383,18 @@ export class Hub {
     const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
     const sig = prefixes.join(',');
     const cur = this.#managed.get(r.publicKey);
-    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return this.mesh.placed(r.publicKey, r.kind, prefixes.map(parsePrefix), r.homeHub);
+    const parsed = prefixes.map(parsePrefix);
+    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
     // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
     // A peer new to this process starts from its last known endpoint, so a restarted hub can
     // initiate towards it at once instead of waiting for the peer to re-handshake.
     device.setPeer(keyFromBase64(r.publicKey), {
       replaceAllowedIps: true,
-      allowedIps: prefixes.map(parsePrefix),
+      allowedIps: parsed,
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
-    this.mesh.placed(r.publicKey, r.kind, prefixes.map(parsePrefix), r.homeHub);
+    this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
     if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
     this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
     this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);

@@ -11,6 +11,7 @@
  * remove leftover UAPI sockets, delete the namespaces, remove the temp directory.
  */
 import { type ChildProcess } from 'node:child_process';
+import { expect } from 'vitest';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   nsPids,
   nsRun,
   nsSpawn,
+  ping,
   rand,
   run,
   sleep,
@@ -63,6 +65,105 @@ export interface HubProcess {
 }
 
 const live = new Set<HubTopology>();
+
+/** `tsguard hub ARGS` from the test process (never throws on a non-zero exit). */
+export function hubCli(args: string[]): Promise<RunResult> {
+  return run(process.execPath, [TSGUARD, 'hub', ...args], { allowFail: true, timeoutMs: 20_000 });
+}
+
+/** Like {@link hubCli} but throws unless the command succeeds; resolves with its stdout. */
+export async function hubCliOk(args: string[]): Promise<string> {
+  const r = await hubCli(args);
+  if (r.code !== 0) throw new Error(`tsguard hub ${args.join(' ')}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Spawn `tsguard hub up ARGS` in `ns` (output collected) and wait until it says it is up and
+ * `wg show IFNAME` answers.
+ */
+export async function spawnHub(ns: string, ifname: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<HubProcess> {
+  const child = nsSpawn(ns, process.execPath, [TSGUARD, 'hub', 'up', ...args], { ...process.env, ...env });
+  let log = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const hub: HubProcess = { child, pid: child.pid!, log: () => log, exited };
+  await waitFor(
+    `the hub ${ifname} to come up`,
+    async () => {
+      if (gone) throw new Error(`hub exited during start:\n${log}`);
+      if (!/hub \S+ up:/.test(log)) return false;
+      const r = await nsRun(ns, 'wg', ['show', ifname, 'public-key'], { allowFail: true, timeoutMs: 5000 });
+      return r.code === 0;
+    },
+    20_000,
+    100,
+  );
+  return hub;
+}
+
+/** Send `signal` to a hub and wait (10 s) for it to exit. */
+export async function stopHubProcess(h: HubProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill(signal);
+  const res = await Promise.race([h.exited, sleep(10_000).then(() => null)]);
+  if (res === null) {
+    h.child.kill('SIGKILL');
+    throw new Error(`hub ignored ${signal} for 10 s; log:\n${h.log()}`);
+  }
+  return res;
+}
+
+/** Public key → allowed IPs (sorted, comma-joined) of the live interface `ifname` in `ns`. */
+export async function liveAllowedIps(ns: string, ifname: string): Promise<Map<string, string>> {
+  const d = await dump(ns, ifname);
+  return new Map(d.peers.map((p) => [p.publicKey, p.allowedIps.split(',').filter((s) => s !== '(none)' && s !== '').sort().join(',')]));
+}
+
+/**
+ * wireguard-go `ifname` in `ns` with `keys` and mesh address `ip/prefixLen`, one peer: the hub
+ * (allowed-ips: the whole subnet, keepalive 25 s). Call only after the hub lists the key, or the
+ * first initiation is dropped.
+ */
+async function startWireguardGo(
+  ns: string,
+  ifname: string,
+  keyFile: string,
+  keys: KeyPair,
+  hub: { publicKey: string; endpoint: string; subnet: string },
+  ip: string,
+): Promise<void> {
+  await nsRun(ns, 'wireguard-go', [ifname], { timeoutMs: 20_000 });
+  if (!existsSync(`${SOCKET_DIR}/${ifname}.sock`)) throw new Error(`wireguard-go ${ifname}: no UAPI socket`);
+  writeFileSync(keyFile, keys.priv + '\n', { mode: 0o600 });
+  await wg(ns, ['set', ifname, 'private-key', keyFile, 'peer', hub.publicKey, 'allowed-ips', hub.subnet, 'endpoint', hub.endpoint, 'persistent-keepalive', '25']);
+  await run('ip', ['-n', ns, 'addr', 'add', `${ip}/${hub.subnet.split('/')[1]}`, 'dev', ifname]);
+  await run('ip', ['-n', ns, 'link', 'set', ifname, 'up', 'mtu', '1420']);
+}
+
+/** Ping once a second until one is answered; returns the ms it took. */
+export async function pingUntil(ns: string, dst: string, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await nsRun(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', dst], { allowFail: true, timeoutMs: 10_000 });
+    if (r.code === 0) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no reply from ${dst} in ${ns} within ${timeoutMs} ms:\n${r.stdout}`);
+  }
+}
+
+/** Three pings from `ns` to `dst` must be answered. */
+export async function expectPings(ns: string, dst: string, what: string): Promise<void> {
+  const r = await ping(ns, dst, { count: 3, interval: 0.1, deadline: 10 });
+  expect(r.received, `${what}:\n${r.output}`).toBeGreaterThanOrEqual(3);
+}
+
+/** Three pings from `ns` to `dst` must all go unanswered. */
+export async function expectNoPings(ns: string, dst: string, what: string): Promise<void> {
+  const r = await ping(ns, dst, { count: 3, interval: 0.2, deadline: 3, wait: 1 });
+  expect(r.received, `${what}:\n${r.output}`).toBe(0);
+}
 
 /** Hub namespace plus `n` peer namespaces, each joined to the hub by a veth pair. */
 export class HubTopology {
@@ -150,14 +251,12 @@ export class HubTopology {
 
   /** `tsguard hub ARGS --data-dir DIR` (from the test process; never throws on a non-zero exit). */
   cli(args: string[]): Promise<RunResult> {
-    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.dataDir], { allowFail: true, timeoutMs: 20_000 });
+    return hubCli([...args, '--data-dir', this.dataDir]);
   }
 
   /** Like {@link cli} but throws unless the command succeeds. */
-  async cliOk(args: string[]): Promise<string> {
-    const r = await this.cli(args);
-    if (r.code !== 0) throw new Error(`tsguard hub ${args.join(' ')}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
+  cliOk(args: string[]): Promise<string> {
+    return hubCliOk([...args, '--data-dir', this.dataDir]);
   }
 
   /** `hub pubkey` (cached). */
@@ -186,43 +285,17 @@ export class HubTopology {
   async startHub(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<HubProcess> {
     if (this.hub !== null && this.hub.child.exitCode === null && this.hub.child.signalCode === null) throw new Error('hub already running');
     const args = [
-      TSGUARD, 'hub', 'up', '--data-dir', this.dataDir, '--interface', this.hubIf, '--subnet', this.subnet,
+      '--data-dir', this.dataDir, '--interface', this.hubIf, '--subnet', this.subnet,
       '--listen-port', String(this.port), '--endpoint', `${this.hubOuter(1)}:${this.port}`, ...extra,
     ];
-    const child = nsSpawn(this.hubNs, process.execPath, args, { ...process.env, ...env });
-    let log = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    let gone = false;
-    void exited.then(() => (gone = true));
-    const hub: HubProcess = { child, pid: child.pid!, log: () => log, exited };
-    this.hub = hub;
-    await waitFor(
-      'the hub to come up',
-      async () => {
-        if (gone) throw new Error(`hub exited during start:\n${log}`);
-        if (!/hub \S+ up:/.test(log)) return false;
-        const r = await nsRun(this.hubNs, 'wg', ['show', this.hubIf, 'public-key'], { allowFail: true, timeoutMs: 5000 });
-        return r.code === 0;
-      },
-      20_000,
-      100,
-    );
-    return hub;
+    this.hub = await spawnHub(this.hubNs, this.hubIf, args, env);
+    return this.hub;
   }
 
   /** SIGTERM the hub and wait for it to exit. */
-  async stopHub(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const h = this.hub;
-    if (h === null) throw new Error('no hub');
-    if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGTERM');
-    const res = await Promise.race([h.exited, sleep(10_000).then(() => null)]);
-    if (res === null) {
-      h.child.kill('SIGKILL');
-      throw new Error(`hub ignored SIGTERM for 10 s; log:\n${h.log()}`);
-    }
-    return res;
+  stopHub(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.hub === null) throw new Error('no hub');
+    return stopHubProcess(this.hub);
   }
 
   /** `wg show HUBIF dump`, parsed. */
@@ -231,9 +304,8 @@ export class HubTopology {
   }
 
   /** Public key → allowed IPs (sorted, comma-joined) of the live hub interface. */
-  async hubAllowedIps(): Promise<Map<string, string>> {
-    const d = await this.hubDump();
-    return new Map(d.peers.map((p) => [p.publicKey, p.allowedIps.split(',').filter((s) => s !== '(none)' && s !== '').sort().join(',')]));
+  hubAllowedIps(): Promise<Map<string, string>> {
+    return liveAllowedIps(this.hubNs, this.hubIf);
   }
 
   /** Wait until `check(allowedIps)` holds; returns the elapsed ms. */
@@ -254,17 +326,8 @@ export class HubTopology {
     const ns = this.peerNs[i - 1]!;
     const ifname = `wg${i}${this.tag}`;
     this.ifnames.add(ifname);
-    await nsRun(ns, 'wireguard-go', [ifname], { timeoutMs: 20_000 });
-    if (!existsSync(`${SOCKET_DIR}/${ifname}.sock`)) throw new Error(`wireguard-go ${ifname}: no UAPI socket`);
-    const keyFile = this.path(`${ifname}.key`);
-    writeFileSync(keyFile, keys.priv + '\n', { mode: 0o600 });
-    const hubPub = await this.hubPublicKey();
-    await wg(ns, [
-      'set', ifname, 'private-key', keyFile,
-      'peer', hubPub, 'allowed-ips', this.subnet, 'endpoint', opts.endpoint ?? `${this.hubOuter(i)}:${this.port}`, 'persistent-keepalive', '25',
-    ]);
-    await run('ip', ['-n', ns, 'addr', 'add', `${ip}/${this.prefixLen}`, 'dev', ifname]);
-    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up', 'mtu', '1420']);
+    const hub = { publicKey: await this.hubPublicKey(), endpoint: opts.endpoint ?? `${this.hubOuter(i)}:${this.port}`, subnet: this.subnet };
+    await startWireguardGo(ns, ifname, this.path(`${ifname}.key`), keys, hub, ip);
     return { name, ns, ifname, keys, ip };
   }
 
@@ -454,14 +517,12 @@ export class MeshTopology {
 
   /** `tsguard hub ARGS --data-dir DIR-of-hub-k` (never throws on a non-zero exit). */
   cli(k: number, args: string[]): Promise<RunResult> {
-    return run(process.execPath, [TSGUARD, 'hub', ...args, '--data-dir', this.hubs[k - 1]!.dataDir, ...this.#registryArgs()], { allowFail: true, timeoutMs: 20_000 });
+    return hubCli([...args, '--data-dir', this.hubs[k - 1]!.dataDir, ...this.#registryArgs()]);
   }
 
   /** Like {@link cli} but throws unless the command succeeds. */
-  async cliOk(k: number, args: string[]): Promise<string> {
-    const r = await this.cli(k, args);
-    if (r.code !== 0) throw new Error(`tsguard hub ${args.join(' ')} (hub ${k}): exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
+  cliOk(k: number, args: string[]): Promise<string> {
+    return hubCliOk([...args, '--data-dir', this.hubs[k - 1]!.dataDir, ...this.#registryArgs()]);
   }
 
   /** `hub show --json` of hub k. */
@@ -490,39 +551,17 @@ export class MeshTopology {
       if (!existsSync(link)) symlinkSync(join(this.hubs[0]!.dataDir, 'registry.sqlite'), link);
     }
     const args = [
-      TSGUARD, 'hub', 'up', '--data-dir', h.dataDir, '--interface', h.ifname, '--subnet', this.subnet,
-      '--listen-port', String(this.port), '--endpoint', h.endpoint, '--api', `${h.outer}:${this.apiPort}`, ...this.#registryArgs(), ...extra,
+      '--data-dir', h.dataDir, '--interface', h.ifname, '--subnet', this.subnet, '--listen-port', String(this.port),
+      '--endpoint', h.endpoint, '--api', `${h.outer}:${this.apiPort}`, ...this.#registryArgs(), ...extra,
     ];
-    const child = nsSpawn(h.ns, process.execPath, args);
-    let log = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    let gone = false;
-    void exited.then(() => (gone = true));
-    h.proc = { child, pid: child.pid!, log: () => log, exited };
-    await waitFor(
-      `hub ${k} to come up`,
-      async () => {
-        if (gone) throw new Error(`hub ${k} exited during start:\n${log}`);
-        return /hub \S+ up:/.test(log) && existsSync(join(h.dataDir, 'hub.json'));
-      },
-      20_000,
-      100,
-    );
+    h.proc = await spawnHub(h.ns, h.ifname, args);
     return h.proc;
   }
 
-  /** Stop hub k: SIGTERM (clean, unlists itself) or SIGKILL (a crash). */
+  /** Stop hub k: SIGTERM (clean) or SIGKILL (a crash). */
   async stopHub(k: number, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const p = this.hubs[k - 1]!.proc;
-    if (p === null || p.child.exitCode !== null || p.child.signalCode !== null) return;
-    p.child.kill(signal);
-    const res = await Promise.race([p.exited, sleep(10_000).then(() => null)]);
-    if (res === null) {
-      p.child.kill('SIGKILL');
-      throw new Error(`hub ${k} ignored ${signal} for 10 s; log:\n${p.log()}`);
-    }
+    if (p !== null) await stopHubProcess(p, signal);
   }
 
   /** Wait until every running hub lists every other running hub with a handshake. */
@@ -562,20 +601,15 @@ export class MeshTopology {
     const ns = this.peerNs[i - 1]!;
     const ifname = `mw${i}${this.tag}`;
     this.ifnames.add(ifname);
-    await nsRun(ns, 'wireguard-go', [ifname], { timeoutMs: 20_000 });
-    const keyFile = this.path(`${ifname}.key`);
-    writeFileSync(keyFile, keys.priv + '\n', { mode: 0o600 });
-    await wg(ns, ['set', ifname, 'private-key', keyFile, 'peer', await this.hubPublicKey(k), 'allowed-ips', this.subnet, 'endpoint', this.hubs[k - 1]!.endpoint, 'persistent-keepalive', '25']);
-    await run('ip', ['-n', ns, 'addr', 'add', `${ip}/${this.prefixLen}`, 'dev', ifname]);
-    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up', 'mtu', '1420']);
+    const hub = { publicKey: await this.hubPublicKey(k), endpoint: this.hubs[k - 1]!.endpoint, subnet: this.subnet };
+    await startWireguardGo(ns, ifname, this.path(`${ifname}.key`), keys, hub, ip);
     return { name: ifname, ns, ifname, keys, ip };
   }
 
   /** Public key → allowed IPs of hub k's live interface. */
-  async hubAllowedIps(k: number): Promise<Map<string, string>> {
+  hubAllowedIps(k: number): Promise<Map<string, string>> {
     const h = this.hubs[k - 1]!;
-    const d = await dump(h.ns, h.ifname);
-    return new Map(d.peers.map((p) => [p.publicKey, p.allowedIps.split(',').filter((s) => s !== '(none)' && s !== '').sort().join(',')]));
+    return liveAllowedIps(h.ns, h.ifname);
   }
 
   async teardown(): Promise<void> {
@@ -598,9 +632,16 @@ export class MeshTopology {
 
 const liveMeshes = new Set<MeshTopology>();
 
-/** Tear down every mesh topology still alive (afterAll safety net). */
-export async function teardownMeshTopologies(): Promise<void> {
-  for (const t of [...liveMeshes]) await t.teardown();
+/**
+ * Tear down every mesh topology still alive and the PostgreSQL server, if any (afterAll);
+ * with HUB_TEST_LOG set, print every hub's output first.
+ */
+export async function teardownMeshTopologies(pg: TestPostgres | null = null): Promise<void> {
+  for (const t of [...liveMeshes]) {
+    if (process.env.HUB_TEST_LOG) for (const h of t.hubs) console.log(`--- hub ${h.k}\n${h.proc?.log() ?? '(not started)'}`);
+    await t.teardown();
+  }
+  await pg?.destroy();
 }
 
 /**
