@@ -46,6 +46,18 @@ const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
   pubkey                        the hub's public key
 ${REGISTRY_USAGE}`;
 
+/** `--advertise-api URL`: an http(s) base URL agents can reach (listed for failover). */
+function checkAdvertiseApi(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new HubUsageError(`--advertise-api "${text}" is not a URL: give the base URL agents reach this hub's API on, e.g. https://hub2.example.net:8443`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new HubUsageError(`--advertise-api "${text}": use an https:// (or http://) URL`);
+  return u.origin;
+}
+
 /** Raised for command-line mistakes (exit status 2). */
 export class HubUsageError extends Error {}
 
@@ -211,12 +223,13 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
     if (!Number.isFinite(quarantineSeconds) || quarantineSeconds < 0) throw new HubUsageError('--quarantine must be a number of seconds, 0 or more');
   }
   if (v['api-insecure-http'] && v.api === undefined) throw new HubUsageError('--api-insecure-http needs --api ADDR:PORT');
+  if (v['advertise-api'] !== undefined && v.api === undefined) throw new HubUsageError('--advertise-api needs --api ADDR:PORT (it is the URL agents reach that API on)');
   const hub = await Hub.start({
     dataDir,
     ...registryFlags(v),
     ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
-    ...(v['advertise-api'] !== undefined ? { advertiseApi: v['advertise-api'] as string } : {}),
+    ...(v['advertise-api'] !== undefined ? { advertiseApi: checkAdvertiseApi(v['advertise-api'] as string) } : {}),
     ifname: need(v.interface as string | undefined, '--interface NAME'),
     subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
     ipv6: v.ipv6 as string | undefined,

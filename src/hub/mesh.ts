@@ -189,9 +189,12 @@ export class Mesh implements AddressKinds {
    */
   claim(id: string): void {
     const p = this.#fleet.get(id);
-    if (p === undefined || this.#selfId === null || p.home === this.#selfId) return;
+    if (p === undefined || (this.#selfId !== null && p.home === this.#selfId)) return;
+    // Without a home and with no other hub, the peer is served here already: nothing to write
+    // (a single hub sees no write per handshake). Its next handshake claims it once a hub joins.
+    if (p.home === null && this.#hubs.size === 0) return;
     const from = p.home;
-    p.home = this.#selfId;
+    p.home = this.#selfId; // null until the first heartbeat has listed this hub: served here all the same
     this.#route(p);
     this.#o.log('info', `mesh: ${p.kind} ${id} is now homed here${from !== null ? ` (was hub #${from})` : ''}`);
     this.#pending.add(id);
