@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { Registry } from '../dist/hub/registry/index.js';
 import { getCrypto, loadCrypto } from '../dist/crypto/index.js';
 import { postgresBin, TestPostgres } from './lib/postgres.mjs';
+import { loadNativeCrypto } from '../dist/io/native.js';
 
-await loadCrypto(); // loads @noble when TSGUARD_CRYPTO=noble
+await loadCrypto(loadNativeCrypto); // as the CLI: native, or what TSGUARD_CRYPTO names
 
 const SUBNET = '10.100.0.0/16';
 

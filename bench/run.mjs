@@ -90,7 +90,8 @@ async function environment() {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   let provider = null;
   try {
-    provider = (await (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).loadCrypto()).name;
+    const { loadNativeCrypto } = await import(pathToFileURL(join(ROOT, 'dist/io/native.js')).href);
+    provider = (await (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).loadCrypto(loadNativeCrypto)).name;
   } catch {
     // reported as null
   }

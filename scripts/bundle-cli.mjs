@@ -8,13 +8,13 @@
 //
 // - CommonJS, one file per entry: Node's CJS loader is cheaper to start than its ESM loader, and
 //   a package's `require()` stays inside the lazily initialised module that uses it, so
-//   better-sqlite3 and qrcode (external: native parts / not needed by most commands) load only
+//   better-sqlite3, qrcode and prom-client (external: native parts / not needed by most commands) load only
 //   when a command needs them. (An ESM bundle hoists external imports to the top of the file,
 //   and esbuild's code splitting produces a dozen chunks.) No module has top-level await.
 // - `import.meta.url` is the URL of the launcher (dist/cli/tsguard-wg.js for tsguard-wg.cjs), as if
 //   the unbundled entry ran: the bundles sit beside the launchers in dist/cli/, at the depth of
 //   every other compiled module, so the paths computed from it stay right: the native addon
-//   (`../../build/Release/tsguard_native.node`, src/crypto/native.ts and src/io/native.ts),
+//   (`../../build/Release/tsguard_native.node`, loaded by src/io/native.ts),
 //   `./tsguard-wg.js` (src/cli/quick.ts), and the detached daemon's command line is still
 //   `node …/dist/cli/tsguard-wg.js IFNAME` (src/cli/tsguard-wg.ts re-runs its own file).
 // - Running `tsc -p tsconfig.json` alone puts the unbundled dist/cli/tsguard.js back (it emits
@@ -45,8 +45,9 @@ await esbuild.build({
   format: 'cjs',
   target: 'node20',
   tsconfig: 'tsconfig.json',
-  // Packages with native parts stay external (and so does qrcode, used by one hub command).
-  external: ['better-sqlite3', 'qrcode'],
+  // Packages with native parts stay external (and so do qrcode, used by one hub command, and
+  // prom-client, loaded only with --metrics).
+  external: ['better-sqlite3', 'qrcode', 'prom-client'],
   define: { 'import.meta.url': '__tsguard_import_meta_url' },
   banner: { js: "const __tsguard_import_meta_url = require('node:url').pathToFileURL(__filename.replace(/\\.cjs$/, '.js')).href;" },
   sourcemap: true,

@@ -19,7 +19,8 @@ const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 export async function buildRegistry(dir, n, subnet, explicitIps = true) {
   const { Registry } = await dist('hub/registry/index.js');
   const { loadCrypto } = await dist('crypto/index.js');
-  const c = await loadCrypto();
+  const { loadNativeCrypto } = await dist('io/native.js');
+  const c = await loadCrypto(loadNativeCrypto);
   const reg = await Registry.open(dir, { create: { subnet } });
   const t0 = performance.now();
   let tMark = t0;

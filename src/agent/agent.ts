@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { writeFileAtomic0600 } from '../config/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { AGENT_KEEPALIVE, type RegisterHub, type RegisterResponse } from '../hub/protocol.js';
 import { formatIp, parsePrefix } from '../routing/ip.js';
@@ -109,7 +110,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const log = opts.log ?? (() => undefined);
   const agentId = opts.agentId ?? hostname();
   const key = await loadOrCreateAgentKey(opts.stateDir);
-  const publicKey = keyToBase64((await loadCrypto()).publicKey(key));
+  const publicKey = keyToBase64((await loadCrypto(loadNativeCrypto)).publicKey(key));
   key.fill(0);
 
   const stored = readStoredRegistration(opts.stateDir);

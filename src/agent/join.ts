@@ -30,6 +30,7 @@ import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
 import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
@@ -37,6 +38,8 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
+import { runtimeLog } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
 import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
 import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
@@ -283,7 +286,7 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
       if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
       return key;
     }
-    const key = (await loadCrypto()).generatePrivateKey();
+    const key = (await loadCrypto(loadNativeCrypto)).generatePrivateKey();
     try {
       if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
     } catch (e) {
@@ -458,7 +461,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   checkTransport(registerUrl(opts.url), opts);
 
   const key = await loadOrCreateAgentKey(opts.stateDir);
-  const c = await loadCrypto();
+  const c = await loadCrypto(loadNativeCrypto);
   const publicKey = keyToBase64(c.publicKey(key));
 
   const credential = readAgentCredential(opts.stateDir);
@@ -485,7 +488,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     runtime = Runtime.start({
       ifname: opts.ifname,
       listenPort: opts.listenPort ?? 0,
-      log: (m) => log('error', m),
+      log: runtimeLog(log),
       onFatal: (err) => {
         const e = new Error(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message);
         if (fatal) fatal(e);
@@ -563,6 +566,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   }
   await saved;
   log('info', opts.stored ? `${opts.ifname} is up with ${v4}/${bits} from the stored registration` : `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
+  logPeerEvents(runtime.device, log, (pk) => (pk === hubPublicKey ? 'the hub' : undefined));
   return {
     address: v4,
     cidr: `${v4}/${bits}`,

@@ -15,6 +15,7 @@ import type { AddPeerInput, AddPeerResult, Registry, TokenInfo } from '../hub/re
 import { agentRekey, notifyHub, openRegistry, REGISTRY_OPTIONS, REGISTRY_USAGE, registryFlags } from './hub-registry.js';
 import { loadOrCreateApiTls } from '../hub/tls.js';
 import { parseDuration } from '../hub/tokens.js';
+import { loggerFromEnv } from '../log/logger.js';
 
 const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
 
@@ -22,11 +23,13 @@ const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
      [--allow-device-to-device] [--clients-file PATH] [--ipv6 CIDR]
      [--factory NAME --api-url URL --api-token-file PATH] [--api-interval SECONDS]
      [--api ADDR:PORT [--api-insecure-http]] [--advertise-api URL] [--quarantine SECONDS]
+     [--metrics ADDR:PORT] [--log-format text|json]
                                 run the hub in the foreground until SIGTERM; --api serves agent
                                 registration (HTTPS, self-signed certificate kept in the data dir;
                                 plain HTTP only on loopback with --api-insecure-http); --quarantine
-                                keeps a removed peer's address unused that long (stored). With
-                                --endpoint the hub lists itself in the registry: hubs sharing a
+                                keeps a removed peer's address unused that long (stored);
+                                --metrics serves /metrics (Prometheus), /healthz and the status page /.
+                                With --endpoint the hub lists itself in the registry: hubs sharing a
                                 registry peer with each other and relay between their peers;
                                 --advertise-api is the API URL listed for agents (failover)
   device add NAME --public-key KEY [--ip IP] [--route CIDR ...]
@@ -88,6 +91,8 @@ export async function hubMain(args: string[]): Promise<number> {
       'api-insecure-http': { type: 'boolean' },
       'advertise-api': { type: 'string' },
       quarantine: { type: 'string' },
+      metrics: { type: 'string' },
+      'log-format': { type: 'string' },
       ttl: { type: 'string' },
       uses: { type: 'string' },
       comment: { type: 'string' },
@@ -211,12 +216,12 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HubUsageError('--listen-port must be a number from 1 to 65535');
   const fleetFlags = [v.factory, v['api-url'], v['api-token-file']].filter((x) => x !== undefined).length;
   if (fleetFlags !== 0 && fleetFlags !== 3) throw new HubUsageError('--factory, --api-url and --api-token-file go together');
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const log = (lvl: 'error' | 'info' | 'debug', msg: string) => {
-    if (lvl === 'debug' && level !== 'debug' && level !== 'verbose') return;
-    if (lvl === 'info' && level === 'error') return;
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
-  };
+  let log;
+  try {
+    log = loggerFromEnv({ defaultLevel: 'info', ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
+  } catch (e) {
+    throw new HubUsageError((e as Error).message);
+  }
   let quarantineSeconds: number | undefined;
   if (v.quarantine !== undefined) {
     quarantineSeconds = Number(v.quarantine);
@@ -230,6 +235,7 @@ async function hubUp(dataDir: string, v: Values): Promise<number> {
     ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
     ...(v['advertise-api'] !== undefined ? { advertiseApi: checkAdvertiseApi(v['advertise-api'] as string) } : {}),
+    ...(v.metrics !== undefined ? { metrics: v.metrics as string } : {}),
     ifname: need(v.interface as string | undefined, '--interface NAME'),
     subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
     ipv6: v.ipv6 as string | undefined,

@@ -8,10 +8,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startAgent } from '../agent/agent.js';
 import { JoinError } from '../agent/join.js';
+import { loggerFromEnv } from '../log/logger.js';
 
 const USAGE = `Usage: tsguard join URL (--token TOKEN | --token-file PATH) --state-dir DIR --interface NAME
                     [--ca-hash sha256:HEX | --insecure] [--agent-id ID] [--label NAME=VALUE ...]
-                    [--listen-port PORT] [--handshake-timeout SECONDS]
+                    [--listen-port PORT] [--handshake-timeout SECONDS] [--log-format text|json]
 
   Registers this machine with the hub at URL (https://HOST:PORT), creates NAME with the
   assigned address, adds the hub as peer, waits for the first handshake, prints the address
@@ -45,6 +46,7 @@ export async function joinMain(args: string[]): Promise<number> {
       interface: { type: 'string' },
       'listen-port': { type: 'string' },
       'handshake-timeout': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -81,12 +83,12 @@ export async function joinMain(args: string[]): Promise<number> {
   const listenPort = num('--listen-port', values['listen-port'], 0, 65535);
   const hsTimeout = num('--handshake-timeout', values['handshake-timeout'], 1, 3600);
 
-  const level = process.env.LOG_LEVEL ?? 'info';
-  const log = (lvl: 'error' | 'info' | 'debug', msg: string) => {
-    if (lvl === 'debug' && level !== 'debug' && level !== 'verbose') return;
-    if (lvl === 'info' && level === 'error') return;
-    process.stderr.write(`${new Date().toISOString()} ${lvl.toUpperCase()}: ${msg}\n`);
-  };
+  let log;
+  try {
+    log = loggerFromEnv({ defaultLevel: 'info', ...(values['log-format'] !== undefined ? { format: values['log-format'] } : {}) });
+  } catch (e) {
+    throw new JoinUsageError((e as Error).message);
+  }
 
   let stop!: (code: number, reason: string) => void;
   const stopped = new Promise<number>((resolve) => {

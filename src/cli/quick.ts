@@ -12,12 +12,16 @@ import { configPathFor, serializeConfig, parseCidr, type WgConfig } from '../con
 import { applyDown, applyUp, execRunner, runHooks, type LinkEnv } from '../config/link.js';
 import { worldAccessibleWarning, writeFileAtomic0600 } from '../config/fsutil.js';
 import { isZeroKey } from '../crypto/keys.js';
+import { loggerFromEnv, type Logger } from '../log/logger.js';
 import { uapiGetState, uapiSet } from '../uapi/client.js';
 import { socketPath } from '../uapi/server.js';
 import { syncLines } from '../uapi/sync.js';
 import { readConfig, toDesired } from './conf.js';
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
+// wg-quick's "[#] command" lines, through the common logger (TSGUARD_LOG_FORMAT=json makes them JSON lines).
+let logger: Logger | null = null;
+// Always printed, like wg-quick's: LOG_LEVEL is for the daemon.
+const log = (line: string) => (logger ??= loggerFromEnv({ decorate: false }, { TSGUARD_LOG_FORMAT: process.env.TSGUARD_LOG_FORMAT }))('info', line);
 
 /** Path of the daemon script next to this file (dist/cli/tsguard-wg.js). */
 function daemonScript(): string {

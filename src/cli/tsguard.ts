@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 // Subcommands' modules are imported when used (SQLite, QR codes, the TUN runtime, the UAPI client),
 // so that e.g. `tsguard join` or `tsguard genkey` start quickly.
@@ -37,7 +38,7 @@ function readStdin(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
-  const p = await loadCrypto();
+  const p = await loadCrypto(loadNativeCrypto);
   switch (cmd) {
     case undefined:
     case 'help':

@@ -6,6 +6,9 @@
  */
 
 import { Runtime } from '../io/runtime.js';
+import { runtimeLog, type Log } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
+import type { ListenAddress } from '../util/listen-address.js';
 import { applySet, Errno, UapiError, uapiGet } from '../uapi/protocol.js';
 import { socketPath, UapiServer } from '../uapi/server.js';
 // The configuration-file parser and the sync logic are imported by reload() when it runs:
@@ -21,8 +24,8 @@ export function validateIfname(name: string): string | null {
   return null;
 }
 
-/** Logger signature used by the daemon. */
-export type DaemonLog = (level: 'error' | 'info' | 'debug', message: string) => void;
+/** Logger signature used by the daemon (see src/log/logger.ts). */
+export type DaemonLog = Log;
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
@@ -32,6 +35,8 @@ export interface DaemonOptions {
   log?: DaemonLog;
   /** Called when the daemon is up, with a handle to stop it (tests, embedding). */
   onStarted?: (handle: DaemonHandle) => void;
+  /** Serve `/metrics` and `/healthz` here (`--metrics`, `TSGUARD_METRICS`). */
+  metrics?: ListenAddress;
 }
 
 /** A running daemon. */
@@ -54,6 +59,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let server: UapiServer | null = null;
+  let metrics: { close(): Promise<void> } | null = null;
 
   const stop = (reason: string, code = 0) => {
     if (stopping) return;
@@ -62,6 +68,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     const s = server;
     void (async () => {
       try {
+        await metrics?.close();
         await s?.close();
       } finally {
         runtime?.close();
@@ -74,7 +81,7 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     runtime = Runtime.start({
       ifname,
       listenPort: 0,
-      log: (m) => log('error', m),
+      log: runtimeLog(log),
       onFatal: (err) => stop(err.code === 'ELINKGONE' ? `interface ${ifname} was deleted` : `interface error: ${err.message}`),
     });
   } catch (e) {
@@ -94,6 +101,20 @@ export async function runDaemon(ifname: string, opts: DaemonOptions = {}): Promi
     return 1;
   }
 
+  if (opts.metrics !== undefined) {
+    try {
+      const { serveDeviceMetrics } = await import('../metrics/daemon-metrics.js');
+      metrics = await serveDeviceMetrics({ listen: opts.metrics, ifname, runtime, stopped: () => stopping, log });
+    } catch (e) {
+      const msg = (e as Error).message;
+      log('error', msg);
+      await server.close();
+      runtime.close();
+      notify(`ERROR ${msg}`);
+      return 1;
+    }
+  }
+  logPeerEvents(runtime.device, log);
   server.onRemoved(() => stop('UAPI socket removed'));
   const onSignal = (sig: NodeJS.Signals) => stop(`received ${sig}`);
   process.on('SIGINT', onSignal);

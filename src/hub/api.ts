@@ -37,10 +37,10 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
-import { formatIp, parseIp } from '../routing/ip.js';
 import type { Registry } from './registry/index.js';
 import { RegistryError, type HubRecord, type RegisterAgentResult } from './registry/types.js';
 import { isValidPeerName, validatePublicKey } from './registry/validate.js';
+import type { ListenAddress } from '../util/listen-address.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
 /** Largest accepted request body. */
@@ -95,30 +95,7 @@ export function refusalFor(e: unknown): RefusalReason {
   }
 }
 
-/** An address to listen on. */
-export interface ListenAddress {
-  /** IP address literal. */
-  host: string;
-  /** TCP port (0 = any free port). */
-  port: number;
-}
-
-/**
- * Parse `ADDR:PORT` (`127.0.0.1:8443`, `0.0.0.0:8443`, `[::1]:8443`).
- * @throws Error saying what is wrong
- */
-export function parseListenAddress(text: string): ListenAddress {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (m === null || port > 65535) throw new Error(`--api "${text}" is not valid: expected ADDR:PORT such as 127.0.0.1:8443, 0.0.0.0:8443 or [::1]:8443`);
-  let host: string;
-  try {
-    host = formatIp(parseIp(m[1]!).bytes);
-  } catch {
-    throw new Error(`--api "${text}": "${m[1]}" is not an IP address (give the address to listen on, e.g. 0.0.0.0)`);
-  }
-  return { host, port };
-}
+export { parseListenAddress, type ListenAddress } from '../util/listen-address.js';
 
 /** Options of {@link RegistrationApi.start}. */
 export interface RegistrationApiOptions {
@@ -145,6 +122,8 @@ export interface RegistrationApiOptions {
   hubId?: () => number | undefined;
   /** Log sink (never receives tokens). */
   log?: (level: 'error' | 'info' | 'debug', message: string) => void;
+  /** Called with the outcome of every request (metrics: registrations by result). */
+  onResult?: (result: AcceptReason | RefusalReason) => void;
 }
 
 class Refusal extends Error {
@@ -236,6 +215,7 @@ export class RegistrationApi {
     const refuse = (r: Refusal, agent: string) => {
       const log = r.reason === 'store_unavailable' || r.reason === 'internal_error' ? 'error' : 'info';
       this.#opts.log?.(log, `registration refused (${r.reason}) for ${agent} from ${from}: ${r.message}`);
+      this.#opts.onResult?.(r.reason);
       // A body we did not read (too large) cannot be followed by another request on this connection.
       send(r.status, emptyAnswer(r.reason, r.message), r.status === 413 || !req.complete);
     };
@@ -304,6 +284,7 @@ export class RegistrationApi {
           this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
         }
         const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
+        this.#opts.onResult?.(reason);
         this.#opts.log?.(
           'info',
           `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,

@@ -20,9 +20,13 @@ import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
 import { Runtime } from '../io/runtime.js';
+import { logEnabled, RateLimitedLog, runtimeLog } from '../log/logger.js';
+import { logPeerEvents } from '../log/peer-events.js';
+import type { LivePeer } from '../metrics/hub-metrics.js';
+import { parseListenAddress } from '../util/listen-address.js';
 import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
-import { isLoopback, parseListenAddress, RegistrationApi } from './api.js';
+import { isLoopback, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
 import { Mesh } from './mesh.js';
@@ -70,6 +74,8 @@ export interface HubOptions {
    * unspecified address, then the `--endpoint` host with the API port.
    */
   advertiseApi?: string;
+  /** Serve `/metrics`, `/healthz` and the status page on `ADDR:PORT` (`--metrics`). */
+  metrics?: string;
 }
 
 /** What `hub.json` in the data dir records for the CLI (no secrets). */
@@ -127,7 +133,7 @@ export class Hub {
   readonly relay: Relay;
   /** The other hubs of the registry and the home of every peer (see ./mesh.ts). */
   readonly mesh: Mesh;
-  #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
+  #managed = new Map<string, { sig: string; kind: PeerKind; name: string; address: string }>();
   /** `kind/name` → public key of the managed peers. */
   #byName = new Map<string, string>();
   /** Change sequence number applied so far. */
@@ -135,6 +141,9 @@ export class Hub {
   #syncing: Promise<void> | null = null;
   #syncAgain = false;
   #unlisten: (() => Promise<void>) | null = null;
+  /** Registration API requests by result (for the metrics). */
+  readonly registrations = new Map<string, number>();
+  #metrics: { close(): Promise<void> } | null = null;
   #uapi: UapiServer | null = null;
   #control: net.Server | null = null;
   #api: RegistrationApi | null = null;
@@ -169,6 +178,7 @@ export class Hub {
   static async start(opts: HubOptions): Promise<Hub> {
     // Flags are checked before anything is created.
     const apiListen = opts.api ? parseListenAddress(opts.api.listen) : null;
+    const metricsListen = opts.metrics !== undefined ? parseListenAddress(opts.metrics, '--metrics') : null;
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
       throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
     }
@@ -204,9 +214,13 @@ export class Hub {
       listenPort: opts.listenPort,
       onPacket: (packet, from) => relay!.handle(packet, from),
       onFatal: (err) => hub?.stop(err.code === 'ELINKGONE' ? `interface ${opts.ifname} was deleted` : err.message),
-      log: (m) => opts.log('error', m),
+      log: runtimeLog(opts.log),
     });
-    relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice });
+    // Refused relays are logged at most once per 10 s and source peer.
+    const refusals = logEnabled(opts.log, 'verbose') ? new RateLimitedLog(opts.log, 10_000) : null;
+    relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice }, (from, to) =>
+      refusals?.log(from, 'verbose', () => `relay refused by policy: ${hub?.describePeer(from) ?? from} → ${hub?.describePeer(to) ?? to}`),
+    );
     runtime.device.setPrivateKey(key);
     key.fill(0);
     hub = new Hub(opts, registry, runtime, relay);
@@ -234,12 +248,17 @@ export class Hub {
           onRegistered: (r) => hub!.#applyRegistered(r),
           hubId: () => hub!.mesh.selfId ?? undefined,
           hubs: () => hub!.mesh.listedHubs(),
+          onResult: (result) => hub!.registrations.set(result, (hub!.registrations.get(result) ?? 0) + 1),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
       }
       if (hub.#api !== null && apiListen !== null) await hub.mesh.advertise(advertisedApi(opts, hub.#api.url, apiListen), hub.#apiPin ?? null);
       hub.#unlisten = await registry.listen(() => hub!.sync());
+      if (metricsListen !== null) {
+        const { serveHubMetrics } = await import('../metrics/hub-metrics.js');
+        hub.#metrics = await serveHubMetrics(hub, metricsListen, opts.log);
+      }
       await writeFileAtomic0600(join(opts.dataDir, 'hub.json'), JSON.stringify(hub.info(), null, 2) + '\n');
       hub.#watch();
     } catch (e) {
@@ -253,6 +272,7 @@ export class Hub {
         if (!hub!.#stopped) opts.log('error', `registry: cannot record last_seen: ${err.message}`);
       });
     });
+    logPeerEvents(runtime.device, opts.log, (pk) => hub.describePeer(pk));
     opts.log('info', `hub ${opts.ifname} up: ${registry.hubAddress} on UDP ${runtime.listenPort}, ${hub.#managed.size} peers restored`);
     return hub;
   }
@@ -268,6 +288,27 @@ export class Hub {
       api: this.#api?.url,
       apiPin: this.#apiPin,
     };
+  }
+
+  /** The hub's interface name. */
+  get ifname(): string {
+    return this.opts.ifname;
+  }
+
+  /** True once {@link Hub.stop} was called. */
+  get stopping(): boolean {
+    return this.#stopped;
+  }
+
+  /** Every peer configured on the device, from the hub's own view (no registry read). */
+  livePeers(): LivePeer[] {
+    return [...this.#managed].map(([publicKey, m]) => ({ publicKey, kind: m.kind, name: m.name, address: m.address }));
+  }
+
+  /** `kind name` of a live peer, for log lines. */
+  describePeer(publicKey: string): string | undefined {
+    const m = this.#managed.get(publicKey);
+    return m === undefined ? undefined : `${m.kind} ${m.name}`;
   }
 
   /** Resolves when the hub has stopped. */
@@ -396,7 +437,7 @@ export class Hub {
     this.relay.setKind(r.publicKey, r.kind);
     this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
     if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
-    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name });
+    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name, address: r.ipv4 });
     this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);
     this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
@@ -531,6 +572,7 @@ export class Hub {
     await this.#unlisten?.().catch(() => undefined);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
+    await this.#metrics?.close().catch(() => undefined);
     await this.#api?.close().catch(() => undefined);
     await this.#uapi?.close().catch(() => undefined);
     if (this.#control) {

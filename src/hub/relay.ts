@@ -61,9 +61,11 @@ export class Relay {
   readonly #counters = new Map<string, RelayCounters>();
   #addressKinds: AddressKinds | null = null;
 
+  /** @param onRefused called for every refused packet (the hub logs it, rate limited) */
   constructor(
     private readonly device: Device,
     public policy: RelayPolicy,
+    private readonly onRefused?: (fromId: string, toId: string) => void,
   ) {}
 
   /** Where the kinds behind `hub` peers come from (set by the mesh). */
@@ -102,6 +104,7 @@ export class Relay {
     if (to === undefined) return false; // the hub's own address, or nobody's: the hub's interface decides
     if (to.id === fromId) {
       this.#bump(fromId, 'refused');
+      this.onRefused?.(fromId, to.id);
       return true;
     }
     const fromPeer = this.#kinds.get(fromId);
@@ -111,6 +114,7 @@ export class Relay {
     const toKind = toPeer === 'hub' ? (fromPeer === 'hub' ? undefined : this.#addressKinds?.destinationKind(packet)) : toPeer;
     if (fromKind === undefined || toKind === undefined || !relayAllowed(fromKind, toKind, this.policy)) {
       this.#bump(fromId, 'refused');
+      this.onRefused?.(fromId, to.id);
       return true;
     }
     this.device.sendPacketTo(to, packet);

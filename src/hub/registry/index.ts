@@ -99,9 +99,21 @@ export class Registry {
   readonly #v6: Net6 | null;
   readonly #now: () => number;
   #closed = false;
+  /** Device and inode of the SQLite file as opened (null on PostgreSQL), for {@link Registry.ping}. */
+  readonly #fileId: { dev: number; ino: number } | null;
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
     this.#store = store;
+    let fileId: { dev: number; ino: number } | null = null;
+    if (store.backend === 'sqlite') {
+      try {
+        const st = statSync(store.where);
+        fileId = { dev: st.dev, ino: st.ino };
+      } catch {
+        // already gone: ping() reports it
+      }
+    }
+    this.#fileId = fileId;
     this.#v4 = v4;
     this.#v6 = v6;
     this.#now = now;
@@ -580,6 +592,34 @@ export class Registry {
   /** Number of host addresses peers can get (subnet size minus network, broadcast and hub). */
   get capacity(): number {
     return this.#v4.broadcast - this.#v4.hub - 1;
+  }
+
+  /**
+   * Check that the store answers (health checks): a read succeeds and, on
+   * SQLite, the database file is still the one this registry opened (a file
+   * removed or replaced under a running hub would take its writes nowhere).
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  async ping(): Promise<void> {
+    await this.#read('ping', (ctx) => ctx.tx.get('SELECT 1 FROM meta LIMIT 1'));
+    if (this.#fileId === null) return;
+    let st;
+    try {
+      st = statSync(this.where);
+    } catch (e) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.where} is gone (${(e as Error).message}); put it back or restart the hub`, undefined, { cause: e });
+    }
+    if (st.dev !== this.#fileId.dev || st.ino !== this.#fileId.ino) {
+      throw new RegistryError('STORE_UNAVAILABLE', `registry ping: ${this.where} was replaced by another file while the hub runs; restart the hub`);
+    }
+  }
+
+  /** IPv4 addresses a new peer could get now: the capacity minus the addresses held or in quarantine. */
+  async freeAddresses(): Promise<number> {
+    const q = await this.#read('count', (ctx) =>
+      ctx.tx.get<{ n: number }>('SELECT (SELECT COUNT(*) FROM peers) + (SELECT COUNT(*) FROM quarantine WHERE until_ms > ?) AS n', [ctx.now]),
+    );
+    return Math.max(0, this.capacity - Number(q?.n ?? 0));
   }
 
   /** Close the store. Further calls fail with `STORE_UNAVAILABLE`. Idempotent. */
