@@ -4,7 +4,6 @@
  * quarantine, persistence, the change log, agent credentials and
  * concurrent writers; SQLite-only: file modes, lock handling, schema upgrades.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +11,10 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { getCrypto } from '../src/crypto/index.js';
 import { keyToBase64 } from '../src/crypto/keys.js';
 import { loadOrCreateHubKey, Registry, RegistryError, type RegistryErrorCode, type RegistryOpenOptions } from '../src/hub/registry/index.js';
 import { skipPostgres, TestPostgres } from './helpers/postgres.js';
+import { holdLock, newKey } from './helpers/registry.js';
 
 const dirs: string[] = [];
 const opened: Registry[] = [];
@@ -28,11 +27,6 @@ function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'tsguard-reg-'));
   dirs.push(d);
   return d;
-}
-
-function newKey(): string {
-  const c = getCrypto();
-  return keyToBase64(c.publicKey(c.generatePrivateKey()));
 }
 
 async function code(p: Promise<unknown> | (() => Promise<unknown>)): Promise<{ code: RegistryErrorCode; owner?: string; message: string }> {
@@ -639,30 +633,10 @@ describe('Registry on SQLite only', () => {
     expect((await code(open(join(base, 'y'), '10.9.0.1/24'))).message).toMatch(/did you mean 10\.9\.0\.0\/24/);
   });
 
-  /** A child process that holds the write lock of `path` until told to commit (stdin closes). */
-  async function holdLock(path: string): Promise<{ release: () => Promise<void> }> {
-    const script = `
-      const Database = require('better-sqlite3');
-      const db = new Database(process.argv[1]);
-      db.exec('BEGIN IMMEDIATE');
-      db.prepare("INSERT INTO meta (key, value) VALUES ('child', 'was here') ON CONFLICT (key) DO NOTHING").run();
-      process.stdout.write('locked\\n');
-      process.stdin.resume();
-      process.stdin.on('end', () => { db.exec('COMMIT'); db.close(); process.exit(0); });`;
-    const child = spawn(process.execPath, ['-e', script, path], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    return {
-      release: async () => {
-        child.stdin.end();
-        await new Promise((r) => child.once('exit', r));
-      },
-    };
-  }
-
   it('a writer waits out a short lock of another process, and a long one is STORE_UNAVAILABLE without blocking this thread', async () => {
     const dir = tmp();
     const reg = await open(dir, '10.9.0.0/24', { timeoutMs: 800 });
-    const lock = await holdLock(join(dir, 'registry.sqlite'));
+    const release = await holdLock(join(dir, 'registry.sqlite'));
     // While the lock is held, this thread keeps running: timers fire during the wait.
     let ticks = 0;
     const tick = setInterval(() => ticks++, 20);
@@ -672,9 +646,8 @@ describe('Registry on SQLite only', () => {
     expect(refused.message).toMatch(/locked|busy/i);
     expect(ticks).toBeGreaterThan(5);
     // A lock released while the writer waits is waited out.
-    const lock2 = lock;
     const pending = reg.addPeer(dev('waited'));
-    setTimeout(() => void lock2.release(), 200);
+    setTimeout(() => void release(), 200);
     expect((await pending).ipv4).toBe('10.9.0.2');
     // The refused request consumed nothing and the registry works on.
     expect((await reg.addPeer(dev('next'))).ipv4).toBe('10.9.0.3');

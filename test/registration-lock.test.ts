@@ -8,38 +8,17 @@
  * for as long as the registrations keep coming. After the lock is released,
  * a registration succeeds without a restart.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HubTopology, parseAdded, teardownHubTopologies } from './net/hub-topology.js';
 import { nsRun, ping, shouldSkip } from './net/netns.js';
+import { holdLock } from './helpers/registry.js';
 
 const SKIP = shouldSkip('registration-lock.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
 const SUBNET = '10.63.0.0/24';
 const API_PORT = 18480;
 
 afterAll(teardownHubTopologies);
-
-/** A process that holds the write lock of `path` until its stdin closes. */
-async function holdLock(path: string): Promise<() => Promise<void>> {
-  const script = `
-    const Database = require('better-sqlite3');
-    const db = new Database(process.argv[1]);
-    db.exec('BEGIN IMMEDIATE');
-    db.prepare("INSERT INTO meta (key, value) VALUES ('locked-by-test', '1') ON CONFLICT (key) DO NOTHING").run();
-    process.stdout.write('locked\\n');
-    process.stdin.resume();
-    process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); });`;
-  const child = spawn(process.execPath, ['-e', script, path], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve());
-    child.once('exit', (c) => reject(new Error(`lock holder exited with ${c}`)));
-  });
-  return async () => {
-    child.stdin.end();
-    await new Promise((r) => child.once('exit', r));
-  };
-}
 
 /** Registrations in a loop for `ms` (run inside the hub's namespace); prints one JSON line per answer. */
 const HAMMER = `

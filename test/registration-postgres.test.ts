@@ -11,12 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JoinError, registerWithHub } from '../src/agent/join.js';
-import { getCrypto } from '../src/crypto/index.js';
-import { keyToBase64 } from '../src/crypto/keys.js';
+import { registerWithHub } from '../src/agent/join.js';
 import { RegistrationApi, type RegisterResponse } from '../src/hub/api.js';
 import { Registry } from '../src/hub/registry/index.js';
 import { skipPostgres, TestPostgres } from './helpers/postgres.js';
+import { newKey, refusal } from './helpers/registry.js';
 
 const SKIP = skipPostgres('registration-postgres.test.ts');
 let server: TestPostgres | null = null;
@@ -29,11 +28,6 @@ afterAll(async () => {
   await server?.destroy();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function newKey(): string {
-  const c = getCrypto();
-  return keyToBase64(c.publicKey(c.generatePrivateKey()));
-}
 
 interface TestHub {
   reg: Registry;
@@ -56,16 +50,6 @@ async function hub(url: string, hubKey: string): Promise<TestHub> {
       await reg.close();
     },
   };
-}
-
-async function refusal(p: Promise<unknown>): Promise<JoinError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof JoinError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe.skipIf(SKIP)('hubs sharing a PostgreSQL registry', () => {

@@ -13,14 +13,13 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JoinError, registerWithHub } from '../src/agent/join.js';
-import { getCrypto } from '../src/crypto/index.js';
-import { keyToBase64 } from '../src/crypto/keys.js';
+import { registerWithHub, type JoinError } from '../src/agent/join.js';
 import { isLoopback, MAX_BODY_BYTES, parseListenAddress, RegistrationApi, type RegisterResponse } from '../src/hub/api.js';
 import { Hub } from '../src/hub/hub.js';
 import { Registry, RegistryError } from '../src/hub/registry/index.js';
 import { API_TLS_FILE, certificatePin, loadOrCreateApiTls, parsePin } from '../src/hub/tls.js';
 import { parseDuration, parseToken } from '../src/hub/tokens.js';
+import { newKey, refusal } from './helpers/registry.js';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -33,11 +32,6 @@ function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'tsguard-regapi-'));
   dirs.push(d);
   return d;
-}
-
-function newKey(): string {
-  const c = getCrypto();
-  return keyToBase64(c.publicKey(c.generatePrivateKey()));
 }
 
 const HUB_KEY = newKey();
@@ -102,16 +96,6 @@ function raw(url: string, o: { token?: string | null; body?: string; method?: st
 
 function body(agent_id: unknown, public_key: unknown, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ agent_id, public_key, ...extra });
-}
-
-async function refusal(p: Promise<unknown>): Promise<JoinError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof JoinError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
 }
 
 const ZERO_KEY = 'A'.repeat(43) + '=';

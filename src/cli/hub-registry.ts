@@ -37,6 +37,8 @@ export function openRegistry(dataDir: string, v: Record<string, unknown>): Promi
   const f = registryFlags(v);
   return Registry.open(dataDir, {
     timeoutMs: CLI_STORE_TIMEOUT_MS,
+    // A CLI process carries no packets: SQLite may block it (no worker thread to start).
+    sqliteOnThisThread: true,
     ...(f.registry !== undefined ? { url: f.registry } : {}),
     ...(f.registryPasswordFile !== undefined ? { passwordFile: f.registryPasswordFile } : {}),
   });

@@ -265,36 +265,36 @@ export class RegistrationApi {
     refuse: (r: Refusal, agent: string) => void,
     from: string,
   ): Promise<void> {
-      if (over) return;
-      let agent = '?';
+    if (over) return;
+    let agent = '?';
+    try {
+      const body = parseBody(raw);
+      agent = `agent ${body.agent_id}`;
+      const r = await this.#opts.registry.registerAgent({
+        token,
+        agentId: body.agent_id,
+        publicKey: body.public_key,
+        ...(body.labels !== undefined ? { labels: body.labels } : {}),
+        ...(body.agent_credential !== undefined ? { credential: body.agent_credential } : {}),
+        ...(this.#opts.hubId?.() !== undefined ? { homeHub: this.#opts.hubId()! } : {}),
+      });
       try {
-        const body = parseBody(raw);
-        agent = `agent ${body.agent_id}`;
-        const r = await this.#opts.registry.registerAgent({
-          token,
-          agentId: body.agent_id,
-          publicKey: body.public_key,
-          ...(body.labels !== undefined ? { labels: body.labels } : {}),
-          ...(body.agent_credential !== undefined ? { credential: body.agent_credential } : {}),
-          ...(this.#opts.hubId?.() !== undefined ? { homeHub: this.#opts.hubId()! } : {}),
-        });
-        try {
-          this.#opts.onRegistered?.(r);
-        } catch (e) {
-          this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
-        }
-        const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
-        this.#opts.onResult?.(reason);
-        this.#opts.log?.(
-          'info',
-          `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
-        );
-        send(200, this.#answer(r, reason, req));
+        this.#opts.onRegistered?.(r);
       } catch (e) {
-        if (e instanceof Refusal) return refuse(e, agent);
-        const reason = refusalFor(e);
-        refuse(new Refusal(reason, reason === 'internal_error' ? `internal error: ${(e as Error).message}` : (e as Error).message), agent);
+        this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
       }
+      const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
+      this.#opts.onResult?.(reason);
+      this.#opts.log?.(
+        'info',
+        `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
+      );
+      send(200, this.#answer(r, reason, req));
+    } catch (e) {
+      if (e instanceof Refusal) return refuse(e, agent);
+      const reason = refusalFor(e);
+      refuse(new Refusal(reason, reason === 'internal_error' ? `internal error: ${(e as Error).message}` : (e as Error).message), agent);
+    }
   }
 
   #answer(r: RegisterAgentResult, reason: AcceptReason, req: http.IncomingMessage): RegisterResponse {

@@ -21,7 +21,9 @@ const WINDOW = 256;
 
 /** Lower the allocation hint to `n` (an address that became free). */
 export async function freed(ctx: Ctx, n: number): Promise<void> {
-  await ctx.tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1 AND alloc_hint > ?', [n, n]);
+  if (n >= ctx.hint) return;
+  ctx.hint = n;
+  await ctx.tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [n]);
 }
 
 /** Drop expired quarantine entries (their addresses become free). */
@@ -74,16 +76,15 @@ export async function take(ctx: Ctx, n: number): Promise<void> {
 }
 
 /**
- * The lowest free host address (call {@link purgeQuarantine} first); the
- * hint moves past it.
+ * The lowest free host address (call {@link purgeQuarantine} first: the
+ * result is then not quarantined); the hint moves past it.
  * @throws RegistryError `SUBNET_EXHAUSTED`
  */
 export async function allocate(ctx: Ctx): Promise<number> {
   const { v4, tx } = ctx;
   const first = v4.hub + 1;
   const last = v4.broadcast - 1;
-  const state = await tx.get<{ alloc_hint: number }>('SELECT alloc_hint FROM registry_state WHERE id = 1');
-  let c = Math.max(first, state?.alloc_hint ?? first);
+  let c = Math.max(first, ctx.hint);
   while (c <= last) {
     const end = Math.min(c + WINDOW - 1, last);
     const rows = await tx.all<{ a: number }>(
@@ -93,7 +94,8 @@ export async function allocate(ctx: Ctx): Promise<number> {
     const taken = new Set(rows.map((r) => r.a));
     while (c <= end && taken.has(c)) c++;
     if (c <= end) {
-      await tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [c + 1]);
+      ctx.hint = c + 1;
+      await tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [ctx.hint]);
       return c;
     }
   }

@@ -6,7 +6,8 @@
  * number in `changes`, in the same transaction. A hub keeps the last number
  * it applied and reads only what came after (one indexed range query);
  * {@link CHANGES_KEPT} numbers are kept, an older cursor gets a reset (re-read
- * every peer). PostgreSQL also sends a NOTIFY on commit.
+ * every peer). On PostgreSQL a trigger on `changes` sends a NOTIFY, delivered
+ * on commit (`./schema-postgres.ts`).
  * @module
  */
 
@@ -16,9 +17,10 @@ import type { ChangeBatch, PeerKind } from './types.js';
 /** How many change sequence numbers the log keeps. */
 export const CHANGES_KEPT = 10_000;
 
-/** Take the next change sequence number (and, on PostgreSQL, the writers' lock). */
-export async function nextSeq(tx: Tx): Promise<number> {
-  return (await tx.get<{ change_seq: number }>('UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq'))!.change_seq;
+/** Take the next change sequence number (and, on PostgreSQL, the writers' lock); also reads the allocation hint. */
+export async function nextSeq(tx: Tx): Promise<{ seq: number; hint: number }> {
+  const r = (await tx.get<{ change_seq: number; alloc_hint: number }>('UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq, alloc_hint'))!;
+  return { seq: r.change_seq, hint: r.alloc_hint };
 }
 
 /** Record the peers changed under `seq`; prunes the log now and then. */
@@ -30,7 +32,6 @@ export async function recordChanges(tx: Tx, seq: number, peers: Iterable<{ kind:
   }
   if (!any) return;
   if (seq % 1000 === 0) await tx.run('DELETE FROM changes WHERE seq <= ?', [seq - CHANGES_KEPT]);
-  await tx.notify(seq);
 }
 
 /** The current change sequence number. */
@@ -41,7 +42,7 @@ export async function currentSeq(tx: Tx): Promise<number> {
 /** What changed after `cursor` (see {@link ChangeBatch}). */
 export async function changesSince(tx: Tx, cursor: number): Promise<ChangeBatch> {
   const seq = await currentSeq(tx);
-  if (cursor >= seq) return { seq: cursor, reset: cursor > seq, peers: [] };
+  if (cursor >= seq) return { seq, reset: cursor > seq, peers: [] };
   // Pruning keeps at least the last CHANGES_KEPT numbers, so a newer cursor misses nothing.
   if (cursor < seq - CHANGES_KEPT) return { seq, reset: true, peers: [] };
   const rows = await tx.all<{ kind: PeerKind; name: string }>('SELECT kind, name FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq, id', [cursor, seq]);

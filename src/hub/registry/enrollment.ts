@@ -74,18 +74,34 @@ export async function registerAgentTx(ctx: Ctx, g: Registration): Promise<Regist
     const enrolled = await ctx.tx.get<{ token_id: string; public_key: string }>('SELECT token_id, public_key FROM enrollments WHERE name = ?', [g.name]);
     if (!(returning && enrolled?.token_id === tok.id && enrolled.public_key === g.key)) throw bad;
   }
-  let r = await addPeerTx(ctx, { kind: 'agent', name: g.name, key: g.key, ip: null, routes: [], labels: g.labels ?? {}, comment: null, enabled: true, source: 'registration', homeHub: g.homeHub });
-  const row = await peerRowById(ctx.tx, r.id);
-  if (!r.created && g.labels !== undefined && (await updatePeerTx(ctx, row, { labels: g.labels }))) {
+  // A new agent gets its credential in the insert; a re-keyed one (or one that had none) below.
+  let credential = existing === undefined ? generateCredential() : undefined;
+  let r = await addPeerTx(
+    ctx,
+    {
+      kind: 'agent',
+      name: g.name,
+      key: g.key,
+      ip: null,
+      routes: [],
+      labels: g.labels ?? {},
+      comment: null,
+      enabled: true,
+      source: 'registration',
+      homeHub: g.homeHub,
+      credentialHash: credential === undefined ? null : hashSecret(credential),
+    },
+    existing ?? null,
+  );
+  if (existing !== undefined && g.labels !== undefined && (await updatePeerTx(ctx, existing, { labels: g.labels }))) {
     r = { ...toRecord(await peerRowById(ctx.tx, r.id)), created: false, rekeyed: r.rekeyed, ...(r.previousPublicKey ? { previousPublicKey: r.previousPublicKey } : {}) };
   }
-  if (!r.created && g.homeHub !== null && row.home_hub !== g.homeHub) {
+  if (existing !== undefined && g.homeHub !== null && existing.home_hub !== g.homeHub) {
     await ctx.tx.run('UPDATE peers SET home_hub = ? WHERE id = ?', [g.homeHub, r.id]);
     r = { ...r, homeHub: g.homeHub };
     markChanged(ctx, r);
   }
-  let credential: string | undefined;
-  if (r.created || r.rekeyed || row.credential_hash === null) {
+  if (existing !== undefined && (r.rekeyed || existing.credential_hash === null)) {
     credential = generateCredential();
     await ctx.tx.run('UPDATE peers SET credential_hash = ?, rekey_allowed = 0 WHERE id = ?', [hashSecret(credential), r.id]);
   }

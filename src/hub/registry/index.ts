@@ -166,7 +166,7 @@ export class Registry {
       } else if (!existsSync(path)) {
         throw new RegistryError('NOT_INITIALIZED', `no hub registry in ${dataDir} (${REGISTRY_FILE} is missing); ${hint}`);
       }
-      store = await SqliteStore.open(path, timeoutMs);
+      store = await SqliteStore.open(path, timeoutMs, opts.sqliteOnThisThread === true);
     }
     try {
       const { v4, v6 } = await store.write('open', async (tx) => {
@@ -185,8 +185,8 @@ export class Registry {
   async #write<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
     this.#checkOpen(what);
     return this.#store.write(what, async (tx) => {
-      const seq = await nextSeq(tx);
-      const ctx: Ctx = { tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map() };
+      const { seq, hint } = await nextSeq(tx);
+      const ctx: Ctx = { tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map(), hint };
       const r = await fn(ctx);
       await recordChanges(tx, seq, ctx.changed.values(), ctx.now);
       return r;
@@ -195,7 +195,7 @@ export class Registry {
 
   #read<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
     this.#checkOpen(what);
-    return this.#store.read(what, (tx) => fn({ tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map() }));
+    return this.#store.read(what, (tx) => fn({ tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map(), hint: 0 }));
   }
 
   #checkOpen(what: string): void {

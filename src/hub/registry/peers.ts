@@ -23,6 +23,8 @@ export interface NewPeer {
   enabled: boolean;
   source: PeerSource;
   homeHub?: number | null;
+  /** SHA-256 of the agent credential, for a new agent. */
+  credentialHash?: Uint8Array | null;
 }
 
 /** Validated changes to a peer (undefined = keep). */
@@ -96,9 +98,9 @@ export async function checkRouteOverlaps(ctx: Ctx, routes: Prefix[], selfId: num
  * and the same source: re-keyed, the address kept).
  * @throws RegistryError `NAME_CONFLICT`, `KEY_CONFLICT`, `OVERLAP`, `ADDRESS_TAKEN`, `SUBNET_EXHAUSTED`
  */
-export async function addPeerTx(ctx: Ctx, p: NewPeer): Promise<AddPeerResult> {
+export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null): Promise<AddPeerResult> {
   const who = `${p.kind}/${p.name}`;
-  const existing = await peerRow(ctx.tx, p.kind, p.name);
+  const existing = known === undefined ? await peerRow(ctx.tx, p.kind, p.name) : (known ?? undefined);
   if (existing) {
     if (existing.public_key === p.key) return { ...toRecord(existing), created: false, rekeyed: false };
     if (existing.source !== p.source) {
@@ -116,13 +118,13 @@ export async function addPeerTx(ctx: Ctx, p: NewPeer): Promise<AddPeerResult> {
   if (p.ip !== null) {
     await checkIpFree(ctx, p.ip, who, null);
     n = p.ip;
+    await take(ctx, n);
   } else {
     n = await allocate(ctx);
   }
-  await take(ctx, n);
   const row = await ctx.tx.get<PeerRow>(
-    `INSERT INTO peers (kind, name, public_key, ipv4, ipv4_int, ipv6, routes, labels, source, enabled, comment, created_at, updated_at, home_hub)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    `INSERT INTO peers (kind, name, public_key, ipv4, ipv4_int, ipv6, routes, labels, source, enabled, comment, created_at, updated_at, home_hub, credential_hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     [
       p.kind,
       p.name,
@@ -138,6 +140,7 @@ export async function addPeerTx(ctx: Ctx, p: NewPeer): Promise<AddPeerResult> {
       ctx.now,
       ctx.now,
       p.homeHub ?? null,
+      p.credentialHash ?? null,
     ],
   );
   markChanged(ctx, p);

@@ -15,13 +15,12 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import pgpass from 'pgpass';
 import { RegistryError } from './types.js';
+import { NOTIFY_CHANNEL } from './schema-postgres.js';
 import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
 
 /** Connections of the pool (calls beyond it queue in a {@link Gate}). */
 const POOL_SIZE = 8;
 
-/** The channel change notifications are sent on. */
-export const NOTIFY_CHANNEL = 'tsguard_registry';
 
 const INT8_OID = 20;
 const types = {
@@ -173,22 +172,13 @@ export class PostgresStore implements RegistryStore {
           throw e;
         }
       },
-      notify: async (seq: number) => {
-        await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, String(seq)]);
-      },
     };
   }
 
   async #session<T>(what: string, write: boolean, fn: (tx: Tx) => Promise<T>, durable = true): Promise<T> {
-    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient;
-      let leave: () => void;
-      try {
-        leave = await this.#gate.enter();
-      } catch (e) {
-        throw this.#map(e, what);
-      }
+      const leave = await this.#gate.admit(what, this.#closed, (e) => this.#map(e, what));
       try {
         client = await this.#pool.connect();
       } catch (e) {
@@ -215,13 +205,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
-    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
-    let leave: () => void;
-    try {
-      leave = await this.#writers.enter();
-    } catch (e) {
-      throw this.#map(e, what);
-    }
+    const leave = await this.#writers.admit(what, this.#closed, (e) => this.#map(e, what));
     try {
       return await this.#session(what, true, fn, opts.durable !== false);
     } finally {

@@ -77,6 +77,8 @@ export interface Ctx {
   now: number;
   /** Peers this transaction created, changed or removed (`kind/name` → identity), for the change log. */
   changed: Map<string, { kind: PeerKind; name: string }>;
+  /** The allocation hint as this transaction left it (read with the change sequence number; see `./allocator.ts`). */
+  hint: number;
 }
 
 /** Note that peer `kind/name` changed in this transaction. */

@@ -1,13 +1,18 @@
 /**
  * Schema and in-place migrations of the PostgreSQL registry, versioned by
  * `meta.schema_version`. Concurrent hubs starting at once serialise on a
- * transaction-level advisory lock, so each migration runs once. Names sort
+ * transaction-level advisory lock, so each migration runs once. The tables
+ * are SQLite's (`./schema-sqlite.ts`) in PostgreSQL's types; names sort
  * byte-wise (`COLLATE "C"`), as in SQLite.
  * @module
  */
 
 import { RegistryError } from './types.js';
 import type { Tx } from './store.js';
+import { V1, V2, V3 } from './schema-sqlite.js';
+
+/** The channel change notifications are sent on. */
+export const NOTIFY_CHANNEL = 'tsguard_registry';
 
 /** The schema version this code writes. */
 export const POSTGRES_SCHEMA_VERSION = 1;
@@ -15,77 +20,25 @@ export const POSTGRES_SCHEMA_VERSION = 1;
 /** Advisory lock key of schema migrations ("tsguard" in ASCII). */
 const MIGRATION_LOCK = 0x747367756172;
 
+/**
+ * The SQLite statements in PostgreSQL's types: 64-bit integers, BYTEA,
+ * identity columns, and byte-wise ordering of names.
+ */
+function fromSqlite(sql: string): string {
+  return sql
+    .replace(/INTEGER PRIMARY KEY AUTOINCREMENT/g, 'BIGSERIAL PRIMARY KEY')
+    .replace(/\bINTEGER\b/g, 'BIGINT')
+    .replace(/\bBLOB\b/g, 'BYTEA')
+    .replace(/^(\s*(?:kind|name|id|key)\s+)TEXT\b/gm, '$1TEXT COLLATE "C"');
+}
+
 const MIGRATIONS: ReadonlyArray<readonly string[]> = [
-  // 1: the tables of SQLite schema 3.
+  // 1: the tables of SQLite schema 3, and a NOTIFY (delivered on commit) for every statement that logs changes.
   [
-    `CREATE TABLE peers (
-      id              BIGSERIAL PRIMARY KEY,
-      kind            TEXT COLLATE "C" NOT NULL CHECK (kind IN ('device', 'client', 'agent')),
-      name            TEXT COLLATE "C" NOT NULL,
-      public_key      TEXT NOT NULL UNIQUE,
-      ipv4            TEXT NOT NULL UNIQUE,
-      ipv4_int        BIGINT NOT NULL UNIQUE,
-      ipv6            TEXT UNIQUE,
-      routes          TEXT NOT NULL DEFAULT '[]',
-      labels          TEXT NOT NULL DEFAULT '{}',
-      source          TEXT NOT NULL CHECK (source IN ('cli', 'clients-file', 'fleet-api', 'registration')),
-      enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
-      comment         TEXT,
-      created_at      BIGINT NOT NULL,
-      updated_at      BIGINT NOT NULL,
-      last_seen       BIGINT,
-      last_endpoint   TEXT,
-      credential_hash BYTEA,
-      rekey_allowed   INTEGER NOT NULL DEFAULT 0,
-      home_hub        BIGINT,
-      UNIQUE (kind, name)
-    )`,
-    `CREATE INDEX peers_source ON peers (source)`,
-    `CREATE INDEX peers_with_routes ON peers (id) WHERE routes <> '[]'`,
-    `CREATE TABLE quarantine (
-      ipv4_int  BIGINT PRIMARY KEY,
-      until_ms  BIGINT NOT NULL,
-      former    TEXT NOT NULL
-    )`,
-    `CREATE INDEX quarantine_until ON quarantine (until_ms)`,
-    `CREATE TABLE tokens (
-      id          TEXT COLLATE "C" PRIMARY KEY,
-      secret_hash BYTEA NOT NULL,
-      created_at  BIGINT NOT NULL,
-      expires_at  BIGINT,
-      max_uses    BIGINT,
-      uses        BIGINT NOT NULL DEFAULT 0,
-      revoked_at  BIGINT,
-      comment     TEXT
-    )`,
-    `CREATE TABLE enrollments (
-      name        TEXT PRIMARY KEY,
-      token_id    TEXT NOT NULL,
-      public_key  TEXT NOT NULL,
-      at          BIGINT NOT NULL
-    )`,
-    `CREATE TABLE registry_state (
-      id          INTEGER PRIMARY KEY CHECK (id = 1),
-      change_seq  BIGINT NOT NULL,
-      alloc_hint  BIGINT NOT NULL
-    )`,
-    `INSERT INTO registry_state (id, change_seq, alloc_hint) VALUES (1, 0, 0)`,
-    `CREATE TABLE changes (
-      id    BIGSERIAL PRIMARY KEY,
-      seq   BIGINT NOT NULL,
-      kind  TEXT NOT NULL,
-      name  TEXT NOT NULL,
-      at    BIGINT NOT NULL
-    )`,
-    `CREATE INDEX changes_seq ON changes (seq)`,
-    `CREATE TABLE hubs (
-      id          BIGSERIAL PRIMARY KEY,
-      public_key  TEXT NOT NULL UNIQUE,
-      endpoint    TEXT,
-      api_url     TEXT,
-      cert_pin    TEXT,
-      last_seen   BIGINT NOT NULL
-    )`,
+    ...[...V1, ...V2, ...V3].map(fromSqlite),
+    `CREATE OR REPLACE FUNCTION tsguard_registry_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM pg_notify('${NOTIFY_CHANNEL}', ''); RETURN NULL; END $$`,
+    `CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE FUNCTION tsguard_registry_notify()`,
   ],
 ];
 
@@ -95,7 +48,7 @@ const MIGRATIONS: ReadonlyArray<readonly string[]> = [
  */
 export async function migratePostgres(tx: Tx, where: string): Promise<void> {
   await tx.get('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK]);
-  await tx.run(`CREATE TABLE IF NOT EXISTS meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL)`);
+  await tx.run(fromSqlite(V1[0]!));
   const row = await tx.get<{ value: string }>(`SELECT value FROM meta WHERE key = 'schema_version'`);
   const ver = row === undefined ? 0 : Number(row.value);
   if (ver > POSTGRES_SCHEMA_VERSION) {

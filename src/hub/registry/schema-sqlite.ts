@@ -2,7 +2,8 @@
  * Schema and in-place migrations of the SQLite registry, versioned by
  * `PRAGMA user_version`: 1 the first release, 2 `peers.last_endpoint`,
  * 3 the change log, the allocation hint, agent credentials, the hubs table
- * and the peers' home hub.
+ * and the peers' home hub. The statements are also the source of the
+ * PostgreSQL schema (`./schema-postgres.ts`), so both define the same tables.
  * @module
  */
 
@@ -12,7 +13,8 @@ import type { Tx } from './store.js';
 /** The schema version this code writes. */
 export const SQLITE_SCHEMA_VERSION = 3;
 
-const V1 = [
+/** Schema 1 (tables as first released). */
+export const V1: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -59,7 +61,11 @@ const V1 = [
   )`,
 ];
 
-const V3 = [
+/** Schema 2: the last endpoint seen, so that a restarted hub can reach its peers at once. */
+export const V2: readonly string[] = ['ALTER TABLE peers ADD COLUMN last_endpoint TEXT'];
+
+/** Schema 3. */
+export const V3: readonly string[] = [
   `ALTER TABLE peers ADD COLUMN credential_hash BLOB`,
   `ALTER TABLE peers ADD COLUMN rekey_allowed INTEGER NOT NULL DEFAULT 0`,
   `ALTER TABLE peers ADD COLUMN home_hub INTEGER`,
@@ -102,10 +108,8 @@ export async function migrateSqlite(tx: Tx, path: string): Promise<void> {
   if (ver === SQLITE_SCHEMA_VERSION) return;
   for (const s of V1) await tx.run(s);
   const cols = new Set((await tx.all<{ name: string }>('PRAGMA table_info(peers)')).map((c) => c.name));
-  // 1 → 2: the last endpoint seen, so that a restarted hub can reach its peers at once.
-  if (!cols.has('last_endpoint')) await tx.run('ALTER TABLE peers ADD COLUMN last_endpoint TEXT');
-  // 2 → 3
-  for (const s of V3) {
+  // 1 → 2 → 3 (an ADD COLUMN is skipped when the column exists: a schema 1 file may have been touched by a later release).
+  for (const s of [...V2, ...V3]) {
     const col = /ADD COLUMN (\w+)/.exec(s)?.[1];
     if (col === undefined || !cols.has(col)) await tx.run(s);
   }

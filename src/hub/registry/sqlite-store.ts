@@ -20,7 +20,62 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { RegistryError } from './types.js';
 import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
-import { sqliteWorkerSource } from './sqlite-worker.js';
+import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest } from './sqlite-worker.js';
+
+/** How requests reach the executor: a worker thread, or (CLI processes, which carry no packets) this thread. */
+interface Channel {
+  post(m: ExecutorRequest): void;
+  onAnswer(f: (m: ExecutorAnswer) => void): void;
+  onFail(f: (e: Error) => void): void;
+  terminate(): Promise<unknown>;
+}
+
+/** The executor in a worker thread. */
+async function workerChannel(path: string, driver: string, busyTimeoutMs: number): Promise<Channel> {
+  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs } });
+  worker.unref();
+  const limit = busyTimeoutMs + 5000;
+  const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
+    const timer = setTimeout(() => resolve({ ready: false, error: { message: `the registry worker did not start within ${limit} ms` } }), limit);
+    worker.once('message', (m: { ready: boolean; error?: { message: string } }) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+    worker.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ ready: false, error: { message: e.message } });
+    });
+  });
+  if (!ready.ready) {
+    await worker.terminate();
+    throw storeError(new Error(ready.error?.message ?? 'unknown error'), 'open', path);
+  }
+  return {
+    post: (m) => worker.postMessage(m),
+    onAnswer: (f) => worker.on('message', (m: ExecutorAnswer) => m.id !== undefined && f(m)),
+    onFail: (f) => {
+      worker.on('error', f);
+      worker.on('exit', () => f(new Error('the registry worker thread stopped')));
+    },
+    terminate: () => worker.terminate(),
+  };
+}
+
+/** The executor on this thread (answers asynchronously, in order). */
+function inlineChannel(path: string, driver: string, busyTimeoutMs: number): Channel {
+  const ex = sqliteExecutor(createRequire(import.meta.url), { path, driver, busyTimeoutMs });
+  if (!ex.ready) throw storeError(new Error(ex.error.message), 'open', path);
+  let answer: (m: ExecutorAnswer) => void = () => undefined;
+  return {
+    post: (m) => {
+      const a = ex.handle(m);
+      setImmediate(() => answer(a));
+    },
+    onAnswer: (f) => (answer = f),
+    onFail: () => undefined,
+    terminate: async () => undefined,
+  };
+}
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -49,7 +104,7 @@ function isStoreFailure(e: unknown): boolean {
 export class SqliteStore implements RegistryStore {
   readonly backend = 'sqlite' as const;
   readonly where: string;
-  readonly #worker: Worker;
+  readonly #channel: Channel;
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -57,13 +112,12 @@ export class SqliteStore implements RegistryStore {
   #closed = false;
   #dead: Error | null = null;
 
-  private constructor(worker: Worker, path: string, timeoutMs: number) {
-    this.#worker = worker;
+  private constructor(channel: Channel, path: string, timeoutMs: number) {
+    this.#channel = channel;
     this.where = path;
     this.#timeoutMs = timeoutMs;
     this.#gate = new Gate(1, timeoutMs + 500, () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`));
-    worker.on('message', (m: { id?: number; result?: unknown; error?: { message: string; code: string | null } }) => {
-      if (m.id === undefined) return;
+    channel.onAnswer((m) => {
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#pending.delete(m.id);
@@ -82,40 +136,28 @@ export class SqliteStore implements RegistryStore {
         p.done();
       }
     };
-    worker.on('error', fail);
-    worker.on('exit', () => fail(new Error('the registry worker thread stopped')));
+    channel.onFail(fail);
   }
 
   /**
-   * Start the worker and open `path` (which must exist).
+   * Open `path` (which must exist) in a worker thread, or with `inline` on
+   * this thread (for CLI processes: no packets to delay, no worker to start).
    * @param timeoutMs bound of every call (lock waits included)
    * @throws RegistryError `STORE_UNAVAILABLE`
    */
-  static async open(path: string, timeoutMs: number): Promise<SqliteStore> {
+  static async open(path: string, timeoutMs: number, inline = false): Promise<SqliteStore> {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs: timeoutMs } });
-    worker.unref();
-    const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
-      const timer = setTimeout(() => resolve({ ready: false, error: { message: `the registry worker did not start within ${timeoutMs + 5000} ms` } }), timeoutMs + 5000);
-      worker.once('message', (m: { ready: boolean; error?: { message: string } }) => {
-        clearTimeout(timer);
-        resolve(m);
-      });
-      worker.once('error', (e) => {
-        clearTimeout(timer);
-        resolve({ ready: false, error: { message: e.message } });
-      });
-    });
-    if (!ready.ready) {
-      await worker.terminate();
-      throw storeError(new Error(ready.error?.message ?? 'unknown error'), 'open', path);
-    }
-    return new SqliteStore(worker, path, timeoutMs);
+    const channel = inline ? inlineChannel(path, driver, timeoutMs) : await workerChannel(path, driver, timeoutMs);
+    return new SqliteStore(channel, path, timeoutMs);
   }
 
   /** Post one request; `deadline` (ms since epoch) bounds the wait for its answer. */
   #send(op: string, deadline: number, extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean } = {}): { result: Promise<unknown>; answered: Promise<void> } {
-    if (this.#dead) return { result: Promise.reject(this.#dead), answered: Promise.resolve() };
+    if (this.#dead) {
+      const failed = Promise.reject(this.#dead);
+      failed.catch(() => undefined); // callers that only wait for `answered` (rollbacks) do not look at it
+      return { result: failed, answered: Promise.resolve() };
+    }
     const id = this.#nextId++;
     let done!: () => void;
     const answered = new Promise<void>((r) => (done = r));
@@ -129,14 +171,15 @@ export class SqliteStore implements RegistryStore {
         reject(new Error(`no answer from the database within ${this.#timeoutMs} ms (a lock held by another process, or a slow disk)`));
       }, wait);
       this.#pending.set(id, entry);
-      this.#worker.postMessage({ id, op, ...extra });
+      this.#channel.post({ id, op, ...extra } as ExecutorRequest);
     });
+    result.catch(() => undefined); // see above: a rollback's result may go unobserved
     return { result, answered };
   }
 
   /** Wait for the connection (one transaction at a time); the release function may wait for a promise first. */
-  async #acquire(): Promise<(after?: Promise<unknown>) => void> {
-    const release = await this.#gate.enter();
+  async #acquire(what: string): Promise<(after?: Promise<unknown>) => void> {
+    const release = await this.#gate.admit(what, this.#closed, (e) => this.#map(e, what));
     return (after) => {
       if (after) void after.then(release, release);
       else release();
@@ -162,7 +205,6 @@ export class SqliteStore implements RegistryStore {
           throw e;
         }
       },
-      notify: async () => undefined,
     };
     return tx;
   }
@@ -174,13 +216,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
-    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
-    let release: (after?: Promise<unknown>) => void;
-    try {
-      release = await this.#acquire();
-    } catch (e) {
-      throw this.#map(e, what);
-    }
+    const release = await this.#acquire(what);
     const deadline = Date.now() + this.#timeoutMs + 500;
     try {
       await this.#send('begin', deadline, { durable: opts.durable !== false }).result;
@@ -201,13 +237,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
-    let release: (after?: Promise<unknown>) => void;
-    try {
-      release = await this.#acquire();
-    } catch (e) {
-      throw this.#map(e, what);
-    }
+    const release = await this.#acquire(what);
     const deadline = Date.now() + this.#timeoutMs + 500;
     try {
       return await fn(this.#tx(deadline));
@@ -226,12 +256,12 @@ export class SqliteStore implements RegistryStore {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      const release = await this.#acquire();
+      const release = await this.#acquire('close');
       await this.#send('close', Date.now() + this.#timeoutMs + 500).result.catch(() => undefined);
       release();
     } catch {
       // busy: terminate below
     }
-    await this.#worker.terminate();
+    await this.#channel.terminate();
   }
 }

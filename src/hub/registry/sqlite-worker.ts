@@ -1,33 +1,52 @@
 /**
- * The body of the worker thread that owns the SQLite connection (see
- * `./sqlite-store.ts`). It is passed to the worker as source text
- * (`sqliteWorkerSource`), so it must be self-contained: it uses only
- * `require` and what arrives in `workerData`, nothing from the module scope.
+ * The executor that owns a SQLite connection (see `./sqlite-store.ts`): in
+ * the worker thread of a hub, or inline in a CLI process (which carries no
+ * packets). It is passed to the worker as source text
+ * (`sqliteWorkerSource`), so it must be self-contained: it uses only the
+ * `require` and the options it is given, nothing from the module scope.
  *
- * Protocol: the parent posts `{ id, op, sql?, params?, durable? }`; the worker
- * answers `{ id, result }` or `{ id, error: { message, code } }`, strictly in
- * order. Ops: `get`, `all`, `run` (a prepared statement, cached by text),
+ * Protocol: requests `{ id, op, sql?, params?, durable? }`, answers
+ * `{ id, result }` or `{ id, error: { message, code } }`, strictly in order. Ops: `get`, `all`, `run` (a prepared statement, cached by text),
  * `exec` (statements without parameters), `begin` (`BEGIN IMMEDIATE`, with
  * `synchronous = NORMAL` when `durable` is false), `commit`, `rollback`,
- * `close`. At start it posts `{ ready: true }` or `{ ready: false, error }`.
+ * `close`. The worker posts `{ ready: true }` or `{ ready: false, error }` at start.
  * @module
  */
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-declare const require: (id: string) => unknown;
+/** A request to the executor. */
+export interface ExecutorRequest {
+  id: number;
+  op: string;
+  sql?: string;
+  params?: unknown[];
+  durable?: boolean;
+}
 
-/** The worker's main function; runs inside the worker thread only. */
-function sqliteWorkerMain(): void {
+/** An answer of the executor. */
+export interface ExecutorAnswer {
+  id: number;
+  result?: unknown;
+  error?: { message: string; code: string | null };
+}
+
+/** Options of {@link sqliteExecutor}. */
+export interface ExecutorOptions {
+  /** The database file (must exist). */
+  path: string;
+  /** Path of the better-sqlite3 module. */
+  driver: string;
+  /** SQLite's busy_timeout, ms. */
+  busyTimeoutMs: number;
+}
+
+/** Open the database; returns the request handler, or why it could not open. Self-contained (see the module documentation). */
+export function sqliteExecutor(
+  require: (id: string) => unknown,
+  data: ExecutorOptions,
+): { ready: true; handle: (m: ExecutorRequest) => ExecutorAnswer } | { ready: false; error: { message: string; code: string | null } } {
   type Stmt = { reader: boolean; get(...p: unknown[]): unknown; all(...p: unknown[]): unknown[]; run(...p: unknown[]): { changes: number } };
   type Db = { prepare(sql: string): Stmt; exec(sql: string): void; pragma(sql: string, o?: { simple: boolean }): unknown; close(): void };
-  type Msg = { id: number; op: string; sql?: string; params?: unknown[]; durable?: boolean };
-  const wt = require('node:worker_threads') as {
-    parentPort: { postMessage(m: unknown): void; on(ev: 'message', f: (m: Msg) => void): void; close(): void };
-    workerData: { path: string; driver: string; busyTimeoutMs: number };
-  };
-  const port = wt.parentPort;
-  const data = wt.workerData;
-  const errorOf = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), code: (e as { code?: unknown })?.code ?? null });
+  const errorOf = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), code: ((e as { code?: unknown })?.code as string | undefined) ?? null });
   let db: Db;
   try {
     const Database = require(data.driver) as new (path: string, o: object) => Db;
@@ -37,17 +56,16 @@ function sqliteWorkerMain(): void {
     if (String(mode).toLowerCase() !== 'wal') throw new Error(`cannot switch ${data.path} to WAL mode (got ${String(mode)})`);
     db.pragma('synchronous = FULL');
   } catch (e) {
-    port.postMessage({ ready: false, error: errorOf(e) });
-    return;
+    return { ready: false, error: errorOf(e) };
   }
   const cache = new Map<string, Stmt>();
   const stmt = (sql: string) => {
-    let s = cache.get(sql);
-    if (s === undefined) {
-      s = db.prepare(sql);
-      cache.set(sql, s);
+    let st = cache.get(sql);
+    if (st === undefined) {
+      st = db.prepare(sql);
+      cache.set(sql, st);
     }
-    return s;
+    return st;
   };
   // Structured clone turns Buffers into Uint8Arrays; the driver binds Buffers.
   const bind = (p: unknown[] | undefined) => (p ?? []).map((v) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v));
@@ -56,7 +74,7 @@ function sqliteWorkerMain(): void {
     if (relaxed) db.pragma('synchronous = FULL');
     relaxed = false;
   };
-  port.on('message', (m: Msg) => {
+  const handle = (m: ExecutorRequest): ExecutorAnswer => {
     try {
       let result: unknown = null;
       switch (m.op) {
@@ -67,8 +85,8 @@ function sqliteWorkerMain(): void {
           result = stmt(m.sql!).all(...bind(m.params));
           break;
         case 'run': {
-          const s = stmt(m.sql!);
-          result = s.reader ? (s.all(...bind(m.params)).length as number) : s.run(...bind(m.params)).changes;
+          const st = stmt(m.sql!);
+          result = st.reader ? st.all(...bind(m.params)).length : st.run(...bind(m.params)).changes;
           break;
         }
         case 'exec':
@@ -104,19 +122,27 @@ function sqliteWorkerMain(): void {
           break;
         case 'close':
           db.close();
-          port.postMessage({ id: m.id, result: null });
-          port.close();
-          return;
+          break;
         default:
           throw new Error(`unknown op ${m.op}`);
       }
-      port.postMessage({ id: m.id, result });
+      return { id: m.id, result };
     } catch (e) {
-      port.postMessage({ id: m.id, error: errorOf(e) });
+      return { id: m.id, error: errorOf(e) };
     }
-  });
-  port.postMessage({ ready: true });
+  };
+  return { ready: true, handle };
 }
 
-/** Source text of the worker (an immediately invoked {@link sqliteWorkerMain}). */
-export const sqliteWorkerSource = `(${sqliteWorkerMain.toString()})();`;
+/** Source text of the worker thread: the executor behind the worker's message port. */
+export const sqliteWorkerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ex = (${sqliteExecutor.toString()})(require, workerData);
+if (!ex.ready) parentPort.postMessage({ ready: false, error: ex.error });
+else {
+  parentPort.on('message', (m) => {
+    parentPort.postMessage(ex.handle(m));
+    if (m.op === 'close') parentPort.close();
+  });
+  parentPort.postMessage({ ready: true });
+}`;

@@ -21,8 +21,6 @@ export interface Tx {
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Run `fn` in a savepoint: its statements are undone when it throws (the transaction goes on). */
   savepoint<T>(fn: () => Promise<T>): Promise<T>;
-  /** Tell listeners of other connections that the change sequence moved (delivered on commit); no-op on SQLite. */
-  notify(seq: number): Promise<void>;
 }
 
 /** Options of {@link RegistryStore.write}. */
@@ -87,6 +85,19 @@ export class Gate {
   /** Note that an operation completed. */
   progress(): void {
     this.#last = Date.now();
+  }
+
+  /**
+   * {@link enter} for a store call named `what`: refused at once when the store is `closed`;
+   * a stall is reported through `map` (the store's error translation).
+   */
+  async admit(what: string, closed: boolean, map: (e: unknown) => unknown): Promise<() => void> {
+    if (closed) throw new RegistryError('STORE_UNAVAILABLE', `registry ${what}: the registry is closed`);
+    try {
+      return await this.enter();
+    } catch (e) {
+      throw map(e);
+    }
   }
 
   /** Wait for a slot; resolves with its release function. @throws the `stalled` error */

@@ -275,6 +275,12 @@ export interface RegistryOpenOptions {
    */
   timeoutMs?: number;
   /**
+   * Run the SQLite store on this thread instead of a worker thread: for
+   * short-lived CLI processes, which carry no packets (saves the worker's
+   * start-up). Never for a process that runs an engine.
+   */
+  sqliteOnThisThread?: boolean;
+  /**
    * Create the data directory and registry if missing (what `tsguard hub up`
    * does). Without it a missing registry is `NOT_INITIALIZED`.
    */
