@@ -133,9 +133,10 @@ export class Mesh implements AddressKinds {
   }
 
   /** Set what this hub advertises about its API, and announce it now. */
-  advertise(apiUrl: string | null, certPin: string | null): Promise<void> {
+  async advertise(apiUrl: string | null, certPin: string | null): Promise<void> {
     this.#o.self.apiUrl = apiUrl;
     this.#o.self.certPin = certPin;
+    await this.#beating?.catch(() => undefined); // a heartbeat under way announced the old values
     return this.#heartbeat();
   }
 
