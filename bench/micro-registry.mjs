@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '../dist/hub/registry/index.js';
 import { getCrypto, loadCrypto } from '../dist/crypto/index.js';
-import { postgresBin, TestPostgres } from './lib/postgres.mjs';
 import { loadNativeCrypto } from '../dist/io/native.js';
+import { postgresBin, TestPostgres } from './lib/postgres.mjs';
 
 await loadCrypto(loadNativeCrypto); // as the CLI: native, or what TSGUARD_CRYPTO names
 

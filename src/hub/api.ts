@@ -37,10 +37,10 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
+import type { ListenAddress } from '../util/listen-address.js';
 import type { Registry } from './registry/index.js';
 import { RegistryError, type HubRecord, type RegisterAgentResult } from './registry/types.js';
 import { isValidPeerName, validatePublicKey } from './registry/validate.js';
-import type { ListenAddress } from '../util/listen-address.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
 /** Largest accepted request body. */

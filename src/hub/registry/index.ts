@@ -98,12 +98,17 @@ export class Registry {
   readonly #v4: Net4;
   readonly #v6: Net6 | null;
   readonly #now: () => number;
-  #closed = false;
-  /** Device and inode of the SQLite file as opened (null on PostgreSQL), for {@link Registry.ping}. */
+  /** Identity of the SQLite file opened (null on PostgreSQL), for {@link ping}. */
   readonly #fileId: { dev: number; ino: number } | null;
+  #closed = false;
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
     this.#store = store;
+    this.#v4 = v4;
+    this.#v6 = v6;
+    this.#now = now;
+    this.where = store.where;
+    this.backend = store.backend;
     let fileId: { dev: number; ino: number } | null = null;
     if (store.backend === 'sqlite') {
       try {
@@ -114,11 +119,6 @@ export class Registry {
       }
     }
     this.#fileId = fileId;
-    this.#v4 = v4;
-    this.#v6 = v6;
-    this.#now = now;
-    this.where = store.where;
-    this.backend = store.backend;
     this.subnet = v4.text;
     this.ipv6Subnet = v6?.text ?? null;
     this.hubAddress = v4Text(v4.hub);
@@ -589,11 +589,6 @@ export class Registry {
     return this.#store.listen(onChange);
   }
 
-  /** Number of host addresses peers can get (subnet size minus network, broadcast and hub). */
-  get capacity(): number {
-    return this.#v4.broadcast - this.#v4.hub - 1;
-  }
-
   /**
    * Check that the store answers (health checks): a read succeeds and, on
    * SQLite, the database file is still the one this registry opened (a file
@@ -601,7 +596,7 @@ export class Registry {
    * @throws RegistryError `STORE_UNAVAILABLE`
    */
   async ping(): Promise<void> {
-    await this.#read('ping', (ctx) => ctx.tx.get('SELECT 1 FROM meta LIMIT 1'));
+    await this.#read('ping', (ctx) => ctx.tx.get('SELECT 1 AS one FROM meta LIMIT 1'));
     if (this.#fileId === null) return;
     let st;
     try {
@@ -616,10 +611,15 @@ export class Registry {
 
   /** IPv4 addresses a new peer could get now: the capacity minus the addresses held or in quarantine. */
   async freeAddresses(): Promise<number> {
-    const q = await this.#read('count', (ctx) =>
-      ctx.tx.get<{ n: number }>('SELECT (SELECT COUNT(*) FROM peers) + (SELECT COUNT(*) FROM quarantine WHERE until_ms > ?) AS n', [ctx.now]),
+    const n = await this.#read('count', async (ctx) =>
+      (await ctx.tx.get<{ n: number }>('SELECT (SELECT COUNT(*) FROM peers) + (SELECT COUNT(*) FROM quarantine WHERE until_ms > ?) AS n', [ctx.now]))!.n,
     );
-    return Math.max(0, this.capacity - Number(q?.n ?? 0));
+    return Math.max(0, this.capacity - Number(n));
+  }
+
+  /** Number of host addresses peers can get (subnet size minus network, broadcast and hub). */
+  get capacity(): number {
+    return this.#v4.broadcast - this.#v4.hub - 1;
   }
 
   /** Close the store. Further calls fail with `STORE_UNAVAILABLE`. Idempotent. */
