@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
-import { writeFileAtomic0600 } from '../config/fsutil.js';
+import { writeFileAtomic0600 } from '../os/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
 import { loadNativeCrypto } from '../io/native.js';
 import { keyToBase64 } from '../crypto/keys.js';
@@ -33,7 +33,7 @@ import {
   readAgentCredential,
   registerWithHub,
   REGISTRATION_FILE,
-  resolveEndpoint,
+  hubEndpoint,
   storeRegistration,
   type JoinOptions,
   type JoinResult,
@@ -194,7 +194,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     keepalive: AGENT_KEEPALIVE,
     address: joined.address,
     hubAddress: hubAddressOf(joined.meshSubnet),
-    resolve: resolveEndpoint,
+    resolve: hubEndpoint,
     log,
     ...(opts.failoverAfterMs !== undefined ? { deadAfterMs: opts.failoverAfterMs } : {}),
     onSwitch: (hub) => {

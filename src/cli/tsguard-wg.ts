@@ -12,8 +12,9 @@ import { closeSync, createWriteStream, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
 import { loadNativeCrypto } from '../io/native.js';
-import { runDaemon, validateIfname } from '../daemon/daemon.js';
+import { runDaemon } from '../daemon/daemon.js';
 import { loggerFromEnv, type Logger } from '../log/logger.js';
+import { ifnameProblem } from '../os/ifname.js';
 import { parseListenAddress, type ListenAddress } from '../util/listen-address.js';
 
 const USAGE = `Usage: tsguard-wg [-f|--foreground] [--metrics ADDR:PORT] [--log-format text|json] INTERFACE-NAME
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const ifname = rest[0]!;
-  const problem = validateIfname(ifname);
+  const problem = ifnameProblem(ifname);
   if (problem !== null) {
     process.stderr.write(`tsguard-wg: ${problem}\n`);
     return 2;

@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'showconf': {
       if (args.length !== 1) throw new UsageError('showconf takes an interface name');
-      const [{ showconf }, { uapiGetState }] = await Promise.all([import('./conf.js'), import('../uapi/client.js')]);
+      const [{ showconf }, { uapiGetState }] = await Promise.all([import('../config/load.js'), import('../uapi/client.js')]);
       process.stdout.write(showconf(await uapiGetState(args[0]!)));
       return 0;
     }
@@ -93,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       if (args.length !== 2) throw new UsageError('syncconf takes an interface name and a configuration file');
       const [ifname, file] = args as [string, string];
       const [{ loadDesired }, { uapiGetState, uapiSet }, { syncLines }] = await Promise.all([
-        import('./conf.js'),
+        import('../config/load.js'),
         import('../uapi/client.js'),
         import('../uapi/sync.js'),
       ]);

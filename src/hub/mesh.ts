@@ -28,12 +28,12 @@
  * @module
  */
 
-import { lookup } from 'node:dns/promises';
 import { keyFromBase64 } from '../crypto/keys.js';
 import type { Device } from '../device/device.js';
+import { resolveEndpoint } from '../os/resolve.js';
 import { parseEndpoint, type Endpoint } from '../device/types.js';
 import { AllowedIps } from '../routing/allowed-ips.js';
-import { prefixEquals, type Prefix } from '../routing/ip.js';
+import { comparePrefixes, type Prefix } from '../routing/ip.js';
 import type { HubRecord, Registry } from './registry/index.js';
 import type { AddressKinds, PeerKind, Relay } from './relay.js';
 
@@ -171,6 +171,19 @@ export class Mesh implements AddressKinds {
     this.#fleet.set(id, p);
     for (const prefix of prefixes) this.#owners.insert(prefix, p);
     this.#route(p);
+  }
+
+  /**
+   * Take fleet peer `id`'s prefixes off the hub peer of its home (before the
+   * hub re-applies the peer with an overlap check); returns what puts them
+   * back if that is refused. {@link Mesh.placed} routes them again after.
+   */
+  detach(id: string): () => void {
+    const p = this.#fleet.get(id);
+    const remote = p === undefined ? undefined : this.#remote(p.home);
+    if (p === undefined || remote === undefined) return () => undefined;
+    for (const prefix of p.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
+    return () => this.#route(p);
   }
 
   /** Fleet peer `id` is gone from this hub. */
@@ -350,17 +363,13 @@ export class Mesh implements AddressKinds {
 }
 
 function samePrefixes(a: Prefix[], b: Prefix[]): boolean {
-  return a.length === b.length && a.every((p, i) => prefixEquals(p, b[i]!));
+  return a.length === b.length && a.every((p, i) => comparePrefixes(p, b[i]!) === 0);
 }
 
+/** A hub endpoint `host:port` or `[v6]:port`, its host resolved (IP literal or name). */
 async function resolve(text: string): Promise<Endpoint> {
-  try {
-    return parseEndpoint(text);
-  } catch {
-    // a host name
-  }
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  if (m === null) throw new Error(`"${text}" is not HOST:PORT`);
-  const a = await lookup(m[1]!.replace(/^\[|\]$/g, ''));
-  return { host: a.address, port: Number(m[2]) };
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  if (m === null || Number(m[2]) > 65535) throw new Error(`"${text}" is not HOST:PORT`);
+  const r = await resolveEndpoint(m[1]!, Number(m[2]));
+  return { host: r.host, port: r.port };
 }

@@ -144,7 +144,6 @@ export function registerDeviceMetrics(registry: promClient.Registry, src: Device
       this.set({ device: ifname }, device.peerCount);
     },
   });
-  // Drops of a full queue are counted in the drops family (reason handshakeQueueFull).
   new promClient.Gauge({
     name: 'tsguard_handshake_queue_length',
     help: 'Handshake messages waiting to be handled.',
@@ -153,6 +152,16 @@ export function registerDeviceMetrics(registry: promClient.Registry, src: Device
     collect() {
       this.reset();
       this.set({ device: ifname }, device.pendingHandshakes);
+    },
+  });
+  new promClient.Counter({
+    name: 'tsguard_handshake_queue_dropped_total',
+    help: 'Handshake messages dropped because the handshake queue was full.',
+    labelNames: ['device'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ device: ifname }, device.stats.handshakeQueueFull);
     },
   });
   return off;

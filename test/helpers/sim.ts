@@ -51,7 +51,11 @@ export class Sim {
 
   #seed = 1;
 
-  add(endpoint: Endpoint, opts: Partial<DeviceOptions> = {}): Node {
+  /**
+   * Add a device at `endpoint`. Decrypted packets go to `onPacket` first (a hub's relay, say);
+   * those it does not consume (returns false) are recorded in `delivered`.
+   */
+  add(endpoint: Endpoint, opts: Partial<DeviceOptions> = {}, onPacket?: (packet: Uint8Array, fromPeer: string) => boolean): Node {
     const node: Node = { device: undefined as unknown as Device, endpoint, delivered: [], sent: [] };
     node.device = new Device({
       clock: this.clock,
@@ -65,7 +69,8 @@ export class Sim {
           this.log.push(f);
           this.queue.push(f);
         },
-        deliverPacket: (packet) => {
+        deliverPacket: (packet, fromPeer) => {
+          if (onPacket?.(packet, fromPeer)) return;
           node.delivered.push(packet.slice());
         },
       },

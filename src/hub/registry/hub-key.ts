@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getCrypto } from '../../crypto/index.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../../crypto/keys.js';
-import { createSecretFileExclusiveSync, readSecretFileSync } from '../../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../../os/fsutil.js';
 import { HUB_KEY_FILE, RegistryError } from './types.js';
 
 function ioError(e: unknown, what: string): RegistryError {

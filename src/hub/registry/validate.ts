@@ -7,7 +7,7 @@
 
 import { getCrypto } from '../../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../../crypto/keys.js';
-import { formatIp, formatPrefix, maskBytes, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../../routing/ip.js';
+import { compareAddresses, formatPrefix, maskPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../../routing/ip.js';
 import { PEER_KINDS, PEER_SOURCES, RegistryError, type PeerKind, type PeerSource } from './types.js';
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
@@ -119,7 +119,7 @@ export function parseExactPrefix(text: unknown, what: string): Prefix {
   }
   const slash = s.indexOf('/');
   const addr = parseIp(slash < 0 ? s : s.slice(0, slash));
-  if (formatIp(maskBytes(addr.bytes, p.bits)) !== formatIp(addr.bytes)) {
+  if (compareAddresses(maskPrefix({ family: addr.family, bytes: addr.bytes, bits: p.bits }).bytes, addr.bytes) !== 0) {
     throw new RegistryError('INVALID_IP', `${what}: "${text}" has host bits set; did you mean ${formatPrefix(p)}?`);
   }
   return p;
