@@ -40,6 +40,7 @@ import { authenticToken, registerAgentTx, tokenInfo } from './enrollment.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
+import { replaceSourceTx, validateDesired } from './sources.js';
 import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
 import { migratePostgres } from './schema-postgres.js';
 import { migrateSqlite } from './schema-sqlite.js';
@@ -50,7 +51,6 @@ import {
   REGISTRY_FILE,
   RegistryError,
   STORE_TIMEOUT_MS,
-  ident,
   type AddPeerInput,
   type AddPeerResult,
   type ChangeBatch,
@@ -332,80 +332,9 @@ export class Registry {
       throw new RegistryError('INVALID_VALUE', `replaceSource: source must be "clients-file" or "fleet-api", not ${JSON.stringify(source)}`);
     }
     const q = opts.quarantineSeconds === undefined ? undefined : checkSeconds(opts.quarantineSeconds, 'quarantine');
-    const errors: ReplaceSourceResult['errors'] = [];
-    type Valid = { id: string; kind: PeerKind; name: string; key: string; ip?: number; enabled: boolean; comment: string | null };
-    const valid: Valid[] = [];
-    const present = new Set<string>();
-    const seenKeys = new Map<string, string>();
-    const seenIps = new Map<number, string>();
-    for (const d of desired) {
-      const label = typeof d?.name === 'string' ? d.name : String(d?.name);
-      try {
-        const kind = checkKind(d.kind);
-        const name = checkName(d.name);
-        const id = `${kind}/${name}`;
-        if (present.has(id)) throw new RegistryError('NAME_CONFLICT', `${id} is listed more than once; keep one entry`);
-        present.add(id);
-        const key = validatePublicKey(d.publicKey, `public key of ${id}`);
-        const ip = d.ip === undefined || d.ip === null ? undefined : checkHostAddress(this.#v4, d.ip);
-        const enabled = checkEnabled(d.enabled, `enabled of ${id}`) ?? true;
-        const comment = cleanText(d.comment, `comment of ${id}`);
-        const k = seenKeys.get(key);
-        if (k !== undefined) throw new RegistryError('KEY_CONFLICT', `public key ${key} is listed for both ${k} and ${id}; every peer needs its own key`, k);
-        seenKeys.set(key, id);
-        if (ip !== undefined) {
-          const o = seenIps.get(ip);
-          if (o !== undefined) throw new RegistryError('ADDRESS_TAKEN', `address ${v4Text(ip)} is listed for both ${o} and ${id}`, o);
-          seenIps.set(ip, id);
-        }
-        valid.push({ id, kind, name, key, ...(ip !== undefined ? { ip } : {}), enabled, comment });
-      } catch (e) {
-        if (!(e instanceof RegistryError)) throw e;
-        errors.push({ name: label, message: e.message });
-      }
-    }
-
-    const result = await this.#write(`update from ${source}`, async (ctx) => {
-      const added: string[] = [];
-      const updated: string[] = [];
-      const removed: string[] = [];
-      for (const row of await ctx.tx.all<PeerRow>('SELECT * FROM peers WHERE source = ?', [source])) {
-        if (present.has(ident(row))) continue;
-        await removePeerTx(ctx, row, q);
-        removed.push(ident(row));
-      }
-      // Apply entries until no more progress: an entry may need an address or key another entry gives up.
-      let pending = valid;
-      const lastError = new Map<string, string>();
-      while (pending.length > 0) {
-        const next: Valid[] = [];
-        for (const v of pending) {
-          try {
-            await ctx.tx.savepoint(async () => {
-              const row = await peerRow(ctx.tx, v.kind, v.name);
-              if (row && row.source !== source) {
-                throw new RegistryError('NAME_CONFLICT', `${v.id} already exists (added by ${row.source}); remove it there or rename the entry`, v.id);
-              }
-              if (!row) {
-                await addPeerTx(ctx, { kind: v.kind, name: v.name, key: v.key, ip: v.ip ?? null, routes: [], labels: {}, comment: v.comment, enabled: v.enabled, source });
-                added.push(v.id);
-              } else if (await updatePeerTx(ctx, row, { key: v.key, ip: v.ip, comment: v.comment, enabled: v.enabled }, q)) {
-                updated.push(v.id);
-              }
-            });
-          } catch (e) {
-            if (!(e instanceof RegistryError) || e.code === 'STORE_UNAVAILABLE') throw e;
-            lastError.set(v.id, e.message);
-            next.push(v);
-          }
-        }
-        if (next.length === pending.length) break;
-        pending = next;
-      }
-      for (const v of pending) errors.push({ name: v.name, message: lastError.get(v.id) ?? 'not applied' });
-      return { added, removed, updated };
-    });
-    return { ...result, errors };
+    const list = validateDesired(this.#v4, desired);
+    const result = await this.#write(`update from ${source}`, (ctx) => replaceSourceTx(ctx, source, list, q));
+    return { ...result, errors: [...list.errors, ...result.errors] };
   }
 
   /**
