@@ -5,10 +5,10 @@
  * @module
  */
 
-import { formatPrefix, parsePrefix, prefixesOverlap, type Prefix } from '../../routing/ip.js';
+import { formatIp, formatPrefix, parsePrefix, prefixAddress, prefixesOverlap, prefixRange, type Prefix } from '../../routing/ip.js';
 import { allocate, checkIpFree, purgeQuarantine, release, take } from './allocator.js';
 import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow } from './rows.js';
-import { addressAt, ipv6For, prefixBase, prefixSize, v4Text } from './subnet.js';
+import { ipv6For, v4Text } from './subnet.js';
 import { ident, RegistryError, type AddPeerResult, type PeerKind, type PeerSource } from './types.js';
 
 /** A validated peer to add. */
@@ -68,10 +68,12 @@ export async function checkRouteOverlaps(ctx: Ctx, routes: Prefix[], selfId: num
     if (mesh === undefined || !prefixesOverlap(r, mesh)) continue;
     // The route overlaps the mesh: the smaller of the two lies inside the other. Find whom it hits, to name them.
     const inner = r.bits >= mesh.bits ? r : mesh;
-    const lo = prefixBase(inner) - prefixBase(mesh);
-    const hi = lo + prefixSize(inner) - 1n;
+    const meshFirst = prefixRange(mesh).first;
+    const innerRange = prefixRange(inner);
+    const lo = innerRange.first - meshFirst;
+    const hi = innerRange.last - meshFirst;
     if (lo <= 1n && 1n <= hi) {
-      throw new RegistryError('OVERLAP', `route ${text} contains the hub's address ${addressAt(mesh, 1n)}; mesh addresses cannot be routed to a peer`, 'hub');
+      throw new RegistryError('OVERLAP', `route ${text} contains the hub's address ${formatIp(prefixAddress(mesh, 1n).bytes)}; mesh addresses cannot be routed to a peer`, 'hub');
     }
     const maxIdx = BigInt(v4.broadcast - v4.network);
     if (lo <= maxIdx) {

@@ -6,32 +6,9 @@
  * @module
  */
 
-import { formatIp, formatPrefix, parseIp, type Prefix } from '../../routing/ip.js';
+import { addressFromBigInt, addressToBigInt, formatIp, formatPrefix, parseIp, prefixAddress, prefixRange, type Prefix } from '../../routing/ip.js';
 import { RegistryError } from './types.js';
 import { parseExactPrefix } from './validate.js';
-
-/** The address `n` positions after the first address of `p` (wrapping inside the family's width). */
-export function addressAt(p: Prefix, n: bigint): string {
-  let v = prefixBase(p) + n;
-  const out = new Uint8Array(p.bytes.length);
-  for (let i = out.length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return formatIp(out);
-}
-
-/** The first address of `p` as a number. */
-export function prefixBase(p: Prefix): bigint {
-  let v = 0n;
-  for (const b of p.bytes) v = (v << 8n) | BigInt(b);
-  return v;
-}
-
-/** Number of addresses in `p`. */
-export function prefixSize(p: Prefix): bigint {
-  return 1n << BigInt(p.bytes.length * 8 - p.bits);
-}
 
 /** The IPv4 subnet of a registry. */
 export interface Net4 {
@@ -64,9 +41,9 @@ export function parseSubnet4(text: string): Net4 {
   if (prefix.bits < 8 || prefix.bits > 30) {
     throw new RegistryError('INVALID_IP', `subnet ${text}: the prefix length must be from /8 to /30 (the hub needs the first host address and peers need at least one more)`);
   }
-  const network = Number(prefixBase(prefix));
-  const size = Number(prefixSize(prefix));
-  return { prefix, text: formatPrefix(prefix), network, broadcast: network + size - 1, hub: network + 1, hostBits: 32 - prefix.bits };
+  const { first, last } = prefixRange(prefix);
+  const network = Number(first);
+  return { prefix, text: formatPrefix(prefix), network, broadcast: Number(last), hub: network + 1, hostBits: 32 - prefix.bits };
 }
 
 /** Parse and check the IPv6 prefix against the IPv4 subnet it mirrors. @throws RegistryError `INVALID_IP` */
@@ -84,12 +61,12 @@ export function parseSubnet6(text: string, v4: Net4): Net6 {
 
 /** IPv4 text of the address number `n`. */
 export function v4Text(n: number): string {
-  return addressAt({ family: 4, bytes: new Uint8Array(4), bits: 0 }, BigInt(n));
+  return formatIp(addressFromBigInt(BigInt(n), 4));
 }
 
 /** The IPv6 address mirroring IPv4 address number `n`, or null without IPv6. */
 export function ipv6For(v4: Net4, v6: Net6 | null, n: number): string | null {
-  return v6 ? addressAt(v6.prefix, BigInt(n - v4.network)) : null;
+  return v6 ? formatIp(prefixAddress(v6.prefix, BigInt(n - v4.network)).bytes) : null;
 }
 
 /**
@@ -108,7 +85,7 @@ export function checkHostAddress(v4: Net4, text: unknown): number {
     throw new RegistryError('INVALID_IP', `address: ${(e as Error).message}`);
   }
   if (addr.family !== 4) throw new RegistryError('INVALID_IP', `address ${s}: give the IPv4 address; the IPv6 address is derived from it`);
-  const n = Number(prefixBase({ family: 4, bytes: addr.bytes, bits: 32 }));
+  const n = Number(addressToBigInt(addr.bytes));
   if (n < v4.network || n > v4.broadcast) {
     throw new RegistryError('INVALID_IP', `address ${s} is outside the hub subnet ${v4.text}; choose an address inside it or omit it to allocate one`);
   }

@@ -3,9 +3,9 @@
  * @module
  */
 
+import type { PeerKind } from '../relay.js';
 
-/** Kinds of hub peers. */
-export type PeerKind = 'device' | 'client' | 'agent';
+export type { PeerKind };
 /** Where a peer came from; sources other than `cli` are reconciled as a whole by {@link Registry.replaceSource}. */
 export type PeerSource = 'cli' | 'clients-file' | 'fleet-api' | 'registration';
 /** The sources that {@link Registry.replaceSource} manages. */

@@ -7,7 +7,7 @@
 
 import { getCrypto } from '../../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../../crypto/keys.js';
-import { compareAddresses, formatPrefix, maskPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../../routing/ip.js';
+import { formatPrefix, parsePrefix, prefixesOverlap, type Prefix } from '../../routing/ip.js';
 import { PEER_KINDS, PEER_SOURCES, RegistryError, type PeerKind, type PeerSource } from './types.js';
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
@@ -111,18 +111,11 @@ export function checkSeconds(v: unknown, what: string): number {
 export function parseExactPrefix(text: unknown, what: string): Prefix {
   if (typeof text !== 'string') throw new RegistryError('INVALID_IP', `${what}: expected CIDR text such as 192.168.10.0/24`);
   const s = text.trim();
-  let p: Prefix;
   try {
-    p = parsePrefix(s);
+    return parsePrefix(s, 'reject');
   } catch (e) {
     throw new RegistryError('INVALID_IP', `${what}: ${(e as Error).message}`);
   }
-  const slash = s.indexOf('/');
-  const addr = parseIp(slash < 0 ? s : s.slice(0, slash));
-  if (compareAddresses(maskPrefix({ family: addr.family, bytes: addr.bytes, bits: p.bits }).bytes, addr.bytes) !== 0) {
-    throw new RegistryError('INVALID_IP', `${what}: "${text}" has host bits set; did you mean ${formatPrefix(p)}?`);
-  }
-  return p;
 }
 
 /** Validated, canonical routes of one peer (no two of them overlap). */
