@@ -6,9 +6,13 @@
         "native/addon.cc",
         "native/aead.cc",
         "native/common.cc",
+        "native/endpoint.cc",
         "native/hscrypto.cc",
+        "native/offload.cc",
         "native/tun.cc",
-        "native/udp.cc"
+        "native/udp_recv.cc",
+        "native/udp_send.cc",
+        "native/udp_socket.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -3,7 +3,11 @@
 //
 //   npm run bench                 full run (10 s per iperf3 test)
 //   npm run bench -- --quick      quick run (3 s per test, < 3 minutes)
-// Options: --seconds N, --only wggo_wggo,tsguard_tsguard,tsguard_wggo, --skip-traffic (no iperf3/ping), --skip-hub, --skip-handshakes,
+//   npm run bench -- --wggo d0bc03c=/path/to/wireguard-go@d0bc03c   also compare that build (repeatable)
+// Options: --wggo NAME=PATH[@COMMIT] (adds pairs NAME_NAME and tsguard_NAME; tsguard is held against the fastest
+//          wireguard-go of the run), --rounds N (alternate the pairs N times, medians), --seconds N,
+//          --only wggo_wggo,tsguard_tsguard,tsguard_wggo,NAME_NAME,tsguard_NAME, --skip-traffic (no iperf3/ping),
+//          --skip-udp, --skip-ping, --skip-hub, --skip-handshakes,
 //          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
 //          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
 //          --skip-multihub (two hubs on PostgreSQL: CLI change through hub B → live on hub A),
@@ -22,7 +26,8 @@ import { prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
 import { cliChangeAcrossHubs } from './lib/multihub.mjs';
 import { joinLatency, registrationRate } from './lib/registration.mjs';
-import { PAIR_LABELS, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
+import { pairLabel, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
+import { defaultBuild, parseWggoArgs } from './lib/wggo.mjs';
 
 // ─── options ────────────────────────────────────────────────────────────────
 
@@ -52,11 +57,27 @@ const REG_CONCURRENCY = Number(val('--reg-concurrency', 32));
 const JOIN_RUNS = quick ? 7 : 11; // join latency swings by ±30 ms between runs on this VM: a median of several
 const ONLY = val('--only', null)?.split(',') ?? null;
 
+const WGGO_DEFAULT = defaultBuild();
+let WGGO_EXTRA;
+try {
+  WGGO_EXTRA = parseWggoArgs(argv);
+} catch (e) {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(2);
+}
+const ROUNDS = Math.max(1, Number(val('--rounds', 1)));
+
+// wggo_wggo: the wireguard-go in PATH (Debian's); NAME_NAME for every --wggo NAME=PATH; tsguard_X: the mixed pairs.
 const PAIRS = [
-  { id: 'wggo_wggo', a: 'wireguard-go', b: 'wireguard-go', handshakes: 'wireguard_go' },
+  { id: 'wggo_wggo', a: 'wireguard-go', b: 'wireguard-go', handshakes: 'wireguard_go', wggo: WGGO_DEFAULT },
+  ...WGGO_EXTRA.map((w) => ({ id: `${w.name}_${w.name}`, a: w, b: w, handshakes: w.name, wggo: w })),
   { id: 'tsguard_tsguard', a: 'tsguard', b: 'tsguard', handshakes: 'tsguard' },
   { id: 'tsguard_wggo', a: 'tsguard', b: 'wireguard-go', handshakes: null }, // the responder (wireguard-go) is measured above
+  ...WGGO_EXTRA.map((w) => ({ id: `tsguard_${w.name}`, a: 'tsguard', b: w, handshakes: null })),
 ].filter((p) => ONLY === null || ONLY.includes(p.id));
+/** How an implementation is named in labels: "tsguard", "wireguard-go v0.0.20220316" (PATH), "wireguard-go NAME". */
+const implName = (impl) =>
+  typeof impl === 'object' ? `wireguard-go ${impl.name}` : impl === 'wireguard-go' ? `wireguard-go ${WGGO_DEFAULT?.version?.split(' ').pop() ?? ''}`.trim() : impl;
 
 const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -77,7 +98,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 function prerequisites() {
   const problems = [];
   if (process.getuid?.() !== 0) problems.push('must run as root (network namespaces, veth, TUN)');
-  for (const t of ['ip', 'wg', 'wireguard-go', 'iperf3', 'ping']) if (!which(t)) problems.push(`missing tool: ${t}`);
+  for (const t of ['ip', 'wg', 'iperf3', 'ping']) if (!which(t)) problems.push(`missing tool: ${t}`);
+  if (PAIRS.some((p) => p.a === 'wireguard-go' || p.b === 'wireguard-go') && WGGO_DEFAULT === null) problems.push('missing tool: wireguard-go (or leave out its pairs with --only)');
   if (!existsSync(TSGUARD_WG)) problems.push(`${TSGUARD_WG} missing: run "npx tsc -p tsconfig.json" (or npm run build)`);
   if (!existsSync(join(ROOT, 'build/Release/tsguard_native.node'))) problems.push('native addon missing: run "npm run build"');
   return problems;
@@ -118,7 +140,11 @@ async function environment() {
     },
     versions: {
       node: process.version,
-      wireguard_go: firstLine('wireguard-go', ['--version']),
+      wireguard_go: WGGO_DEFAULT?.version ?? null,
+      // Every wireguard-go build of the run by pair-name prefix: version, sha256, commit (when known), file name.
+      wireguard_go_builds: Object.fromEntries(
+        [WGGO_DEFAULT, ...WGGO_EXTRA].filter(Boolean).map((w) => [w.name, { version: w.version, sha256: w.sha256, commit: w.commit, file: w.file }]),
+      ),
       wg_tools: firstLine('wg', ['--version']),
       iperf3: firstLine('iperf3', ['--version']),
       tsguard: { version: pkg.version, commit: firstLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']), dirty: gitDirty },
@@ -128,6 +154,23 @@ async function environment() {
 }
 
 // ─── scenarios ──────────────────────────────────────────────────────────────
+
+/** Result keys measured per pair in every round (medians over the rounds when --rounds > 1). */
+const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_detail', 'udp', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'daemon_rss_mib'];
+
+/** Element-wise median of same-shaped values (numbers, or objects of them); null/undefined entries skipped. */
+function medianOf(values) {
+  const present = values.filter((v) => v !== null && v !== undefined);
+  if (present.length === 0) return null;
+  if (typeof present[0] === 'number') {
+    const s = present.filter((v) => typeof v === 'number').sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : round((s[m - 1] + s[m]) / 2, 3);
+  }
+  if (typeof present[0] !== 'object') return present[present.length - 1];
+  const keys = [...new Set(present.flatMap((v) => Object.keys(v)))];
+  return Object.fromEntries(keys.map((k) => [k, medianOf(present.map((v) => v[k]))]));
+}
 
 const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
 
@@ -155,17 +198,22 @@ async function scenario(results, name, fn) {
   }
 }
 
-async function benchPair(pair, R) {
-  log(`pair ${pair.id}: A (iperf3 client, sender) = ${pair.a}, B (server, receiver) = ${pair.b}`);
+async function benchPair(pair, R, { handshakes = true } = {}) {
+  log(`pair ${pair.id}: A (iperf3 client, sender) = ${implName(pair.a)}, B (server, receiver) = ${implName(pair.b)}`);
   const t = await Topology.create({ prefix: NS_PREFIX });
   try {
     const p = await configurePair(t, pair.a, pair.b);
     await tunnelUp(p);
     await pingStats(p.a.ns, p.b.inner4, { count: 20, interval: 0.01 }); // warm-up
-    R.pairs[pair.id] = { a: pair.a, b: pair.b, label: PAIR_LABELS[pair.id], note: 'A runs the iperf3 client (sends, TCP/UDP) and the pings; B runs the iperf3 server (receives)' };
+    R.pairs[pair.id] = {
+      a: implName(pair.a),
+      b: implName(pair.b),
+      label: pairLabel(pair.id, implName(pair.a), implName(pair.b)),
+      note: 'A runs the iperf3 client (sends, TCP/UDP) and the pings; B runs the iperf3 server (receives)',
+    };
 
     if (!has('--skip-traffic')) {
-      const idle = await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner4, { count: PING_COUNT, interval: PING_INTERVAL }));
+      const idle = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner4, { count: PING_COUNT, interval: PING_INTERVAL }));
       if (idle) R.ping_idle_ms[pair.id] = idle;
 
       const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
@@ -186,7 +234,7 @@ async function benchPair(pair, R) {
       const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, parallel: 4 }));
       if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
 
-      const udp = await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
+      const udp = has('--skip-udp') ? undefined : await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
       if (udp) {
         R.udp[pair.id] = {
           offered_mbps: UDP_MBPS,
@@ -199,7 +247,7 @@ async function benchPair(pair, R) {
         };
       }
 
-      const loaded = await scenario(R, `${pair.id} ping under TCP load`, async () => {
+      const loaded = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping under TCP load`, async () => {
         const count = Math.max(100, Math.round((SECONDS - 1) / PING_INTERVAL));
         const tcpP = iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, port: 5202 });
         await sleep(600);
@@ -213,8 +261,8 @@ async function benchPair(pair, R) {
     const rss = (pid) => round(memKiB(pid).rss / 1024, 1);
     R.daemon_rss_mib[pair.id] = { a: rss(p.a.daemon.pid), b: rss(p.b.daemon.pid) };
 
-    if (pair.handshakes && !has('--skip-handshakes')) {
-      const hs = await scenario(R, `${pair.id} handshakes/s (responder ${pair.b} in B)`, async () => {
+    if (pair.handshakes && handshakes && !has('--skip-handshakes')) {
+      const hs = await scenario(R, `${pair.id} handshakes/s (responder ${implName(pair.b)} in B)`, async () => {
         const keys = await prepareResponder((args) => wg(p.b.ns, args), p.b.ifname, HS_IDENTITIES, p.dir);
         const child = nsSpawn(p.a.ns, process.execPath, [
           join(ROOT, 'bench/lib/handshake-load.mjs'),
@@ -227,7 +275,7 @@ async function benchPair(pair, R) {
         ]);
         const r = await collect(child, 300_000);
         if (r.code !== 0) throw new Error(`handshake-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
-        return { responder: pair.b, ...JSON.parse(r.stdout.trim().split('\n').pop()) };
+        return { responder: implName(pair.b), ...JSON.parse(r.stdout.trim().split('\n').pop()) };
       });
       if (hs) {
         R.handshakes[pair.handshakes] = hs;
@@ -293,14 +341,26 @@ async function main() {
   log(`mode ${R.mode}: ${SECONDS} s per iperf3 test; tsguard ${R.versions.tsguard.commit ?? '?'}, ${R.versions.wireguard_go}`);
 
   try {
-    for (const pair of PAIRS) {
-      if (stopping) break;
-      try {
-        await benchPair(pair, R);
-      } catch (e) {
-        log(`pair ${pair.id} FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
-        R.errors.push({ scenario: pair.id, error: String(e?.message ?? e).slice(0, 2000) });
+    // Rounds alternate the pairs (this host's speed drifts within minutes); traffic figures are the
+    // medians over the rounds (each round's own figures in `rounds`), handshakes come from the last round.
+    const rounds = [];
+    for (let round = 0; round < ROUNDS && !stopping; round++) {
+      if (ROUNDS > 1) log(`round ${round + 1} of ${ROUNDS}`);
+      const RR = ROUNDS === 1 ? R : { ...R, ...Object.fromEntries(TRAFFIC_KEYS.map((k) => [k, {}])) };
+      for (const pair of PAIRS) {
+        if (stopping) break;
+        try {
+          await benchPair(pair, RR, { handshakes: round === ROUNDS - 1 });
+        } catch (e) {
+          log(`pair ${pair.id} FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
+          R.errors.push({ scenario: pair.id, error: String(e?.message ?? e).slice(0, 2000) });
+        }
       }
+      rounds.push(Object.fromEntries(TRAFFIC_KEYS.map((k) => [k, RR[k]])));
+    }
+    if (ROUNDS > 1) {
+      for (const k of TRAFFIC_KEYS) R[k] = medianOf(rounds.map((x) => x[k]));
+      R.rounds = rounds;
     }
     if (!has('--skip-hub') && !stopping) {
       // A /16 above what a /18 holds (e.g. --hub-peers 50000).
@@ -323,7 +383,17 @@ async function main() {
   if (stopping) return;
 
   const ratio = (x, y) => (x && y ? Math.round((x / y) * 1000) / 1000 : null);
+  // The fastest wireguard-go of the run (by TCP 1 stream) is what tsguard is held against.
+  const wggoPairs = PAIRS.filter((p) => p.wggo && R.tcp_mbps[p.id]);
+  const fastest = wggoPairs.sort((x, y) => R.tcp_mbps[y.id] - R.tcp_mbps[x.id])[0] ?? null;
+  const f = fastest?.id;
   R.ratio = {
+    fastest_wggo: f ?? null,
+    tcp_tsguard_vs_fastest: f ? ratio(R.tcp_mbps.tsguard_tsguard, R.tcp_mbps[f]) : null,
+    tcp4_tsguard_vs_fastest: f ? ratio(R.tcp4_mbps.tsguard_tsguard, R.tcp4_mbps[f]) : null,
+    udp_tsguard_vs_fastest: f ? ratio(R.udp.tsguard_tsguard?.receiver_mbps, R.udp[f]?.receiver_mbps) : null,
+    ping_load_tsguard_vs_fastest: f ? ratio(R.ping_load_ms.tsguard_tsguard?.p50, R.ping_load_ms[f]?.p50) : null,
+    handshakes_tsguard_vs_fastest: f ? ratio(R.handshakes_per_s.tsguard, R.handshakes_per_s[fastest.handshakes]) : null,
     tcp_tsguard_vs_wggo: ratio(R.tcp_mbps.tsguard_tsguard, R.tcp_mbps.wggo_wggo),
     tcp4_tsguard_vs_wggo: ratio(R.tcp4_mbps.tsguard_tsguard, R.tcp4_mbps.wggo_wggo),
     tcp_mixed_vs_wggo: ratio(R.tcp_mbps.tsguard_wggo, R.tcp_mbps.wggo_wggo),

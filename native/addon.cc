@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -18,6 +19,7 @@
 #include "aead.h"
 #include "hscrypto.h"
 #include "common.h"
+#include "offload.h"
 #include "tun.h"
 #include "udp.h"
 
@@ -31,10 +33,10 @@ bool GetIfName(const Napi::CallbackInfo& info, const char* fn, std::string* name
     return false;
   }
   *name = info[0].As<Napi::String>().Utf8Value();
-  if (name->empty() || name->size() >= IFNAMSIZ) {
-    MakeError(env, std::string(fn) + ": invalid interface name '" + *name + "' (1 to " + std::to_string(IFNAMSIZ - 1) +
-                       " bytes)",
-              name->empty() ? "EINVAL" : "ENAMETOOLONG", 0, nullptr)
+  const char* code = nullptr;
+  const std::string problem = IfNameLengthProblem(*name, &code);
+  if (!problem.empty()) {
+    MakeError(env, std::string(fn) + ": invalid interface name '" + *name + "': " + problem, code, 0, nullptr)
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -188,6 +190,65 @@ Napi::Value IfIndex(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, if_nametoindex(name.c_str()));
 }
 
+// Test-only entry points to the offload functions (native/offload.h), over copies of the buffers.
+
+// _gsoSplit(read: Uint8Array = virtio_net_hdr + packet): Buffer[] (the packets it stands for), or
+// null when the header does not describe the packet.
+Napi::Value GsoSplitForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* data;
+  size_t len;
+  if (info.Length() < 1 || !GetUint8Array(info[0], &data, &len) || len < offload::kVnetHdrLen) {
+    return ThrowType(env, "_gsoSplit(read: Uint8Array of at least 10 bytes)");
+  }
+  std::vector<uint8_t> out;
+  std::vector<uint32_t> lens;
+  if (offload::GsoSplit(offload::DecodeVnetHdr(data), data + offload::kVnetHdrLen, len - offload::kVnetHdrLen, &out,
+                        &lens) != offload::SplitResult::kSplit) {
+    return env.Null();
+  }
+  Napi::Array r = Napi::Array::New(env, lens.size());
+  size_t at = 0;
+  for (size_t i = 0; i < lens.size(); i++) {
+    r.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, out.data() + at, lens[i]));
+    at += lens[i];
+  }
+  return r;
+}
+
+// _groCoalesce(packets: Uint8Array[], udp: boolean): Buffer[], one per write: virtio_net_hdr + bytes.
+Napi::Value GroCoalesceForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) return ThrowType(env, "_groCoalesce(packets: Uint8Array[], udp?: boolean)");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  const bool udp = info.Length() >= 2 && info[1].ToBoolean().Value();
+  const uint32_t n = arr.Length();
+  std::vector<const uint8_t*> ptrs(n);
+  std::vector<size_t> lens(n);
+  for (uint32_t i = 0; i < n; i++) {
+    uint8_t* d;
+    if (!GetUint8Array(arr.Get(i), &d, &lens[i])) return ThrowType(env, "_groCoalesce: packets must be Uint8Arrays");
+    ptrs[i] = d;
+  }
+  std::vector<offload::WriteUnit> units;
+  std::vector<uint32_t> next;
+  offload::Coalesce(ptrs.data(), lens.data(), n, udp, &units, &next);
+  Napi::Array r = Napi::Array::New(env, units.size());
+  for (size_t k = 0; k < units.size(); k++) {
+    const offload::WriteUnit& u = units[k];
+    std::vector<uint8_t> w(offload::kVnetHdrLen);
+    offload::EncodeVnetHdr(u.hdr, w.data());
+    if (u.count == 1) {
+      w.insert(w.end(), ptrs[u.first], ptrs[u.first] + lens[u.first]);
+    } else {
+      w.insert(w.end(), u.head, u.head + u.head_len);
+      for (uint32_t i = u.first; i != UINT32_MAX; i = next[i]) w.insert(w.end(), ptrs[i] + u.head_len, ptrs[i] + lens[i]);
+    }
+    r.Set(static_cast<uint32_t>(k), Napi::Buffer<uint8_t>::Copy(env, w.data(), w.size()));
+  }
+  return r;
+}
+
 }  // namespace
 }  // namespace tsg
 
@@ -200,6 +261,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("ifIndex", Napi::Function::New<IfIndex>(env, "ifIndex"));
   exports.Set("addAddress", Napi::Function::New<AddAddress>(env, "addAddress"));
   exports.Set("setUp", Napi::Function::New<SetUp>(env, "setUp"));
+  exports.Set("_gsoSplit", Napi::Function::New<GsoSplitForTest>(env, "_gsoSplit"));
+  exports.Set("_groCoalesce", Napi::Function::New<GroCoalesceForTest>(env, "_groCoalesce"));
   InitAead(env, exports);
   InitHandshakeCrypto(env, exports);
   return exports;

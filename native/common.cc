@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <cerrno>
+
+#include <net/if.h>
 #include <unistd.h>
 
 namespace tsg {
@@ -101,6 +103,13 @@ bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
   return false;
 }
 
+Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code) {
+  Napi::RangeError e = Napi::RangeError::New(env, message);
+  e.Value().Set("code", Napi::String::New(env, code));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 uv_loop_t* GetLoop(Napi::Env env) {
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
@@ -157,6 +166,19 @@ bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len
     return true;
   }
   return false;
+}
+
+std::string IfNameLengthProblem(const std::string& name, const char** code) {
+  if (name.empty()) {
+    *code = "EINVAL";
+    return "the name must not be empty";
+  }
+  if (name.size() >= IFNAMSIZ) {
+    *code = "ENAMETOOLONG";
+    return "it is " + std::to_string(name.size()) + " bytes long, Linux allows at most " + std::to_string(IFNAMSIZ - 1) +
+           " (IFNAMSIZ - 1)";
+  }
+  return "";
 }
 
 void CloseFd(int fd) {

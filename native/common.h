@@ -36,6 +36,9 @@ Napi::Value ThrowType(Napi::Env env, const std::string& message,
 bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
             Napi::AsyncContext* ctx, std::initializer_list<napi_value> args);
 
+// Throws a RangeError with `.code = code` and returns undefined.
+Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");
+
 // The libuv loop of this environment.
 uv_loop_t* GetLoop(Napi::Env env);
 
@@ -46,6 +49,11 @@ bool GetBytes(Napi::Env env, napi_value value, const uint8_t** data, size_t* len
 // A Uint8Array (or Buffer) argument: its bytes, writable. False for anything else. The crypto
 // functions accept only these, so that their inputs and outputs are exactly the arrays passed.
 bool GetUint8Array(const Napi::Value& value, uint8_t** data, size_t* len);
+
+// What is wrong with the length of interface name `name` ("" when it has 1 to IFNAMSIZ - 1 bytes),
+// e.g. "it is 17 bytes long, Linux allows at most 15 (IFNAMSIZ - 1)"; *code is then "EINVAL" (empty)
+// or "ENAMETOOLONG".
+std::string IfNameLengthProblem(const std::string& name, const char** code);
 
 // close(fd) ignoring the result (no EINTR retry: on Linux the fd is released
 // even when close() fails).

@@ -1,21 +1,34 @@
 #include "tun.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
 #include <net/if.h>  // before linux/if_tun.h; never together with linux/if.h
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
+
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20  // Linux ≥ 6.2
+#define TUN_F_USO6 0x40
+#endif
 
 namespace tsg {
 
 namespace {
 
-constexpr int kBatch = 64;            // packets per JS callback
+using offload::kVnetHdrLen;
+
+constexpr int kBatch = 64;            // reads per JS callback at most
+// Packets per JS callback: reading stops once a batch has this many (a split read adds up to ~45).
+// Everything a batch produces leaves as one sendmmsg, so this bounds the burst the peer's socket
+// buffer must hold (wireguard-go's batch is 128 too).
+constexpr uint32_t kMaxPackets = 128;
 constexpr int kMaxBatchesPerWake = 8; // then yield to the loop (level-triggered)
 constexpr size_t kBufSize = 65536;    // > largest possible TUN MTU (65535)
 
@@ -54,29 +67,22 @@ Napi::Function Tun::Init(Napi::Env env) {
                          InstanceMethod<&Tun::WritePackets>("writePackets"),
                          InstanceMethod<&Tun::Stats>("stats"),
                          InstanceMethod<&Tun::Close>("close"),
-                         InstanceMethod<&Tun::RefHandle>("ref"),
-                         InstanceMethod<&Tun::UnrefHandle>("unref"),
+                         RefMethod(),
+                         UnrefMethod(),
                      });
 }
 
-Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
+Tun::Tun(const Napi::CallbackInfo& info) : PollHandle<Tun>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
     ThrowType(env, "Tun: the interface name must be a string");
     return;
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (name.empty()) {
-    TunError(env, name, "invalid TUN interface name: the name must not be empty", "EINVAL", 0, nullptr)
-        .ThrowAsJavaScriptException();
-    return;
-  }
-  if (name.size() >= IFNAMSIZ) {
-    TunError(env, name,
-             "invalid TUN interface name '" + name + "': it is " + std::to_string(name.size()) +
-                 " bytes long, Linux allows at most " + std::to_string(IFNAMSIZ - 1) + " (IFNAMSIZ - 1)",
-             "ENAMETOOLONG", 0, nullptr)
-        .ThrowAsJavaScriptException();
+  const char* code = nullptr;
+  const std::string problem = IfNameLengthProblem(name, &code);
+  if (!problem.empty()) {
+    TunError(env, name, "invalid TUN interface name '" + name + "': " + problem, code, 0, nullptr).ThrowAsJavaScriptException();
     return;
   }
   if (!ValidNameChars(name)) {
@@ -107,7 +113,9 @@ Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
 
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  const char* off = getenv("TSGUARD_TUN_OFFLOAD");
+  const bool want_vnet = off == nullptr || std::strcmp(off, "0") != 0;
+  ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (want_vnet ? IFF_VNET_HDR : 0));
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -135,26 +143,32 @@ Tun::Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
     return;
   }
 
-  fd_ = fd;
   ifr.ifr_name[IFNAMSIZ - 1] = '\0';
   name_ = ifr.ifr_name;  // the kernel fills in the real name for patterns such as "tun%d"
-
-  poll_ = new uv_poll_t;
-  int r = uv_poll_init(GetLoop(env), poll_, fd_);
+  int r = InitPoll(env, fd);
   if (r != 0) {
-    delete poll_;
-    poll_ = nullptr;
-    CloseFd(fd_);
-    fd_ = -1;
+    CloseFd(fd);
     TunError(env, name_, std::string("cannot watch the TUN fd with libuv: ") + uv_strerror(r), uv_err_name(r), 0,
              "uv_poll_init")
         .ThrowAsJavaScriptException();
     return;
   }
-  poll_->data = this;
+  if (want_vnet) EnableOffloads();
 }
 
 Tun::~Tun() { CloseAll(); }
+
+void Tun::EnableOffloads() {
+  vnet_ = true;
+  coalesce_ = true;  // writing GSO packets needs no TUNSETOFFLOAD; a refusal turns it off (WritePackets)
+  // Checksum offload and TSO are what make the kernel hand over super-packets; USO (Linux ≥ 6.2)
+  // adds UDP ones. An older kernel refuses the unknown bits with EINVAL: retry without them.
+  if (::ioctl(fd_, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6) == 0) {
+    tso_ = uso_ = true;
+  } else if (::ioctl(fd_, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0) {
+    tso_ = true;
+  }
+}
 
 Napi::Value Tun::GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
 
@@ -178,28 +192,22 @@ Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
   on_packets_ = Napi::Persistent(info[0].As<Napi::Function>());
   on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   if (!async_) async_ = std::make_unique<Napi::AsyncContext>(env, "tsguard:Tun", Value());
-  if (!buf_) buf_.reset(new uint8_t[kBufSize]);
-  int r = uv_poll_start(poll_, UV_READABLE, &Tun::OnPoll);
+  if (!buf_) buf_.reset(new uint8_t[kBufSize + kVnetHdrLen]);
+  int r = SetPollEvents(UV_READABLE);
   if (r != 0) {
     TunError(env, name_, std::string("uv_poll_start failed: ") + uv_strerror(r), uv_err_name(r), 0, "uv_poll_start")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   reading_ = true;
-  if (!self_ref_) {
-    Ref();  // keep the wrapper alive while the loop may call into it
-    self_ref_ = true;
-  }
+  Pin();
   return env.Undefined();
 }
 
 void Tun::StopPolling() {
-  if (poll_ != nullptr) uv_poll_stop(poll_);
+  SetPollEvents(0);
   reading_ = false;
-  if (self_ref_) {
-    self_ref_ = false;
-    Unref();
-  }
+  Unpin();
 }
 
 Napi::Value Tun::Stop(const Napi::CallbackInfo& info) {
@@ -207,23 +215,23 @@ Napi::Value Tun::Stop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void Tun::OnPoll(uv_poll_t* handle, int status, int events) {
-  Tun* self = static_cast<Tun*>(handle->data);
-  if (self == nullptr || self->fd_ < 0 || !self->reading_) return;
+void Tun::OnPoll(int status, int events) {
+  if (!reading_) return;
   if (status < 0) {
     // libuv reports POLLERR as UV_EBADF. For a TUN fd that happens when the
     // interface was deleted; a read() tells which errno the kernel has.
+    PollStoppedByLibuv();
     uint8_t probe[1];
-    ssize_t n = ::read(self->fd_, probe, 0);
+    ssize_t n = ::read(fd_, probe, 0);
     int err = n < 0 ? errno : 0;
     if (n < 0 && err != EAGAIN && err != EINTR) {
-      self->Fail(err, "read");
+      Fail(err, "read");
     } else {
-      self->Fail(EIO, "poll");
+      Fail(EIO, "poll");
     }
     return;
   }
-  if (events & UV_READABLE) self->ReadBatches();
+  if (events & UV_READABLE) ReadBatches();
 }
 
 void Tun::ReadBatches() {
@@ -234,18 +242,43 @@ void Tun::ReadBatches() {
     Napi::HandleScope scope(env);
     Napi::Array packets = Napi::Array::New(env);
     uint32_t n = 0;
+    int reads = 0;
     int err = 0;
-    while (n < static_cast<uint32_t>(kBatch)) {
-      ssize_t r = ::read(fd_, buf_.get(), kBufSize);
+    while (reads < kBatch && n < kMaxPackets) {
+      ssize_t r = ::read(fd_, buf_.get(), kBufSize + kVnetHdrLen);
       if (r < 0) {
         if (errno == EINTR) continue;
         err = errno;
         break;
       }
       if (r == 0) break;
-      packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buf_.get(), static_cast<size_t>(r)));
-      rx_packets_++;
-      rx_bytes_ += static_cast<uint64_t>(r);
+      reads++;
+      if (!vnet_) {
+        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buf_.get(), static_cast<size_t>(r)));
+        rx_packets_++;
+        rx_bytes_ += static_cast<uint64_t>(r);
+        continue;
+      }
+      if (static_cast<size_t>(r) <= kVnetHdrLen) {
+        rx_malformed_++;
+        continue;
+      }
+      const offload::VnetHdr h = offload::DecodeVnetHdr(buf_.get());
+      split_.clear();
+      split_lens_.clear();
+      if (offload::GsoSplit(h, buf_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen, &split_, &split_lens_) !=
+          offload::SplitResult::kSplit) {
+        rx_malformed_++;
+        continue;
+      }
+      if (split_lens_.size() > 1) rx_gso_++;
+      size_t at = 0;
+      for (uint32_t len : split_lens_) {
+        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, split_.data() + at, len));
+        at += len;
+        rx_packets_++;
+        rx_bytes_ += len;
+      }
     }
     if (n > 0) {
       rx_batches_++;
@@ -257,7 +290,7 @@ void Tun::ReadBatches() {
       Fail(err, "read");
       return;
     }
-    if (n < static_cast<uint32_t>(kBatch)) return;
+    if (reads < kBatch && n < kMaxPackets) return;  // drained
   }
 }
 
@@ -302,35 +335,95 @@ Napi::Value Tun::WritePackets(const Napi::CallbackInfo& info) {
     tx_drops_ += count;
     return Napi::Number::New(env, 0);
   }
-  uint32_t written = 0;
+  wptrs_.resize(count);
+  wlens_.resize(count);
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
     if (napi_get_element(env, arr, i, &v) != napi_ok) return env.Undefined();
-    const uint8_t* data;
-    size_t len;
-    if (!GetBytes(env, v, &data, &len)) {
+    if (!GetBytes(env, v, &wptrs_[i], &wlens_[i])) {
       return ThrowType(env, "Tun.writePackets: packets[" + std::to_string(i) + "] is not a Uint8Array");
     }
-    for (;;) {
-      ssize_t r = ::write(fd_, data, len);
-      if (r >= 0) {
-        written++;
-        tx_packets_++;
-        tx_bytes_ += static_cast<uint64_t>(r);
-      } else if (errno == EINTR) {
-        continue;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        tx_drops_++;
-      } else {
-        // EINVAL (not an IP packet), EBADFD (interface deleted; reported by
-        // the reader), EIO...: count, never throw.
-        tx_errors_++;
-        last_tx_errno_ = errno;
+  }
+  uint32_t written = 0;
+  if (!coalesce_ || count < 2) {
+    for (uint32_t i = 0; i < count; i++) {
+      int err = WriteOne(nullptr, nullptr, 0, &wptrs_[i], &wlens_[i], 1);
+      CountWrite(err, 1, wlens_[i]);
+      if (err == 0) written++;
+    }
+    return Napi::Number::New(env, written);
+  }
+  offload::Coalesce(wptrs_.data(), wlens_.data(), count, uso_, &units_, &next_);
+  std::vector<const uint8_t*> parts;
+  std::vector<size_t> part_lens;
+  for (size_t k = 0; k < units_.size(); k++) {
+    const offload::WriteUnit& u = units_[k];
+    if (u.count == 1 || !coalesce_) {
+      for (uint32_t i = u.first; i != UINT32_MAX; i = next_[i]) {
+        int err = WriteOne(nullptr, nullptr, 0, &wptrs_[i], &wlens_[i], 1);
+        CountWrite(err, 1, wlens_[i]);
+        if (err == 0) written++;
       }
-      break;
+      continue;
+    }
+    parts.clear();
+    part_lens.clear();
+    for (uint32_t i = u.first; i != UINT32_MAX; i = next_[i]) {
+      parts.push_back(wptrs_[i] + u.head_len);
+      part_lens.push_back(wlens_[i] - u.head_len);
+    }
+    int err = WriteOne(&u.hdr, u.head, u.head_len, parts.data(), part_lens.data(), static_cast<uint32_t>(parts.size()));
+    if (err == EINVAL) {
+      // This kernel refuses coalesced writes (Linux 6.6.44 did): write plain packets from now on.
+      coalesce_ = false;
+      k--;
+      continue;
+    }
+    CountWrite(err, u.count, u.total);
+    if (err == 0) {
+      written += u.count;
+      tx_coalesced_++;
     }
   }
   return Napi::Number::New(env, written);
+}
+
+int Tun::WriteOne(const offload::VnetHdr* hdr, const uint8_t* head, size_t head_len, const uint8_t* const* parts,
+                  const size_t* part_lens, uint32_t nparts) {
+  uint8_t vh[kVnetHdrLen];
+  iovec iov[offload::kMaxCoalesce + 2];
+  int n = 0;
+  if (vnet_) {
+    if (hdr != nullptr) {
+      offload::EncodeVnetHdr(*hdr, vh);
+    } else {
+      std::memset(vh, 0, sizeof vh);
+    }
+    iov[n++] = iovec{vh, sizeof vh};
+  }
+  if (head_len > 0) iov[n++] = iovec{const_cast<uint8_t*>(head), head_len};
+  for (uint32_t i = 0; i < nparts && i < offload::kMaxCoalesce; i++) {
+    iov[n++] = iovec{const_cast<uint8_t*>(parts[i]), part_lens[i]};
+  }
+  for (;;) {
+    ssize_t r = ::writev(fd_, iov, n);
+    if (r >= 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
+void Tun::CountWrite(int err, uint32_t packets, size_t bytes) {
+  if (err == 0) {
+    tx_packets_ += packets;
+    tx_bytes_ += bytes;
+  } else if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+    tx_drops_ += packets;
+  } else {
+    // EINVAL (not an IP packet), EBADFD (interface deleted; reported by the reader), EIO...:
+    // count, never throw.
+    tx_errors_ += packets;
+    last_tx_errno_ = err;
+  }
 }
 
 Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
@@ -343,6 +436,12 @@ Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
   o.Set("txBytes", Napi::Number::New(env, static_cast<double>(tx_bytes_)));
   o.Set("txDrops", Napi::Number::New(env, static_cast<double>(tx_drops_)));
   o.Set("txErrors", Napi::Number::New(env, static_cast<double>(tx_errors_)));
+  o.Set("rxGsoPackets", Napi::Number::New(env, static_cast<double>(rx_gso_)));
+  o.Set("rxMalformed", Napi::Number::New(env, static_cast<double>(rx_malformed_)));
+  o.Set("txCoalesced", Napi::Number::New(env, static_cast<double>(tx_coalesced_)));
+  std::string offloads = !vnet_ ? "off" : uso_ ? "tso,uso" : tso_ ? "tso" : "vnet";
+  if (vnet_ && !coalesce_) offloads += ",no-coalesce";
+  o.Set("offloads", Napi::String::New(env, offloads));
   if (last_tx_errno_ != 0) {
     o.Set("lastTxError", Napi::String::New(env, ErrnoName(last_tx_errno_)));
   } else {
@@ -352,17 +451,8 @@ Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
 }
 
 void Tun::CloseAll() {
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
+  ClosePoll();
   reading_ = false;
-  if (fd_ >= 0) {
-    CloseFd(fd_);
-    fd_ = -1;
-  }
 }
 
 Napi::Value Tun::Close(const Napi::CallbackInfo& info) {
@@ -370,20 +460,7 @@ Napi::Value Tun::Close(const Napi::CallbackInfo& info) {
   on_packets_.Reset();
   on_error_.Reset();
   // async_ stays until the destructor: close() may run inside a callback that uses it.
-  if (self_ref_) {
-    self_ref_ = false;
-    Unref();
-  }
-  return info.Env().Undefined();
-}
-
-Napi::Value Tun::RefHandle(const Napi::CallbackInfo& info) {
-  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  return info.Env().Undefined();
-}
-
-Napi::Value Tun::UnrefHandle(const Napi::CallbackInfo& info) {
-  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  Unpin();
   return info.Env().Undefined();
 }
 

@@ -1,4 +1,7 @@
-// Linux TUN interface (IFF_TUN | IFF_NO_PI) driven by a libuv poll handle.
+// Linux TUN interface (IFF_TUN | IFF_NO_PI, and IFF_VNET_HDR with offloads unless
+// TSGUARD_TUN_OFFLOAD=0) driven by a libuv poll handle. With offloads, reads split the kernel's
+// GSO super-packets and writes coalesce each batch per flow (native/offload.h); JavaScript sees
+// and writes plain IP packets either way.
 #pragma once
 
 #include <napi.h>
@@ -7,10 +10,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "offload.h"
+#include "poll_handle.h"
 
 namespace tsg {
 
-class Tun : public Napi::ObjectWrap<Tun> {
+class Tun : public PollHandle<Tun> {
  public:
   static Napi::Function Init(Napi::Env env);
 
@@ -26,29 +33,42 @@ class Tun : public Napi::ObjectWrap<Tun> {
   Napi::Value WritePackets(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value RefHandle(const Napi::CallbackInfo& info);
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
+  friend class PollHandle<Tun>;
+  void OnPoll(int status, int events);
   void ReadBatches();
   // Stops reading and reports a fatal error to the error callback.
   void Fail(int err, const char* syscall);
   void StopPolling();
   void CloseAll();
+  // Turns on IFF_VNET_HDR offloads after TUNSETIFF; false when the kernel takes none.
+  void EnableOffloads();
+  // One write() of `len` bytes behind a virtio_net_hdr (when vnet_): the errno, or 0.
+  int WriteOne(const offload::VnetHdr* hdr, const uint8_t* head, size_t head_len, const uint8_t* const* parts,
+               const size_t* part_lens, uint32_t nparts);
+  void CountWrite(int err, uint32_t packets, size_t bytes);
 
-  int fd_ = -1;
   std::string name_;
-  uv_poll_t* poll_ = nullptr;
   bool reading_ = false;
-  bool self_ref_ = false;
   bool failed_ = false;
   std::unique_ptr<uint8_t[]> buf_;
+  bool vnet_ = false;        // opened with IFF_VNET_HDR: every read and write has a virtio_net_hdr
+  bool tso_ = false;         // TUNSETOFFLOAD took CSUM|TSO4|TSO6: reads may be TCP super-packets
+  bool uso_ = false;         // ... and USO4|USO6: UDP super-packets too, and UDP writes coalesce
+  bool coalesce_ = false;    // writes coalesce; off for good once the kernel refuses a coalesced write
+  std::vector<uint8_t> split_;         // segments of one read
+  std::vector<uint32_t> split_lens_;
+  std::vector<offload::WriteUnit> units_;  // plan of one writePackets call
+  std::vector<uint32_t> next_;
+  std::vector<const uint8_t*> wptrs_;
+  std::vector<size_t> wlens_;
   Napi::FunctionReference on_packets_;
   Napi::FunctionReference on_error_;
   std::unique_ptr<Napi::AsyncContext> async_;
 
   uint64_t rx_packets_ = 0, rx_bytes_ = 0, rx_batches_ = 0;
-  uint64_t tx_packets_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0;
+  uint64_t rx_gso_ = 0, rx_malformed_ = 0;
+  uint64_t tx_packets_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_coalesced_ = 0;
   int last_tx_errno_ = 0;
 };
 

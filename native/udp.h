@@ -1,5 +1,7 @@
-// Non-blocking UDP socket with batched I/O (recvmmsg/sendmmsg) driven by a
-// libuv poll handle. No protocol logic: datagrams in, datagrams out.
+// Non-blocking UDP socket with batched I/O (recvmmsg/sendmmsg, UDP GSO on send, UDP GRO on
+// receive) driven by a libuv poll handle. No protocol logic: datagrams in, datagrams out.
+// udp_socket.cc: socket setup and lifecycle; udp_recv.cc: receive; udp_send.cc: send, GSO, the
+// queue for a full socket and send errors; endpoint.cc: addresses between text and sockaddr.
 #pragma once
 
 #include <napi.h>
@@ -13,25 +15,21 @@
 #include <string>
 #include <vector>
 
+#include "endpoint.h"
+#include "poll_handle.h"
+
 namespace tsg {
 
-class Udp : public Napi::ObjectWrap<Udp> {
+class Udp : public PollHandle<Udp> {
  public:
   static Napi::Function Init(Napi::Env env);
 
   explicit Udp(const Napi::CallbackInfo& info);
   ~Udp() override;
 
-  // A parsed destination. `err` is non-zero when the address is valid but
-  // cannot be used on this socket (IPv6 on an IPv4-only socket: EAFNOSUPPORT,
-  // unknown scope interface: ENODEV); such datagrams are counted as errors.
-  struct Dest {
-    sockaddr_storage ss;
-    socklen_t len;
-    int err;
-  };
-
  private:
+  friend class PollHandle<Udp>;
+
   struct Queued {
     std::unique_ptr<uint8_t[]> data;
     size_t len;
@@ -44,6 +42,7 @@ class Udp : public Napi::ObjectWrap<Udp> {
     int port;
   };
 
+  // udp_socket.cc
   Napi::Value Bind(const Napi::CallbackInfo& info);
   Napi::Value GetPort(const Napi::CallbackInfo& info);
   Napi::Value GetFamily(const Napi::CallbackInfo& info);
@@ -51,40 +50,37 @@ class Udp : public Napi::ObjectWrap<Udp> {
   Napi::Value SetFwmark(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
-  Napi::Value SendBatch(const Napi::CallbackInfo& info);
-  Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value RefHandle(const Napi::CallbackInfo& info);
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
-
   bool RequireBound(Napi::Env env, const char* what);
-  // Parses host/port JS values into `out`; on failure sets `why` and returns false.
-  bool ParseDest(Napi::Env env, napi_value host, napi_value port, Dest* out, std::string* why);
-  // Sends datagrams now; queues the rest on EAGAIN. Returns how many were
-  // sent or queued.
-  uint32_t SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
-  void Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen);
-  void FlushQueue();
+  // Turns on UDP_GRO (Linux ≥ 5.12) unless TSGUARD_UDP_GRO=0.
+  void EnableGro();
   void UpdatePoll();
-  void RecordSendError(int err, const sockaddr_storage& ss);
-  void DeliverSendErrors();
-  void ReadBatches();
+  void OnPoll(int status, int events);
   void Fail(int err, const char* syscall);
   void StopReading();
   void CloseAll();
 
-  static void OnPoll(uv_poll_t* handle, int status, int events);
+  // udp_recv.cc
+  void ReadBatches();
+
+  // udp_send.cc
+  Napi::Value SendBatch(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  // Sends datagrams now; queues the rest on EAGAIN. Returns how many were sent or queued.
+  uint32_t SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
+  void Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen);
+  // Queues datagrams behind a full socket (per-datagram address errors are recorded); how many were queued.
+  uint32_t EnqueueAll(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
+  void FlushQueue();
+  void RecordSendError(int err, const sockaddr_storage& ss);
+  void DeliverSendErrors();
   static void OnAsync(uv_async_t* handle);
 
-  int fd_ = -1;
   int af_ = 0;  // AF_INET6 (dual-stack) or AF_INET
   int port_ = 0;
-  uv_poll_t* poll_ = nullptr;
   uv_async_t* async_handle_ = nullptr;
-  int poll_events_ = 0;
   bool reading_ = false;
-  bool self_ref_ = false;
   bool failed_ = false;
 
   std::unique_ptr<uint8_t[]> rx_buf_;
@@ -96,12 +92,14 @@ class Udp : public Napi::ObjectWrap<Udp> {
   Napi::FunctionReference on_send_error_;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
 
-  uint64_t rx_datagrams_ = 0, rx_bytes_ = 0, rx_batches_ = 0, rx_errors_ = 0, rx_truncated_ = 0;
+  uint64_t rx_datagrams_ = 0, rx_bytes_ = 0, rx_batches_ = 0, rx_errors_ = 0, rx_truncated_ = 0, rx_gro_ = 0;
   uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0, tx_gso_messages_ = 0;
   int last_tx_errno_ = 0;
   // UDP GSO for runs of equal datagrams to one destination; off after the kernel refuses it once, or
   // when TSGUARD_UDP_GSO=0.
   bool gso_ok_ = true;
+  // UDP_GRO is on: a read may hold several datagrams of one source, cut by the segment-size cmsg.
+  bool gro_ = false;
 };
 
 }  // namespace tsg

@@ -40,8 +40,8 @@ export declare function teardownAll(): Promise<void>;
 /** Remove namespaces left by a killed run (names starting with `prefix`, default {@link NS_PREFIX}). */
 export declare function removeStale(prefix?: string): Promise<void>;
 
-/** Which userspace implementation. */
-export type Impl = 'tsguard' | 'wireguard-go';
+/** Which userspace implementation: tsguard, the wireguard-go in PATH, or a given wireguard-go build (bench/lib/wggo.mjs). */
+export type Impl = 'tsguard' | 'wireguard-go' | { name: string; path: string };
 
 /** A running daemon. */
 export interface Daemon {
@@ -57,7 +57,7 @@ export interface Daemon {
 /** A fresh interface name (≤ 15 bytes). */
 export declare function ifname(prefix: string): string;
 /** PID of the daemon serving `name` in `ns`, or null. */
-export declare function daemonPid(ns: string, name: string): Promise<number | null>;
+export declare function daemonPid(ns: string, name: string, bin?: string | null): Promise<number | null>;
 /** Start a daemon the way users do and find its PID. */
 export declare function startDaemon(t: Topology, ns: string, impl: Impl, name: string, env?: NodeJS.ProcessEnv, profileDir?: string | null): Promise<Daemon>;
 /** SIGTERM a daemon and wait until it has exited. */

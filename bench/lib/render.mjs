@@ -1,23 +1,29 @@
 // Render benchmark results: markdown table, SVG bar chart, README section. No dependencies.
 import { readFileSync, writeFileSync } from 'node:fs';
 
-export const PAIR_LABELS = {
-  wggo_wggo: 'wireguard-go ↔ wireguard-go',
-  tsguard_tsguard: 'tsguard ↔ tsguard',
-  tsguard_wggo: 'tsguard (A) → wireguard-go (B)',
-};
-const PAIRS = Object.keys(PAIR_LABELS);
+/** Column label of a pair: "X ↔ X" for a same-implementation pair, "X (A) → Y (B)" for a mixed one. */
+export function pairLabel(id, a, b) {
+  return a === b ? `${a} ↔ ${b}` : `${a} (A) → ${b} (B)`;
+}
+
+/** The pairs of a results object in the order they ran, with their labels. */
+const pairsOf = (r) => Object.keys(r.pairs ?? {});
+const labelOf = (r, p) => r.pairs?.[p]?.label ?? p;
 
 const fmt = (v, digits = 0, unit = '') => (v === null || v === undefined || Number.isNaN(v) ? '—' : `${Number(v).toFixed(digits)}${unit}`);
 
 /** The markdown report (tables + machine/versions). */
 export function renderMarkdown(r) {
   const L = [];
-  const pairs = PAIRS.filter((p) => r.pairs?.[p]);
+  const pairs = pairsOf(r);
   const cell = (obj, p, f) => (obj && obj[p] !== undefined && obj[p] !== null ? f(obj[p]) : '—');
-  L.push(`Results of \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}\` (${r.mode} mode, ${r.seconds_per_test} s per iperf3 test) — ${r.date}`);
+  const rounds = r.rounds?.length ?? 1;
+  L.push(
+    `Results of \`npm run bench${r.mode === 'quick' ? ' -- --quick' : ''}\` (${r.mode} mode, ${r.seconds_per_test} s per iperf3 test` +
+      `${rounds > 1 ? `, medians of ${rounds} alternating rounds` : ''}) — ${r.date}`,
+  );
   L.push('');
-  L.push(`| | ${pairs.map((p) => PAIR_LABELS[p]).join(' | ')} |`);
+  L.push(`| | ${pairs.map((p) => labelOf(r, p)).join(' | ')} |`);
   L.push(`|---|${pairs.map(() => '---:').join('|')}|`);
   const row = (name, obj, f) => L.push(`| ${name} | ${pairs.map((p) => cell(obj, p, f)).join(' | ')} |`);
   row('TCP, 1 stream (Mbit/s)', r.tcp_mbps, (v) => fmt(v));
@@ -30,6 +36,14 @@ export function renderMarkdown(r) {
   row('daemon RSS after the tests, A / B (MiB)', r.daemon_rss_mib, (v) => `${fmt(v.a, 1)} / ${fmt(v.b, 1)}`);
   L.push('');
   const rt = r.ratio ?? {};
+  if (rt.fastest_wggo) {
+    L.push(
+      `Against the fastest wireguard-go of the run (${labelOf(r, rt.fastest_wggo)}): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_fastest, 2)}×**, ` +
+        `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_fastest, 2)}×, UDP received ${fmt(rt.udp_tsguard_vs_fastest, 2)}×, ` +
+        `ping under load p50 ${fmt(rt.ping_load_tsguard_vs_fastest, 2)}×, handshakes/s ${fmt(rt.handshakes_tsguard_vs_fastest, 2)}×.`,
+      '',
+    );
+  }
   L.push(
     `Ratios (tsguard ↔ tsguard ÷ wireguard-go ↔ wireguard-go): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_wggo, 2)}**, ` +
       `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_wggo, 2)}, UDP received ${fmt(rt.udp_tsguard_vs_wggo, 2)}; ` +
@@ -82,8 +96,12 @@ export function renderMarkdown(r) {
   const m = r.machine ?? {};
   const v = r.versions ?? {};
   L.push(`Machine: ${m.cpu_model} × ${m.cores} cores, ${fmt(m.memory_mib / 1024, 1)} GiB, Linux ${m.kernel}.  `);
+  const builds = Object.entries(v.wireguard_go_builds ?? {});
+  const buildText = builds.length
+    ? builds.map(([n, b]) => `${n === 'wggo' ? 'wireguard-go (PATH)' : n}: ${b.version ?? '?'}${b.commit ? ` @ ${b.commit}` : ''}, sha256 ${String(b.sha256).slice(0, 12)}…`).join('; ')
+    : v.wireguard_go;
   L.push(
-    `Versions: Node ${v.node}, ${v.wireguard_go}, ${v.iperf3}, tsguard ${v.tsguard?.version} @ ${v.tsguard?.commit ?? '?'}` +
+    `Versions: Node ${v.node}, ${buildText}, ${v.iperf3}, tsguard ${v.tsguard?.version} @ ${v.tsguard?.commit ?? '?'}` +
       `${v.tsguard?.dirty ? ' (uncommitted changes)' : ''}, crypto provider ${v.crypto_provider}.`,
   );
   if (r.errors?.length) {
@@ -97,14 +115,14 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 /** Grouped bar chart of TCP throughput (1 and 4 streams) per pair. */
 export function renderSvg(r) {
-  const pairs = PAIRS.filter((p) => r.pairs?.[p]);
+  const pairs = pairsOf(r);
   const series = [
     { key: 'tcp_mbps', label: 'TCP, 1 stream', color: '#4e79a7' },
     { key: 'tcp4_mbps', label: 'TCP, 4 streams', color: '#f28e2b' },
   ];
-  const W = 680;
-  const H = 340;
-  const m = { l: 60, r: 20, t: 40, b: 60 };
+  const W = Math.max(680, 130 * pairs.length + 80);
+  const H = 360;
+  const m = { l: 60, r: 20, t: 40, b: 80 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const vals = pairs.flatMap((p) => series.map((s) => r[s.key]?.[p] ?? 0));
@@ -131,7 +149,11 @@ export function renderSvg(r) {
       out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${(m.t + ph - y(v)).toFixed(1)}" fill="${s.color}"/>`);
       out.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle">${Math.round(v)}</text>`);
     });
-    out.push(`<text x="${(m.l + i * gw + gw / 2).toFixed(1)}" y="${m.t + ph + 18}" text-anchor="middle">${esc(PAIR_LABELS[p])}</text>`);
+    // Two lines per pair ("A" / "↔ B" or "→ B"), wireguard-go shortened, so that seven pairs fit.
+    const [first, second = ''] = labelOf(r, p).replace(/wireguard-go /g, 'wg-go ').replace(/v0\.0\./g, '').replace(/ \((A|B)\)/g, '').split(/ (?=[↔→] )/);
+    const cx = (m.l + i * gw + gw / 2).toFixed(1);
+    out.push(`<text x="${cx}" y="${m.t + ph + 18}" text-anchor="middle">${esc(first)}</text>`);
+    if (second) out.push(`<text x="${cx}" y="${m.t + ph + 32}" text-anchor="middle">${esc(second)}</text>`);
   });
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#333"/>`);
   series.forEach((s, j) => {

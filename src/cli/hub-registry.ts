@@ -7,41 +7,16 @@
  */
 
 import net from 'node:net';
+import type { Values } from './args.js';
 import { hubControlPath } from '../hub/hub.js';
-import { Registry } from '../hub/registry/index.js';
-
-/** The `parseArgs` options of this module. */
-export const REGISTRY_OPTIONS = {
-  registry: { type: 'string' },
-  'registry-password-file': { type: 'string' },
-} as const;
-
-/** Usage lines of the flags. */
-export const REGISTRY_USAGE = `  Every command takes --registry postgresql://USER@HOST[:PORT]/DB (or ?host=/socket/dir) to use a
-  registry shared by several hubs instead of the SQLite file in --data-dir; the password comes from
-  --registry-password-file PATH, PGPASSWORD or PGPASSFILE / ~/.pgpass, never from the URL.`;
-
-/** CLI processes may wait longer for a lock than the hub does. */
-const CLI_STORE_TIMEOUT_MS = 5000;
+import type { Registry } from '../hub/registry/index.js';
 
 /** The registry flags of a command line. */
-export function registryFlags(v: Record<string, unknown>): { registry?: string; registryPasswordFile?: string } {
+export function registryFlags(v: Values): { registry?: string; registryPasswordFile?: string } {
   return {
     ...(typeof v.registry === 'string' ? { registry: v.registry } : {}),
     ...(typeof v['registry-password-file'] === 'string' ? { registryPasswordFile: v['registry-password-file'] } : {}),
   };
-}
-
-/** Open the registry the flags name (the SQLite file in `dataDir` by default). */
-export function openRegistry(dataDir: string, v: Record<string, unknown>): Promise<Registry> {
-  const f = registryFlags(v);
-  return Registry.open(dataDir, {
-    timeoutMs: CLI_STORE_TIMEOUT_MS,
-    // A CLI process carries no packets: SQLite may block it (no worker thread to start).
-    sqliteOnThisThread: true,
-    ...(f.registry !== undefined ? { url: f.registry } : {}),
-    ...(f.registryPasswordFile !== undefined ? { passwordFile: f.registryPasswordFile } : {}),
-  });
 }
 
 /**

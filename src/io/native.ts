@@ -55,6 +55,14 @@ export interface NativeTunStats {
   txErrors: number;
   /** Errno name of the last write error, or null. */
   lastTxError: string | null;
+  /** Reads that were GSO super-packets, split into several packets (counted in rxPackets). */
+  rxGsoPackets: number;
+  /** Reads dropped because their virtio_net_hdr did not describe the packet. */
+  rxMalformed: number;
+  /** Writes that carried several coalesced packets (the packets count in txPackets). */
+  txCoalesced: number;
+  /** `'off'` (TSGUARD_TUN_OFFLOAD=0), `'vnet'` (no offloads taken), `'tso'` or `'tso,uso'`; `',no-coalesce'` once the kernel refused a coalesced write. */
+  offloads: string;
 }
 
 /** A raw TUN object: `new binding.Tun(name)` opens `/dev/net/tun` and attaches to or creates `name`. */
@@ -91,6 +99,10 @@ export interface NativeUdpStats {
   rxErrors: number;
   /** Datagrams dropped because they did not fit the receive slot (never for UDP payloads ≤ 65535). */
   rxTruncated: number;
+  /** Datagrams that arrived coalesced by UDP GRO (cut apart by the addon; counted in rxDatagrams). */
+  rxGroDatagrams: number;
+  /** Whether UDP_GRO is on for this socket. */
+  gro: boolean;
   /** Datagrams handed to the kernel. */
   txDatagrams: number;
   /** Bytes handed to the kernel. */

@@ -1,6 +1,10 @@
 /**
  * Linux TUN interfaces (layer 3, no packet information header) read and
- * written in batches through the native addon.
+ * written in batches through the native addon. With offloads (the default;
+ * `TSGUARD_TUN_OFFLOAD=0` turns them off) the interface is opened with
+ * `IFF_VNET_HDR` and TSO/USO: the addon splits the kernel's super-packets on
+ * read and coalesces each written batch per flow, so callers always see and
+ * write plain IP packets.
  * @module
  */
 
@@ -11,7 +15,7 @@ export type { NativeError } from './native.js';
 /** Counters of a {@link Tun}; see {@link NativeTunStats}. */
 export type TunStats = NativeTunStats;
 
-/** Receives a batch (1 to 64) of IP packets read from the interface. The buffers are the callee's. */
+/** Receives a batch of IP packets read from the interface (up to 64 reads, each maybe split into several packets). The buffers are the callee's. */
 export type TunPacketsHandler = (packets: Buffer[]) => void;
 
 /**
@@ -21,7 +25,7 @@ export type TunPacketsHandler = (packets: Buffer[]) => void;
  */
 export type TunErrorHandler = (err: NativeError) => void;
 
-/** A TUN interface opened with `IFF_TUN | IFF_NO_PI`, non-blocking. */
+/** A TUN interface opened with `IFF_TUN | IFF_NO_PI` (and `IFF_VNET_HDR` with offloads), non-blocking. */
 export class Tun extends NativeHandle<NativeTun> {
   private constructor(native: NativeTun) {
     super(native);
@@ -69,8 +73,9 @@ export class Tun extends NativeHandle<NativeTun> {
   }
 
   /**
-   * Writes IP packets to the interface (one write() each, synchronous,
-   * non-blocking). Packets the kernel cannot take right now are dropped and
+   * Writes IP packets to the interface (synchronous, non-blocking; with
+   * offloads, packets of one TCP or UDP flow that the kernel's GRO would merge
+   * go out as one write). Packets the kernel cannot take right now are dropped and
    * counted in `stats.txDrops`; refused ones in `stats.txErrors`. Writing to
    * a closed Tun drops. Returns the number of packets written.
    */

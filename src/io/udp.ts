@@ -1,5 +1,5 @@
 /**
- * UDP sockets with batched I/O (recvmmsg/sendmmsg) and SO_MARK support,
+ * UDP sockets with batched I/O (recvmmsg/sendmmsg, UDP GSO and GRO) and SO_MARK support,
  * through the native addon (node:dgram cannot set a fwmark).
  * @module
  */
@@ -12,7 +12,7 @@ export type { NativeError, UdpFamily } from './native.js';
 export type UdpStats = NativeUdpStats;
 
 /**
- * Receives a batch (1 to 64) of datagrams: `datas[i]` came from
+ * Receives a batch (1 to 128) of datagrams: `datas[i]` came from
  * `hosts[i]`:`ports[i]`. Hosts are IPv4 dotted quads (IPv4-mapped IPv6
  * sources are reported as plain IPv4) or canonical IPv6 text without
  * brackets; a link-local source keeps its scope as `%ifname`.
@@ -90,8 +90,10 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
 
   /**
    * Starts receiving: datagrams are read with recvmmsg when the socket is
-   * readable and delivered up to 64 per `onDatagrams` call. Calling start
-   * again replaces the handlers.
+   * readable and delivered up to 128 per `onDatagrams` call. With UDP GRO
+   * (Linux ≥ 5.12; `TSGUARD_UDP_GRO=0` turns it off) the kernel hands over a
+   * run of datagrams from one source as one message, which the addon cuts at
+   * the segment size it reports. Calling start again replaces the handlers.
    */
   start(onDatagrams: UdpDatagramsHandler, onError: UdpErrorHandler, onSendError?: UdpSendErrorHandler): void {
     this.native.start(onDatagrams, onError, onSendError);
