@@ -10,6 +10,7 @@
 //          --skip-udp, --skip-ping, --skip-hub, --skip-handshakes,
 //          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
 //          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
+//          --skip-multihub (two hubs on PostgreSQL: CLI change through hub B → live on hub A),
 //          --no-readme (do not rewrite the README section),
 //          --render (only re-render latest.md, latest.svg and the README section from latest.json).
 // Needs root (namespaces, veth, TUN), wireguard-go, wg, iperf3, ping, and a built dist/.
@@ -23,6 +24,7 @@ import { collect, cpuSeconds, memKiB, sleep, waitFor, which } from './lib/proc.m
 import { NS_PREFIX, ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
 import { prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
+import { cliChangeAcrossHubs } from './lib/multihub.mjs';
 import { joinLatency, registrationRate } from './lib/registration.mjs';
 import { pairLabel, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
 import { defaultBuild, parseWggoArgs } from './lib/wggo.mjs';
@@ -328,6 +330,7 @@ async function main() {
     handshakes_per_s: {},
     handshakes: {},
     hub: null,
+    multihub: null,
     join_to_first_reply_ms: null,
     registrations_per_s: null,
     join: null,
@@ -360,7 +363,12 @@ async function main() {
       R.rounds = rounds;
     }
     if (!has('--skip-hub') && !stopping) {
-      R.hub = (await scenario(R, `hub RSS with ${HUB_PEERS} peers`, () => hubRss({ peers: HUB_PEERS, log: (m) => log(`  ${m}`) }))) ?? null;
+      // A /16 above what a /18 holds (e.g. --hub-peers 50000).
+      const subnet = HUB_PEERS > 16_000 ? '10.100.0.0/16' : '10.100.0.0/18';
+      R.hub = (await scenario(R, `hub RSS with ${HUB_PEERS} peers`, () => hubRss({ peers: HUB_PEERS, subnet, log: (m) => log(`  ${m}`) }))) ?? null;
+    }
+    if (!has('--skip-multihub') && !stopping) {
+      R.multihub = (await scenario(R, 'CLI change through hub B → live on hub A (PostgreSQL)', () => cliChangeAcrossHubs({ runs: quick ? 5 : 20, log: (m) => log(`  ${m}`) }))) ?? null;
     }
     if (!has('--skip-registration') && !stopping) {
       R.join = (await scenario(R, `join → first ping reply (median of ${JOIN_RUNS})`, () => joinLatency({ runs: JOIN_RUNS, log: (m) => log(`  ${m}`) }))) ?? null;

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REGISTRY_FILE } from '../src/hub/registry/index.js';
-import { HubTopology, parseAdded, teardownHubTopologies, type HubPeer } from './net/hub-topology.js';
+import { expectNoPings, expectPings, HubTopology, parseAdded, pingUntil, teardownHubTopologies, type HubPeer } from './net/hub-topology.js';
 import { nsRun, ping, run, shouldSkip, sleep, waitFor, type PingResult } from './net/netns.js';
 
 const SKIP = shouldSkip('hub.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
@@ -19,26 +19,6 @@ const SKIP = shouldSkip('hub.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
 const SUBNET = '10.60.0.0/24';
 const HUB_IP = '10.60.0.1';
 const DEV3_ROUTE = '10.99.3.0/24';
-
-/** Ping with one probe per second until one is answered; returns the ms it took. */
-async function pingUntil(ns: string, dst: string, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    const r = await nsRun(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', dst], { allowFail: true, timeoutMs: 10_000 });
-    if (r.code === 0) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`no reply from ${dst} in ${ns} within ${timeoutMs} ms:\n${r.stdout}`);
-  }
-}
-
-async function expectPings(ns: string, dst: string, what: string): Promise<void> {
-  const r = await ping(ns, dst, { count: 3, interval: 0.1, deadline: 10 });
-  expect(r.received, `${what}:\n${r.output}`).toBeGreaterThanOrEqual(3);
-}
-
-async function expectNoPings(ns: string, dst: string, what: string): Promise<void> {
-  const r = await ping(ns, dst, { count: 3, interval: 0.2, deadline: 3, wait: 1 });
-  expect(r.received, `${what}:\n${r.output}`).toBe(0);
-}
 
 describe.skipIf(SKIP)('tsguard hub: relay between wireguard-go devices and clients (network namespaces)', () => {
   let t: HubTopology;

@@ -3,8 +3,10 @@
  *
  * {@link join} registers the agent's public key with the hub's registration
  * API (`POST /v1/register`), creates the interface with the assigned address
- * and resolves once the first handshake with the hub is done. Needs root (or
- * CAP_NET_ADMIN) and `/dev/net/tun`; does not need SQLite.
+ * and resolves once the first handshake with the hub is done. {@link startAgent}
+ * keeps an agent up: it comes up from a stored registration at once,
+ * re-registers in the background and fails over to another hub of the fleet.
+ * Needs root (or CAP_NET_ADMIN) and `/dev/net/tun`; does not need SQLite.
  * @module
  */
 
@@ -20,6 +22,7 @@ export {
   type JoinResult,
   type RegisterOptions,
 } from './join.js';
+export { readStoredRegistration, startAgent, type Agent, type AgentOptions, type StoredRegistration } from './agent.js';
 // The registration wire format (shared by the hub and the agent).
 export * from '../hub/protocol.js';
 export { certificatePin, parsePin } from '../hub/tls.js';

@@ -299,6 +299,50 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
   throw new JoinError('STATE', `cannot read or create ${path}`);
 }
 
+/**
+ * The agent credential stored in `stateDir` (sent with every registration), if any.
+ * @throws JoinError `STATE`
+ */
+export function readAgentCredential(stateDir: string): string | undefined {
+  const path = joinPath(stateDir, AGENT_CREDENTIAL_FILE);
+  try {
+    return readSecretFileSync(path)?.trim() || undefined;
+  } catch (e) {
+    throw new JoinError('STATE', `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Store an accepted answer: a new agent credential first (0600: the only
+ * proof of this identity for a later key change), then `registration.json`
+ * without it. Failures are logged, never thrown (the tunnel does not depend on them).
+ */
+export async function storeRegistration(
+  stateDir: string,
+  who: { agentId: string; publicKey: string; url: string },
+  reg: RegisterResponse,
+  log: DaemonLog,
+): Promise<void> {
+  const credential = reg.agent_credential;
+  const answer = withoutCredential(reg);
+  if (credential !== undefined) {
+    const path = joinPath(stateDir, AGENT_CREDENTIAL_FILE);
+    await writeFileAtomic0600(path, credential + '\n').catch((e: unknown) =>
+      log('error', `cannot save ${path}: ${(e as Error).message}; a later key change of this agent will need "tsguard hub agent rekey ${who.agentId}"`),
+    );
+  }
+  await writeFileAtomic0600(
+    joinPath(stateDir, REGISTRATION_FILE),
+    JSON.stringify({ agent_id: who.agentId, public_key: who.publicKey, url: who.url, ...answer }, null, 2) + '\n',
+  ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
+}
+
+/** An answer without its credential (what the agent keeps in memory and in `registration.json`). */
+function withoutCredential(reg: RegisterResponse): RegisterResponse {
+  const { agent_credential: _credential, ...answer } = reg;
+  return answer;
+}
+
 /** Options of {@link join}. */
 export interface JoinOptions {
   /** Base URL of the hub's registration API (`https://HOST:PORT`). */
@@ -329,6 +373,12 @@ export interface JoinOptions {
   log?: DaemonLog;
   /** Called once if the interface fails after the join (e.g. it was deleted). */
   onFatal?: (err: Error) => void;
+  /**
+   * Bring the tunnel up from this stored answer instead of registering
+   * (nothing is sent to the API, `registration.json` is not rewritten) and
+   * return without waiting for the handshake (see `./agent.ts`).
+   */
+  stored?: RegisterResponse;
 }
 
 /** A joined agent (resolved by {@link join} once the handshake with the hub is done). */
@@ -359,8 +409,8 @@ export interface JoinResult {
   close(): Promise<void>;
 }
 
-/** The hub's endpoint (`host:port`, `[v6]:port`), its host resolved by {@link resolveEndpoint}. */
-async function hubEndpoint(text: string): Promise<Endpoint> {
+/** The hub's endpoint (`host:port`, `[v6]:port`), its host resolved by {@link resolveEndpoint}. @throws JoinError */
+export async function hubEndpoint(text: string): Promise<Endpoint> {
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
   if (m === null || Number(m[2]) > 65535) throw new JoinError('BAD_RESPONSE', `the hub sent an invalid endpoint "${text}"`);
   try {
@@ -412,17 +462,11 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const c = await loadCrypto(loadNativeCrypto);
   const publicKey = keyToBase64(c.publicKey(key));
 
-  const credentialPath = joinPath(opts.stateDir, AGENT_CREDENTIAL_FILE);
-  let credential: string | undefined;
-  try {
-    credential = readSecretFileSync(credentialPath)?.trim() || undefined;
-  } catch (e) {
-    throw new JoinError('STATE', `cannot read ${credentialPath}: ${(e as Error).message}`);
-  }
+  const credential = readAgentCredential(opts.stateDir);
 
   // 1. Register first: the interface is created once, with the final address.
-  log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
-  const reg = await registerWithHub(
+  if (opts.stored === undefined) log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
+  const reg = opts.stored ?? await registerWithHub(
     opts.url,
     { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}), ...(credential !== undefined ? { agent_credential: credential } : {}) },
     { token: opts.token, ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
@@ -431,19 +475,9 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const hubPublicKey = keyToBase64(hubKey);
   const endpoint = await hubEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
-  log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
-  // A new credential is the only proof of this identity for a later key change: stored before anything else.
-  const { agent_credential: newCredential, ...answer } = reg;
-  if (newCredential !== undefined) {
-    await writeFileAtomic0600(credentialPath, newCredential + '\n').catch((e: unknown) =>
-      log('error', `cannot save ${credentialPath}: ${(e as Error).message}; a later key change of this agent will need "tsguard hub agent rekey ${agentId}"`),
-    );
-  }
+  log('info', `${opts.stored ? 'from the stored registration' : `registered (${reg.reason})`}: address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
-  const saved = writeFileAtomic0600(
-    joinPath(opts.stateDir, REGISTRATION_FILE),
-    JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...answer }, null, 2) + '\n',
-  ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
+  const saved = opts.stored ? Promise.resolve() : storeRegistration(opts.stateDir, { agentId, publicKey, url: opts.url }, reg, log);
 
   // 2. The interface, once, with the assigned address.
   let fatal: ((e: Error) => void) | null = null;
@@ -519,6 +553,8 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
       runtime.batch(() =>
         device.setPeer(hubKey, { endpoint, replaceAllowedIps: true, allowedIps: allowed, persistentKeepalive: AGENT_KEEPALIVE }),
       );
+      if (opts.stored) finish(null); // from stored state: up at once, the handshake follows
+
     });
   } catch (e) {
     await close();
@@ -526,7 +562,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     throw e;
   }
   await saved;
-  log('info', `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
+  log('info', opts.stored ? `${opts.ifname} is up with ${v4}/${bits} from the stored registration` : `handshake with the hub done; ${opts.ifname} is up with ${v4}/${bits}`);
   logPeerEvents(runtime.device, log, (pk) => (pk === hubPublicKey ? 'the hub' : undefined));
   return {
     address: v4,
@@ -537,7 +573,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     publicKey,
     hubPublicKey,
     hubEndpoint: endpoint,
-    registration: answer,
+    registration: withoutCredential(reg),
     device,
     runtime,
     close,

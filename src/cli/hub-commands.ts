@@ -43,6 +43,11 @@ export const HUB_UP_OPTIONS: Options = {
   'api-interval': { type: 'string', arg: 'SECONDS', help: 'fleet API poll interval (default 300)' },
   api: { type: 'string', arg: 'ADDR:PORT', help: 'serve agent registration (HTTPS, self-signed certificate kept in the data directory)' },
   'api-insecure-http': { type: 'boolean', help: 'serve --api over plain HTTP (loopback addresses only)' },
+  'advertise-api': {
+    type: 'string',
+    arg: 'URL',
+    help: 'the URL agents reach --api on, listed to them with the other hubs of a shared registry for failover (default: the --api address, or the --endpoint host when --api listens on 0.0.0.0)',
+  },
   quarantine: {
     type: 'string',
     arg: 'SECONDS',

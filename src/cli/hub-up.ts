@@ -78,6 +78,8 @@ export async function hubUp(flags: Values): Promise<number> {
     if (!Number.isFinite(quarantineSeconds) || quarantineSeconds < 0) problems.push('--quarantine must be a number of seconds, 0 or more');
   }
   if (v['api-insecure-http'] && v.api === undefined) problems.push('--api-insecure-http needs --api ADDR:PORT');
+  if (v['advertise-api'] !== undefined && v.api === undefined) problems.push('--advertise-api needs --api ADDR:PORT (it is the URL agents reach that API on)');
+  const advertiseApi = v['advertise-api'] === undefined ? undefined : checkAdvertiseApi(String(v['advertise-api']), problems);
   if (problems.length) throw new UsageError(`${problems.join('; ')}${flags.config === undefined ? ' (as flags or in --config FILE)' : ''}`, CMD);
 
   let log;
@@ -93,6 +95,7 @@ export async function hubUp(flags: Values): Promise<number> {
     ...(v.api !== undefined ? { api: { listen: str('api')!, insecureHttp: v['api-insecure-http'] === true } } : {}),
     ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
     ...(v.metrics !== undefined ? { metrics: str('metrics')! } : {}),
+    ...(advertiseApi !== undefined ? { advertiseApi } : {}),
     ifname: str('interface')!,
     subnet: str('subnet')!,
     ipv6: str('ipv6'),
@@ -108,4 +111,20 @@ export async function hubUp(flags: Values): Promise<number> {
   process.on('SIGTERM', onSignal);
   await hub.done;
   return 0;
+}
+
+/** `--advertise-api URL`: an http(s) base URL agents can reach (its origin), or a problem noted. */
+function checkAdvertiseApi(text: string, problems: string[]): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    problems.push(`--advertise-api "${text}" is not a URL: give the base URL agents reach this hub's API on, e.g. https://hub2.example.net:8443`);
+    return undefined;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+    problems.push(`--advertise-api "${text}": use an https:// (or http://) URL`);
+    return undefined;
+  }
+  return u.origin;
 }

@@ -13,7 +13,7 @@ export const joinCommand: Command = {
   name: 'join',
   args: 'URL',
   summary: 'register with a hub and keep the tunnel up',
-  description: `Registers this machine with the hub at URL (https://HOST:PORT), creates the interface with the assigned address, adds the hub as peer, waits for the first handshake, prints the address and stays up until SIGTERM/SIGINT. The key is kept in the state directory (the identity survives restarts).
+  description: `Registers this machine with the hub at URL (https://HOST:PORT), creates the interface with the assigned address, adds the hub as peer, waits for the first handshake, prints the address and stays up until SIGTERM/SIGINT. The key is kept in the state directory (the identity survives restarts). Restarted with a registration stored there, the tunnel comes up from it at once and the registration is retried in the background; when the hub stops answering, the agent moves to another hub of the fleet (listed by the hub), keeping its address.
 
 The token may also come from the TSGUARD_TOKEN environment variable. http:// is accepted only for a hub on a loopback address. examples/tsguard-agent.service runs it under systemd.`,
   examples: ['tsguard join https://hub.example.net:8443 --token-file /etc/tsguard/token --ca-hash sha256:HEX --state-dir /var/lib/tsguard-agent --interface tsguard0'],
@@ -36,9 +36,9 @@ The token may also come from the TSGUARD_TOKEN environment variable. http:// is 
 
 /** Run `tsguard join` with parsed flags; resolves with the exit code when the agent stops. */
 async function joinMain(values: Values, url: string): Promise<number> {
-  const { join, JoinError } = await import('../agent/join.js');
+  const [{ startAgent }, { JoinError }] = await Promise.all([import('../agent/agent.js'), import('../agent/join.js')]);
   try {
-    return await runAgent(join, values as JoinValues, url);
+    return await runAgent(startAgent, values as JoinValues, url);
   } catch (e) {
     if (e instanceof JoinError && e.code === 'USAGE') throw new UsageError(e.message, 'tsguard join');
     throw e;
@@ -50,7 +50,7 @@ type JoinValues = Partial<Record<'token' | 'token-file' | 'ca-hash' | 'agent-id'
   label?: string[];
 };
 
-async function runAgent(join: typeof import('../agent/join.js').join, values: JoinValues, url: string): Promise<number> {
+async function runAgent(startAgent: typeof import('../agent/agent.js').startAgent, values: JoinValues, url: string): Promise<number> {
   let token = values.token ?? process.env.TSGUARD_TOKEN;
   if (values['token-file'] !== undefined) {
     try {
@@ -93,7 +93,7 @@ async function runAgent(join: typeof import('../agent/join.js').join, values: Jo
       resolve(code);
     };
   });
-  const agent = await join({
+  const agent = await startAgent({
     url,
     token,
     ...(values['ca-hash'] !== undefined ? { caHash: values['ca-hash'] } : {}),
@@ -108,7 +108,10 @@ async function runAgent(join: typeof import('../agent/join.js').join, values: Jo
     onFatal: (e) => stop(1, e.message),
   });
   if (values.insecure && values['ca-hash'] === undefined) log('error', 'WARNING: the hub certificate was not checked (--insecure)');
-  process.stdout.write(`joined as ${agent.agentId}: address ${agent.cidr} on ${ifname}, hub ${agent.hubPublicKey} at ${agent.hubEndpoint.host}:${agent.hubEndpoint.port}\n`);
+  process.stdout.write(
+    `joined as ${agent.agentId}: address ${agent.cidr} on ${ifname}, hub ${agent.hubPublicKey} at ${agent.hubEndpoint.host}:${agent.hubEndpoint.port}` +
+      `${agent.fromStoredState ? ' (up from the stored registration; registering in the background)' : ''}\n`,
+  );
   const onSignal = (sig: NodeJS.Signals) => stop(0, `received ${sig}`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

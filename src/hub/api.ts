@@ -39,7 +39,7 @@ import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
 import type { ListenAddress } from '../util/listen-address.js';
 import type { Registry } from './registry/index.js';
-import { RegistryError, type RegisterAgentResult } from './registry/types.js';
+import { RegistryError, type HubRecord, type RegisterAgentResult } from './registry/types.js';
 import { isValidPeerName, validatePublicKey } from './registry/validate.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
@@ -52,6 +52,7 @@ export {
   isLoopback,
   type AcceptReason,
   type RefusalReason,
+  type RegisterHub,
   type RegisterPeer,
   type RegisterRequest,
   type RegisterResponse,
@@ -113,6 +114,8 @@ export interface RegistrationApiOptions {
    * address the request arrived on, with the hub's UDP port.
    */
   endpoint?: string;
+  /** The hubs listed in every accepted answer (see `RegisterResponse.hubs`). */
+  hubs?: () => readonly HubRecord[];
   /** Called (synchronously, before the answer is sent) after every accepted registration. */
   onRegistered?: (r: RegisterAgentResult) => void;
   /** Id of this hub in the registry's hub list (the home hub of the agents it registers), once known. */
@@ -313,6 +316,7 @@ export class RegistrationApi {
       hub_endpoint: endpoint,
       peers: [{ public_key: this.#opts.hubPublicKey, endpoint, allowed_ips: allowed, persistent_keepalive: AGENT_KEEPALIVE }],
       registered_at: new Date(r.createdAt).toISOString(),
+      ...(this.#opts.hubs ? { hubs: this.#opts.hubs().map((h) => ({ public_key: h.publicKey, endpoint: h.endpoint ?? '', api_url: h.apiUrl, cert_pin: h.certPin })) } : {}),
       ...(r.credential !== undefined ? { agent_credential: r.credential } : {}),
     };
   }

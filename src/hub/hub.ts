@@ -32,7 +32,8 @@ import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
-import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry/index.js';
+import { Mesh } from './mesh.js';
+import { loadOrCreateHubKey, Registry, type HubRecord, type PeerRecord, type RegisterAgentResult } from './registry/index.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 import { loadOrCreateApiTls } from './tls.js';
 
@@ -70,6 +71,12 @@ export interface HubOptions {
   api?: { listen: string; insecureHttp?: boolean };
   /** Quarantine of removed peers' addresses, seconds (stored in the registry; omitted = keep the stored value). */
   quarantineSeconds?: number;
+  /**
+   * Base URL of the registration API listed for agents and other hubs
+   * (`--advertise-api`); default: the API's own URL unless it listens on an
+   * unspecified address, then the `--endpoint` host with the API port.
+   */
+  advertiseApi?: string;
   /** Serve `/metrics`, `/healthz` and the status page on `ADDR:PORT` (`--metrics`). */
   metrics?: string;
 }
@@ -127,6 +134,8 @@ export class Hub {
   readonly runtime: Runtime;
   readonly registry: Registry;
   readonly relay: Relay;
+  /** The other hubs of the registry and the home of every peer (see ./mesh.ts). */
+  readonly mesh: Mesh;
   #managed = new Map<string, { sig: string; kind: PeerKind; name: string; address: string }>();
   /** `kind/name` → public key of the managed peers. */
   #byName = new Map<string, string>();
@@ -135,7 +144,6 @@ export class Hub {
   #syncing: Promise<void> | null = null;
   #syncAgain = false;
   #unlisten: (() => Promise<void>) | null = null;
-  #hubId: number | undefined;
   /** Registration API requests by result (for the metrics). */
   readonly registrations = new Map<string, number>();
   #metrics: { close(): Promise<void> } | null = null;
@@ -158,6 +166,14 @@ export class Hub {
     this.registry = registry;
     this.runtime = runtime;
     this.relay = relay;
+    this.mesh = new Mesh({
+      registry,
+      device: runtime.device,
+      relay,
+      batch: (fn) => runtime.batch(fn),
+      self: { publicKey: keyToBase64(runtime.device.publicKey!), endpoint: opts.endpoint ?? null, apiUrl: null, certPin: null },
+      log: opts.log,
+    });
     this.#done = new Promise((r) => (this.#resolveDone = r));
   }
 
@@ -177,12 +193,14 @@ export class Hub {
       ...(opts.registryPasswordFile !== undefined ? { passwordFile: opts.registryPasswordFile } : {}),
     });
     let records: PeerRecord[];
+    let hubs: HubRecord[];
     let cursor: number;
     try {
       if (opts.quarantineSeconds !== undefined) await registry.setQuarantineSeconds(opts.quarantineSeconds);
       // The cursor is read first: whatever changes while the peers are read is applied again afterwards.
       cursor = await registry.changeSeq();
       records = await registry.listPeers();
+      hubs = await registry.listHubs();
     } catch (e) {
       await registry.close();
       throw e;
@@ -208,11 +226,13 @@ export class Hub {
     relay = new Relay(runtime.device, { allowDeviceToDevice: opts.allowDeviceToDevice }, (from, to) =>
       refusals?.log(from, 'verbose', () => `relay refused by policy: ${hub?.describePeer(from) ?? from} → ${hub?.describePeer(to) ?? to}`),
     );
+    runtime.device.setPrivateKey(key);
+    key.fill(0);
     hub = new Hub(opts, registry, runtime, relay);
     hub.#cursor = cursor;
     try {
-      runtime.device.setPrivateKey(key);
-      key.fill(0);
+      // The other hubs first, so that restored peers homed elsewhere go to their hub.
+      hub.mesh.start(hubs);
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
       hub.#reconcileWith(records);
       hub.#reconnectRecentPeers(records);
@@ -231,19 +251,14 @@ export class Hub {
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
           onRegistered: (r) => hub!.#applyRegistered(r),
-          hubId: () => hub!.#hubId,
+          hubId: () => hub!.mesh.selfId ?? undefined,
+          hubs: () => hub!.mesh.listedHubs(),
           onResult: (result) => hub!.registrations.set(result, (hub!.registrations.get(result) ?? 0) + 1),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
       }
-      const me = await registry.announceHub({
-        publicKey: keyToBase64(runtime.device.publicKey!),
-        endpoint: opts.endpoint ?? null,
-        apiUrl: hub.#api?.url ?? null,
-        certPin: hub.#apiPin ?? null,
-      });
-      hub.#hubId = me.id;
+      if (hub.#api !== null && apiListen !== null) await hub.mesh.advertise(advertisedApi(opts, hub.#api.url, apiListen), hub.#apiPin ?? null);
       hub.#unlisten = await registry.listen(() => hub!.sync());
       if (metricsListen !== null) {
         const { serveHubMetrics } = await import('../metrics/hub-metrics.js');
@@ -256,6 +271,8 @@ export class Hub {
       throw e;
     }
     runtime.device.events.on('handshake', (e) => {
+      // Synchronous: the peer's addresses are here before the packet that completed the handshake is checked.
+      hub!.mesh.claim(e.publicKey);
       registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null).catch((err: Error) => {
         if (!hub!.#stopped) opts.log('error', `registry: cannot record last_seen: ${err.message}`);
       });
@@ -395,6 +412,7 @@ export class Hub {
     if (m === undefined) return;
     this.runtime.device.removePeer(id);
     this.relay.setKind(id, null);
+    this.mesh.forget(id);
     this.#managed.delete(id);
     if (this.#byName.get(`${m.kind}/${m.name}`) === id) this.#byName.delete(`${m.kind}/${m.name}`);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
@@ -430,17 +448,26 @@ export class Hub {
     const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
     const sig = prefixes.join(',');
     const cur = this.#managed.get(r.publicKey);
-    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return;
+    const parsed = prefixes.map((t) => parsePrefix(t));
+    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
     // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
     // A peer new to this process starts from its last known endpoint, so a restarted hub can
     // initiate towards it at once instead of waiting for the peer to re-handshake.
-    device.setPeer(keyFromBase64(r.publicKey), {
-      replaceAllowedIps: true,
-      checkOverlap: true,
-      allowedIps: prefixes.map((t) => parsePrefix(t)),
-      ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
-    });
+    // Its prefixes leave the hub peer of its home first, so that the overlap check sees only other peers.
+    const reattach = this.mesh.detach(r.publicKey);
+    try {
+      device.setPeer(keyFromBase64(r.publicKey), {
+        replaceAllowedIps: true,
+        checkOverlap: true,
+        allowedIps: parsed,
+        ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
+      });
+    } catch (e) {
+      reattach();
+      throw e;
+    }
     this.relay.setKind(r.publicKey, r.kind);
+    this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
     if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
     this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name, address: r.ipv4 });
     this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);
@@ -457,6 +484,7 @@ export class Hub {
     let n = 0;
     this.runtime.batch(() => {
       for (const r of records) {
+        if (this.mesh.isRemote(r.publicKey)) continue; // it is at another hub now
         if (r.enabled && r.lastEndpoint !== null && (r.lastSeen ?? 0) >= since && this.runtime.device.initiate(r.publicKey)) n++;
       }
     });
@@ -523,6 +551,11 @@ export class Hub {
       address: this.registry.hubAddress,
       listenPort: this.runtime.listenPort,
       allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
+      hubs: this.mesh.listedHubs().map((h) => {
+        const peer = device.getPeer(h.publicKey);
+        const live = peer ? device.peerInfo(peer) : null;
+        return { ...h, self: h.publicKey === keyToBase64(device.publicKey!), latestHandshake: live?.lastHandshake ? Math.floor(live.lastHandshake / 1000) : 0 };
+      }),
       peers: records.map((r) => {
         const peer = device.getPeer(r.publicKey);
         return peerStatus(r, peer ? device.peerInfo(peer) : null, this.relay.counters(r.publicKey));
@@ -567,6 +600,7 @@ export class Hub {
     this.#stopped = true;
     this.opts.log('info', `hub shutting down: ${reason}`);
     for (const t of this.#timers) clearInterval(t);
+    await this.mesh.stop();
     await this.#unlisten?.().catch(() => undefined);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
@@ -641,7 +675,18 @@ export interface HubStatus {
   address: string;
   listenPort: number;
   allowDeviceToDevice: boolean;
+  /** The live hubs of the registry this hub lists (itself first when it has an endpoint). */
+  hubs?: Array<HubRecord & { self: boolean; latestHandshake: number }>;
   peers: HubPeerStatus[];
+}
+
+/** The API URL a hub lists (see {@link HubOptions.advertiseApi}). */
+function advertisedApi(opts: HubOptions, url: string, listen: { host: string; port: number }): string | null {
+  if (opts.advertiseApi !== undefined) return opts.advertiseApi;
+  if (listen.host !== '0.0.0.0' && listen.host !== '::') return url;
+  if (opts.endpoint === undefined) return null;
+  const host = opts.endpoint.replace(/:\d+$/, '');
+  return `${url.startsWith('https') ? 'https' : 'http'}://${host}:${new URL(url).port}`;
 }
 
 /** The hub's public key from its key file (for `hub pubkey` and client configs). */

@@ -50,6 +50,22 @@ export interface RegisterPeer {
   persistent_keepalive: number;
 }
 
+/**
+ * One hub of the fleet, as listed in a registration answer: the agent can
+ * move its tunnel to any of them (same address, the registry is shared) and
+ * register again through its API without being reconfigured.
+ */
+export interface RegisterHub {
+  /** The hub's WireGuard public key, base64. */
+  public_key: string;
+  /** Its UDP endpoint `host:port`. */
+  endpoint: string;
+  /** Base URL of its registration API, or null when it serves none. */
+  api_url: string | null;
+  /** Pin of its API certificate (`sha256:HEX`), or null for plain HTTP or no API. */
+  cert_pin: string | null;
+}
+
 /** Answer of `POST /v1/register` (refusals carry nulls and an empty `peers`). */
 export interface RegisterResponse {
   /** Whether the agent is registered. */
@@ -74,6 +90,11 @@ export interface RegisterResponse {
   peers: RegisterPeer[];
   /** When the agent was first registered (ISO 8601). */
   registered_at: string | null;
+  /**
+   * Every live hub of the fleet, the answering hub first (absent from hubs
+   * older than this field; agents then know only the answering hub).
+   */
+  hubs?: RegisterHub[];
   /**
    * A new agent credential (first registration, re-key, or an agent that had
    * none): the agent stores it (0600) and sends it as `agent_credential`.

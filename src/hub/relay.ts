@@ -2,6 +2,14 @@
  * The hub's in-process relay: a packet that arrives from peer X for an
  * address owned by peer Y is re-encrypted to Y inside the engine — no
  * ip_forward, no iptables — if the policy allows that pair of kinds.
+ *
+ * With several hubs (`./mesh.ts`), the other hubs are peers of kind `hub`
+ * that hold the addresses whose home they are. The policy is always applied
+ * to the kinds of the packet's origin and final destination, never to the
+ * hub in between: for a hub peer, the kind is that of the owner of the
+ * packet's source (or destination) address, looked up through
+ * {@link AddressKinds}. Transit is one hop: a packet from a hub is never
+ * relayed to another hub.
  * @module
  */
 
@@ -9,6 +17,17 @@ import type { Device } from '../device/device.js';
 
 /** Kinds of hub peers. Agents (self-registered devices) count as devices. */
 export type PeerKind = 'device' | 'client' | 'agent';
+
+/** Kinds of live WireGuard peers of a hub: its fleet peers and the other hubs. */
+export type RelayPeerKind = PeerKind | 'hub';
+
+/** The kind of the fleet peer owning a packet's source or destination address (any hub's peers). */
+export interface AddressKinds {
+  /** Kind of the owner of the packet's source address, if known. */
+  sourceKind(packet: Uint8Array): PeerKind | undefined;
+  /** Kind of the owner of the packet's destination address, if known. */
+  destinationKind(packet: Uint8Array): PeerKind | undefined;
+}
 
 /** Relay policy. */
 export interface RelayPolicy {
@@ -38,8 +57,9 @@ export function relayAllowed(from: PeerKind, to: PeerKind, policy: RelayPolicy):
  * peer (relay), is refused, or goes to the hub's own interface.
  */
 export class Relay {
-  readonly #kinds = new Map<string, PeerKind>();
+  readonly #kinds = new Map<string, RelayPeerKind>();
   readonly #counters = new Map<string, RelayCounters>();
+  #addressKinds: AddressKinds | null = null;
 
   /** @param onRefused called for every refused packet (the hub logs it, rate limited) */
   constructor(
@@ -48,8 +68,13 @@ export class Relay {
     private readonly onRefused?: (fromId: string, toId: string) => void,
   ) {}
 
+  /** Where the kinds behind `hub` peers come from (set by the mesh). */
+  setAddressKinds(k: AddressKinds | null): void {
+    this.#addressKinds = k;
+  }
+
   /** Record (or forget, with null) the kind of the peer with base64 key `id`. */
-  setKind(id: string, kind: PeerKind | null): void {
+  setKind(id: string, kind: RelayPeerKind | null): void {
     if (kind === null) {
       this.#kinds.delete(id);
       this.#counters.delete(id);
@@ -82,8 +107,11 @@ export class Relay {
       this.onRefused?.(fromId, to.id);
       return true;
     }
-    const fromKind = this.#kinds.get(fromId);
-    const toKind = this.#kinds.get(to.id);
+    const fromPeer = this.#kinds.get(fromId);
+    const toPeer = this.#kinds.get(to.id);
+    // Hub ↔ hub: the policy looks through the hub to the origin and the final destination.
+    const fromKind = fromPeer === 'hub' ? this.#addressKinds?.sourceKind(packet) : fromPeer;
+    const toKind = toPeer === 'hub' ? (fromPeer === 'hub' ? undefined : this.#addressKinds?.destinationKind(packet)) : toPeer;
     if (fromKind === undefined || toKind === undefined || !relayAllowed(fromKind, toKind, this.policy)) {
       this.#bump(fromId, 'refused');
       this.onRefused?.(fromId, to.id);

@@ -490,6 +490,23 @@ export class Registry {
     return this.#read('read', (ctx) => listHubsTx(ctx.tx));
   }
 
+  /**
+   * Make hub `hubId` the home of the peer with `publicKey` (it handshook with
+   * that hub). Recorded in the change log, so every hub moves the peer's
+   * addresses to that hub. Returns false when there is no such peer or its
+   * home is already `hubId` (nothing is logged then).
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  async setHomeHub(publicKey: string, hubId: number): Promise<boolean> {
+    return this.#write('set home hub', async (ctx) => {
+      const row = await ctx.tx.get<PeerRow>('SELECT * FROM peers WHERE public_key = ?', [publicKey]);
+      if (row === undefined || row.home_hub === hubId) return false;
+      await ctx.tx.run('UPDATE peers SET home_hub = ? WHERE id = ?', [hubId, row.id]);
+      markChanged(ctx, row);
+      return true;
+    });
+  }
+
   /** Drop expired quarantine entries now (they are also dropped by every allocation). */
   async purgeQuarantine(): Promise<void> {
     await this.#write('purge quarantine', (ctx) => purgeQuarantine(ctx));
