@@ -79,7 +79,7 @@ class Udp : public PollHandle<Udp> {
   void DeliverSendErrors();
   // The local address to send `d` from: its source unless that address failed (see SourceFailed).
   const Source* UsableSource(const Dest& d) const;
-  // A send from `src` failed with EINVAL/EADDRNOTAVAIL (the address was removed): later sends with
+  // A send from `src` failed with EINVAL/EADDRNOTAVAIL/ENETUNREACH (the address was removed): later sends with
   // it fall back to the route's choice until a datagram arrives on it again (SourceAlive).
   void SourceFailed(const Source& src);
   void SourceAlive(const Source& src);

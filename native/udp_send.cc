@@ -91,8 +91,10 @@ void BuildControl(msghdr* h, SendControl* c, uint16_t segment, const Source* src
   }
 }
 
-// The kernel's answers to a source address this host does not have (any more).
-bool IsSourceError(int err) { return err == EINVAL || err == EADDRNOTAVAIL; }
+// The kernel's answers to a source address this host does not have (any more): EINVAL for IPv6,
+// ENETUNREACH from the IPv4 route lookup, EADDRNOTAVAIL. A real "no route" costs one retry, after
+// which the source is skipped until a datagram arrives on it again.
+bool IsSourceError(int err) { return err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH; }
 
 }  // namespace
 
