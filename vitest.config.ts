@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Loads the @noble provider when TSGUARD_CRYPTO=noble (it is loaded on demand, see src/crypto/index.ts).
+    // Chooses the crypto provider as the entry points do (native by default; see src/crypto/index.ts).
     setupFiles: ['test/setup-crypto.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

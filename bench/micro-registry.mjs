@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '../dist/hub/registry.js';
 import { getCrypto, loadCrypto } from '../dist/crypto/index.js';
+import { loadNativeCrypto } from '../dist/io/native.js';
 
-await loadCrypto(); // loads @noble when TSGUARD_CRYPTO=noble
+await loadCrypto(loadNativeCrypto); // as the CLI: native, or what TSGUARD_CRYPTO names
 
 const SUBNET = '10.100.0.0/18';
 const addr = (k) => {

@@ -7,7 +7,7 @@
 //   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
 // Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
-import { nativeCrypto } from '../dist/crypto/native.js';
+import { loadNativeCrypto } from '../dist/io/native.js';
 import { nobleCrypto } from '../dist/crypto/noble.js';
 import { Device } from '../dist/device/device.js';
 import { parsePrefix } from '../dist/routing/ip.js';
@@ -57,13 +57,21 @@ function pairOf(crypto) {
   b.setPeer(crypto.publicKey(ka), { endpoint: ea, allowedIps: [parsePrefix('10.0.0.1/32')] });
   a.sendPacket(ipv4(60)); // handshake, then this packet
   while (out.a.length || out.b.length) {
-    for (const d of out.a.splice(0)) b.receiveDatagram(d, ea);
-    for (const d of out.b.splice(0)) a.receiveDatagram(d, eb);
+    for (const d of out.a.splice(0)) {
+      b.receiveDatagram(d, ea);
+      b.workHandshakes();
+    }
+    for (const d of out.b.splice(0)) {
+      a.receiveDatagram(d, eb);
+      a.workHandshakes();
+    }
   }
   if (out.delivered.length !== 1) throw new Error('benchmark pair did not complete its handshake');
   return { a, b, ea, eb, out };
 }
 
+const nativeCrypto = loadNativeCrypto();
+if (nativeCrypto === null) throw new Error('the native addon is not built (npx node-gyp rebuild)');
 const rows = [];
 for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
   const key = crypto.randomBytes(32);

@@ -9,7 +9,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Topology, configurePair, iperf3, removeStale, teardownAll, ROOT } from './lib/netns.mjs';
+import { NS_PREFIX, Topology, configurePair, iperf3, removeStale, teardownAll, ROOT } from './lib/netns.mjs';
 import { summarize } from './lib/cpuprofile.mjs';
 import { replaceSection } from './lib/render.mjs';
 import { sleep, terminate, waitFor } from './lib/proc.mjs';
@@ -36,20 +36,20 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 async function main() {
   await removeStale();
   const profDir = mkdtempSync(join(tmpdir(), 'tsguard-prof-'));
-  const t = await Topology.create();
+  const t = await Topology.create({ prefix: NS_PREFIX });
   let mbps;
   try {
     const p = await configurePair(t, 'tsguard', 'tsguard', { profileDir: profDir });
     await waitFor('tunnel', async () => {
       try {
-        await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: 1 });
+        await iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: 1 });
         return true;
       } catch {
         return false;
       }
     }, 20_000, 500);
     console.error(`profiling: iperf3 TCP ${seconds} s, -P ${parallel}, A (client) → B`);
-    const r = await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds, parallel });
+    const r = await iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds, parallel });
     mbps = r.mbps;
     for (const d of [p.a.daemon, p.b.daemon]) await terminate([d.pid], 15_000);
     await sleep(500);

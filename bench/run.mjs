@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { collect, cpuSeconds, memKiB, sleep, waitFor, which } from './lib/proc.mjs';
-import { ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
+import { NS_PREFIX, ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
 import { prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
 import { joinLatency, registrationRate } from './lib/registration.mjs';
@@ -31,6 +31,12 @@ import { defaultBuild, parseWggoArgs } from './lib/wggo.mjs';
 
 const argv = process.argv.slice(2);
 const has = (f) => argv.includes(f);
+if (has('--help') || has('-h')) {
+  // The usage is the comment at the top of this file.
+  const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1);
+  process.stdout.write(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(0);
+}
 const val = (f, def) => {
   const i = argv.indexOf(f);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
@@ -110,7 +116,8 @@ async function environment() {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   let provider = null;
   try {
-    provider = (await (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).loadCrypto()).name;
+    const { loadNativeCrypto } = await import(pathToFileURL(join(ROOT, 'dist/io/native.js')).href);
+    provider = (await (await import(pathToFileURL(join(ROOT, 'dist/crypto/index.js')).href)).loadCrypto(loadNativeCrypto)).name;
   } catch {
     // reported as null
   }
@@ -168,7 +175,7 @@ const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x
 async function tunnelUp(p) {
   await waitFor(
     'tunnel (ping through it)',
-    async () => (await nsRun(p.a.ns, 'ping', ['-n', '-c', '1', '-W', '1', p.b.inner], { allowFail: true, timeoutMs: 5000 })).code === 0,
+    async () => (await nsRun(p.a.ns, 'ping', ['-n', '-c', '1', '-W', '1', p.b.inner4], { allowFail: true, timeoutMs: 5000 })).code === 0,
     20_000,
     200,
   );
@@ -191,11 +198,11 @@ async function scenario(results, name, fn) {
 
 async function benchPair(pair, R, { handshakes = true } = {}) {
   log(`pair ${pair.id}: A (iperf3 client, sender) = ${implName(pair.a)}, B (server, receiver) = ${implName(pair.b)}`);
-  const t = await Topology.create();
+  const t = await Topology.create({ prefix: NS_PREFIX });
   try {
     const p = await configurePair(t, pair.a, pair.b);
     await tunnelUp(p);
-    await pingStats(p.a.ns, p.b.inner, { count: 20, interval: 0.01 }); // warm-up
+    await pingStats(p.a.ns, p.b.inner4, { count: 20, interval: 0.01 }); // warm-up
     R.pairs[pair.id] = {
       a: implName(pair.a),
       b: implName(pair.b),
@@ -204,13 +211,13 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
     };
 
     if (!has('--skip-traffic')) {
-      const idle = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner, { count: PING_COUNT, interval: PING_INTERVAL }));
+      const idle = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner4, { count: PING_COUNT, interval: PING_INTERVAL }));
       if (idle) R.ping_idle_ms[pair.id] = idle;
 
       const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
         const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
         const w0 = performance.now();
-        const r = await iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS });
+        const r = await iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS });
         const wall = (performance.now() - w0) / 1000;
         const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
         // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
@@ -222,10 +229,10 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
         R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
       }
 
-      const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, parallel: 4 }));
+      const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, parallel: 4 }));
       if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
 
-      const udp = has('--skip-udp') ? undefined : await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
+      const udp = has('--skip-udp') ? undefined : await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
       if (udp) {
         R.udp[pair.id] = {
           offered_mbps: UDP_MBPS,
@@ -240,9 +247,9 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
 
       const loaded = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping under TCP load`, async () => {
         const count = Math.max(100, Math.round((SECONDS - 1) / PING_INTERVAL));
-        const tcpP = iperf3(p.b.ns, p.b.inner, p.a.ns, { seconds: SECONDS, port: 5202 });
+        const tcpP = iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, port: 5202 });
         await sleep(600);
-        const pingP = pingStats(p.a.ns, p.b.inner, { count, interval: PING_INTERVAL, deadline: SECONDS + 10 });
+        const pingP = pingStats(p.a.ns, p.b.inner4, { count, interval: PING_INTERVAL, deadline: SECONDS + 10 });
         const [tcp, ping] = await Promise.all([tcpP, pingP]);
         return { ...ping, tcp_mbps_meanwhile: round(tcp.mbps) };
       });
@@ -257,7 +264,7 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
         const keys = await prepareResponder((args) => wg(p.b.ns, args), p.b.ifname, HS_IDENTITIES, p.dir);
         const child = nsSpawn(p.a.ns, process.execPath, [
           join(ROOT, 'bench/lib/handshake-load.mjs'),
-          '--target', `${p.b.outer}:${p.b.port}`,
+          '--target', `${p.b.outer4}:${p.b.port}`,
           '--responder-key', p.b.keys.pub,
           '--keys', keys,
           '--seconds', String(HS_SECONDS),

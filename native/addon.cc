@@ -1,5 +1,6 @@
-// tsguard native addon: TUN interfaces and batched UDP sockets for Linux,
-// plus small interface helpers. Deliberately protocol-agnostic.
+// tsguard native addon: TUN interfaces and batched UDP sockets for Linux, small interface
+// helpers, and OpenSSL primitives (ChaCha20-Poly1305, X25519, BLAKE2s) for the native crypto
+// provider. It parses no WireGuard messages: the protocol stays in TypeScript.
 #include <napi.h>
 
 #include <cerrno>

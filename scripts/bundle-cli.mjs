@@ -14,7 +14,7 @@
 // - `import.meta.url` is the URL of the launcher (dist/cli/tsguard-wg.js for tsguard-wg.cjs), as if
 //   the unbundled entry ran: the bundles sit beside the launchers in dist/cli/, at the depth of
 //   every other compiled module, so the paths computed from it stay right: the native addon
-//   (`../../build/Release/tsguard_native.node`, src/crypto/native.ts and src/io/native.ts),
+//   (`../../build/Release/tsguard_native.node`, loaded by src/io/native.ts),
 //   `./tsguard-wg.js` (src/cli/quick.ts), and the detached daemon's command line is still
 //   `node …/dist/cli/tsguard-wg.js IFNAME` (src/cli/tsguard-wg.ts re-runs its own file).
 // - Running `tsc -p tsconfig.json` alone puts the unbundled dist/cli/tsguard.js back (it emits

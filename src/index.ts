@@ -21,7 +21,9 @@ export {
   type DropReason,
   type Endpoint,
 } from './device/types.js';
+// Entry points choose the provider once: `await loadCrypto(loadNativeCrypto)` (native unless TSGUARD_CRYPTO says otherwise).
 export { getCrypto, loadCrypto, setCrypto, nodeCrypto, type CryptoProvider } from './crypto/index.js';
+export { loadNativeCrypto } from './io/native.js';
 // Imported statically here (not by ./crypto/index.js, to keep the CLI's start fast): library users
 // always have the @noble provider, also for TSGUARD_CRYPTO=noble without loadCrypto().
 export { nobleCrypto } from './crypto/noble.js';

@@ -13,19 +13,17 @@ import {
   applyDown,
   applyUp,
   computeMtu,
-  formatCommand,
   LinkSetupError,
-  netnsRunner,
   planUp,
-  recordingRunner,
   routesFor,
   runHooks,
-  type Command,
   type LinkEnv,
-  type RunResult,
   type UpPlan,
 } from '../src/config/link.js';
-import { formatCidr, parseConfig, type WgConfig } from '../src/config/wgquick.js';
+import { formatCommand, type Command, type RunResult } from '../src/os/runner.js';
+import { netnsRunner, recordingRunner } from './helpers/runner.js';
+import { parseConfig, type WgConfig } from '../src/config/wgquick.js';
+import { formatPrefix } from '../src/routing/ip.js';
 
 const pub = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
 
@@ -124,7 +122,7 @@ describe('planUp (recorded, nothing runs)', () => {
 
   it('main-table routes: masked, deduplicated, most specific first, skipped when already routed', async () => {
     const cfg = conf('MTU = 1420', 'AllowedIPs = 10.0.0.0/8, 10.1.2.3/16', 'AllowedIPs = 10.1.0.0/16, fd00::/64, 10.9.9.9/32');
-    expect(routesFor(cfg).map(formatCidr)).toEqual(['fd00::/64', '10.9.9.9/32', '10.1.0.0/16', '10.0.0.0/8']);
+    expect(routesFor(cfg).map(formatPrefix)).toEqual(['fd00::/64', '10.9.9.9/32', '10.1.0.0/16', '10.0.0.0/8']);
     const plan = await planUp('wg0', cfg, env().env);
     const routeSteps = plan.steps.filter((s) => s.kind === 'cmd' && s.command.args.includes('route'));
     expect(routeSteps.map((s) => (s.kind === 'cmd' ? [formatCommand(s.command), s.unlessOutput && formatCommand(s.unlessOutput)] : []))).toEqual([

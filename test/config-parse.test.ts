@@ -5,21 +5,20 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { keyToBase64 } from '../src/crypto/keys.js';
-import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/config/fsutil.js';
+import { keyToBase64, keyToHex } from '../src/crypto/keys.js';
+import { worldAccessibleWarning, writeFileAtomic0600 } from '../src/os/fsutil.js';
 import {
   ConfigError,
   configPathFor,
-  formatCidr,
-  maskCidr,
-  parseCidr,
   parseConfig,
-  resolveEndpoint,
   serializeConfig,
-  type Cidr,
   type ConfigMode,
   type WgConfig,
 } from '../src/config/wgquick.js';
+import { configFromState, showconf } from '../src/config/load.js';
+import { resolveEndpoint } from '../src/os/resolve.js';
+import { parseGetReply, type UapiDeviceState } from '../src/uapi/client.js';
+import { formatIp, formatPrefix, maskPrefix, parsePrefix, type Prefix } from '../src/routing/ip.js';
 
 const key = (n: number): string => keyToBase64(new Uint8Array(32).fill(n));
 const PRIV = key(1);
@@ -77,7 +76,7 @@ describe('parseConfig: valid files', () => {
     expect(keyToBase64(i.privateKey!)).toBe(PRIV);
     expect(i.listenPort).toBe(51820);
     expect(i.fwmark).toBe(0x1234);
-    expect(i.addresses.map(formatCidr)).toEqual(['10.0.0.1/24', 'fd00::1/64', '10.0.1.1/32']);
+    expect(i.addresses.map(formatPrefix)).toEqual(['10.0.0.1/24', 'fd00::1/64', '10.0.1.1/32']);
     expect(i.dns).toEqual(['10.0.0.53', 'fd00::53']);
     expect(i.dnsSearch).toEqual(['example.com', 'corp.example']);
     expect(i.mtu).toBe(1420);
@@ -91,14 +90,14 @@ describe('parseConfig: valid files', () => {
     const [a, b] = cfg.peers;
     expect(keyToBase64(a!.publicKey)).toBe(PUB1);
     expect(keyToBase64(a!.presharedKey!)).toBe(PSK);
-    expect(a!.allowedIps.map(formatCidr)).toEqual(['10.0.0.2/32', '192.168.1.7/24', 'fd00::2/128']);
+    expect(a!.allowedIps.map(formatPrefix)).toEqual(['10.0.0.2/32', '192.168.1.7/24', 'fd00::2/128']);
     expect(a!.endpoint).toEqual({ host: '2001:db8::1', port: 51820 });
     expect(a!.persistentKeepalive).toBe(25);
     expect(a!.line).toBe(18);
     expect(keyToBase64(b!.publicKey)).toBe(PUB2);
     expect(b!.allowedIps).toEqual([
-      { address: '0.0.0.0', bits: 0, family: 4 },
-      { address: '::', bits: 0, family: 6 },
+      { family: 4, bytes: new Uint8Array(4), bits: 0 },
+      { family: 6, bytes: new Uint8Array(16), bits: 0 },
     ]);
     expect(b!.endpoint).toEqual({ host: 'vpn.example.com', port: 443 });
     expect(b!.persistentKeepalive).toBe(0);
@@ -119,24 +118,26 @@ describe('parseConfig: valid files', () => {
   });
 });
 
-describe('CIDR helpers', () => {
+describe('prefixes of Address and AllowedIPs (host bits kept)', () => {
+  const keep = (t: string): Prefix => parsePrefix(t, 'keep');
   it('parses, canonicalizes and masks', () => {
-    expect(parseCidr('10.1.2.3')).toEqual({ address: '10.1.2.3', bits: 32, family: 4 });
-    expect(parseCidr('FD00:0:0::1/64')).toEqual({ address: 'fd00::1', bits: 64, family: 6 });
-    expect(parseCidr('::ffff:1.2.3.4/128').address).toBe('::ffff:1.2.3.4');
-    expect(parseCidr('1:0:0:2:0:0:0:3/128').address).toBe('1:0:0:2::3');
-    expect(formatCidr(maskCidr(parseCidr('10.1.2.3/9')))).toBe('10.0.0.0/9');
-    expect(formatCidr(maskCidr(parseCidr('fd00:ffff::1/17')))).toBe('fd00:8000::/17');
-    expect(formatCidr(maskCidr(parseCidr('1.2.3.4/0')))).toBe('0.0.0.0/0');
-    expect(formatCidr(maskCidr(parseCidr('1.2.3.4/32')))).toBe('1.2.3.4/32');
+    expect(keep('10.1.2.3')).toEqual({ family: 4, bytes: new Uint8Array([10, 1, 2, 3]), bits: 32 });
+    expect(formatPrefix(keep('FD00:0:0::1/64'))).toBe('fd00::1/64');
+    expect(formatPrefix(keep('::ffff:1.2.3.4/128'))).toBe('::ffff:1.2.3.4/128');
+    expect(formatPrefix(keep('1:0:0:2:0:0:0:3/128'))).toBe('1:0:0:2::3/128');
+    expect(formatPrefix(keep('10.0.0.1/24'))).toBe('10.0.0.1/24');
+    expect(formatPrefix(maskPrefix(keep('10.1.2.3/9')))).toBe('10.0.0.0/9');
+    expect(formatPrefix(maskPrefix(keep('fd00:ffff::1/17')))).toBe('fd00:8000::/17');
+    expect(formatPrefix(maskPrefix(keep('1.2.3.4/0')))).toBe('0.0.0.0/0');
+    expect(formatPrefix(maskPrefix(keep('1.2.3.4/32')))).toBe('1.2.3.4/32');
   });
   it('throws clear errors', () => {
-    expect(() => parseCidr('1.2.3.4/33')).toThrow(/invalid CIDR "1.2.3.4\/33".*prefix length.*\/0 to \/32/);
-    expect(() => parseCidr('fd00::/129')).toThrow(/\/0 to \/128/);
-    expect(() => parseCidr('10.0.0.256/8')).toThrow(/not an IPv4 or IPv6 address/);
-    expect(() => parseCidr('01.2.3.4/8')).toThrow(/not an IPv4 or IPv6 address/);
-    expect(() => parseCidr('fe80::1%eth0/64')).toThrow(/scope id/);
-    expect(() => parseCidr('10.0.0.0/')).toThrow(/prefix length/);
+    expect(() => keep('1.2.3.4/33')).toThrow(/"1.2.3.4\/33" is not a valid IP prefix: the length must be a number from 0 to 32/);
+    expect(() => keep('fd00::/129')).toThrow(/from 0 to 128/);
+    expect(() => keep('10.0.0.256/8')).toThrow(/"10.0.0.256" is not a valid IP address/);
+    expect(() => keep('01.2.3.4/8')).toThrow(/"01.2.3.4" is not a valid IP address/);
+    expect(() => keep('fe80::1%eth0/64')).toThrow(/zone ids are not supported/);
+    expect(() => keep('10.0.0.0/')).toThrow(/the length must be a number/);
   });
 });
 
@@ -160,8 +161,8 @@ describe('parseConfig: errors carry FILE:LINE and a fix', () => {
     ['bad table', '[Interface]\nTable = 0\n', 2, /Table 0 is out of range/],
     ['bad table name', '[Interface]\nTable = a b\n', 2, /Table "a b" is not valid/],
     ['bad SaveConfig', '[Interface]\nSaveConfig = yes\n', 2, /SaveConfig "yes" is neither true nor false/],
-    ['bad address', '[Interface]\nAddress = 10.0.0.1/24, 10.0.0.300/24\n', 2, /Address: "10.0.0.300" is not an IPv4 or IPv6 address/],
-    ['bad prefix', `[Peer]\nPublicKey = ${PUB1}\nAllowedIPs = 10.0.0.0/33\n`, 3, /AllowedIPs: "10.0.0.0\/33" has an invalid prefix length \(expected \/0 to \/32\)/],
+    ['bad address', '[Interface]\nAddress = 10.0.0.1/24, 10.0.0.300/24\n', 2, /Address: "10.0.0.300\/24" is not a valid IP prefix: "10.0.0.300" is not a valid IP address \(expected e.g. 10.0.0.2\/32/],
+    ['bad prefix', `[Peer]\nPublicKey = ${PUB1}\nAllowedIPs = 10.0.0.0/33\n`, 3, /AllowedIPs: "10.0.0.0\/33" is not a valid IP prefix: the length must be a number from 0 to 32 \(expected/],
     ['bad dns', '[Interface]\nDNS = 10.0.0\n', 2, /DNS server "10.0.0" is not an IPv4 or IPv6 address/],
     ['bad search domain', '[Interface]\nDNS = exa mple\n', 2, /DNS "exa mple" is neither an IP address nor a search domain/],
     ['endpoint without port', `[Peer]\nPublicKey = ${PUB1}\nEndpoint = 1.2.3.4\n`, 3, /Endpoint "1.2.3.4": has no port/],
@@ -241,13 +242,13 @@ describe('serializeConfig', () => {
   });
 
   const arbKey = fc.uint8Array({ minLength: 32, maxLength: 32 });
-  const arbV4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, b]): Cidr => ({ address: a, bits: b, family: 4 }));
+  const arbV4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, b]): Prefix => parsePrefix(`${a}/${b}`, 'keep'));
   const arbV6 = fc
     .tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 }))
-    .map(([a, b]): Cidr => parseCidr(`${a}/${b}`));
+    .map(([a, b]): Prefix => parsePrefix(`${a}/${b}`, 'keep'));
   const arbCidr = fc.oneof(arbV4, arbV6);
   const arbHook = fc.stringMatching(/^[a-z0-9%][a-z0-9 %;|&$"'=/.-]{0,30}[a-z0-9%]$/);
-  const arbHost = fc.oneof(fc.ipV4(), fc.ipV6().map((a) => parseCidr(a).address), fc.domain());
+  const arbHost = fc.oneof(fc.ipV4(), fc.ipV6().map((a) => formatIp(parsePrefix(a).bytes)), fc.domain());
   const opt = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined });
   const arbPeer = fc.record({
     publicKey: arbKey,
@@ -264,7 +265,7 @@ describe('serializeConfig', () => {
         listenPort: opt(fc.integer({ min: 0, max: 65535 })),
         fwmark: opt(fc.integer({ min: 0, max: 0xffffffff })),
         addresses: quick ? fc.array(arbCidr, { maxLength: 3 }) : fc.constant([]),
-        dns: quick ? fc.array(fc.oneof(fc.ipV4(), fc.ipV6().map((a) => parseCidr(a).address)), { maxLength: 2 }) : fc.constant([]),
+        dns: quick ? fc.array(fc.oneof(fc.ipV4(), fc.ipV6().map((a) => formatIp(parsePrefix(a).bytes))), { maxLength: 2 }) : fc.constant([]),
         dnsSearch: quick ? fc.array(fc.domain(), { maxLength: 2 }) : fc.constant([]),
         mtu: quick ? opt(fc.integer({ min: 68, max: 65535 })) : fc.constant(undefined),
         table: quick ? opt(fc.constantFrom('off', 'auto', '1234', 'vpn')) : fc.constant(undefined),
@@ -295,14 +296,22 @@ describe('serializeConfig', () => {
 });
 
 describe('resolveEndpoint', () => {
-  it('keeps literals, prefers IPv4, names the host on failure', async () => {
+  it('keeps literals, takes the first answer as wg does (getaddrinfo order), names the host on failure', async () => {
     expect(await resolveEndpoint('FD00::1', 5)).toEqual({ host: 'fd00::1', port: 5, family: 6 });
     expect(await resolveEndpoint('192.0.2.1', 5)).toEqual({ host: '192.0.2.1', port: 5, family: 4 });
     const both = async (): Promise<Array<{ address: string; family: number }>> => [
       { address: '2001:db8::1', family: 6 },
       { address: '192.0.2.7', family: 4 },
     ];
-    expect(await resolveEndpoint('vpn.example', 51820, both)).toEqual({ host: '192.0.2.7', port: 51820, family: 4 });
+    expect(await resolveEndpoint('vpn.example', 51820, both)).toEqual({ host: '2001:db8::1', port: 51820, family: 6 });
+    const v4first = async (): Promise<Array<{ address: string; family: number }>> => [
+      { address: '192.0.2.7', family: 4 },
+      { address: '2001:db8::1', family: 6 },
+    ];
+    expect(await resolveEndpoint('vpn.example', 51820, v4first)).toEqual({ host: '192.0.2.7', port: 51820, family: 4 });
+    expect(await resolveEndpoint('fe80::1%eth0', 7)).toEqual({ host: 'fe80::1%eth0', port: 7, family: 6 });
+    const none = async (): Promise<Array<{ address: string; family: number }>> => [];
+    await expect(resolveEndpoint('vpn.example', 1, none)).rejects.toThrow(/no IPv4 or IPv6 address/);
     const v6only = async (): Promise<Array<{ address: string; family: number }>> => [{ address: '2001:DB8::1', family: 6 }];
     expect(await resolveEndpoint('vpn.example', 1, v6only)).toEqual({ host: '2001:db8::1', port: 1, family: 6 });
     const fail = async (): Promise<never> => {
@@ -349,5 +358,65 @@ describe('writeFileAtomic0600', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('configFromState / showconf', () => {
+  /** The state a daemon reports (UAPI get text, as parsed by the client). */
+  const state = (): UapiDeviceState =>
+    parseGetReply(
+      [
+        `private_key=${keyToHex(new Uint8Array(32).fill(1))}`,
+        'listen_port=51820',
+        `public_key=${keyToHex(new Uint8Array(32).fill(2))}`,
+        `preshared_key=${keyToHex(new Uint8Array(32))}`,
+        'endpoint=[fd00::9]:51821',
+        'persistent_keepalive_interval=25',
+        'allowed_ip=10.0.0.2/32',
+        'allowed_ip=fd00::2/128',
+        `public_key=${keyToHex(new Uint8Array(32).fill(3))}`,
+        `preshared_key=${keyToHex(new Uint8Array(32).fill(4))}`,
+        'persistent_keepalive_interval=0',
+        'errno=0',
+        '',
+      ].join('\n'),
+    );
+
+  it('prints wg showconf: zero values left out, same order as wg', () => {
+    expect(showconf(state())).toBe(
+      [
+        '[Interface]',
+        'ListenPort = 51820',
+        `PrivateKey = ${PRIV}`,
+        '',
+        '[Peer]',
+        `PublicKey = ${PUB1}`,
+        'AllowedIPs = 10.0.0.2/32, fd00::2/128',
+        'Endpoint = [fd00::9]:51821',
+        'PersistentKeepalive = 25',
+        '',
+        '[Peer]',
+        `PublicKey = ${PUB2}`,
+        `PresharedKey = ${PSK}`,
+        '',
+      ].join('\n'),
+    );
+    const s = state();
+    s.fwmark = 0x1234;
+    s.listenPort = 0;
+    expect(showconf(s).split('\n').slice(0, 3)).toEqual(['[Interface]', 'FwMark = 0x1234', `PrivateKey = ${PRIV}`]);
+  });
+
+  it('keeps the wg-quick settings of the file (SaveConfig) and parses back to the same peers', () => {
+    const file = parseConfig(`[Interface]\nAddress = 10.0.0.1/24\nSaveConfig = true\nPostUp = echo up\n`, 'f', 'wg-quick');
+    const cfg = configFromState(state(), file.interface);
+    expect(cfg.interface.addresses.map(formatPrefix)).toEqual(['10.0.0.1/24']);
+    expect(cfg.interface.postUp).toEqual(['echo up']);
+    const back = parseConfig(serializeConfig(cfg, 'wg-quick'), 'f', 'wg-quick');
+    expect(back.peers.map((p) => [keyToBase64(p.publicKey), p.endpoint, p.allowedIps.map(formatPrefix), p.persistentKeepalive])).toEqual([
+      [PUB1, { host: 'fd00::9', port: 51821 }, ['10.0.0.2/32', 'fd00::2/128'], 25],
+      [PUB2, undefined, [], undefined],
+    ]);
+    expect(back.interface.saveConfig).toBe(true);
   });
 });

@@ -7,14 +7,34 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getCrypto } from '../src/crypto/index.js';
 import { kdf1, kdf2, kdf3 } from '../src/crypto/kdf.js';
-import { nativeAeadAvailable, nativeCrypto, nativeHandshakeAvailable } from '../src/crypto/native.js';
+import { createNativeCrypto, type NativeCryptoBinding, type NativeCryptoProvider } from '../src/crypto/native.js';
+import { loadNative, loadNativeCrypto } from '../src/io/native.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
 
+const nativeCrypto = loadNativeCrypto() as NativeCryptoProvider;
+
 describe('native AEAD', () => {
-  it('is built and is the default provider', () => {
-    expect(nativeAeadAvailable).toBe(true);
-    if (process.env.TSGUARD_CRYPTO === undefined) expect(getCrypto().name).toBe('native');
+  it('is built and is the provider the entry points choose', () => {
+    expect(nativeCrypto?.name).toBe('native');
+    if (process.env.TSGUARD_CRYPTO === undefined) expect(getCrypto()).toBe(nativeCrypto);
+  });
+
+  it('is refused when the addon lacks a function or a function disagrees with node:crypto', () => {
+    const addon = loadNative();
+    expect(createNativeCrypto({ ...addon, aeadOpen: undefined })).toBeNull();
+    const wrong: NativeCryptoBinding = {
+      ...addon,
+      aeadSeal: (key, lo, hi, pt, out, off, ad) => {
+        addon.aeadSeal!(key, lo, hi, pt, out, off, ad);
+        out[off]! ^= 1;
+      },
+    };
+    expect(createNativeCrypto(wrong)).toBeNull();
+    // Wrong handshake primitives only lose the native handshake; the AEAD stays.
+    const p = createNativeCrypto({ ...addon, blake2s: (out: Uint8Array) => void out.fill(0) });
+    expect(p?.name).toBe('native');
+    expect(p?.nativeHandshake).toBe(false);
   });
 
   it('seals and opens exactly like node:crypto, for any key, counter and length', () => {
@@ -72,7 +92,7 @@ describe('native AEAD', () => {
 
 describe('native handshake primitives', () => {
   it('are built and pass their load-time self-test', () => {
-    expect(nativeHandshakeAvailable).toBe(true);
+    expect(nativeCrypto.nativeHandshake).toBe(true);
   });
 
   it('hash, HMAC, KDF and MAC agree with node:crypto and @noble for any input', () => {

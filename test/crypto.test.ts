@@ -7,10 +7,10 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
-import { nativeCrypto } from '../src/crypto/native.js';
+import { loadNativeCrypto } from '../src/io/native.js';
 import { nodeCrypto, nodeCryptoAvailable, aeadSealRaw as nodeSealRaw, aeadOpenRaw as nodeOpenRaw } from '../src/crypto/node.js';
 import { nobleCrypto, aeadSealRaw as nobleSealRaw, aeadOpenRaw as nobleOpenRaw } from '../src/crypto/noble.js';
-import { getCrypto, setCrypto } from '../src/crypto/index.js';
+import { getCrypto, loadCrypto, setCrypto } from '../src/crypto/index.js';
 import { kdf1, kdf2, kdf3 } from '../src/crypto/kdf.js';
 import { compareTai64n, tai64n, tai64nNow, TAI64N_WHITEN_NS } from '../src/crypto/tai64n.js';
 
@@ -486,29 +486,35 @@ describe('TAI64N', () => {
   });
 });
 
-describe('getCrypto / setCrypto', () => {
-  it('defaults to native (addon built) unless TSGUARD_CRYPTO says node or noble; setCrypto switches', () => {
+describe('getCrypto / setCrypto / loadCrypto', () => {
+  it('loadCrypto picks the injected native provider unless TSGUARD_CRYPTO says node or noble; getCrypto alone never does; setCrypto switches', async () => {
     const env = process.env['TSGUARD_CRYPTO'];
-    const expected = env === 'noble' ? nobleCrypto : env === 'node' ? nodeCrypto : nativeCrypto;
-    setCrypto(null);
-    expect(getCrypto()).toBe(expected);
-    setCrypto(nobleCrypto);
-    expect(getCrypto()).toBe(nobleCrypto);
+    const nativeCrypto = loadNativeCrypto();
+    expect(nativeCrypto?.name).toBe('native'); // the addon is built for the tests
     try {
-      for (const [value, provider] of [
-        ['noble', nobleCrypto],
-        ['node', nodeCrypto],
-        [undefined, nativeCrypto],
+      for (const [value, chosen, withoutNative] of [
+        ['noble', nobleCrypto, nobleCrypto],
+        ['node', nodeCrypto, nodeCrypto],
+        [undefined, nativeCrypto, nodeCrypto],
       ] as const) {
         if (value === undefined) delete process.env['TSGUARD_CRYPTO'];
         else process.env['TSGUARD_CRYPTO'] = value;
         setCrypto(null);
-        expect(getCrypto()).toBe(provider);
+        expect(getCrypto()).toBe(withoutNative);
+        setCrypto(null);
+        expect(await loadCrypto(loadNativeCrypto)).toBe(chosen);
+        expect(getCrypto()).toBe(chosen);
+        expect(await loadCrypto(() => nobleCrypto)).toBe(chosen); // a provider in use is kept
       }
+      setCrypto(null);
+      expect(await loadCrypto(() => null)).toBe(nodeCrypto); // no native provider: node
+      setCrypto(nobleCrypto);
+      expect(getCrypto()).toBe(nobleCrypto);
     } finally {
       if (env === undefined) delete process.env['TSGUARD_CRYPTO'];
       else process.env['TSGUARD_CRYPTO'] = env;
       setCrypto(null);
+      await loadCrypto(loadNativeCrypto);
     }
   });
 });

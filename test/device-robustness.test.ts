@@ -1,6 +1,7 @@
 /**
- * Hostile input: fast-check fuzzing with random and mutated datagrams, and a
- * handshake flood answered with cookies while a real peer still gets through.
+ * Hostile input: fast-check fuzzing with random and mutated datagrams, a
+ * handshake flood answered with cookies while a real peer still gets
+ * through, and the under-load rule of the device's handshake queue.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -8,12 +9,32 @@ import { MSG_COOKIE_REPLY, MSG_INITIATION, MSG_TRANSPORT } from '../src/noise/co
 import { CookieGenerator } from '../src/noise/cookie.js';
 import { createInitiation, Handshake, makeIdentity } from '../src/noise/handshake.js';
 import { tai64n } from '../src/crypto/tai64n.js';
-import { countType, FakeClock, ipv4Packet, pair } from './helpers/sim.js';
-import { getCrypto } from '../src/crypto/index.js';
-import type { CryptoProvider } from '../src/crypto/provider.js';
+import { HANDSHAKE_QUEUE_SIZE, UNDER_LOAD_AFTER_TIME } from '../src/device/constants.js';
+import type { Device } from '../src/device/device.js';
+import type { DeviceStats } from '../src/device/types.js';
+import { countType, ipv4Packet, pair } from './helpers/sim.js';
+
+const totalDrops = (stats: DeviceStats) => Object.values(stats).reduce((x, y) => x + y, 0);
+
+/**
+ * An attacker's initiations to `device`: valid mac1 (anyone who knows its public key can compute it),
+ * no cookie, a fresh sender index `i + 1` each.
+ */
+function attackerOf(device: Device, now: () => number): (i: number) => Uint8Array {
+  const p = device.crypto;
+  const attacker = makeIdentity(p, p.generatePrivateKey());
+  const hs = new Handshake(p, device.publicKey!);
+  hs.precompute(p, attacker);
+  const gen = new CookieGenerator(p, now, device.publicKey!);
+  return (i) => {
+    const m = createInitiation(p, attacker, hs, i + 1, tai64n(Date.now()))!;
+    gen.addMacs(m);
+    return m;
+  };
+}
 
 describe('fuzzing', () => {
-  it('random and mutated datagrams never throw, never deliver, and are counted', () => {
+  it('random and mutated datagrams are each dropped and counted once, never by an exception, and never delivered', () => {
     const { sim, a, b } = pair();
     a.device.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', new Uint8Array(40)));
     sim.pump();
@@ -23,7 +44,7 @@ describe('fuzzing', () => {
     samples.push(sim.queue.pop()!.data);
     sim.queue = [];
     const deliveredBefore = b.delivered.length;
-    const dropsBefore = Object.values(b.device.stats).reduce((x, y) => x + y, 0);
+    const dropsBefore = totalDrops(b.device.stats);
 
     const random = fc.uint8Array({ minLength: 0, maxLength: 300 });
     const typed = fc.tuple(fc.integer({ min: 1, max: 4 }), fc.uint8Array({ minLength: 0, maxLength: 200 })).map(([t, rest]) => {
@@ -42,14 +63,19 @@ describe('fuzzing', () => {
     let fed = 0;
     fc.assert(
       fc.property(fc.oneof(random, typed, mutated), (d) => {
-        expect(() => b.device.receiveDatagram(d, a.endpoint)).not.toThrow();
+        const before = totalDrops(b.device.stats);
+        b.device.receiveDatagram(d, a.endpoint);
+        b.device.workHandshakes();
+        // Exactly one drop counter moved, and not the one for code that threw (receiveDatagram catches everything).
+        expect(totalDrops(b.device.stats) - before).toBe(1);
+        expect(b.device.stats.exception).toBe(0);
         fed++;
       }),
       { numRuns: 3000 },
     );
     sim.pump(); // replies (e.g. cookie or handshake responses to mutated-but-valid initiations) are fine
     expect(b.delivered.length).toBe(deliveredBefore);
-    const dropsAfter = Object.values(b.device.stats).reduce((x, y) => x + y, 0);
+    const dropsAfter = totalDrops(b.device.stats);
     // Every fuzzed datagram was dropped and counted (a mutated datagram can only be valid if no byte changed).
     expect(dropsAfter - dropsBefore).toBe(fed);
     // The tunnel still works afterwards.
@@ -62,24 +88,22 @@ describe('fuzzing', () => {
 
 describe('handshake flood', () => {
   it('answers with cookie replies under load and still completes a handshake with a peer that echoes the cookie', () => {
-    // The fake clock makes processing take no time, so the message-rate threshold is what trips here.
-    const { sim, a, b } = pair(undefined, { underLoadThreshold: 1000 });
+    const { sim, a, b } = pair();
     const bd = b.device;
-    const p = bd.crypto;
-    // Attacker: valid mac1 (anyone who knows B's public key can compute it), from many sources.
-    const attacker = makeIdentity(p, p.generatePrivateKey());
-    const attackerHs = new Handshake(p, bd.publicKey!);
-    attackerHs.precompute(p, attacker);
-    const gen = new CookieGenerator(p, () => sim.clock.now(), bd.publicKey!);
+    // The attacker sends from many sources.
+    const initiation = attackerOf(bd, () => sim.clock.now());
     const flood = (n: number) => {
       for (let i = 0; i < n; i++) {
-        const m = createInitiation(p, attacker, attackerHs, i + 1, tai64n(Date.now()))!;
-        gen.addMacs(m);
-        bd.receiveDatagram(m, { host: `198.51.100.${i % 250}`, port: 1000 + i });
+        bd.receiveDatagram(initiation(i), { host: `198.51.100.${i % 250}`, port: 1000 + i });
       }
     };
-    flood(1500); // above the threshold of 1000 handshakes/s
+    flood(1500); // more than the queue holds: the rest is dropped and counted
+    expect(bd.pendingHandshakes).toBe(HANDSHAKE_QUEUE_SIZE);
+    expect(bd.stats.handshakeQueueFull).toBe(1500 - HANDSHAKE_QUEUE_SIZE);
     expect(bd.underLoad).toBe(true);
+    sim.pump(); // works the queue off: every initiation gets a cookie reply
+    expect(bd.pendingHandshakes).toBe(0);
+    expect(countType(b.sent, MSG_COOKIE_REPLY)).toBe(HANDSHAKE_QUEUE_SIZE);
     const cookiesBefore = countType(b.sent, MSG_COOKIE_REPLY);
     expect(cookiesBefore).toBeGreaterThan(0);
 
@@ -101,29 +125,30 @@ describe('handshake flood', () => {
   });
 });
 
-describe('load detection', () => {
-  it('goes under load when handshake processing takes more than 90% of each second', () => {
-    // A provider whose DH takes 5 ms of (fake) time: handshake processing becomes visible to the device.
-    let clock: FakeClock | null = null;
-    const base = getCrypto();
-    const slow: CryptoProvider = { ...base, dh: (k, pub) => ((clock !== null && (clock.t += 5)), base.dh(k, pub)) };
-    const { sim, b } = pair(slow); // default message-rate threshold: far above this flood
+describe('under-load rule', () => {
+  it('is under load while ≥ 1/8 of the handshake queue waits and for one second after, and answers with cookies meanwhile', () => {
+    const { sim, a, b } = pair();
     const bd = b.device;
-    const attacker = makeIdentity(base, base.generatePrivateKey());
-    const hs = new Handshake(base, bd.publicKey!);
-    hs.precompute(base, attacker);
-    const gen = new CookieGenerator(base, () => sim.clock.now(), bd.publicKey!);
-    const msgs = Array.from({ length: 400 }, (_, i) => {
-      const m = createInitiation(base, attacker, hs, i + 1, tai64n(Date.now()))!;
-      gen.addMacs(m);
-      return m;
-    });
-    clock = sim.clock;
-    let i = 0;
-    for (; i < msgs.length && !bd.underLoad; i++) bd.receiveDatagram(msgs[i]!, { host: `198.51.100.${i % 200}`, port: 9 });
+    const initiation = attackerOf(bd, () => sim.clock.now());
+    const eighth = HANDSHAKE_QUEUE_SIZE / 8;
+    for (let i = 0; i < eighth - 1; i++) bd.receiveDatagram(initiation(i), { host: `198.51.100.${i % 200}`, port: 9 });
+    expect(bd.underLoad).toBe(false);
+    bd.receiveDatagram(initiation(eighth), { host: '198.51.100.201', port: 9 });
+    bd.receiveDatagram(initiation(eighth + 1), { host: '198.51.100.202', port: 9 });
     expect(bd.underLoad).toBe(true);
-    expect(i).toBeLessThan(msgs.length);
-    bd.receiveDatagram(msgs[i]!, { host: '198.51.100.250', port: 9 });
-    expect(bd.stats.cookieReplySent).toBeGreaterThan(0);
+    // The first one processed leaves an eighth waiting; the rest are answered within the second after.
+    expect(bd.workHandshakes()).toBe(eighth + 1);
+    expect(bd.stats.cookieReplySent).toBe(eighth + 1);
+    sim.queue = []; // the cookie replies go to the attacker
+    // One second after the queue last held an eighth, a real initiation is answered without a cookie.
+    sim.clock.t += UNDER_LOAD_AFTER_TIME - 1;
+    expect(bd.underLoad).toBe(true);
+    sim.clock.t += 1;
+    expect(bd.underLoad).toBe(false);
+    const pk = ipv4Packet('10.0.0.1', '10.0.0.2', new Uint8Array(20));
+    a.device.sendPacket(pk);
+    sim.pump();
+    expect(bd.stats.cookieReplySent).toBe(eighth + 1);
+    expect(b.delivered).toEqual([pk]);
   });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
-import { nativeCrypto } from '../src/crypto/native.js';
+import { loadNativeCrypto } from '../src/io/native.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { CookieChecker, CookieGenerator } from '../src/noise/cookie.js';
 import {
@@ -22,6 +22,7 @@ import {
 import { initialState, readMessageA, readMessageB, split, writeMessageA, writeMessageB } from '../src/noise/ikpsk2.js';
 import { CONSTRUCTION, IDENTIFIER } from '../src/noise/constants.js';
 
+const nativeCrypto = loadNativeCrypto()!;
 const wg = JSON.parse(readFileSync(new URL('./vectors/wireguard-handshake.json', import.meta.url), 'utf8'));
 const cacophony = JSON.parse(readFileSync(new URL('./vectors/noise-IKpsk2-cacophony.json', import.meta.url), 'utf8'))[0];
 const hx = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));

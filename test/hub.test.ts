@@ -7,9 +7,12 @@
  *   P5 alice: client added/removed through the clients file
  *   P6 bob: client added (generated key + wg-quick config) and removed with `hub client add/remove`
  */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REGISTRY_FILE } from '../src/hub/registry.js';
 import { HubTopology, parseAdded, teardownHubTopologies, type HubPeer } from './net/hub-topology.js';
-import { nsRun, ping, run, shouldSkip, sleep, type PingResult } from './net/netns.js';
+import { nsRun, ping, run, shouldSkip, sleep, waitFor, type PingResult } from './net/netns.js';
 
 const SKIP = shouldSkip('hub.test.ts', ['ip', 'wg', 'wireguard-go', 'ping']);
 
@@ -286,6 +289,23 @@ describe.skipIf(SKIP)('tsguard hub: relay between wireguard-go devices and clien
     await t.waitHub('carol gone', (mm) => !mm.has(carol.pub), 3000);
     expect(await t.peersConfig()).toEqual(before);
     expect(await t.hubAllowedIps()).toEqual(allowedBefore);
+    // A registry row written behind the registry's back that overlaps another peer's route is
+    // refused by the hub, naming the owner; the route stays with its owner.
+    const db = new Database(join(t.dataDir, REGISTRY_FILE));
+    try {
+      db.pragma('busy_timeout = 5000');
+      const logAt = t.hub!.log().length;
+      db.prepare("UPDATE peers SET routes = ? WHERE kind = 'device' AND name = 'dev2'").run(JSON.stringify(['10.99.3.0/25']));
+      await waitFor('the hub to refuse dev2', () => t.hub!.log().slice(logAt).includes('peer device/dev2 not applied'), 3000, 25);
+      expect(t.hub!.log().slice(logAt)).toContain('peer device/dev2 not applied: 10.99.3.0/25 overlaps 10.99.3.0/24 of device/dev3');
+      expect(await t.hubAllowedIps()).toEqual(allowedBefore);
+      db.prepare("UPDATE peers SET routes = '[]' WHERE kind = 'device' AND name = 'dev2'").run();
+    } finally {
+      db.close();
+    }
+    await sleep(600); // > two registry polls of the hub
+    expect(await t.hubAllowedIps()).toEqual(allowedBefore);
+
     // The peers still work.
     await expectPings(cli1.ns, dev1.ip, 'cli1 → dev1 after the rejected changes');
   }, 90_000);

@@ -5,18 +5,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  addressFromBigInt,
+  addressToBigInt,
+  compareAddresses,
+  comparePrefixes,
   formatIp,
   formatPrefix,
   innerPacketLength,
   ipVersion,
-  maskBytes,
   packetDestination,
   packetSource,
   parseIp,
+  maskPrefix,
   parsePrefix,
+  prefixAddress,
   prefixContains,
-  prefixEquals,
+  prefixContainsAddress,
   prefixesOverlap,
+  prefixRange,
 } from '../src/routing/ip.js';
 
 const canon = (s: string) => formatIp(parseIp(s).bytes);
@@ -113,7 +119,7 @@ describe('prefixes', () => {
     expect(formatPrefix(parsePrefix('::/0'))).toBe('::/0');
     expect(formatPrefix(parsePrefix('2001:db8::ffff/127'))).toBe('2001:db8::fffe/127');
     expect(parsePrefix('10.1.2.3/8')).toEqual({ family: 4, bytes: Uint8Array.of(10, 0, 0, 0), bits: 8 });
-    expect(maskBytes(Uint8Array.of(0xff, 0xff), 9)).toEqual(Uint8Array.of(0xff, 0x80));
+    expect(maskPrefix({ family: 6, bytes: new Uint8Array(16).fill(0xff), bits: 9 }).bytes.slice(0, 3)).toEqual(Uint8Array.of(0xff, 0x80, 0));
   });
 
   it('rejects bad lengths and addresses, naming the input', () => {
@@ -139,9 +145,53 @@ describe('prefixes', () => {
     expect(prefixesOverlap(p('10.0.0.0/8'), p('10.2.0.0/16'))).toBe(true);
     expect(prefixesOverlap(p('10.2.0.0/16'), p('10.0.0.0/8'))).toBe(true);
     expect(prefixesOverlap(p('10.0.0.0/16'), p('10.1.0.0/16'))).toBe(false);
-    expect(prefixEquals(p('10.0.0.0/8'), p('10.9.9.9/8'))).toBe(true);
-    expect(prefixEquals(p('10.0.0.0/8'), p('10.0.0.0/9'))).toBe(false);
-    expect(prefixEquals({ family: 4, bytes: Uint8Array.of(10, 1, 0, 0), bits: 8 }, p('10.0.0.0/8'))).toBe(true);
+    expect(comparePrefixes(p('10.0.0.0/8'), p('10.9.9.9/8'))).toBe(0);
+    expect(comparePrefixes(p('10.0.0.0/8'), p('10.0.0.0/9'))).toBeLessThan(0);
+    expect(comparePrefixes(maskPrefix({ family: 4, bytes: Uint8Array.of(10, 1, 0, 0), bits: 8 }), p('10.0.0.0/8'))).toBe(0);
+  });
+});
+
+describe('host bits and address arithmetic', () => {
+  it('keeps, clears or refuses host bits', () => {
+    expect(formatPrefix(parsePrefix('10.0.0.1/24', 'keep'))).toBe('10.0.0.1/24');
+    expect(formatPrefix(maskPrefix(parsePrefix('10.0.0.1/24', 'keep')))).toBe('10.0.0.0/24');
+    expect(formatPrefix(parsePrefix('10.0.0.1/24', 'clear'))).toBe('10.0.0.0/24');
+    expect(formatPrefix(parsePrefix('10.0.0.0/24', 'reject'))).toBe('10.0.0.0/24');
+    expect(formatPrefix(parsePrefix('fd00::/64', 'reject'))).toBe('fd00::/64');
+    expect(() => parsePrefix('10.0.0.1/24', 'reject')).toThrow('"10.0.0.1/24" has host bits set (did you mean 10.0.0.0/24?)');
+    expect(() => parsePrefix('fd00::1/64', 'reject')).toThrow(/did you mean fd00::\/64\?/);
+  });
+
+  it('network and broadcast, nth address, containment of an address', () => {
+    const p = parsePrefix('10.1.2.0/24');
+    expect(prefixRange(p)).toEqual({ first: 0x0a010200n, last: 0x0a0102ffn });
+    expect(prefixRange(parsePrefix('10.1.2.77/24', 'keep'))).toEqual({ first: 0x0a010200n, last: 0x0a0102ffn });
+    expect(prefixRange(parsePrefix('0.0.0.0/0'))).toEqual({ first: 0n, last: 0xffffffffn });
+    expect(prefixRange(parsePrefix('fd00::/120'))).toEqual({ first: 0xfd00n << 112n, last: (0xfd00n << 112n) + 255n });
+    expect(formatIp(prefixAddress(p, 1n).bytes)).toBe('10.1.2.1');
+    expect(formatIp(prefixAddress(p, 255n).bytes)).toBe('10.1.2.255');
+    expect(formatIp(prefixAddress(parsePrefix('fd00:100::/64'), 0x1234n).bytes)).toBe('fd00:100::1234');
+    expect(() => prefixAddress(p, 256n)).toThrow(/address #256 is outside 10.1.2.0\/24/);
+    expect(() => prefixAddress(p, -1n)).toThrow(RangeError);
+    expect(prefixContainsAddress(p, parseIp('10.1.2.200'))).toBe(true);
+    expect(prefixContainsAddress(p, parseIp('10.1.3.0'))).toBe(false);
+    expect(prefixContainsAddress(parsePrefix('::/0'), parseIp('10.1.2.3'))).toBe(false);
+  });
+
+  it('numbers round trip; ordering', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
+        expect(addressFromBigInt(addressToBigInt(b), 6)).toEqual(b);
+        expect(addressFromBigInt(addressToBigInt(b.subarray(0, 4)), 4)).toEqual(b.slice(0, 4));
+      }),
+    );
+    expect(() => addressFromBigInt(1n << 32n, 4)).toThrow(RangeError);
+    expect(() => addressFromBigInt(-1n, 6)).toThrow(RangeError);
+    expect(compareAddresses(parseIp('10.0.0.2').bytes, parseIp('10.0.0.10').bytes)).toBeLessThan(0);
+    expect(compareAddresses(parseIp('10.0.1.0').bytes, parseIp('10.0.0.255').bytes)).toBeGreaterThan(0);
+    expect(compareAddresses(parseIp('::1').bytes, parseIp('::1').bytes)).toBe(0);
+    const sorted = ['fd00::/8', '10.0.0.0/16', '10.0.0.0/8', '9.0.0.0/8'].map((t) => parsePrefix(t)).sort(comparePrefixes).map(formatPrefix);
+    expect(sorted).toEqual(['9.0.0.0/8', '10.0.0.0/8', '10.0.0.0/16', 'fd00::/8']);
   });
 });
 

@@ -127,7 +127,7 @@ describe.skipIf(SKIP)('metrics and logs of a running tsguard-wg (network namespa
     expect(up.stderr).toContain(`[#] tsguard-wg ${name}`);
     const h = await nsGet(t.a, 'http://127.0.0.1:9587/healthz');
     expect(h.status, h.body).toBe(200);
-    expect((await ping(t.a, INNER.b4, { count: 3, interval: 0.1 })).received).toBe(3);
+    expect((await ping(t.a, INNER.b4, { count: 3, interval: 0.1 })).received).toBeGreaterThanOrEqual(3);
     const m = parseMetrics((await nsGet(t.a, 'http://127.0.0.1:9587/metrics')).body);
     expect(m.get(`wireguard_peer_receive_bytes_total{device="${name}",public_key="${b.keys.pub}"}`)).toBeGreaterThan(0);
 

@@ -6,27 +6,21 @@
  * no address is held twice, the live device has exactly the registered
  * peers, and registering everyone again gives the same addresses.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { makeAgents } from '../bench/lib/register-load.mjs';
 import { Registry } from '../src/hub/registry.js';
 import { dump, ifname, nsRun, ROOT, shouldSkip, teardownAll, Topology } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
 const SKIP = shouldSkip('registration-crash.test.ts', ['ip', 'wg']);
-const STORM = join(ROOT, 'test/fixtures/register-storm.mjs');
+// The registration load client of the benchmark, one line per request (--each).
+const STORM = join(ROOT, 'bench/lib/register-load.mjs');
 const SUBNET = '10.78.0.0/22';
 const API = '127.0.0.1:18080';
 
 afterAll(teardownAll);
-
-function agents(n: number): Array<{ agent_id: string; public_key: string }> {
-  return Array.from({ length: n }, (_, i) => {
-    const jwk = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' });
-    return { agent_id: `storm-${i}`, public_key: Buffer.from(jwk.x!, 'base64url').toString('base64') };
-  });
-}
 
 interface StormLine {
   i: number;
@@ -58,10 +52,10 @@ describe.skipIf(SKIP)('hub killed during a registration storm', () => {
       const created = await nsRun(ns, process.execPath, [TSGUARD, 'hub', 'token', 'create', '--data-dir', dir, '--ttl', '1h', '--json']);
       const token = (JSON.parse(created.stdout) as { token: string }).token;
 
-      const all = agents(400);
+      const all = makeAgents(400, 'storm-');
       const file = join(dir, 'agents.json');
       writeFileSync(file, JSON.stringify(all));
-      const storm = spawnNode(ns, [STORM, `http://${API}`, token, file, '40'], 'storm client');
+      const storm = spawnNode(ns, [STORM, `http://${API}`, token, file, '40', '--each'], 'storm client');
       // Kill the hub once a good part of the storm has been answered (and more is in flight).
       await storm.waitFor(/(?:\{"i":\d+,"status":200[^\n]*\n){60}/, 60_000);
       hub.child.kill('SIGKILL');
@@ -100,7 +94,7 @@ describe.skipIf(SKIP)('hub killed during a registration storm', () => {
       expect(new Map(live.peers.map((p) => [p.publicKey, p.allowedIps]))).toEqual(new Map(rows.map((r) => [r.publicKey, `${r.ipv4}/32`])));
 
       // Everyone registers again: the survivors keep their addresses, the rest get new distinct ones.
-      const again = spawnNode(ns, [STORM, `http://${API}`, token, file, '40'], 'second storm');
+      const again = spawnNode(ns, [STORM, `http://${API}`, token, file, '40', '--each'], 'second storm');
       expect((await again.exited).code).toBe(0);
       const second = lines(again);
       expect(second).toHaveLength(all.length);

@@ -1,9 +1,9 @@
 /**
- * The runtime's handshake queue and its "under load" rule (wireguard-go's):
- * a responder that keeps up answers every initiation; a burst that leaves
- * ≥ 128 handshake messages waiting makes it demand cookies, and an initiator
- * that echoes the cookie (mac2) is then answered. Real UDP sockets on
- * 127.0.0.1 only; no TUN, no root needed.
+ * The device's handshake queue as the runtime schedules it, and its "under
+ * load" rule (wireguard-go's): a responder that keeps up answers every
+ * initiation; a burst that leaves ≥ 128 handshake messages waiting makes it
+ * demand cookies, and an initiator that echoes the cookie (mac2) is then
+ * answered. Real UDP sockets on 127.0.0.1 only; no TUN, no root needed.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -67,7 +67,7 @@ function setup(identities: number) {
     sock!.sendBatch(msgs, msgs.map(() => '127.0.0.1'), msgs.map(() => rt!.listenPort));
   /** Wait until `n` replies arrived and the responder's queue is empty. */
   const settle = async (n: number) => {
-    while (replies.length < n || rt!.handshakeQueueLength > 0) {
+    while (replies.length < n || rt!.device.pendingHandshakes > 0) {
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, 50);
@@ -87,7 +87,7 @@ describe('runtime handshake queue', () => {
     expect(count(t.replies, MSG_RESPONSE)).toBe(32);
     expect(count(t.replies, MSG_COOKIE_REPLY)).toBe(0);
     expect(rt!.device.underLoad).toBe(false);
-    expect(rt!.handshakeQueueDrops).toBe(0);
+    expect(rt!.device.stats.handshakeQueueFull).toBe(0);
   });
 
   it('demands cookies once ≥ 128 handshakes wait, and answers an initiator that echoes its cookie', async () => {
@@ -98,7 +98,7 @@ describe('runtime handshake queue', () => {
     // Datagrams beyond the receive buffer may be dropped by the kernel (unprivileged buffer sizes);
     // wait until the replies stop growing.
     let last = -1;
-    while (t.replies.length !== last || rt!.handshakeQueueLength > 0) {
+    while (t.replies.length !== last || rt!.device.pendingHandshakes > 0) {
       last = t.replies.length;
       await new Promise((r) => setTimeout(r, 200));
     }

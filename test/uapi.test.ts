@@ -8,6 +8,7 @@ import { Device } from '../src/device/device.js';
 import { parseGetReply } from '../src/uapi/client.js';
 import { applySet, Errno, UapiError, uapiGet, type UapiHost } from '../src/uapi/protocol.js';
 import { syncLines } from '../src/uapi/sync.js';
+import { parsePrefix } from '../src/routing/ip.js';
 import { FakeClock } from './helpers/sim.js';
 
 function host(): UapiHost & { port: number; mark: number; sent: number } {
@@ -151,17 +152,17 @@ describe('syncconf diff', () => {
       privateKey: key(priv),
       listenPort: 51820,
       peers: [
-        { publicKey: key(a), endpoint: '192.0.2.1:1', allowedIps: ['10.0.0.1/32'] },
-        { publicKey: key(b), allowedIps: ['10.0.0.2/32'] },
+        { publicKey: key(a), endpoint: '192.0.2.1:1', allowedIps: [parsePrefix('10.0.0.1/32')] },
+        { publicKey: key(b), allowedIps: [parsePrefix('10.0.0.2/32')] },
       ],
     };
     expect(syncLines(cur(), base)).toEqual([]);
     // Only b's allowed IPs change; a gets no line at all.
-    const changed = { ...base, peers: [base.peers[0]!, { publicKey: key(b), allowedIps: ['10.0.0.2/32', '10.0.1.0/24'] }] };
+    const changed = { ...base, peers: [base.peers[0]!, { publicKey: key(b), allowedIps: [parsePrefix('10.0.0.2/32'), parsePrefix('10.0.1.0/24')] }] };
     expect(syncLines(cur(), changed)).toEqual([`public_key=${b}`, 'replace_allowed_ips=true', 'allowed_ip=10.0.0.2/32', 'allowed_ip=10.0.1.0/24']);
     // a removed, c added.
     const c = pubHex(d, hexKey(d));
-    const swapped = { ...base, peers: [base.peers[1]!, { publicKey: key(c), allowedIps: ['10.0.0.3/32'], persistentKeepalive: 25 }] };
+    const swapped = { ...base, peers: [base.peers[1]!, { publicKey: key(c), allowedIps: [parsePrefix('10.0.0.3/32')], persistentKeepalive: 25 }] };
     const lines = syncLines(cur(), swapped);
     expect(lines.slice(0, 2)).toEqual([`public_key=${a}`, 'remove=true']);
     expect(lines).toContain(`public_key=${c}`);

@@ -33,7 +33,8 @@ import { cpus } from 'node:os';
 
 const DIST = new URL('../../dist/', import.meta.url);
 const { getCrypto, loadCrypto } = await import(new URL('crypto/index.js', DIST).href);
-await loadCrypto(); // loads @noble when TSGUARD_CRYPTO=noble
+const { loadNativeCrypto } = await import(new URL('io/native.js', DIST).href);
+await loadCrypto(loadNativeCrypto); // as the CLI: native, or what TSGUARD_CRYPTO names
 const { createInitiation, Handshake, makeIdentity } = await import(new URL('noise/handshake.js', DIST).href);
 const { CookieGenerator } = await import(new URL('noise/cookie.js', DIST).href);
 const { tai64n } = await import(new URL('crypto/tai64n.js', DIST).href);

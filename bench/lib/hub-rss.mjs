@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { collect, memKiB, sleep, waitFor } from './proc.mjs';
-import { ROOT, TSGUARD, Topology, ifname, nsSpawn, wg } from './netns.mjs';
+import { NS_PREFIX, ROOT, TSGUARD, Topology, ifname, nsSpawn, wg } from './netns.mjs';
 
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 
@@ -19,7 +19,8 @@ const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 export async function buildRegistry(dir, n, subnet, explicitIps = true) {
   const { Registry } = await dist('hub/registry.js');
   const { loadCrypto } = await dist('crypto/index.js');
-  const c = await loadCrypto();
+  const { loadNativeCrypto } = await dist('io/native.js');
+  const c = await loadCrypto(loadNativeCrypto);
   const reg = Registry.open(dir, { create: { subnet } });
   const t0 = performance.now();
   let tMark = t0;
@@ -52,7 +53,7 @@ function hostAddress(subnet, k) {
 
 /** The whole measurement. Returns the figures; always tears its namespace down. */
 export async function hubRss({ peers = 10_000, subnet = '10.100.0.0/18', explicitIps = true, log = () => {} } = {}) {
-  const t = await Topology.create(false);
+  const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
     log(`hub: building a registry with ${peers} devices`);

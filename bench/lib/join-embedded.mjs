@@ -15,7 +15,8 @@ if (!hubIp) {
 }
 const { loadCrypto } = await import(new URL('../../dist/crypto/index.js', import.meta.url).href);
 const { join } = await import(new URL('../../dist/agent/join.js', import.meta.url).href);
-await loadCrypto();
+const { loadNativeCrypto } = await import(new URL('../../dist/io/native.js', import.meta.url).href);
+await loadCrypto(loadNativeCrypto);
 
 const pingOnce = () =>
   new Promise((resolve) => execFile('ping', ['-n', '-c', '1', '-W', '1', hubIp], (err) => resolve(err === null)));

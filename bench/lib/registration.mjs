@@ -9,11 +9,11 @@
 // registrationRate: hub in one namespace with --api 127.0.0.1:18080 --api-insecure-http; the client
 //   (bench/lib/register-load.mjs) runs in the same namespace and POSTs /v1/register for N distinct
 //   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run.
-import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, percentile, waitFor } from './proc.mjs';
-import { OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
+import { NS_PREFIX, OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
+import { makeAgents } from './register-load.mjs';
 
 /**
  * The agent's environment: ours without NODE_EXTRA_CA_CERTS and NODE_OPTIONS. A default Node
@@ -62,10 +62,10 @@ const hubAddress = (subnet) => subnet.split('/')[0].replace(/\.0$/, '.1');
 
 /** Median of `runs` joins: { join_to_first_reply_ms, join_printed_address_ms, runs: [...] }. */
 export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () => {} } = {}) {
-  const t = await Topology.create();
+  const t = await Topology.create({ prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
-    const h = await startHub(t, t.a, dir, { subnet, port: 51910, api: `${OUTER.a}:18443`, insecure: false });
+    const h = await startHub(t, t.a, dir, { subnet, port: 51910, api: `${OUTER.a4}:18443`, insecure: false });
     const hubIp = hubAddress(subnet);
     const results = [];
     for (let i = 0; i < runs; i++) {
@@ -155,14 +155,11 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
 
 /** N registrations of distinct agents, `concurrency` in flight. */
 export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {} } = {}) {
-  const t = await Topology.create(false);
+  const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
     const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true });
-    const agents = Array.from({ length: n }, (_, i) => {
-      const jwk = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' });
-      return { agent_id: `bench-reg-${i}`, public_key: Buffer.from(jwk.x, 'base64url').toString('base64') };
-    });
+    const agents = makeAgents(n, 'bench-reg-');
     const file = join(t.tempDir(), 'agents.json');
     writeFileSync(file, JSON.stringify(agents));
     log(`registrations: ${n} agents, concurrency ${concurrency}`);

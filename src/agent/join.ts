@@ -19,26 +19,28 @@
  * @module
  */
 
-import { lookup } from 'node:dns/promises';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import { join as joinPath } from 'node:path';
 import tls from 'node:tls';
-import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync, writeFileAtomic0600 } from '../os/fsutil.js';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { isZeroKey, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
-import { serveUapi, validateIfname, type DaemonLog } from '../daemon/daemon.js';
+import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import type { Device } from '../device/device.js';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
+import { formatEndpoint, type Endpoint } from '../device/types.js';
 import { AGENT_KEEPALIVE, isLoopback, type RegisterRequest, type RegisterResponse } from '../hub/protocol.js';
 import { certificatePin, parsePin, pinsEqual } from '../hub/tls.js';
 import { Runtime } from '../io/runtime.js';
 import { runtimeLog } from '../log/logger.js';
 import { logPeerEvents } from '../log/peer-events.js';
-import { addInterfaceAddress, setInterfaceUp } from '../io/tun.js';
-import { formatPrefix, parseIp, parsePrefix } from '../routing/ip.js';
+import { ifnameProblem } from '../os/ifname.js';
+import { configureLink } from '../os/link.js';
+import { resolveEndpoint } from '../os/resolve.js';
+import { formatPrefix, parseIp, parsePrefix, prefixContainsAddress } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 
 /** File name of the agent's private key in the state directory. */
@@ -281,7 +283,7 @@ export async function loadOrCreateAgentKey(stateDir: string): Promise<Uint8Array
       if (isZeroKey(key)) throw new JoinError('STATE', `${path} holds the all-zero key; delete it to generate a new one`);
       return key;
     }
-    const key = (await loadCrypto()).generatePrivateKey();
+    const key = (await loadCrypto(loadNativeCrypto)).generatePrivateKey();
     try {
       if (createSecretFileExclusiveSync(path, keyToBase64(key) + '\n')) return key;
     } catch (e) {
@@ -353,17 +355,13 @@ export interface JoinResult {
   close(): Promise<void>;
 }
 
-async function resolveEndpoint(text: string): Promise<Endpoint> {
+/** The hub's endpoint (`host:port`, `[v6]:port`), its host resolved by {@link resolveEndpoint}. */
+async function hubEndpoint(text: string): Promise<Endpoint> {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  if (m === null || Number(m[2]) > 65535) throw new JoinError('BAD_RESPONSE', `the hub sent an invalid endpoint "${text}"`);
   try {
-    return parseEndpoint(text);
-  } catch {
-    // host name: resolve below
-  }
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  if (m === null) throw new JoinError('BAD_RESPONSE', `the hub sent an invalid endpoint "${text}"`);
-  try {
-    const a = await lookup(m[1]!);
-    return { host: a.address, port: Number(m[2]) };
+    const r = await resolveEndpoint(m[1]!, Number(m[2]));
+    return { host: r.host, port: r.port };
   } catch (e) {
     throw new JoinError('CONNECT', `cannot resolve the hub endpoint ${text}: ${(e as Error).message}`);
   }
@@ -374,11 +372,13 @@ function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { add
     const ip = parseIp(String(r.assigned_ip));
     const net4 = parsePrefix(String(r.mesh_subnet));
     if (ip.family !== 4 || net4.family !== 4) throw new Error('not IPv4');
+    if (!prefixContainsAddress(net4, ip)) throw new Error(`assigned_ip ${r.assigned_ip} is not in mesh_subnet ${r.mesh_subnet}`);
     let v6: { address: string; bits: number } | null = null;
     if (r.assigned_ip6 && r.mesh_subnet6) {
       const ip6 = parseIp(String(r.assigned_ip6));
       const net6 = parsePrefix(String(r.mesh_subnet6));
       if (ip6.family !== 6 || net6.family !== 6) throw new Error('assigned_ip6 or mesh_subnet6 is not IPv6');
+      if (!prefixContainsAddress(net6, ip6)) throw new Error(`assigned_ip6 ${r.assigned_ip6} is not in mesh_subnet6 ${r.mesh_subnet6}`);
       v6 = { address: String(r.assigned_ip6), bits: net6.bits };
     }
     return { v4: String(r.assigned_ip), bits: net4.bits, v6, hubKey: keyFromBase64(String(r.hub_public_key), 'hub_public_key') };
@@ -395,7 +395,7 @@ function checkAnswer(r: RegisterResponse): { v4: string; bits: number; v6: { add
  */
 export async function join(opts: JoinOptions): Promise<JoinResult> {
   const log = opts.log ?? (() => undefined);
-  const bad = validateIfname(opts.ifname);
+  const bad = ifnameProblem(opts.ifname);
   if (bad !== null) throw new JoinError('USAGE', bad);
   const agentId = opts.agentId ?? hostname();
   if (!/^[A-Za-z0-9._-]{1,63}$/.test(agentId)) {
@@ -405,7 +405,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   checkTransport(registerUrl(opts.url), opts);
 
   const key = await loadOrCreateAgentKey(opts.stateDir);
-  const c = await loadCrypto();
+  const c = await loadCrypto(loadNativeCrypto);
   const publicKey = keyToBase64(c.publicKey(key));
 
   // 1. Register first: the interface is created once, with the final address.
@@ -417,7 +417,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   );
   const { v4, bits, v6, hubKey } = checkAnswer(reg);
   const hubPublicKey = keyToBase64(hubKey);
-  const endpoint = await resolveEndpoint(String(reg.hub_endpoint));
+  const endpoint = await hubEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
   log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
@@ -456,14 +456,13 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   try {
     device.setPrivateKey(key);
     key.fill(0);
-    // Address(es), then up: through ioctls (no `ip` process, ~8 ms saved). The interface was created
-    // with WireGuard's MTU (1420). A TUN interface is NOARP, so IPv6 skips duplicate address detection.
+    // Address(es), then up: ioctls, no `ip` process. The MTU is the one the runtime gave the new
+    // interface (WireGuard's default).
+    const addresses = [parsePrefix(`${v4}/${bits}`, 'keep'), ...(v6 !== null ? [parsePrefix(`${v6.address}/${v6.bits}`, 'keep')] : [])];
     try {
-      addInterfaceAddress(opts.ifname, v4, bits);
-      if (v6 !== null) addInterfaceAddress(opts.ifname, v6.address, v6.bits);
-      setInterfaceUp(opts.ifname);
+      await configureLink(opts.ifname, { addresses });
     } catch (e) {
-      throw new JoinError('INTERFACE', `cannot configure ${opts.ifname} with ${v4}/${bits}${v6 ? ` and ${v6.address}/${v6.bits}` : ''}: ${(e as Error).message}`, { cause: e });
+      throw new JoinError('INTERFACE', `cannot configure ${opts.ifname} with ${addresses.map(formatPrefix).join(' and ')}: ${(e as Error).message}`, { cause: e });
     }
     if (opts.uapi ?? true) {
       try {

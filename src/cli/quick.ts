@@ -8,15 +8,15 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { configPathFor, serializeConfig, parseCidr, type WgConfig } from '../config/wgquick.js';
-import { applyDown, applyUp, execRunner, runHooks, type LinkEnv } from '../config/link.js';
-import { worldAccessibleWarning, writeFileAtomic0600 } from '../config/fsutil.js';
-import { isZeroKey } from '../crypto/keys.js';
+import { configFromState, readConfig, toDesired } from '../config/load.js';
+import { configPathFor, serializeConfig, type WgConfig } from '../config/wgquick.js';
+import { applyDown, applyUp, runHooks, type LinkEnv } from '../config/link.js';
 import { loggerFromEnv, type Logger } from '../log/logger.js';
+import { worldAccessibleWarning, writeFileAtomic0600 } from '../os/fsutil.js';
+import { execRunner } from '../os/runner.js';
 import { uapiGetState, uapiSet } from '../uapi/client.js';
 import { socketPath } from '../uapi/server.js';
 import { syncLines } from '../uapi/sync.js';
-import { readConfig, toDesired } from './conf.js';
 
 // wg-quick's "[#] command" lines, through the common logger (TSGUARD_LOG_FORMAT=json makes them JSON lines).
 let logger: Logger | null = null;
@@ -100,29 +100,5 @@ export async function down(arg: string): Promise<number> {
 /** SaveConfig: the running peers and keys, with the file's wg-quick settings. */
 async function saveConfig(path: string, cfg: WgConfig, state: Awaited<ReturnType<typeof uapiGetState>>): Promise<void> {
   log(`[#] saving configuration to ${path}`);
-  const out: WgConfig = {
-    interface: {
-      ...cfg.interface,
-      privateKey: state.privateKey ?? undefined,
-      listenPort: state.listenPort || undefined,
-      fwmark: state.fwmark || undefined,
-    },
-    peers: state.peers.map((p, i) => {
-      const ep = p.endpoint;
-      let endpoint: { host: string; port: number } | undefined;
-      if (ep) {
-        const m = /^\[?(.*?)\]?:(\d+)$/.exec(ep);
-        if (m) endpoint = { host: m[1]!, port: Number(m[2]) };
-      }
-      return {
-        publicKey: p.publicKey,
-        presharedKey: isZeroKey(p.presharedKey) ? undefined : p.presharedKey,
-        allowedIps: p.allowedIps.map(parseCidr),
-        endpoint,
-        persistentKeepalive: p.persistentKeepalive || undefined,
-        line: i,
-      };
-    }),
-  };
-  await writeFileAtomic0600(path, serializeConfig(out, 'wg-quick'));
+  await writeFileAtomic0600(path, serializeConfig(configFromState(state, cfg.interface), 'wg-quick'));
 }

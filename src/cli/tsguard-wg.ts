@@ -11,8 +11,10 @@ import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
-import { runDaemon, validateIfname } from '../daemon/daemon.js';
+import { loadNativeCrypto } from '../io/native.js';
+import { runDaemon } from '../daemon/daemon.js';
 import { loggerFromEnv, type Logger } from '../log/logger.js';
+import { ifnameProblem } from '../os/ifname.js';
 import { parseListenAddress, type ListenAddress } from '../util/listen-address.js';
 
 const USAGE = `Usage: tsguard-wg [-f|--foreground] [--metrics ADDR:PORT] [--log-format text|json] INTERFACE-NAME
@@ -62,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const ifname = rest[0]!;
-  const problem = validateIfname(ifname);
+  const problem = ifnameProblem(ifname);
   if (problem !== null) {
     process.stderr.write(`tsguard-wg: ${problem}\n`);
     return 2;
@@ -78,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const readyFd = process.env.TSGUARD_WG_READY_FD ? Number(process.env.TSGUARD_WG_READY_FD) : null;
   if (foreground || readyFd !== null) {
-    await loadCrypto();
+    await loadCrypto(loadNativeCrypto);
     const notify = (msg: string) => {
       if (readyFd === null) return;
       try {

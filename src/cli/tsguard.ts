@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { loadCrypto } from '../crypto/index.js';
+import { loadNativeCrypto } from '../io/native.js';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 // Subcommands' modules are imported when used (SQLite, QR codes, the TUN runtime, the UAPI client),
 // so that e.g. `tsguard join` or `tsguard genkey` start quickly.
@@ -37,7 +38,7 @@ function readStdin(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
-  const p = await loadCrypto();
+  const p = await loadCrypto(loadNativeCrypto);
   switch (cmd) {
     case undefined:
     case 'help':
@@ -84,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'showconf': {
       if (args.length !== 1) throw new UsageError('showconf takes an interface name');
-      const [{ showconf }, { uapiGetState }] = await Promise.all([import('./conf.js'), import('../uapi/client.js')]);
+      const [{ showconf }, { uapiGetState }] = await Promise.all([import('../config/load.js'), import('../uapi/client.js')]);
       process.stdout.write(showconf(await uapiGetState(args[0]!)));
       return 0;
     }
@@ -92,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       if (args.length !== 2) throw new UsageError('syncconf takes an interface name and a configuration file');
       const [ifname, file] = args as [string, string];
       const [{ loadDesired }, { uapiGetState, uapiSet }, { syncLines }] = await Promise.all([
-        import('./conf.js'),
+        import('../config/load.js'),
         import('../uapi/client.js'),
         import('../uapi/sync.js'),
       ]);

@@ -1,14 +1,16 @@
 /**
- * What wg-quick does around the `wg` calls, done with `ip` (and `resolvconf`,
- * `sysctl`, `nft` when present) run through `execFile`, without a shell
- * except for the user's own hook commands.
+ * What wg-quick does around the `wg` calls. Addresses, MTU and link up are
+ * the steps of src/os/link.ts (ioctls in this namespace); routes, rules,
+ * DNS and firewall are `ip`, `resolvconf`, `sysctl` and `nft` run through
+ * `execFile`, without a shell except for the user's own hook commands.
  *
  * Bringing a link up is split into a plan ({@link planUp}: an ordered list of
  * commands, computed from the configuration and a few read-only queries) and
  * its execution ({@link executePlan}, which undoes the steps already done
  * when one fails). The command {@link Runner} is injectable, so a recording
- * runner can capture a plan without touching the system and
- * {@link netnsRunner} runs everything inside a network namespace.
+ * runner can capture a plan without touching the system and one running
+ * `ip netns exec` runs everything (the link steps as `ip` commands) inside
+ * a network namespace.
  *
  * Order of a full `up`, as in wg-quick: {@link runHooks} PreUp → the caller
  * creates and configures the device → {@link applyUp} (addresses, MTU and
@@ -20,20 +22,12 @@ import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
-import { execRunner, formatCommand, type Command, type Runner, type RunResult } from './runner.js';
-import { formatCidr, maskCidr, resolveEndpoint, type Cidr, type WgConfig } from './wgquick.js';
+import { linkSteps, runLinkStep } from '../os/link.js';
+import { execRunner, formatCommand, type Command, type Runner, type RunResult } from '../os/runner.js';
+import { resolveEndpoint } from '../os/resolve.js';
+import { formatIp, formatPrefix, maskPrefix, type Prefix } from '../routing/ip.js';
+import type { WgConfig } from './wgquick.js';
 
-// The command runners live in ./runner.ts (tsguard join uses them without the rest of this module).
-export {
-  execRunner,
-  formatCommand,
-  netnsRunner,
-  recordingRunner,
-  type Command,
-  type RecordingRunner,
-  type RunResult,
-  type Runner,
-} from './runner.js';
 
 /** Receives wg-quick-style progress lines (`[#] ip -4 address add ...`). */
 export type Logger = (line: string) => void;
@@ -95,6 +89,8 @@ export type PlanStep =
       undo?: Command;
       /** Skip the step when this query prints anything (checked when the step runs). */
       unlessOutput?: Command;
+      /** Runs the step by ioctl instead, in this process's namespace (see {@link runLinkStep}). */
+      ioctl?: () => void;
     }
   | {
       /** Set the device's fwmark through {@link LinkEnv.setFwmark}. */
@@ -214,7 +210,7 @@ async function runStep(c: Ctx, step: PlanStep, env: LinkEnv): Promise<boolean> {
   }
   const line = step.display ?? formatCommand(step.command);
   c.log(`[#] ${line}`);
-  const r = await c.runner.run(step.command.file, step.command.args, step.command.input);
+  const r = await runLinkStep(step, c.runner);
   if (step.display !== undefined) {
     for (const l of `${r.stdout}${r.stderr}`.split('\n')) if (l.trim() !== '') c.log(l);
   }
@@ -275,13 +271,13 @@ export async function computeMtu(cfg: WgConfig, env: LinkEnv = {}): Promise<numb
 // up
 
 /** Distinct masked AllowedIPs of all peers, most specific first (stable for equal lengths). */
-export function routesFor(cfg: WgConfig): Cidr[] {
+export function routesFor(cfg: WgConfig): Prefix[] {
   const seen = new Set<string>();
-  const out: Cidr[] = [];
+  const out: Prefix[] = [];
   for (const p of cfg.peers) {
     for (const a of p.allowedIps) {
-      const m = maskCidr(a);
-      const k = formatCidr(m);
+      const m = maskPrefix(a);
+      const k = formatPrefix(m);
       if (!seen.has(k)) {
         seen.add(k);
         out.push(m);
@@ -291,7 +287,7 @@ export function routesFor(cfg: WgConfig): Cidr[] {
   return out.map((c, i) => [c, i] as const).sort((a, b) => b[0].bits - a[0].bits || a[1] - b[1]).map(([c]) => c);
 }
 
-function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Cidr[]): string {
+function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Prefix[]): string {
   const pf = family === 4 ? 'ip' : 'ip6';
   const t = `${pf} tsguard-${ifname}`;
   const lines = [
@@ -303,7 +299,7 @@ function nftScript(ifname: string, family: 4 | 6, mark: number, addresses: Cidr[
   for (const a of addresses) {
     if (a.family !== family) continue;
     // Packets for the tunnel's addresses must arrive through the tunnel (or be local).
-    lines.push(`add rule ${t} preraw iifname != "${ifname}" ${pf} daddr ${a.address} fib saddr type != local drop`);
+    lines.push(`add rule ${t} preraw iifname != "${ifname}" ${pf} daddr ${formatIp(a.bytes)} fib saddr type != local drop`);
   }
   // Keep the tunnel's mark on replies of marked UDP flows, so they bypass the tunnel too.
   lines.push(`add rule ${t} postmangle meta l4proto udp mark ${mark} ct mark set mark`);
@@ -324,18 +320,8 @@ export async function planUp(ifname: string, cfg: WgConfig, env: LinkEnv = {}): 
   const steps: PlanStep[] = [];
   const table = i.table ?? 'auto';
 
-  for (const a of i.addresses) {
-    const addr = formatCidr(a);
-    steps.push({
-      kind: 'cmd',
-      what: `adding address ${addr}`,
-      command: ipCmd(fam(a), 'address', 'add', addr, 'dev', ifname),
-      undo: ipCmd(fam(a), 'address', 'del', addr, 'dev', ifname),
-    });
-  }
-
   const mtu = i.mtu ?? (await computeMtu(cfg, env));
-  steps.push({ kind: 'cmd', what: `setting MTU ${mtu} and bringing ${ifname} up`, command: ipCmd('link', 'set', 'mtu', String(mtu), 'up', 'dev', ifname) });
+  for (const l of linkSteps(ifname, { addresses: i.addresses, mtu })) steps.push({ kind: 'cmd', ...l });
 
   let dns = false;
   if (i.dns.length > 0) {
@@ -381,7 +367,7 @@ export async function planUp(ifname: string, cfg: WgConfig, env: LinkEnv = {}): 
     }
     let fwmarkStepDone = false;
     for (const r of routes) {
-      const cidr = formatCidr(r);
+      const cidr = formatPrefix(r);
       const f = fam(r);
       if (table !== 'auto') {
         steps.push({

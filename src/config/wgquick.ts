@@ -1,8 +1,7 @@
 /**
  * WireGuard configuration files: parsing (the `wg setconf` format and the
- * wg-quick superset), serialization in `wg showconf` style, endpoint
- * resolution and wg-quick's mapping from an argument to a file and interface
- * name.
+ * wg-quick superset), serialization in `wg showconf` style and wg-quick's
+ * mapping from an argument to a file and interface name.
  *
  * Errors are {@link ConfigError}s whose message is `FILE:LINE: what is wrong
  * (how to fix it)`. Private and preshared key values never appear in any
@@ -10,25 +9,15 @@
  * @module
  */
 
-import { lookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 
 import { keyFromBase64, keyToBase64, KeyFormatError } from '../crypto/keys.js';
-import { formatIp, maskBytes, parseIp } from '../routing/ip.js';
+import { ifnameProblem, isValidIfname } from '../os/ifname.js';
+import { formatIp, formatPrefix, parseIp, parsePrefix, type Prefix } from '../routing/ip.js';
 
 // ---------------------------------------------------------------------------
 // Types
-
-/** An IP prefix: an address and a prefix length. Host bits may be set (see {@link maskCidr}). */
-export interface Cidr {
-  /** Canonical address text (dotted quad, or compressed lowercase IPv6). */
-  address: string;
-  /** Prefix length: 0..32 for IPv4, 0..128 for IPv6. */
-  bits: number;
-  /** Address family. */
-  family: 4 | 6;
-}
 
 /** A `[Peer]` section. */
 export interface PeerConfig {
@@ -37,7 +26,7 @@ export interface PeerConfig {
   /** Optional symmetric preshared key (32 bytes). */
   presharedKey?: Uint8Array;
   /** Allowed source/destination prefixes, in file order, as written (host bits kept). */
-  allowedIps: Cidr[];
+  allowedIps: Prefix[];
   /** Endpoint; `host` is an IP literal (IPv6 without brackets) or a host name still to be resolved. */
   endpoint?: { host: string; port: number };
   /** Keepalive interval in seconds; 0 means explicitly off. */
@@ -54,8 +43,8 @@ export interface InterfaceConfig {
   listenPort?: number;
   /** Firewall mark for outgoing packets; 0 means off. */
   fwmark?: number;
-  /** wg-quick `Address`: addresses given to the interface. */
-  addresses: Cidr[];
+  /** wg-quick `Address`: addresses given to the interface (host bits kept: `10.0.0.1/24`). */
+  addresses: Prefix[];
   /** wg-quick `DNS`: name server IP addresses. */
   dns: string[];
   /** wg-quick `DNS`: search domains (values that are not IP addresses). */
@@ -112,7 +101,7 @@ export function emptyInterface(): InterfaceConfig {
 }
 
 // ---------------------------------------------------------------------------
-// IP addresses and CIDRs
+// IP addresses
 
 /** Address bytes of an IP literal, or undefined when `text` is not one (no scope ids). */
 function ipBytes(text: string): { bytes: Uint8Array; family: 4 | 6 } | undefined {
@@ -127,57 +116,9 @@ function ipBytes(text: string): { bytes: Uint8Array; family: 4 | 6 } | undefined
  * Canonical text of an IP literal (IPv6 compressed and lowercase), or
  * undefined when `text` is not an IPv4 or IPv6 address.
  */
-export function canonicalIp(text: string): string | undefined {
+function canonicalIp(text: string): string | undefined {
   const ip = ipBytes(text);
   return ip ? formatIp(ip.bytes) : undefined;
-}
-
-/** Why `text` is not a CIDR, or the parsed CIDR. */
-function tryParseCidr(text: string): Cidr | string {
-  const s = text.trim();
-  if (s === '') return 'empty address';
-  const slash = s.indexOf('/');
-  const addr = slash < 0 ? s : s.slice(0, slash);
-  const ip = ipBytes(addr);
-  if (!ip) {
-    if (addr.includes('%')) return `"${addr}" has a scope id, which is not allowed here`;
-    return `"${addr}" is not an IPv4 or IPv6 address`;
-  }
-  const max = ip.family === 4 ? 32 : 128;
-  let bits = max;
-  if (slash >= 0) {
-    const len = s.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
-      return `"${s}" has an invalid prefix length (expected /0 to /${max})`;
-    }
-    bits = Number(len);
-  }
-  return { address: formatIp(ip.bytes), bits, family: ip.family };
-}
-
-/**
- * Parse `ADDRESS[/BITS]` (IPv4 or IPv6). Without `/BITS` the prefix is a
- * single host (/32 or /128). Host bits are kept. Throws an Error naming the
- * bad text.
- */
-export function parseCidr(text: string): Cidr {
-  const r = tryParseCidr(text);
-  if (typeof r === 'string') {
-    throw new Error(`invalid CIDR "${text.trim()}": ${r} (expected e.g. 10.0.0.1/24 or fd00::1/64)`);
-  }
-  return r;
-}
-
-/** `address/bits`. */
-export function formatCidr(c: Cidr): string {
-  return `${c.address}/${c.bits}`;
-}
-
-/** The same prefix with the host bits cleared (`10.1.2.3/8` → `10.0.0.0/8`). */
-export function maskCidr(c: Cidr): Cidr {
-  const ip = ipBytes(c.address);
-  if (!ip) throw new Error(`invalid CIDR address "${c.address}"`);
-  return { address: formatIp(maskBytes(ip.bytes, c.bits)), bits: c.bits, family: c.family };
 }
 
 // ---------------------------------------------------------------------------
@@ -211,8 +152,8 @@ const PEER_KEYS: Record<string, string> = {
 
 /** Keys whose values accumulate when repeated; every other key may appear once per section. */
 const REPEATABLE = new Set(['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown']);
-/** Interface names as wg-quick accepts them. */
-const IFNAME_RE = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+/** Interface names in wg-quick's stricter character set (they come from file names). */
+const WG_QUICK_NAME = { wgQuick: true } as const;
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
 const TABLE_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -240,7 +181,7 @@ export function parseConfig(text: string, file: string, mode: ConfigMode): WgCon
   const iface = emptyInterface();
   const peers: PeerConfig[] = [];
   let section: Section | undefined;
-  let peer: (Partial<PeerConfig> & { allowedIps: Cidr[]; line: number }) | undefined;
+  let peer: (Partial<PeerConfig> & { allowedIps: Prefix[]; line: number }) | undefined;
   /** Single-valued keys already seen in the current section → line. */
   let seen = new Map<string, number>();
   const ifaceSeen = new Map<string, number>();
@@ -352,11 +293,13 @@ export function parseConfig(text: string, file: string, mode: ConfigMode): WgCon
       }
     };
     const list = (): string[] => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
-    const cidrs = (what: string): Cidr[] =>
+    const prefixes = (what: string): Prefix[] =>
       list().map((v) => {
-        const c = tryParseCidr(v);
-        if (typeof c === 'string') throw err(`${what}: ${c} (expected e.g. 10.0.0.2/32 or fd00::2/128, comma-separated)`);
-        return c;
+        try {
+          return parsePrefix(v, 'keep');
+        } catch (e) {
+          throw err(`${what}: ${(e as Error).message} (expected e.g. 10.0.0.2/32 or fd00::2/128, comma-separated)`);
+        }
       });
 
     switch (lower) {
@@ -381,7 +324,7 @@ export function parseConfig(text: string, file: string, mode: ConfigMode): WgCon
         break;
       }
       case 'address':
-        iface.addresses.push(...cidrs('Address'));
+        iface.addresses.push(...prefixes('Address'));
         break;
       case 'dns':
         for (const v of list()) {
@@ -438,7 +381,7 @@ export function parseConfig(text: string, file: string, mode: ConfigMode): WgCon
         peer!.presharedKey = key('PresharedKey');
         break;
       case 'allowedips':
-        peer!.allowedIps.push(...cidrs('AllowedIPs'));
+        peer!.allowedIps.push(...prefixes('AllowedIPs'));
         break;
       case 'endpoint': {
         const ep = parseEndpointText(value);
@@ -514,7 +457,7 @@ export function serializeConfig(cfg: WgConfig, mode: ConfigMode): string {
   const i = cfg.interface;
   const out: string[] = ['[Interface]'];
   if (mode === 'wg-quick') {
-    if (i.addresses.length) out.push(`Address = ${i.addresses.map(formatCidr).join(', ')}`);
+    if (i.addresses.length) out.push(`Address = ${i.addresses.map(formatPrefix).join(', ')}`);
     if (i.dns.length || i.dnsSearch.length) out.push(`DNS = ${[...i.dns, ...i.dnsSearch].join(', ')}`);
     if (i.mtu !== undefined) out.push(`MTU = ${i.mtu}`);
     if (i.table !== undefined) out.push(`Table = ${checkValue('Table', i.table)}`);
@@ -534,7 +477,7 @@ export function serializeConfig(cfg: WgConfig, mode: ConfigMode): string {
   for (const p of cfg.peers) {
     out.push('', '[Peer]', `PublicKey = ${keyToBase64(p.publicKey)}`);
     if (p.presharedKey) out.push(`PresharedKey = ${keyToBase64(p.presharedKey)}`);
-    if (p.allowedIps.length) out.push(`AllowedIPs = ${p.allowedIps.map(formatCidr).join(', ')}`);
+    if (p.allowedIps.length) out.push(`AllowedIPs = ${p.allowedIps.map(formatPrefix).join(', ')}`);
     if (p.endpoint) {
       const h = p.endpoint.host;
       out.push(`Endpoint = ${h.includes(':') ? `[${h}]` : h}:${p.endpoint.port}`);
@@ -547,51 +490,7 @@ export function serializeConfig(cfg: WgConfig, mode: ConfigMode): string {
 }
 
 // ---------------------------------------------------------------------------
-// Endpoints and file names
-
-/** A resolved endpoint. */
-export interface ResolvedEndpoint {
-  /** IP literal (IPv6 without brackets, possibly with `%scope`). */
-  host: string;
-  /** UDP port. */
-  port: number;
-  /** Address family of `host`. */
-  family: 4 | 6;
-}
-
-/** The DNS lookup used by {@link resolveEndpoint}; injectable for tests. */
-export type LookupAll = (host: string) => Promise<Array<{ address: string; family: number }>>;
-
-const defaultLookup: LookupAll = (host) => lookup(host, { all: true });
-
-/**
- * Resolve an endpoint host (IP literal or host name) as wg does: the first
- * IPv4 address if there is one, otherwise the first IPv6 address.
- * @throws Error naming the host when it cannot be resolved.
- */
-export async function resolveEndpoint(host: string, port: number, lookupAll: LookupAll = defaultLookup): Promise<ResolvedEndpoint> {
-  const pct = host.indexOf('%');
-  const literal = canonicalIp(pct >= 0 ? host.slice(0, pct) : host);
-  if (literal !== undefined) {
-    return { host: literal + (pct >= 0 ? host.slice(pct) : ''), port, family: literal.includes(':') ? 6 : 4 };
-  }
-  let addrs: Array<{ address: string; family: number }>;
-  try {
-    addrs = await lookupAll(host);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    const why = code === 'ENOTFOUND' ? 'name not found' : code === 'EAI_AGAIN' ? 'temporary DNS failure' : String(code);
-    throw new Error(`could not resolve endpoint host "${host}": ${why} (check the name and the network, or use an IP address)`);
-  }
-  const pick = addrs.find((a) => a.family === 4) ?? addrs.find((a) => a.family === 6);
-  if (!pick) throw new Error(`could not resolve endpoint host "${host}": no IPv4 or IPv6 address (use an IP address)`);
-  return { host: canonicalIp(pick.address) ?? pick.address, port, family: pick.family === 6 ? 6 : 4 };
-}
-
-/** True when `name` is an interface name wg-quick accepts (`^[a-zA-Z0-9_=+.-]{1,15}$`, not `.` or `..`). */
-export function isValidIfname(name: string): boolean {
-  return IFNAME_RE.test(name) && name !== '.' && name !== '..';
-}
+// File names
 
 /**
  * Map a `tsguard up/down` argument to a configuration file and interface
@@ -601,8 +500,8 @@ export function isValidIfname(name: string): boolean {
  * @throws Error saying what is wrong with the argument.
  */
 export function configPathFor(arg: string, dir = '/etc/wireguard'): { path: string; ifname: string } {
-  if (!arg.includes('/') && IFNAME_RE.test(arg)) {
-    if (!isValidIfname(arg)) throw new Error(`"${arg}" is not a valid interface name`);
+  if (arg === '.' || arg === '..') throw new Error(`"${arg}" is not a valid interface name`);
+  if (!arg.includes('/') && isValidIfname(arg, WG_QUICK_NAME)) {
     return { path: `${dir.replace(/\/+$/, '')}/${arg}.conf`, ifname: arg };
   }
   const base = basename(arg);
@@ -612,9 +511,10 @@ export function configPathFor(arg: string, dir = '/etc/wireguard'): { path: stri
     );
   }
   const ifname = base.slice(0, -'.conf'.length);
-  if (!isValidIfname(ifname)) {
+  const problem = ifnameProblem(ifname, WG_QUICK_NAME);
+  if (problem !== null) {
     throw new Error(
-      `"${arg}": "${ifname}" is not a valid interface name (the file must be named IFNAME.conf with IFNAME 1 to 15 characters of a-z, A-Z, 0-9, _ = + . -)`,
+      `"${arg}": "${ifname}" is not a valid interface name (${problem}; the file must be named IFNAME.conf with IFNAME 1 to 15 characters of a-z, A-Z, 0-9, _ = + . -)`,
     );
   }
   return { path: arg, ifname };

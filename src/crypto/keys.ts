@@ -1,6 +1,9 @@
 /**
  * Encoding and validation of 32-byte WireGuard keys (base64 as in `wg`, hex as
  * in the UAPI), with error messages that say what was wrong and how to fix it.
+ * Plain `Uint8Array` code (no `Buffer`), so the core runs on any JavaScript
+ * runtime; the base64 encoder is on the handshake path (peers are looked up
+ * by their base64 key).
  * @module
  */
 
@@ -25,7 +28,7 @@ export function keyFromBase64(text: string, what = 'key'): Uint8Array {
       `${what}: "${redact(s)}" is not a valid WireGuard key (expected 44 base64 characters ending in "=", as printed by "wg genkey" or "wg pubkey")`,
     );
   }
-  return new Uint8Array(Buffer.from(s, 'base64'));
+  return fromBase64(s);
 }
 
 /** Decode a 64-character hex key (UAPI format). */
@@ -33,17 +36,56 @@ export function keyFromHex(text: string, what = 'key'): Uint8Array {
   if (!HEX_KEY.test(text)) {
     throw new KeyFormatError(`${what}: expected 64 hexadecimal characters, got ${text.length} characters`);
   }
-  return new Uint8Array(Buffer.from(text, 'hex'));
+  const out = new Uint8Array(text.length >>> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(2 * i, 2), 16);
+  return out;
 }
 
-/** Encode a key as base64 (wg's format). */
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_VALUE = new Uint8Array(128);
+for (let i = 0; i < B64.length; i++) B64_VALUE[B64.charCodeAt(i)] = i;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Encode a key as base64 (wg's format). Any byte length works (padded with `=`). */
 export function keyToBase64(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64');
+  let out = '';
+  const n = key.length;
+  let i = 0;
+  for (; i + 2 < n; i += 3) {
+    const v = (key[i]! << 16) | (key[i + 1]! << 8) | key[i + 2]!;
+    out += B64[v >>> 18]! + B64[(v >>> 12) & 63]! + B64[(v >>> 6) & 63]! + B64[v & 63]!;
+  }
+  if (i < n) {
+    const v = (key[i]! << 16) | ((i + 1 < n ? key[i + 1]! : 0) << 8);
+    out += B64[v >>> 18]! + B64[(v >>> 12) & 63]! + (i + 1 < n ? B64[(v >>> 6) & 63]! : '=') + '=';
+  }
+  return out;
 }
 
-/** Encode a key as lowercase hex (UAPI format). */
+/** Decode base64 that {@link BASE64_KEY} (or another caller) already validated. */
+function fromBase64(s: string): Uint8Array {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 61) end--; // '='
+  const out = new Uint8Array((end * 3) >>> 2);
+  let o = 0;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < end; i++) {
+    acc = (acc << 6) | B64_VALUE[s.charCodeAt(i)]!;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** Encode bytes as lowercase hex (UAPI format for keys). */
 export function keyToHex(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
+  let out = '';
+  for (let i = 0; i < key.length; i++) out += HEX[key[i]!]!;
+  return out;
 }
 
 /** True when every byte of `key` is zero. */

@@ -1,24 +1,21 @@
 /**
- * The default provider: node:crypto's OpenSSL, reached through tsguard's
+ * The native provider: node:crypto's OpenSSL reached through tsguard's
  * native addon where node:crypto's per-call JavaScript objects cost more than
  * the primitive:
  * - ChaCha20-Poly1305 seal/open (data path and handshake) with one reused EVP
- *   context: node:crypto creates a Cipher object per packet (several µs);
+ *   context (node:crypto creates a Cipher object per call);
  * - BLAKE2s-256, HMAC-BLAKE2s and keyed BLAKE2s-128 (the handshake's hashes,
- *   KDF and MACs) with reused contexts: ~1 µs each instead of 3–7 µs;
- * - X25519 with the private key held in an OpenSSL key object that is cached
- *   per key array (like node.ts does with KeyObjects, without the JWK
- *   round trip); new key pairs (one per handshake) come from a pool that a
+ *   KDF and MACs) with reused contexts;
+ * - X25519 with the private key held in an OpenSSL key object cached per key
+ *   array; new key pairs (one per handshake) come from a pool that a
  *   background thread of the addon keeps filled, so their scalar
  *   multiplication is off the event loop.
- * Measured per responder handshake: ~370 µs with node:crypto, ~200 µs here
- * (`npm run bench:micro`); of its four scalar multiplications (~45 µs each
- * on the benchmark machine) three stay on the calling thread — the floor.
  *
- * Loaded without static Node imports, so the core still loads where there is
- * no addon; then {@link nativeAeadAvailable} is false and the default provider
- * is node:crypto. Every native function is checked against node:crypto or
- * @noble at load; a function that is missing or disagrees is not used.
+ * This module does not load the addon: the shell does (`io/native.ts`, the
+ * one loader) and passes its exports to {@link createNativeCrypto}, so the
+ * core imports and runs where there is no addon. Every native function is
+ * checked against node:crypto or @noble first; a function that is missing or
+ * disagrees is not used.
  * @module
  */
 
@@ -47,22 +44,13 @@ interface HandshakeBinding {
   x25519(key: NativeKey, publicKey: Uint8Array, out: Uint8Array): boolean;
 }
 
-interface NodeLike {
-  getBuiltinModule?: (id: string) => unknown;
-  env?: Record<string, string | undefined>;
-}
+/** The addon's crypto exports, as the shell loaded them (any may be missing in an old build). */
+export type NativeCryptoBinding = Partial<AeadBinding & HandshakeBinding>;
 
-function loadAddon(): Partial<AeadBinding & HandshakeBinding> | null {
-  try {
-    const proc = (globalThis as { process?: NodeLike }).process;
-    const mod = proc?.getBuiltinModule?.('node:module') as { createRequire(url: string): (id: string) => unknown } | undefined;
-    if (mod === undefined || !nodeCryptoAvailable) return null;
-    const override = proc?.env?.['TSGUARD_NATIVE'];
-    const path = override || decodeURIComponent(new URL('../../build/Release/tsguard_native.node', import.meta.url).pathname);
-    return mod.createRequire(import.meta.url)(path) as Partial<AeadBinding & HandshakeBinding>;
-  } catch {
-    return null;
-  }
+/** The native provider, and whether its handshake primitives are native too (else node:crypto's). */
+export interface NativeCryptoProvider extends CryptoProvider {
+  /** True when X25519, BLAKE2s, HMAC and MAC are the addon's (they passed their self-test). */
+  readonly nativeHandshake: boolean;
 }
 
 const same = (a: Uint8Array | null, b: Uint8Array | null): boolean =>
@@ -113,8 +101,8 @@ function handshakeSelfTest(b: HandshakeBinding): boolean {
   return clamped && same(out, nodeCrypto.publicKey(fresh));
 }
 
-function checked<T>(addon: Partial<T> | null, names: (keyof T)[], test: (b: T) => boolean): T | null {
-  if (addon === null || names.some((n) => typeof addon[n] !== 'function')) return null;
+function checked<T>(addon: Partial<T>, names: (keyof T)[], test: (b: T) => boolean): T | null {
+  if (names.some((n) => typeof addon[n] !== 'function')) return null;
   try {
     return test(addon as T) ? (addon as T) : null;
   } catch {
@@ -122,98 +110,89 @@ function checked<T>(addon: Partial<T> | null, names: (keyof T)[], test: (b: T) =
   }
 }
 
-const addon = loadAddon();
-const aead = checked<AeadBinding>(addon, ['aeadSeal', 'aeadOpen'], aeadSelfTest);
-const hs = checked<HandshakeBinding>(
-  addon,
-  ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519'],
-  handshakeSelfTest,
-);
+/**
+ * The native provider on the addon's exports, or null when its AEAD is
+ * missing or fails the self-test (the node provider is then the better choice)
+ * or node:crypto itself is unavailable.
+ */
+export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProvider | null {
+  if (!nodeCryptoAvailable) return null;
+  const aead = checked<AeadBinding>(addon, ['aeadSeal', 'aeadOpen'], aeadSelfTest);
+  if (aead === null) return null;
+  const hs = checked<HandshakeBinding>(
+    addon,
+    ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519'],
+    handshakeSelfTest,
+  );
+  return {
+    ...nodeCrypto,
+    ...(hs === null ? {} : nativeHandshake(hs)),
+    name: 'native',
+    nativeHandshake: hs !== null,
 
-/** True when the native AEAD loaded and passed its self-test (the native provider is then the default). */
-export const nativeAeadAvailable: boolean = aead !== null;
+    seal(key, counterLo, counterHi, plaintext, ad) {
+      const out = new Uint8Array(plaintext.length + TAG_LEN);
+      aead.aeadSeal(key, counterLo >>> 0, counterHi >>> 0, plaintext, out, 0, ad);
+      return out;
+    },
 
-/** True when the native handshake primitives (X25519, BLAKE2s, HMAC, MAC) loaded and passed their self-test. */
-export const nativeHandshakeAvailable: boolean = hs !== null;
+    sealInto(key, counterLo, counterHi, plaintext, out, outOffset) {
+      aead.aeadSeal(key, counterLo >>> 0, counterHi >>> 0, plaintext, out, outOffset);
+    },
 
-function needAead(): AeadBinding {
-  if (aead === null) throw new Error('the native AEAD is not available (build the addon with "npm ci" or use TSGUARD_CRYPTO=node)');
-  return aead;
+    open(key, counterLo, counterHi, ciphertext, ad) {
+      if (ciphertext.length < TAG_LEN) return null;
+      const out = new Uint8Array(ciphertext.length - TAG_LEN);
+      return aead.aeadOpen(key, counterLo >>> 0, counterHi >>> 0, ciphertext, out, ad) < 0 ? null : out;
+    },
+  };
 }
 
-/** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
-const keys = new KeyCache<NativeKey>();
-
-/** The handshake primitives: native when available, else node:crypto's (and @noble's MAC). */
-const handshakePrimitives: Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac'> =
-  hs === null
-    ? nodeCrypto
-    : {
-        /** From the addon's pool of pre-generated key pairs; the public key is then free. */
-        generatePrivateKey() {
-          const raw = new Uint8Array(KEY_LEN);
-          keys.set(raw, hs.x25519Generate(raw));
-          return raw;
-        },
-        publicKey(privateKey) {
-          checkKeyLen(privateKey, 'publicKey');
-          const out = new Uint8Array(KEY_LEN);
-          hs.x25519Public(keys.get(privateKey, (raw) => hs.x25519Import(raw)), out);
-          return out;
-        },
-        dh(privateKey, publicKey) {
-          checkKeyLen(privateKey, 'dh private key');
-          checkKeyLen(publicKey, 'dh public key');
-          const out = new Uint8Array(KEY_LEN);
-          return hs.x25519(keys.get(privateKey, (raw) => hs.x25519Import(raw)), publicKey, out) ? out : null;
-        },
-        hash(...parts) {
-          const out = new Uint8Array(KEY_LEN);
-          hs.blake2s(out, ...parts);
-          return out;
-        },
-        hmac(key, data) {
-          if (key.length === 0 || key.length > 64) return nodeCrypto.hmac(key, data);
-          const out = new Uint8Array(KEY_LEN);
-          hs.hmacBlake2s(key, data, out);
-          return out;
-        },
-        kdf(key, input, n) {
-          const out = new Uint8Array(n * KEY_LEN);
-          hs.kdfBlake2s(key, input, out);
-          return out;
-        },
-        mac(key, data) {
-          if (key.length === 0 || key.length > KEY_LEN) return nodeCrypto.mac(key, data);
-          const out = new Uint8Array(MAC_LEN);
-          hs.macBlake2s(key, data, out);
-          return out;
-        },
-      };
-
-/**
- * node:crypto's OpenSSL through the native addon (see the module
- * documentation); XChaCha20-Poly1305 (cookie replies only) and random bytes
- * as in node.ts.
- */
-export const nativeCrypto: CryptoProvider = {
-  ...nodeCrypto,
-  ...handshakePrimitives,
-  name: 'native',
-
-  seal(key, counterLo, counterHi, plaintext, ad) {
-    const out = new Uint8Array(plaintext.length + TAG_LEN);
-    needAead().aeadSeal(key, counterLo >>> 0, counterHi >>> 0, plaintext, out, 0, ad);
-    return out;
-  },
-
-  sealInto(key, counterLo, counterHi, plaintext, out, outOffset) {
-    needAead().aeadSeal(key, counterLo >>> 0, counterHi >>> 0, plaintext, out, outOffset);
-  },
-
-  open(key, counterLo, counterHi, ciphertext, ad) {
-    if (ciphertext.length < TAG_LEN) return null;
-    const out = new Uint8Array(ciphertext.length - TAG_LEN);
-    return needAead().aeadOpen(key, counterLo >>> 0, counterHi >>> 0, ciphertext, out, ad) < 0 ? null : out;
-  },
-};
+/** The handshake primitives on the addon (XChaCha20-Poly1305 and random bytes stay node.ts's). */
+function nativeHandshake(hs: HandshakeBinding): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
+  /** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
+  const keys = new KeyCache<NativeKey>();
+  const imported = (raw: Uint8Array) => hs.x25519Import(raw);
+  return {
+    /** From the addon's pool of pre-generated key pairs; the public key is then free. */
+    generatePrivateKey() {
+      const raw = new Uint8Array(KEY_LEN);
+      keys.set(raw, hs.x25519Generate(raw));
+      return raw;
+    },
+    publicKey(privateKey) {
+      checkKeyLen(privateKey, 'publicKey');
+      const out = new Uint8Array(KEY_LEN);
+      hs.x25519Public(keys.get(privateKey, imported), out);
+      return out;
+    },
+    dh(privateKey, publicKey) {
+      checkKeyLen(privateKey, 'dh private key');
+      checkKeyLen(publicKey, 'dh public key');
+      const out = new Uint8Array(KEY_LEN);
+      return hs.x25519(keys.get(privateKey, imported), publicKey, out) ? out : null;
+    },
+    hash(...parts) {
+      const out = new Uint8Array(KEY_LEN);
+      hs.blake2s(out, ...parts);
+      return out;
+    },
+    hmac(key, data) {
+      if (key.length === 0 || key.length > 64) return nodeCrypto.hmac(key, data);
+      const out = new Uint8Array(KEY_LEN);
+      hs.hmacBlake2s(key, data, out);
+      return out;
+    },
+    kdf(key, input, n) {
+      const out = new Uint8Array(n * KEY_LEN);
+      hs.kdfBlake2s(key, input, out);
+      return out;
+    },
+    mac(key, data) {
+      if (key.length === 0 || key.length > KEY_LEN) return nodeCrypto.mac(key, data);
+      const out = new Uint8Array(MAC_LEN);
+      hs.macBlake2s(key, data, out);
+      return out;
+    },
+  };
+}

@@ -1,9 +1,11 @@
 /**
  * The set of primitives WireGuard needs, behind one interface so that the
- * protocol core can run on node:crypto (fast path) or on the pure-JavaScript
- * @noble libraries (reference path, and runtimes without node:crypto).
+ * protocol core runs on any of the providers: `native` (OpenSSL through the
+ * addon, injected by the shell), `node` (node:crypto) or `noble` (the
+ * pure-JavaScript @noble libraries: the reference, and runtimes without
+ * node:crypto).
  *
- * All keys are 32-byte `Uint8Array`s. Every function is synchronous.
+ * All keys and data are `Uint8Array`s. Every function is synchronous.
  * @module
  */
 
@@ -23,7 +25,7 @@ export function checkKeyLen(k: Uint8Array, what: string): void {
 
 /** Primitives used by the handshake, the cookie mechanism and the data path. */
 export interface CryptoProvider {
-  /** Human-readable name of this provider (`"node"` or `"noble"`). */
+  /** Name of this provider: `"native"`, `"node"` or `"noble"`. */
   readonly name: string;
   /** Fill a new array of `n` bytes from a CSPRNG. */
   randomBytes(n: number): Uint8Array;

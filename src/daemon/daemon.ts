@@ -14,16 +14,6 @@ import { socketPath, UapiServer } from '../uapi/server.js';
 // The configuration-file parser and the sync logic are imported by reload() when it runs:
 // tsguard join and tsguard-wg start without them.
 
-/** Problems with an interface name, or null if it is usable. */
-export function validateIfname(name: string): string | null {
-  if (name.length === 0) return 'interface name is empty';
-  if (Buffer.byteLength(name) > 15) return `interface name "${name}" is longer than 15 bytes (Linux IFNAMSIZ limit)`;
-  if (name === '.' || name === '..' || /[/\s:]/.test(name)) {
-    return `interface name "${name}" contains a character Linux does not allow (no "/", ":", whitespace)`;
-  }
-  return null;
-}
-
 /** Logger signature used by the daemon (see src/log/logger.ts). */
 export type DaemonLog = Log;
 
@@ -159,7 +149,7 @@ export function serveUapi(ifname: string, runtime: Runtime, log: DaemonLog): Pro
 async function reload(file: string, runtime: Runtime, log: DaemonLog): Promise<void> {
   try {
     const [{ loadDesired }, { parseGetReply }, { syncLines }] = await Promise.all([
-      import('../cli/conf.js'),
+      import('../config/load.js'),
       import('../uapi/client.js'),
       import('../uapi/sync.js'),
     ]);

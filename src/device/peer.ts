@@ -1,6 +1,7 @@
 /**
  * Per-peer state of the sans-IO device: configuration, handshake, keypairs,
- * staged packets, timers and counters. The protocol logic lives in device.ts.
+ * staged packets, timers and counters. The protocol logic lives in the
+ * device's modules (send.ts, receive.ts, timers.ts, sessions.ts).
  * @module
  */
 
@@ -9,6 +10,7 @@ import { keyToBase64 } from '../crypto/keys.js';
 import { CookieGenerator } from '../noise/cookie.js';
 import { Handshake } from '../noise/handshake.js';
 import type { Keypair } from '../session/keypair.js';
+import type { KeypairSlots } from '../session/keypairs.js';
 import type { TimerOwner } from './timer-queue.js';
 import type { Endpoint } from './types.js';
 
@@ -23,7 +25,7 @@ export const Timer = {
 const TIMER_COUNT = 5;
 
 /** A peer of the device. Read its public fields; change it only through the device. */
-export class Peer implements TimerOwner {
+export class Peer implements TimerOwner, KeypairSlots {
   /** Base64 public key (the peer's name in maps and events). */
   readonly id: string;
   /** Handshake state. */

@@ -107,6 +107,8 @@ export const DROP_REASONS = [
   'badOutboundPacket',
   'stagedOverflow',
   'noEndpoint',
+  'handshakeQueueFull', // the bounded handshake queue was full (wireguard-go drops these too)
+  'exception', // processing threw: a bug, counted so that it shows (the device keeps running)
 ] as const;
 
 /** One of {@link DROP_REASONS}. */

@@ -10,17 +10,20 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { getCrypto } from '../crypto/index.js';
-import { execRunner } from '../config/link.js';
-import { writeFileAtomic0600 } from '../config/fsutil.js';
+import { writeFileAtomic0600 } from '../os/fsutil.js';
 import { serveUapi, type DaemonLog } from '../daemon/daemon.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../device/types.js';
 import type { PeerInfo } from '../device/device.js';
+import type { Peer } from '../device/peer.js';
 import { Runtime } from '../io/runtime.js';
 import { logEnabled, RateLimitedLog, runtimeLog } from '../log/logger.js';
 import { logPeerEvents } from '../log/peer-events.js';
 import type { LivePeer } from '../metrics/hub-metrics.js';
+import { ifnameProblem } from '../os/ifname.js';
+import { configureLink } from '../os/link.js';
+import { AllowedIpsOverlapError } from '../routing/allowed-ips.js';
+import { formatPrefix, parsePrefix } from '../routing/ip.js';
 import { parseListenAddress } from '../util/listen-address.js';
-import { parsePrefix } from '../routing/ip.js';
 import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
@@ -145,6 +148,8 @@ export class Hub {
   /** Open the registry, create the interface, restore every peer, then start serving. */
   static async start(opts: HubOptions): Promise<Hub> {
     // Flags are checked before anything is created.
+    const badName = ifnameProblem(opts.ifname);
+    if (badName !== null) throw new Error(badName);
     const apiListen = opts.api ? parseListenAddress(opts.api.listen) : null;
     const metricsListen = opts.metrics !== undefined ? parseListenAddress(opts.metrics, '--metrics') : null;
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
@@ -260,19 +265,12 @@ export class Hub {
     return this.#done;
   }
 
+  /** The hub's addresses, then up (the MTU is the one the runtime gave the new interface). */
   async #configureLink(): Promise<void> {
-    const { ifname } = this.opts;
-    const run = async (args: string[]) => {
-      const r = await execRunner.run('ip', args);
-      if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-    };
-    const v4 = parsePrefix(this.registry.subnet);
-    await run(['-4', 'address', 'add', `${this.registry.hubAddress}/${v4.bits}`, 'dev', ifname]);
-    if (this.registry.ipv6Subnet && this.registry.hubAddress6) {
-      const v6 = parsePrefix(this.registry.ipv6Subnet);
-      await run(['-6', 'address', 'add', `${this.registry.hubAddress6}/${v6.bits}`, 'dev', ifname, 'nodad']);
-    }
-    await run(['link', 'set', 'mtu', '1420', 'up', 'dev', ifname]);
+    const r = this.registry;
+    const addresses = [parsePrefix(`${r.hubAddress}/${parsePrefix(r.subnet).bits}`, 'keep')];
+    if (r.ipv6Subnet && r.hubAddress6) addresses.push(parsePrefix(`${r.hubAddress6}/${parsePrefix(r.ipv6Subnet).bits}`, 'keep'));
+    await configureLink(this.opts.ifname, { addresses });
   }
 
   /** Apply the registry to the live device as a per-peer diff. */
@@ -289,7 +287,9 @@ export class Hub {
     this.runtime.batch(() => {
       const want = new Set(records.map((r) => r.publicKey));
       for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
-      for (const r of records) this.#applyPeer(r);
+      // A prefix that moved between two peers is free once its old owner is updated: retry refusals once.
+      const refused = records.filter((r) => !this.#tryApplyPeer(r, false));
+      for (const r of refused) this.#tryApplyPeer(r, true);
     });
   }
 
@@ -302,7 +302,7 @@ export class Hub {
   #applyRegistered(r: RegisterAgentResult): void {
     this.runtime.batch(() => {
       if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
-      if (r.enabled) this.#applyPeer(r);
+      if (r.enabled) this.#tryApplyPeer(r, true);
       else this.#removePeer(r.publicKey);
     });
   }
@@ -314,6 +314,30 @@ export class Hub {
     this.relay.setKind(id, null);
     this.#managed.delete(id);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
+  }
+
+  /**
+   * {@link Hub.#applyPeer}, refusing a prefix another live peer holds (the registry never stores
+   * overlaps; this keeps a bad row from silently moving a route). Returns false when refused; the
+   * refusal, naming the owner, is logged when `log` is set.
+   */
+  #tryApplyPeer(r: PeerRecord, log: boolean): boolean {
+    try {
+      this.#applyPeer(r);
+      return true;
+    } catch (e) {
+      if (!(e instanceof AllowedIpsOverlapError)) throw e;
+      if (log) {
+        const id = (e as AllowedIpsOverlapError<Peer>).owner.id;
+        const owner = this.#managed.get(id);
+        const ownerName = owner ? `${owner.kind}/${owner.name}` : `peer ${id}`;
+        this.opts.log(
+          'error',
+          `peer ${r.kind}/${r.name} not applied: ${formatPrefix(e.attempted)} overlaps ${formatPrefix(e.prefix)} of ${ownerName}; the live peer is unchanged (fix the registry entry)`,
+        );
+      }
+      return false;
+    }
   }
 
   /** Add or update one live peer from its registry record (no-op when nothing changed). Call inside a batch. */
@@ -328,7 +352,8 @@ export class Hub {
     // initiate towards it at once instead of waiting for the peer to re-handshake.
     device.setPeer(keyFromBase64(r.publicKey), {
       replaceAllowedIps: true,
-      allowedIps: prefixes.map(parsePrefix),
+      checkOverlap: true,
+      allowedIps: prefixes.map((t) => parsePrefix(t)),
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);

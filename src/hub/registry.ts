@@ -56,13 +56,12 @@ import Database from 'better-sqlite3';
 import { getCrypto } from '../crypto/index.js';
 import { isZeroKey, KeyFormatError, keyFromBase64, keyToBase64 } from '../crypto/keys.js';
 import { formatIp, formatPrefix, parseIp, parsePrefix, prefixesOverlap, type Prefix } from '../routing/ip.js';
-import { createSecretFileExclusiveSync, readSecretFileSync } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../os/fsutil.js';
+import type { PeerKind } from './relay.js';
 import { generateToken, hashesEqual, hashSecret, parseToken } from './tokens.js';
 
 // ─── public types ────────────────────────────────────────────────────────────
 
-/** Kinds of hub peers. */
-export type PeerKind = 'device' | 'client' | 'agent';
 /** Where a peer came from; sources other than `cli` are reconciled as a whole by {@link Registry.replaceSource}. */
 export type PeerSource = 'cli' | 'clients-file' | 'fleet-api' | 'registration';
 /** The sources that {@link Registry.replaceSource} manages. */

@@ -30,7 +30,7 @@ import {
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
-import { createSecretFileExclusiveSync, readSecretFileSync } from '../config/fsutil.js';
+import { createSecretFileExclusiveSync, readSecretFileSync } from '../os/fsutil.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseIp } from '../routing/ip.js';

@@ -1,6 +1,9 @@
 /**
- * Loader and raw types of the native addon (`build/Release/tsguard_native.node`):
- * Linux TUN interfaces and batched UDP sockets driven by the libuv loop.
+ * The one loader of the native addon (`build/Release/tsguard_native.node`)
+ * and its raw types: Linux TUN interfaces and batched UDP sockets driven by
+ * the libuv loop, and OpenSSL crypto for the native provider, which the
+ * shell injects into the core ({@link loadNativeCrypto}; the core never
+ * loads the addon itself).
  *
  * Most code should use {@link Tun} (`./tun.js`) and {@link UdpSocket}
  * (`./udp.js`) instead of these raw objects.
@@ -10,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { createNativeCrypto, type NativeCryptoBinding, type NativeCryptoProvider } from '../crypto/native.js';
 
 /**
  * An error raised or reported by the native layer. System errors carry the
@@ -165,8 +169,8 @@ export interface NativeUdp {
   unref(): void;
 }
 
-/** The addon's exports. */
-export interface NativeBinding {
+/** The addon's exports (its crypto functions are typed by the provider that uses them). */
+export interface NativeBinding extends NativeCryptoBinding {
   /** TUN constructor; throws a {@link NativeError} when the interface cannot be opened. */
   Tun: new (name: string) => NativeTun;
   /** UDP socket constructor (unbound). */
@@ -231,6 +235,24 @@ export function loadNative(): NativeBinding {
     );
   }
   return cached;
+}
+
+let nativeProvider: NativeCryptoProvider | null | undefined;
+
+/**
+ * The native crypto provider on the addon's OpenSSL, built once; null when
+ * the addon cannot be loaded or its crypto fails the self-test. Entry points
+ * pass it to the core: `await loadCrypto(loadNativeCrypto)`.
+ */
+export function loadNativeCrypto(): NativeCryptoProvider | null {
+  if (nativeProvider === undefined) {
+    try {
+      nativeProvider = createNativeCrypto(loadNative());
+    } catch {
+      nativeProvider = null;
+    }
+  }
+  return nativeProvider;
 }
 
 /**

@@ -4,38 +4,22 @@
  * everything the device produces while handling a batch is written out as a
  * batch when the handler returns.
  *
- * Handshake initiations and responses do not go to the device with the rest
- * of their batch: they wait in a bounded queue that is worked off a few at a
- * time between I/O events (as wireguard-go gives them their own queue and
- * workers), so that a burst of handshakes (~200 µs of CPU each) does not hold
- * back the data packets behind it. The queue's length is the device's
- * "under load" signal, as in wireguard-go: a responder that keeps up never
- * demands cookies, one that falls behind does (for one second after).
+ * The device queues handshake messages itself (see device/load.ts); the
+ * runtime only schedules their processing, a few per turn of the event loop
+ * (setImmediate), so that a burst of handshakes does not hold back the data
+ * packets of the batches behind it.
  * @module
  */
 
 import { Device, type DeviceOptions } from '../device/device.js';
 import { systemClock, type Clock, type Endpoint } from '../device/types.js';
-import { DEFAULT_MTU, INITIATION_SIZE, MSG_INITIATION, MSG_RESPONSE, RESPONSE_SIZE } from '../noise/constants.js';
 import { Tun } from './tun.js';
 import { UdpSocket } from './udp.js';
 
 /** How often the interface MTU is re-read. */
 const MTU_POLL_MS = 2000;
-/** Handshake messages waiting at most (wireguard-go's QueueHandshakeSize); more are dropped. */
-export const HANDSHAKE_QUEUE_SIZE = 1024;
-/** Queue length from which the device is under load (wireguard-go: an eighth of the queue). */
-const UNDER_LOAD_QUEUE = HANDSHAKE_QUEUE_SIZE / 8;
-/** How long the device stays under load after the queue was that long (wireguard-go's UnderLoadAfterTime). */
-const UNDER_LOAD_AFTER_MS = 1000;
 /** Handshake messages handled per turn of the event loop before I/O gets its turn again. */
 const HANDSHAKES_PER_TURN = 16;
-
-/** A handshake message waiting for its turn. */
-interface QueuedHandshake {
-  data: Uint8Array;
-  from: Endpoint;
-}
 
 /** Options of {@link Runtime.start}. */
 export interface RuntimeOptions {
@@ -70,11 +54,7 @@ export class Runtime {
   #timerAt = Infinity;
   #inBatch = 0;
   #closed = false;
-  #hsQueue: (QueuedHandshake | undefined)[] = [];
-  #hsHead = 0;
   #hsScheduled: NodeJS.Immediate | null = null;
-  #underLoadUntil = -Infinity;
-  #hsDrops = 0;
   readonly #opts: RuntimeOptions;
   readonly #clock: Clock;
 
@@ -84,7 +64,6 @@ export class Runtime {
     this.#tun = tun;
     this.#udp = udp;
     this.device = new Device({
-      underLoad: () => this.#underLoad(),
       ...opts.device,
       io: {
         sendDatagram: (data, to) => this.#queueDatagram(data, to),
@@ -94,21 +73,12 @@ export class Runtime {
         },
       },
     });
-    this.device.listenPort = udp.port;
     this.device.fwmark = opts.fwmark ?? 0;
   }
 
   /** Open the TUN (if any) and bind the UDP socket, then start processing. */
   static start(opts: RuntimeOptions): Runtime {
     const tun = opts.ifname === null ? null : Tun.open(opts.ifname);
-    if (tun !== null) {
-      // Like wireguard-go: a new interface starts with the WireGuard default MTU.
-      try {
-        tun.setMtu(opts.device?.mtu ?? DEFAULT_MTU);
-      } catch {
-        // An attached persistent interface may refuse; keep its MTU.
-      }
-    }
     let udp: UdpSocket;
     try {
       udp = UdpSocket.bind({ port: opts.listenPort ?? 0, fwmark: opts.fwmark ?? 0 });
@@ -124,6 +94,12 @@ export class Runtime {
   #startIo(): void {
     const tun = this.#tun;
     if (tun !== null) {
+      // Like wireguard-go: a new interface starts with the device's MTU (the WireGuard default).
+      try {
+        tun.setMtu(this.device.mtu);
+      } catch {
+        // An attached persistent interface may refuse; keep its MTU.
+      }
       // Follow MTU changes (ip link set mtu …) so padding never exceeds the interface MTU.
       const readMtu = () => {
         try {
@@ -149,64 +125,24 @@ export class Runtime {
     udp.start(
       (datas, hosts, ports) => this.batch(() => {
         for (let i = 0; i < datas.length; i++) {
-          const d = datas[i]!;
-          const from = { host: hosts[i]!, port: ports[i]! };
-          if (isHandshake(d)) this.#queueHandshake(d, from);
-          else this.device.receiveDatagram(d, from);
+          this.device.receiveDatagram(datas[i]!, { host: hosts[i]!, port: ports[i]! });
         }
+        if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
       }),
       (err) => this.#opts.log?.(`udp: ${err.message}`),
     );
   }
 
-  #queueHandshake(data: Uint8Array, from: Endpoint): void {
-    if (this.#hsQueue.length - this.#hsHead >= HANDSHAKE_QUEUE_SIZE) {
-      this.#hsDrops++;
-      return;
-    }
-    this.#hsQueue.push({ data, from });
+  #scheduleHandshakes(): void {
     this.#hsScheduled ??= setImmediate(() => this.#workHandshakes());
   }
 
-  /** Handle up to {@link HANDSHAKES_PER_TURN} queued handshake messages, then yield to I/O. */
+  /** Let the device handle up to {@link HANDSHAKES_PER_TURN} queued handshake messages, then yield to I/O. */
   #workHandshakes(): void {
     this.#hsScheduled = null;
     if (this.#closed) return;
-    this.batch(() => {
-      for (let n = 0; n < HANDSHAKES_PER_TURN && this.#hsHead < this.#hsQueue.length; n++) {
-        const m = this.#hsQueue[this.#hsHead]!;
-        this.#hsQueue[this.#hsHead++] = undefined;
-        this.device.receiveDatagram(m.data, m.from);
-      }
-    });
-    if (this.#hsHead >= this.#hsQueue.length) {
-      this.#hsQueue = [];
-      this.#hsHead = 0;
-    } else {
-      // Under sustained load the queue may never run empty: drop the handled slots now and then.
-      if (this.#hsHead >= HANDSHAKE_QUEUE_SIZE) {
-        this.#hsQueue = this.#hsQueue.slice(this.#hsHead);
-        this.#hsHead = 0;
-      }
-      this.#hsScheduled ??= setImmediate(() => this.#workHandshakes());
-    }
-  }
-
-  /** wireguard-go's rule: under load while the queue holds ≥ 1/8 of its capacity, and one second after. */
-  #underLoad(): boolean {
-    const now = this.#clock.now();
-    if (this.#hsQueue.length - this.#hsHead >= UNDER_LOAD_QUEUE) this.#underLoadUntil = now + UNDER_LOAD_AFTER_MS;
-    return now < this.#underLoadUntil;
-  }
-
-  /** Handshake messages dropped because the queue was full. */
-  get handshakeQueueDrops(): number {
-    return this.#hsDrops;
-  }
-
-  /** Handshake messages waiting to be handled. */
-  get handshakeQueueLength(): number {
-    return this.#hsQueue.length - this.#hsHead;
+    this.batch(() => this.device.workHandshakes(HANDSHAKES_PER_TURN));
+    if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
   }
 
   /** The TUN interface name, if any. */
@@ -239,7 +175,6 @@ export class Runtime {
     const udp = UdpSocket.bind({ port, fwmark: this.device.fwmark });
     this.#udp.close();
     this.#udp = udp;
-    this.device.listenPort = udp.port;
     this.#startUdp(udp);
   }
 
@@ -303,17 +238,9 @@ export class Runtime {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     if (this.#hsScheduled !== null) clearImmediate(this.#hsScheduled);
-    this.#hsQueue = [];
-    this.#hsHead = 0;
     if (this.#mtuTimer !== null) clearInterval(this.#mtuTimer);
     this.device.close();
     this.#udp.close();
     this.#tun?.close();
   }
-}
-
-/** A handshake initiation or response by type and size (anything else goes to the device at once). */
-function isHandshake(d: Uint8Array): boolean {
-  const t = d[0];
-  return (t === MSG_INITIATION && d.length === INITIATION_SIZE) || (t === MSG_RESPONSE && d.length === RESPONSE_SIZE);
 }

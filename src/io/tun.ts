@@ -8,7 +8,6 @@
  * @module
  */
 
-import { parseIp } from '../routing/ip.js';
 import { loadNative, NativeHandle, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
 
 export type { NativeError } from './native.js';
@@ -93,32 +92,6 @@ export class Tun extends NativeHandle<NativeTun> {
   setMtu(mtu: number): void {
     loadNative().setMtu(this.name, mtu);
   }
-}
-
-/** The MTU of network interface `name`. Throws a {@link NativeError} (`ENODEV`...). */
-export function getMtu(name: string): number {
-  return loadNative().getMtu(name);
-}
-
-/** Sets the MTU of network interface `name` (needs CAP_NET_ADMIN). Throws a {@link NativeError}. */
-export function setMtu(name: string, mtu: number): void {
-  loadNative().setMtu(name, mtu);
-}
-
-/**
- * Gives network interface `name` the address `address/bits` without running
- * `ip` (ioctl; needs CAP_NET_ADMIN). IPv4: the interface's address and
- * netmask, as `ip address add` does on an interface without one; IPv6: added.
- * Throws a {@link NativeError} naming the interface and the step, or a
- * TypeError for an address that does not parse.
- */
-export function addInterfaceAddress(name: string, address: string, bits: number): void {
-  loadNative().addAddress(name, parseIp(address).bytes, bits);
-}
-
-/** Brings network interface `name` up (`ip link set NAME up`; needs CAP_NET_ADMIN). Throws a {@link NativeError}. */
-export function setInterfaceUp(name: string): void {
-  loadNative().setUp(name);
 }
 
 /** The index of network interface `name`, or 0 when it does not exist. */

@@ -23,7 +23,7 @@ export async function serveDeviceMetrics(opts: {
   log?: Log;
 }): Promise<MetricsHandle> {
   const registry = new promClient.Registry();
-  const detach = registerDeviceMetrics(registry, { ifname: opts.ifname, device: opts.runtime.device, handshakeQueue: opts.runtime });
+  const detach = registerDeviceMetrics(registry, { ifname: opts.ifname, device: opts.runtime.device });
   return serveMetrics(
     {
       listen: opts.listen,

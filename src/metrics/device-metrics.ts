@@ -20,8 +20,6 @@ export interface DeviceMetricsSource {
   ifname: string;
   /** The engine. */
   device: Device;
-  /** The shell's handshake queue, when there is one. */
-  handshakeQueue?: { readonly handshakeQueueLength: number; readonly handshakeQueueDrops: number };
   /** Friendly name of a peer (the `name` label of `wireguard_peer_info`). */
   peerName?: (publicKey: string) => string | undefined;
 }
@@ -146,28 +144,25 @@ export function registerDeviceMetrics(registry: promClient.Registry, src: Device
       this.set({ device: ifname }, device.peerCount);
     },
   });
-  const q = src.handshakeQueue;
-  if (q !== undefined) {
-    new promClient.Gauge({
-      name: 'tsguard_handshake_queue_length',
-      help: 'Handshake messages waiting to be handled.',
-      labelNames: ['device'],
-      registers,
-      collect() {
-        this.reset();
-        this.set({ device: ifname }, q.handshakeQueueLength);
-      },
-    });
-    new promClient.Counter({
-      name: 'tsguard_handshake_queue_dropped_total',
-      help: 'Handshake messages dropped because the handshake queue was full.',
-      labelNames: ['device'],
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ device: ifname }, q.handshakeQueueDrops);
-      },
-    });
-  }
+  new promClient.Gauge({
+    name: 'tsguard_handshake_queue_length',
+    help: 'Handshake messages waiting to be handled.',
+    labelNames: ['device'],
+    registers,
+    collect() {
+      this.reset();
+      this.set({ device: ifname }, device.pendingHandshakes);
+    },
+  });
+  new promClient.Counter({
+    name: 'tsguard_handshake_queue_dropped_total',
+    help: 'Handshake messages dropped because the handshake queue was full.',
+    labelNames: ['device'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ device: ifname }, device.stats.handshakeQueueFull);
+    },
+  });
   return off;
 }

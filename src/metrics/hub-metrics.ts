@@ -218,7 +218,6 @@ export async function serveHubMetrics(hub: HubObservable, listen: ListenAddress,
   const detach = registerDeviceMetrics(registry, {
     ifname: hub.ifname,
     device: hub.runtime.device,
-    handshakeQueue: hub.runtime,
     peerName: (pk) => names.get(pk),
   });
   registerHubMetrics(registry, hub);

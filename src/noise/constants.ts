@@ -1,6 +1,8 @@
 /**
- * WireGuard protocol constants (whitepaper §6 and the Linux/wireguard-go
- * implementations). Times are in milliseconds.
+ * WireGuard's wire format and handshake constants (whitepaper §5–6): message
+ * types and sizes, labels, counter limits, cookie and initiation timing.
+ * Times are in milliseconds. The device's timer, MTU and queue constants are
+ * in `device/constants.ts`.
  * @module
  */
 
@@ -42,32 +44,12 @@ export const PADDING_MULTIPLE = 16;
 /** Offsets of mac1 and mac2 inside handshake messages (from the end). */
 export const MAC_SIZE = 16;
 
-/** 2^60: the initiator rekeys after sending this many messages with one key. */
-export const REKEY_AFTER_MESSAGES_HI = 2 ** 28; // 2^60 = hi 2^28, lo 0
 /** 2^64 − 2^13 − 1, as 32-bit halves: a key never sends or accepts this counter or beyond. */
 export const REJECT_AFTER_MESSAGES_HI = 0xffffffff;
 /** Low half of REJECT_AFTER_MESSAGES. */
 export const REJECT_AFTER_MESSAGES_LO = 0xffffffff - 2 ** 13; // 2^32 − 2^13 − 1
 
-/** Rekey (initiator) when a key is this old. */
-export const REKEY_AFTER_TIME = 120_000;
-/** Never use a key older than this. */
-export const REJECT_AFTER_TIME = 180_000;
-/** Give up a handshake after trying for this long. */
-export const REKEY_ATTEMPT_TIME = 90_000;
-/** Retransmit an unanswered initiation after this (+ jitter). */
-export const REKEY_TIMEOUT = 5_000;
-/** Max random jitter added to REKEY_TIMEOUT. */
-export const REKEY_TIMEOUT_JITTER_MAX = 334;
-/** Passive keepalive delay. */
-export const KEEPALIVE_TIMEOUT = 10_000;
 /** Cookie secret lifetime and cookie validity. */
 export const COOKIE_REFRESH_TIME = 120_000;
-/** Handshakes retried at most this many times (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT). */
-export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
 /** Minimum spacing of initiations accepted from one peer (flood protection). */
 export const HANDSHAKE_INITIATION_RATE = 20;
-/** Default interface MTU. */
-export const DEFAULT_MTU = 1420;
-/** Packets staged per peer while no session exists (oldest dropped beyond). */
-export const MAX_STAGED_PACKETS = 128;

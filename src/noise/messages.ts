@@ -60,12 +60,6 @@ export function writeU32(b: Uint8Array, off: number, v: number): void {
   b[off + 3] = (v >>> 24) & 0xff;
 }
 
-/** The message type of a datagram (the whole first 32-bit word), or -1 if shorter than 4 bytes. */
-export function messageType(b: Uint8Array): number {
-  if (b.length < 4) return -1;
-  return readU32(b, 0);
-}
-
 /** Build an initiation message without MACs. */
 export function encodeInitiation(
   sender: number,

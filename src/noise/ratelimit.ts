@@ -5,6 +5,8 @@
  * @module
  */
 
+import { keyToHex } from '../crypto/keys.js';
+
 /** Handshakes allowed per second per source. */
 export const RATE_PER_SECOND = 20;
 /** Burst size per source. */
@@ -28,8 +30,7 @@ export class RateLimiter {
 
   /** Bucket key for an address: the whole IPv4 address, or the /64 of an IPv6 address. */
   static keyOf(ip: Uint8Array): string {
-    const b = Buffer.from(ip.buffer, ip.byteOffset, ip.length === 16 ? 8 : ip.length);
-    return b.toString('hex');
+    return keyToHex(ip.length === 16 ? ip.subarray(0, 8) : ip);
   }
 
   /** True if a handshake from address `ip` (4 or 16 bytes) may be processed now; takes a token. */

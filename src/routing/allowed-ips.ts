@@ -15,7 +15,7 @@
  * @module
  */
 
-import { formatPrefix, parseIp, type Prefix } from './ip.js';
+import { formatPrefix, packetDestination, packetSource, parseIp, type Prefix } from './ip.js';
 
 /**
  * Trie node. Fields are declared hot-first (V8 lays them out in this
@@ -500,18 +500,14 @@ export class AllowedIps<T extends object> {
 
   /** Owner for the destination address of an IPv4/IPv6 packet; undefined if none or the header is short/invalid. Allocates nothing. */
   lookupPacketDst(pkt: Uint8Array): T | undefined {
-    const v = pkt.length > 0 ? pkt[0]! >> 4 : 0;
-    if (v === 4) return pkt.length >= 20 ? this.lookup(4, pkt, 16) : undefined;
-    if (v === 6) return pkt.length >= 40 ? this.lookup(6, pkt, 24) : undefined;
-    return undefined;
+    const o = packetDestination(pkt);
+    return o < 0 ? undefined : this.lookup(familyOf(pkt), pkt, o);
   }
 
   /** Owner for the source address of an IPv4/IPv6 packet; undefined if none or the header is short/invalid. Allocates nothing. */
   lookupPacketSrc(pkt: Uint8Array): T | undefined {
-    const v = pkt.length > 0 ? pkt[0]! >> 4 : 0;
-    if (v === 4) return pkt.length >= 20 ? this.lookup(4, pkt, 12) : undefined;
-    if (v === 6) return pkt.length >= 40 ? this.lookup(6, pkt, 8) : undefined;
-    return undefined;
+    const o = packetSource(pkt);
+    return o < 0 ? undefined : this.lookup(familyOf(pkt), pkt, o);
   }
 
   /**
@@ -523,6 +519,11 @@ export class AllowedIps<T extends object> {
     const ip = parseIp(text);
     return this.lookup(ip.family, ip.bytes);
   }
+}
+
+/** Family of a packet whose header {@link packetDestination}/{@link packetSource} accepted (its version nibble). */
+function familyOf(pkt: Uint8Array): 4 | 6 {
+  return (pkt[0]! >> 4) as 4 | 6;
 }
 
 function defaultName(o: object): string {

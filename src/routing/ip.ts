@@ -16,15 +16,23 @@ export interface IpAddress {
   bytes: Uint8Array;
 }
 
-/** An IP prefix (CIDR block). Prefixes made by {@link parsePrefix} have their host bits cleared. */
+/**
+ * An IP prefix (CIDR block), the one prefix type of the code base (routing,
+ * UAPI, configuration files, hub, agent). Host bits are zero unless the
+ * prefix was parsed with `'keep'` (an interface address such as
+ * `10.0.0.1/24`); {@link maskPrefix} clears them.
+ */
 export interface Prefix {
   /** Address family. */
   family: 4 | 6;
-  /** 4 or 16 bytes, network order, host bits zero. */
+  /** 4 or 16 bytes, network order. */
   bytes: Uint8Array;
   /** Prefix length (0–32 or 0–128). */
   bits: number;
 }
+
+/** What {@link parsePrefix} does with host bits: clear them (as the kernel does), keep them, or refuse them. */
+export type HostBits = 'clear' | 'keep' | 'reject';
 
 /** Length of an IPv4 header without options. */
 export const IPV4_HEADER_LEN = 20;
@@ -187,7 +195,7 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 /** A copy of `bytes` with every bit from position `bits` on cleared. */
-export function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
+function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
     const keep = bits - i * 8;
@@ -199,10 +207,11 @@ export function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
 
 /**
  * Parse `addr/len`, or a bare address meaning /32 or /128. Host bits are
- * cleared in the result (`10.1.2.3/8` → `10.0.0.0/8`), as the kernel does.
- * @throws Error naming the input if the address or length is invalid.
+ * cleared by default (`10.1.2.3/8` → `10.0.0.0/8`, as the kernel does),
+ * kept with `'keep'`, refused with `'reject'`.
+ * @throws Error naming the input if the address or length is invalid (or, with `'reject'`, has host bits set).
  */
-export function parsePrefix(text: string): Prefix {
+export function parsePrefix(text: string, hostBits: HostBits = 'clear'): Prefix {
   const slash = text.indexOf('/');
   let addr: IpAddress;
   try {
@@ -220,7 +229,18 @@ export function parsePrefix(text: string): Prefix {
     }
     bits = Number(l);
   }
-  return { family: addr.family, bytes: maskBytes(addr.bytes, bits), bits };
+  const p: Prefix = { family: addr.family, bytes: addr.bytes, bits };
+  if (hostBits === 'keep') return p;
+  const masked = maskPrefix(p);
+  if (hostBits === 'reject' && compareAddresses(masked.bytes, addr.bytes) !== 0) {
+    throw new Error(`${quote(text)} has host bits set (did you mean ${formatPrefix(masked)}?)`);
+  }
+  return masked;
+}
+
+/** The same prefix with its host bits cleared (`10.1.2.3/8` → `10.0.0.0/8`). */
+export function maskPrefix(p: Prefix): Prefix {
+  return { family: p.family, bytes: maskBytes(p.bytes, p.bits), bits: p.bits };
 }
 
 /** `addr/len` text of a prefix (address as {@link formatIp} prints it). */
@@ -250,9 +270,57 @@ export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
   return prefixContains(a, b) || prefixContains(b, a);
 }
 
-/** True if two prefixes are the same block (host bits are ignored). */
-export function prefixEquals(a: Prefix, b: Prefix): boolean {
-  return a.family === b.family && a.bits === b.bits && leadingBitsEqual(a.bytes, b.bytes, a.bits);
+/** True if `addr` lies in `p` (same family, equal on `p`'s bits). */
+export function prefixContainsAddress(p: Prefix, addr: IpAddress): boolean {
+  return p.family === addr.family && leadingBitsEqual(p.bytes, addr.bytes, p.bits);
+}
+
+/** Order of two addresses of the same length, as numbers: negative, 0 or positive. */
+export function compareAddresses(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return a.length - b.length;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+/** Order of prefixes: IPv4 before IPv6, then by address, then shorter first. */
+export function comparePrefixes(a: Prefix, b: Prefix): number {
+  return a.family - b.family || compareAddresses(a.bytes, b.bytes) || a.bits - b.bits;
+}
+
+// ─── address arithmetic (control plane: address allocation) ────────────────
+
+/** An address as an unsigned number. */
+export function addressToBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const x of bytes) v = (v << 8n) | BigInt(x);
+  return v;
+}
+
+/**
+ * The address of family `family` whose number is `value`.
+ * @throws RangeError if `value` is negative or does not fit the family
+ */
+export function addressFromBigInt(value: bigint, family: 4 | 6): Uint8Array {
+  const out = new Uint8Array(family === 4 ? 4 : 16);
+  if (value < 0n || value >> BigInt(out.length * 8) !== 0n) throw new RangeError(`${value} is not an IPv${family} address number`);
+  for (let i = out.length - 1; i >= 0; i--, value >>= 8n) out[i] = Number(value & 0xffn);
+  return out;
+}
+
+/** First (network) and last (broadcast) address of a prefix, as numbers (host bits of `p` ignored). */
+export function prefixRange(p: Prefix): { first: bigint; last: bigint } {
+  const first = addressToBigInt(maskBytes(p.bytes, p.bits));
+  return { first, last: first + (1n << BigInt(p.bytes.length * 8 - p.bits)) - 1n };
+}
+
+/**
+ * Address number `n` of prefix `p` (0 is the network address).
+ * @throws RangeError if `n` lies outside the prefix
+ */
+export function prefixAddress(p: Prefix, n: bigint): IpAddress {
+  const { first, last } = prefixRange(p);
+  if (n < 0n || first + n > last) throw new RangeError(`address #${n} is outside ${formatPrefix(maskPrefix(p))}`);
+  return { family: p.family, bytes: addressFromBigInt(first + n, p.family) };
 }
 
 // ─── packet headers (data path: no allocation) ──────────────────────────────

@@ -7,7 +7,7 @@
 
 import { bytesEqual, keyToBase64, keyToHex } from '../crypto/keys.js';
 import { formatEndpoint, parseEndpoint } from '../device/types.js';
-import { formatPrefix, parsePrefix } from '../routing/ip.js';
+import { formatPrefix, maskPrefix, parsePrefix, type Prefix } from '../routing/ip.js';
 import type { UapiDeviceState } from './client.js';
 
 /** What the sync needs from a parsed configuration (endpoints already resolved to IPs). */
@@ -25,14 +25,14 @@ export interface DesiredConfig {
     /** `ip:port` / `[ip]:port`, resolved. */
     endpoint?: string;
     persistentKeepalive?: number;
-    /** CIDR texts. */
-    allowedIps: string[];
+    /** Allowed IPs (host bits are ignored). */
+    allowedIps: readonly Prefix[];
   }[];
 }
 
-/** Canonical (host bits masked), de-duplicated, in the given order. */
-function canonicalPrefixes(list: readonly string[]): string[] {
-  return [...new Set(list.map((c) => formatPrefix(parsePrefix(c))))];
+/** Canonical text (host bits masked), de-duplicated, in the given order. */
+function canonicalPrefixes(list: readonly (Prefix | string)[]): string[] {
+  return [...new Set(list.map((c) => formatPrefix(typeof c === 'string' ? parsePrefix(c) : maskPrefix(c))))];
 }
 
 function sameList(a: string[], b: string[]): boolean {

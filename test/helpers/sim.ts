@@ -1,5 +1,9 @@
 /**
  * In-memory network and fake clock for driving sans-IO devices in tests.
+ * Like the runtime, the sim drives each device's handshake queue: a node
+ * works off its queued handshake messages right after each datagram it is
+ * given (see {@link Sim.pump}); tests that feed a device by hand call
+ * `device.workHandshakes()` (or {@link Sim.pump}) themselves.
  */
 import { Device, type DeviceOptions } from '../../src/device/device.js';
 import type { Clock, Endpoint } from '../../src/device/types.js';
@@ -47,7 +51,11 @@ export class Sim {
 
   #seed = 1;
 
-  add(endpoint: Endpoint, opts: Partial<DeviceOptions> = {}): Node {
+  /**
+   * Add a device at `endpoint`. Decrypted packets go to `onPacket` first (a hub's relay, say);
+   * those it does not consume (returns false) are recorded in `delivered`.
+   */
+  add(endpoint: Endpoint, opts: Partial<DeviceOptions> = {}, onPacket?: (packet: Uint8Array, fromPeer: string) => boolean): Node {
     const node: Node = { device: undefined as unknown as Device, endpoint, delivered: [], sent: [] };
     node.device = new Device({
       clock: this.clock,
@@ -61,7 +69,8 @@ export class Sim {
           this.log.push(f);
           this.queue.push(f);
         },
-        deliverPacket: (packet) => {
+        deliverPacket: (packet, fromPeer) => {
+          if (onPacket?.(packet, fromPeer)) return;
           node.delivered.push(packet.slice());
         },
       },
@@ -70,13 +79,20 @@ export class Sim {
     return node;
   }
 
-  /** Deliver queued datagrams (and the ones they cause) until the network is quiet. */
+  /**
+   * Work off every node's queued handshake messages, then deliver queued
+   * datagrams (and the ones they cause) until the network is quiet; each
+   * receiver works its handshake queue after each datagram.
+   */
   pump(): void {
+    for (const n of this.nodes) n.device.workHandshakes();
     for (let guard = 0; this.queue.length > 0 && guard < 100_000; guard++) {
       const f = this.queue.shift()!;
       if (!this.filter(f)) continue;
       const dst = this.nodes.find((n) => n.endpoint.host === f.to.host && n.endpoint.port === f.to.port);
-      dst?.device.receiveDatagram(f.data, f.from);
+      if (dst === undefined) continue;
+      dst.device.receiveDatagram(f.data, f.from);
+      dst.device.workHandshakes();
     }
   }
 
@@ -110,11 +126,10 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** Two peered devices A (10.0.0.1, fd00::1) and B (10.0.0.2, fd00::2). */
-export function pair(crypto?: CryptoProvider, opts: { keepaliveA?: number; keepaliveB?: number; underLoadThreshold?: number } = {}) {
+export function pair(crypto?: CryptoProvider, opts: { keepaliveA?: number; keepaliveB?: number } = {}) {
   const sim = new Sim(crypto);
-  const dev = opts.underLoadThreshold === undefined ? {} : { underLoadThreshold: opts.underLoadThreshold };
-  const a = sim.add({ host: '192.0.2.1', port: 51820 }, dev);
-  const b = sim.add({ host: '192.0.2.2', port: 51821 }, dev);
+  const a = sim.add({ host: '192.0.2.1', port: 51820 });
+  const b = sim.add({ host: '192.0.2.2', port: 51821 });
   const p = a.device.crypto;
   const ka = p.generatePrivateKey();
   const kb = p.generatePrivateKey();

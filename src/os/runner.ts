@@ -1,8 +1,7 @@
 /**
  * Running commands (`ip`, `resolvconf`, hooks …) through an injectable
- * {@link Runner}: the real one ({@link execRunner}), one inside a network
- * namespace ({@link netnsRunner}) and one that only records
- * ({@link recordingRunner}, for tests).
+ * {@link Runner}: the real one is {@link execRunner}; tests pass one that
+ * records, or one that runs inside a network namespace.
  * @module
  */
 
@@ -54,33 +53,6 @@ export const execRunner: Runner = {
     });
   },
 };
-
-/** A runner that runs every command inside network namespace `ns` (`ip netns exec NS ...`). */
-export function netnsRunner(ns: string, inner: Runner = execRunner): Runner {
-  return { run: (file, args, input) => inner.run('ip', ['netns', 'exec', ns, file, ...args], input) };
-}
-
-/** A runner that records commands instead of running them; see {@link recordingRunner}. */
-export interface RecordingRunner extends Runner {
-  /** Every command run, in order. */
-  calls: Command[];
-}
-
-/**
- * A runner that runs nothing: it records each command and answers with
- * `reply(cmd)` (default: success with empty output), for planning tests.
- */
-export function recordingRunner(reply?: (cmd: Command) => Partial<RunResult> | undefined): RecordingRunner {
-  const calls: Command[] = [];
-  return {
-    calls,
-    async run(file, args, input) {
-      const cmd: Command = input === undefined ? { file, args: [...args] } : { file, args: [...args], input };
-      calls.push(cmd);
-      return { code: 0, stdout: '', stderr: '', ...reply?.(cmd) };
-    },
-  };
-}
 
 /** A command as a readable line (arguments with spaces or quotes are single-quoted). */
 export function formatCommand(cmd: Command): string {

@@ -1,0 +1,197 @@
+/**
+ * The receive path (wireguard-go receive.go): datagrams from the network.
+ * Transport messages are decrypted, checked against the replay window and
+ * the peer's allowed IPs and delivered at once; handshake messages
+ * (initiation, response, cookie reply) wait in the device's bounded queue
+ * (load.ts) until {@link workHandshakes} processes them, so that a burst of
+ * handshakes does not hold back the data packets behind it.
+ * @module
+ */
+
+import { keyToBase64 } from '../crypto/keys.js';
+import {
+  COOKIE_REPLY_SIZE,
+  INITIATION_SIZE,
+  MAX_DATAGRAM_SIZE,
+  MIN_TRANSPORT_SIZE,
+  MSG_COOKIE_REPLY,
+  MSG_INITIATION,
+  MSG_RESPONSE,
+  MSG_TRANSPORT,
+  RESPONSE_SIZE,
+  TRANSPORT_HEADER_SIZE,
+} from '../noise/constants.js';
+import { CookieGenerator } from '../noise/cookie.js';
+import { consumeInitiation, consumeResponse, senderOf } from '../noise/handshake.js';
+import { readU32 } from '../noise/messages.js';
+import { innerPacketLength, parseIp } from '../routing/ip.js';
+import type { Keypair } from '../session/keypair.js';
+import { confirmNext } from '../session/keypairs.js';
+import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
+import type { Peer } from './peer.js';
+import { sendInitiation, sendKeepalive, sendResponse, sendStaged } from './send.js';
+import { beginSession } from './sessions.js';
+import { drop, type DeviceState } from './state.js';
+import {
+  timersAuthenticatedReceived,
+  timersAuthenticatedTraversal,
+  timersDataReceived,
+  timersHandshakeComplete,
+} from './timers.js';
+import type { Endpoint } from './types.js';
+
+/** A UDP datagram from `from`: transport is handled now, handshake messages are queued. Never throws. */
+export function receiveDatagram(d: DeviceState, data: Uint8Array, from: Endpoint): void {
+  try {
+    const len = data.length;
+    if (len < 4 || len > MAX_DATAGRAM_SIZE) return drop(d, 'malformed');
+    const type = readU32(data, 0);
+    if (type === MSG_TRANSPORT) {
+      if (len < MIN_TRANSPORT_SIZE) return drop(d, 'malformed');
+      return receiveTransport(d, data, from);
+    }
+    let size: number;
+    if (type === MSG_INITIATION) size = INITIATION_SIZE;
+    else if (type === MSG_RESPONSE) size = RESPONSE_SIZE;
+    else if (type === MSG_COOKIE_REPLY) size = COOKIE_REPLY_SIZE;
+    else return drop(d, 'unknownType');
+    if (len !== size) return drop(d, 'malformed');
+    if (!d.handshakes.push(data, from)) drop(d, 'handshakeQueueFull');
+  } catch {
+    drop(d, 'exception');
+  }
+}
+
+/** Process up to `max` queued handshake messages (wireguard-go RoutineHandshake). Returns how many. */
+export function workHandshakes(d: DeviceState, max: number): number {
+  const q = d.handshakes;
+  let n = 0;
+  for (; n < max && q.length > 0; n++) {
+    const data = q.peekData();
+    const from = q.peekFrom();
+    q.shift();
+    try {
+      const type = data[0];
+      if (type === MSG_COOKIE_REPLY) receiveCookieReply(d, data);
+      else receiveHandshake(d, data, from, type === MSG_INITIATION);
+    } catch {
+      drop(d, 'exception');
+    }
+  }
+  return n;
+}
+
+function receiveHandshake(d: DeviceState, data: Uint8Array, from: Endpoint, isInitiation: boolean): void {
+  const underLoad = d.handshakes.underLoad(d.clock.now());
+  const local = d.local;
+  if (local === null) return drop(d, 'noPrivateKey');
+  if (!d.cookieChecker.checkMac1(data)) return drop(d, 'badMac1');
+  if (underLoad) {
+    const ip = parseIp(from.host).bytes;
+    const src = sourceBytes(ip, from.port);
+    if (!d.cookieChecker.checkMac2(data, src)) {
+      const reply = d.cookieChecker.createReply(data, senderOf(data), src);
+      if (reply !== null) d.io.sendDatagram(reply, from);
+      return drop(d, 'cookieReplySent');
+    }
+    if (!d.rateLimiter.allow(ip)) return drop(d, 'rateLimited');
+  }
+  if (isInitiation) {
+    const r = consumeInitiation(d.p, local, data, d.clock.now(), (key) => d.peers.get(keyToBase64(key))?.handshake);
+    if ('refused' in r) {
+      return drop(d, r.refused === 'replay' || r.refused === 'flood' ? 'handshakeReplay' : 'handshakeFailed');
+    }
+    const peer = d.peers.get(keyToBase64(r.handshake.remoteStatic))!;
+    authenticatedFrom(d, peer, from, data.length);
+    sendResponse(d, peer);
+    return;
+  }
+  const hs = consumeResponse(d.p, local, data, (index) => {
+    const e = d.indices.get(index);
+    return e !== undefined && e.keypair === null ? e.peer.handshake : undefined;
+  });
+  if (hs === null) return drop(d, 'unexpectedResponse');
+  const peer = d.peers.get(keyToBase64(hs.remoteStatic))!;
+  authenticatedFrom(d, peer, from, data.length);
+  if (!beginSession(d, peer)) return;
+  timersHandshakeComplete(d, peer, true);
+  sendKeepalive(d, peer);
+}
+
+function receiveCookieReply(d: DeviceState, data: Uint8Array): void {
+  const e = d.indices.get(CookieGenerator.receiverOf(data));
+  if (e === undefined) return drop(d, 'unknownIndex');
+  if (!e.peer.cookies.consumeReply(data)) return drop(d, 'badCookieReply');
+}
+
+function receiveTransport(d: DeviceState, data: Uint8Array, from: Endpoint): void {
+  const e = d.indices.get(readU32(data, 4));
+  if (e === undefined || e.keypair === null) return drop(d, 'unknownIndex');
+  const kp = e.keypair;
+  const peer = e.peer;
+  if (d.clock.now() - kp.created >= REJECT_AFTER_TIME) return drop(d, 'expiredKey');
+  const lo = readU32(data, 8);
+  const hi = readU32(data, 12);
+  const plain = d.p.open(kp.receive, lo, hi, data.subarray(TRANSPORT_HEADER_SIZE));
+  if (plain === null) return drop(d, 'decryptFailed');
+  if (!kp.replay.accept(lo, hi)) return drop(d, 'replayed');
+
+  if (peer.next === kp) {
+    // The responder's first packet on a new session confirms it.
+    confirmNext(peer, d.releaseKeypair);
+    timersHandshakeComplete(d, peer, false);
+    sendStaged(d, peer);
+  }
+  keepKeyFreshReceiving(d, peer, kp);
+  authenticatedFrom(d, peer, from, data.length);
+
+  if (plain.length === 0) return; // keepalive
+  const ipLen = innerPacketLength(plain);
+  if (ipLen < 0) {
+    peer.rxDropped++;
+    return drop(d, 'badInnerPacket');
+  }
+  const packet = ipLen === plain.length ? plain : plain.subarray(0, ipLen);
+  if (d.allowedIps.lookupPacketSrc(packet) !== peer) {
+    peer.rxDropped++;
+    return drop(d, 'sourceNotAllowed');
+  }
+  timersDataReceived(d, peer);
+  d.io.deliverPacket(packet, peer.id);
+}
+
+/** An authenticated message of `len` bytes came from the peer at `from`: timers, roaming, counters. */
+function authenticatedFrom(d: DeviceState, peer: Peer, from: Endpoint, len: number): void {
+  timersAuthenticatedTraversal(d, peer);
+  timersAuthenticatedReceived(d, peer);
+  setEndpoint(d, peer, from);
+  peer.rxBytes += len;
+}
+
+/** keepKeyFreshReceiving: the initiator rekeys once when its session nears REJECT_AFTER_TIME. */
+function keepKeyFreshReceiving(d: DeviceState, peer: Peer, kp: Keypair): void {
+  if (peer.sentLastMinuteHandshake) return;
+  if (kp.isInitiator && d.clock.now() - kp.created >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+    peer.sentLastMinuteHandshake = true;
+    sendInitiation(d, peer, false);
+  }
+}
+
+/** Roaming: the endpoint follows authenticated packets. */
+function setEndpoint(d: DeviceState, peer: Peer, from: Endpoint): void {
+  const cur = peer.endpoint;
+  if (cur !== null && cur.port === from.port && cur.host === from.host) return;
+  peer.endpoint = { host: from.host, port: from.port };
+  if (cur !== null && d.events.has('endpointChanged')) {
+    d.events.emit('endpointChanged', { publicKey: peer.id, endpoint: peer.endpoint });
+  }
+}
+
+/** Cookie input for a source: IP bytes then the port, big-endian. */
+export function sourceBytes(ip: Uint8Array, port: number): Uint8Array {
+  const b = new Uint8Array(ip.length + 2);
+  b.set(ip);
+  b[ip.length] = port >>> 8;
+  b[ip.length + 1] = port & 0xff;
+  return b;
+}

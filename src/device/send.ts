@@ -1,0 +1,169 @@
+/**
+ * The send path (wireguard-go send.go): IP packets from the interface are
+ * routed to a peer, staged until it has a usable session, padded, sealed and
+ * handed to {@link DeviceIo.sendDatagram}; and the handshake messages we
+ * originate (initiation, response).
+ * @module
+ */
+
+import { tai64nNow } from '../crypto/tai64n.js';
+import { MSG_TRANSPORT, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from '../noise/constants.js';
+import { createInitiation, createResponse } from '../noise/handshake.js';
+import { writeU32 } from '../noise/messages.js';
+import { innerPacketLength } from '../routing/ip.js';
+import type { Keypair } from '../session/keypair.js';
+import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI, REKEY_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
+import type { Peer } from './peer.js';
+import { beginSession } from './sessions.js';
+import { drop, type DeviceState } from './state.js';
+import { timersAuthenticatedSent, timersAuthenticatedTraversal, timersDataSent, timersHandshakeInitiated } from './timers.js';
+
+/** An IP packet read from the interface: route it by destination and send it. */
+export function sendPacket(d: DeviceState, packet: Uint8Array): void {
+  const peer = d.allowedIps.lookupPacketDst(packet);
+  if (peer === undefined) {
+    drop(d, innerPacketLength(packet) < 0 ? 'badOutboundPacket' : 'noRoute');
+    return;
+  }
+  sendPacketTo(d, peer, packet);
+}
+
+/** Send an IP packet (empty: a keepalive) to `peer`, staging it while there is no usable session. */
+export function sendPacketTo(d: DeviceState, peer: Peer, packet: Uint8Array): void {
+  const kp = peer.current;
+  if (peer.staged.length === 0 && kp !== null && usableForSending(d, kp)) {
+    encryptAndSend(d, peer, kp, packet);
+    afterDataSent(d, peer, kp, packet.length === 0);
+    return;
+  }
+  if (peer.staged.length >= MAX_STAGED_PACKETS) {
+    peer.staged.shift();
+    peer.txDropped++;
+    drop(d, 'stagedOverflow');
+  }
+  peer.staged.push(packet);
+  sendStaged(d, peer);
+}
+
+function usableForSending(d: DeviceState, kp: Keypair): boolean {
+  return !kp.exhausted && d.clock.now() - kp.created < REJECT_AFTER_TIME;
+}
+
+/** wireguard-go SendStagedPackets: send what waits, or start a handshake when there is no usable session. */
+export function sendStaged(d: DeviceState, peer: Peer): void {
+  if (peer.staged.length === 0) return;
+  const kp = peer.current;
+  if (kp === null || !usableForSending(d, kp)) {
+    sendInitiation(d, peer, false);
+    return;
+  }
+  let sentData = false;
+  let sentAny = false;
+  while (peer.staged.length > 0) {
+    if (kp.exhausted) {
+      sendInitiation(d, peer, false);
+      break;
+    }
+    const packet = peer.staged.shift()!;
+    encryptAndSend(d, peer, kp, packet);
+    sentAny = true;
+    if (packet.length !== 0) sentData = true;
+  }
+  if (sentAny) afterDataSent(d, peer, kp, !sentData);
+}
+
+function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Array): void {
+  const plen = packet.length;
+  const padded = paddedLength(plen, d.mtu);
+  const out = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + 16);
+  out[0] = MSG_TRANSPORT;
+  writeU32(out, 4, kp.remoteIndex);
+  writeU32(out, 8, kp.sendLo);
+  writeU32(out, 12, kp.sendHi);
+  let plain = packet;
+  if (padded !== plen) {
+    plain = d.pad.subarray(0, padded);
+    plain.set(packet);
+    plain.fill(0, plen);
+  }
+  d.p.sealInto(kp.send, kp.sendLo, kp.sendHi, plain, out, TRANSPORT_HEADER_SIZE);
+  kp.advance();
+  sendTo(d, peer, out);
+}
+
+function afterDataSent(d: DeviceState, peer: Peer, kp: Keypair, keepaliveOnly: boolean): void {
+  timersAuthenticatedTraversal(d, peer);
+  timersAuthenticatedSent(d, peer);
+  if (!keepaliveOnly) timersDataSent(d, peer);
+  // keepKeyFreshSending
+  if (kp.isInitiator && (kp.sendHi >= REKEY_AFTER_MESSAGES_HI || d.clock.now() - kp.created >= REKEY_AFTER_TIME)) {
+    sendInitiation(d, peer, false);
+  }
+}
+
+/** Hand a datagram to the I/O sink, to the peer's endpoint. */
+export function sendTo(d: DeviceState, peer: Peer, data: Uint8Array): void {
+  const ep = peer.endpoint;
+  if (ep === null) {
+    peer.txDropped++;
+    drop(d, 'noEndpoint');
+    return;
+  }
+  peer.txBytes += data.length;
+  d.io.sendDatagram(data, ep);
+}
+
+/** Send a keepalive (an empty packet), or start a handshake when there is no session. */
+export function sendKeepalive(d: DeviceState, peer: Peer): void {
+  if (peer.staged.length === 0) peer.staged.push(new Uint8Array(0));
+  sendStaged(d, peer);
+}
+
+/** Send a handshake initiation, at most one per REKEY_TIMEOUT. `isRetry`: a retransmission of the same attempt. */
+export function sendInitiation(d: DeviceState, peer: Peer, isRetry: boolean): void {
+  if (!isRetry) peer.handshakeAttempts = 0;
+  const now = d.clock.now();
+  if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
+  const local = d.local;
+  if (local === null) return;
+  peer.lastSentHandshake = now;
+  const hs = peer.handshake;
+  hs.clear();
+  const index = d.indices.allocate(peer);
+  const msg = createInitiation(d.p, local, hs, index, tai64nNow(d.clock.wallNow()));
+  if (msg === null) {
+    d.indices.delete(index);
+    return;
+  }
+  peer.cookies.addMacs(msg);
+  timersAuthenticatedTraversal(d, peer);
+  timersAuthenticatedSent(d, peer);
+  sendTo(d, peer, msg);
+  timersHandshakeInitiated(d, peer);
+}
+
+/** Answer the initiation just consumed into the peer's handshake, and install the session. */
+export function sendResponse(d: DeviceState, peer: Peer): void {
+  peer.lastSentHandshake = d.clock.now();
+  const index = d.indices.allocate(peer);
+  const msg = createResponse(d.p, peer.handshake, index);
+  if (msg === null) {
+    d.indices.delete(index);
+    return;
+  }
+  peer.cookies.addMacs(msg);
+  if (!beginSession(d, peer)) return;
+  timersAuthenticatedTraversal(d, peer);
+  timersAuthenticatedSent(d, peer);
+  sendTo(d, peer, msg);
+}
+
+/** Padded plaintext length (wireguard-go calculatePaddingSize). */
+export function paddedLength(len: number, mtu: number): number {
+  if (mtu === 0) return (len + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+  let last = len;
+  if (last > mtu) last %= mtu;
+  let padded = (last + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+  if (padded > mtu) padded = mtu;
+  return len + (padded - last);
+}

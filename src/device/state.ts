@@ -1,0 +1,67 @@
+/**
+ * The state a {@link Device} shares with its modules (send.ts, receive.ts,
+ * timers.ts, sessions.ts): package-internal, like the fields of
+ * wireguard-go's Device struct. Only the device's modules use it; embedders
+ * go through the Device.
+ * @internal
+ * @module
+ */
+
+import type { CryptoProvider } from '../crypto/provider.js';
+import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
+import { CookieChecker } from '../noise/cookie.js';
+import type { LocalIdentity } from '../noise/handshake.js';
+import { RateLimiter } from '../noise/ratelimit.js';
+import { AllowedIps } from '../routing/allowed-ips.js';
+import type { Keypair } from '../session/keypair.js';
+import { Emitter } from '../util/emitter.js';
+import { DEFAULT_MTU } from './constants.js';
+import { IndexTable } from './index-table.js';
+import { HandshakeQueue } from './load.js';
+import type { Peer } from './peer.js';
+import { TimerQueue } from './timer-queue.js';
+import { DROP_REASONS, type Clock, type DeviceEvents, type DeviceIo, type DeviceStats, type DropReason } from './types.js';
+
+/** Everything a device holds. @internal */
+export class DeviceState {
+  readonly events = new Emitter<DeviceEvents>();
+  readonly stats: DeviceStats = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DeviceStats;
+  readonly allowedIps = new AllowedIps<Peer>();
+  readonly peers = new Map<string, Peer>();
+  readonly timers = new TimerQueue<Peer>();
+  readonly handshakes = new HandshakeQueue();
+  readonly indices: IndexTable<Peer>;
+  readonly cookieChecker: CookieChecker;
+  readonly rateLimiter: RateLimiter;
+  /** Monotonic ms (the clock's `now`, bound once for the helpers that take a function). */
+  readonly now: () => number;
+  /** Frees a dropped keypair's receiver index (bound once: no closure per call). */
+  readonly releaseKeypair: (kp: Keypair) => void;
+  /** Scratch space for padding a plaintext before sealing. */
+  readonly pad = new Uint8Array(MAX_DATAGRAM_SIZE);
+  mtu = DEFAULT_MTU;
+  local: LocalIdentity | null = null;
+  closed = false;
+
+  constructor(
+    readonly io: DeviceIo,
+    readonly clock: Clock,
+    readonly p: CryptoProvider,
+    readonly random: () => number,
+  ) {
+    this.now = () => clock.now();
+    this.indices = new IndexTable<Peer>(() => {
+      const b = p.randomBytes(4);
+      return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    });
+    this.cookieChecker = new CookieChecker(p, this.now);
+    this.rateLimiter = new RateLimiter(this.now);
+    const indices = this.indices;
+    this.releaseKeypair = (kp) => indices.delete(kp.localIndex);
+  }
+}
+
+/** Count a dropped input. */
+export function drop(d: DeviceState, reason: DropReason): void {
+  d.stats[reason]++;
+}
