@@ -40,8 +40,8 @@ export declare function teardownAll(): Promise<void>;
 /** Remove namespaces left by a killed run (names starting with `prefix`, default {@link NS_PREFIX}). */
 export declare function removeStale(prefix?: string): Promise<void>;
 
-/** 'tsguard', the wireguard-go in PATH, or a wireguard-go build (bench/lib/wggo.mjs). */
-export type Impl = 'tsguard' | 'wireguard-go' | { path: string };
+/** Which userspace implementation: tsguard, the wireguard-go in PATH, or a wireguard-go build (bench/lib/wggo.mjs). */
+export type Impl = 'tsguard' | 'wireguard-go' | { name: string; path: string };
 
 /** A running daemon. */
 export interface Daemon {

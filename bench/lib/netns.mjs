@@ -150,13 +150,12 @@ export async function removeStale(prefix = NS_PREFIX) {
 /** A fresh interface name (≤ 15 bytes, unique across namespaces because sockets are shared). */
 export const ifname = (prefix) => `${prefix}${rand(3)}`.slice(0, 15);
 
-/** PID of the daemon serving `name` in `ns` whose command line has an argument ending in `bin`, or null. */
+/** PID of the daemon serving `name` in `ns` (tsguard, the wireguard-go in PATH, or a binary ending in `bin`), or null. */
 export async function daemonPid(ns, name, bin = null) {
   for (const pid of await nsPids(ns)) {
     const cl = cmdline(pid);
     if (cl === null || cl[cl.length - 1] !== name) continue;
-    const match = bin === null ? (a) => a.endsWith('tsguard-wg.js') || a.endsWith('wireguard-go') : (a) => a.endsWith(bin);
-    if (cl.some(match)) return pid;
+    if (cl.some((a) => (bin !== null ? a.endsWith(bin) : a.endsWith('tsguard-wg.js') || a.endsWith('wireguard-go')))) return pid;
   }
   return null;
 }

@@ -1,8 +1,11 @@
 /**
  * The thin I/O shell around the sans-IO {@link Device}: a TUN interface, a
- * UDP socket and one timer. Packets arrive in batches from the native addon;
- * everything the device produces while handling a batch is written out as a
- * batch when the handler returns.
+ * UDP socket and one timer. Packets arrive in batches from the native addon
+ * and each is handed to the device as one {@link Device.batch}, so the
+ * crypto of the whole batch is one provider call (on the addon's threads
+ * when it is large; `TSGUARD_CRYPTO_BATCH=0` goes back to one call per
+ * packet); everything the device produces is written out as a batch when
+ * the handler returns.
  *
  * The device queues handshake messages itself (see device/load.ts); the
  * runtime only schedules their processing, a few per turn of the event loop
@@ -54,6 +57,8 @@ export class Runtime {
   #inBatch = 0;
   #closed = false;
   #hsScheduled: NodeJS.Immediate | null = null;
+  /** Whether a batch's crypto runs as one batch (Device.batch); TSGUARD_CRYPTO_BATCH=0 seals and opens per packet. */
+  readonly #cryptoBatch = process.env['TSGUARD_CRYPTO_BATCH'] !== '0';
   readonly #opts: RuntimeOptions;
   readonly #clock: Clock;
 
@@ -160,7 +165,7 @@ export class Runtime {
   batch<T>(fn: () => T): T {
     this.#inBatch++;
     try {
-      return fn();
+      return this.#cryptoBatch ? this.device.batch(fn) : fn();
     } finally {
       if (--this.#inBatch === 0) this.#flush();
     }
