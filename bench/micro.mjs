@@ -4,7 +4,7 @@
 //   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet)
 //   - handshakes per second (responder side, and a complete exchange)
 //   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
-//   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
+//   - the hub registry (bench/micro-registry.mjs): registrations/s for the first and last 1,000 of 65,000 agents, SQLite and PostgreSQL
 // Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
 import { loadNativeCrypto } from '../dist/io/native.js';
@@ -133,5 +133,5 @@ console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().
 console.table(rows);
 console.log('\nData-path structures');
 console.table(runStructures(quick));
-console.log('\nHub registry allocator (temp dir)');
-console.table(runRegistry(quick));
+console.log('\nHub registry: agent registrations (SQLite temp dir, throw-away PostgreSQL)');
+console.table(await runRegistry(quick));
