@@ -43,10 +43,10 @@ int FormatAddr(const sockaddr_storage& ss, char* out, size_t outlen) {
 
 namespace {
 
-// Parses a JS host string (IPv4, or IPv6 with an optional %scope) and port number into `out` for a
-// socket of family `af` (AF_INET6 dual-stack: IPv4 becomes IPv4-mapped). False with `why` set when
-// they are not an address and a port in 0..65535.
-bool ParseDest(napi_env env, napi_value host, napi_value port, int af, Dest* out, std::string* why) {
+// Parses a JS host string (IPv4, or IPv6 with an optional %scope) and port number into the endpoint
+// record `rec` (IPv4 as IPv4-mapped; an unknown scope interface is the record's ENODEV). False with
+// `why` set when they are not an address and a port in 0..65535.
+bool ParseHost(napi_env env, napi_value host, napi_value port, uint8_t* rec, std::string* why) {
   napi_valuetype t;
   if (napi_typeof(env, host, &t) != napi_ok || t != napi_string) {
     *why = "host is not a string";
@@ -72,34 +72,21 @@ bool ParseDest(napi_env env, napi_value host, napi_value port, int af, Dest* out
     *why = "port is not an integer in 0..65535";
     return false;
   }
-  uint16_t nport = htons(static_cast<uint16_t>(pd));
-  std::memset(out, 0, sizeof *out);
+  const uint16_t nport = htons(static_cast<uint16_t>(pd));
+  std::memset(rec, 0, kRecordLen);
+  std::memcpy(rec + 16, &nport, 2);
 
   if (std::memchr(buf, ':', hl) == nullptr) {
-    in_addr a4;
-    if (inet_pton(AF_INET, buf, &a4) != 1) {
+    if (inet_pton(AF_INET, buf, rec + 12) != 1) {
       *why = "host is not an IP address";
       return false;
     }
-    if (af == AF_INET6) {
-      auto* s6 = reinterpret_cast<sockaddr_in6*>(&out->ss);
-      s6->sin6_family = AF_INET6;
-      s6->sin6_port = nport;
-      s6->sin6_addr.s6_addr[10] = 0xff;
-      s6->sin6_addr.s6_addr[11] = 0xff;
-      std::memcpy(&s6->sin6_addr.s6_addr[12], &a4, 4);
-      out->len = sizeof(sockaddr_in6);
-    } else {
-      auto* s4 = reinterpret_cast<sockaddr_in*>(&out->ss);
-      s4->sin_family = AF_INET;
-      s4->sin_port = nport;
-      s4->sin_addr = a4;
-      out->len = sizeof(sockaddr_in);
-    }
+    rec[10] = 0xff;
+    rec[11] = 0xff;
     return true;
   }
 
-  uint32_t scope = 0;
+  uint32_t scope = 0, err = 0;
   char* pct = static_cast<char*>(std::memchr(buf, '%', hl));
   if (pct != nullptr) {
     *pct = '\0';
@@ -123,36 +110,15 @@ bool ParseDest(napi_env env, napi_value host, napi_value port, int af, Dest* out
         return false;
       }
       scope = if_nametoindex(sc);
-      if (scope == 0) out->err = ENODEV;  // interface gone: a per-datagram error, not a bad string
+      if (scope == 0) err = ENODEV;  // interface gone: a per-datagram error, not a bad string
     }
   }
-  in6_addr a6;
-  if (inet_pton(AF_INET6, buf, &a6) != 1) {
+  if (inet_pton(AF_INET6, buf, rec) != 1) {
     *why = "host is not an IP address";
     return false;
   }
-  if (af == AF_INET6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&out->ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = nport;
-    s6->sin6_addr = a6;
-    s6->sin6_scope_id = scope;
-    out->len = sizeof(sockaddr_in6);
-  } else if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-    auto* s4 = reinterpret_cast<sockaddr_in*>(&out->ss);
-    s4->sin_family = AF_INET;
-    s4->sin_port = nport;
-    std::memcpy(&s4->sin_addr, &a6.s6_addr[12], 4);
-    out->len = sizeof(sockaddr_in);
-  } else {
-    // A valid IPv6 destination on an IPv4-only socket.
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&out->ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = nport;
-    s6->sin6_addr = a6;
-    out->len = sizeof(sockaddr_in6);
-    out->err = EAFNOSUPPORT;
-  }
+  std::memcpy(rec + 20, &scope, 4);
+  std::memcpy(rec + 44, &err, 4);
   return true;
 }
 
@@ -160,19 +126,15 @@ bool ParseDest(napi_env env, napi_value host, napi_value port, int af, Dest* out
 Napi::Value EncodeEndpointJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2) return ThrowType(env, "encodeEndpoint(host, port): missing arguments");
-  Dest d;
+  Napi::Uint8Array rec = Napi::Uint8Array::New(env, kRecordLen);
   std::string why;
-  if (!ParseDest(env, info[0], info[1], AF_INET6, &d, &why)) {
+  if (!ParseHost(env, info[0], info[1], rec.Data(), &why)) {
     std::string shown = info[0].IsString() ? " ('" + info[0].As<Napi::String>().Utf8Value() + "')" : "";
     Napi::TypeError e = Napi::TypeError::New(env, "UDP endpoint: " + why + shown);
     e.Value().Set("code", Napi::String::New(env, "ERR_INVALID_ADDRESS"));
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Uint8Array rec = Napi::Uint8Array::New(env, kRecordLen);
-  EncodeRecord(d.ss, nullptr, rec.Data());
-  uint32_t err = static_cast<uint32_t>(d.err);
-  std::memcpy(rec.Data() + 44, &err, 4);
   return rec;
 }
 

@@ -7,7 +7,7 @@
  * The route change: a second veth pair (vA2/vB2, 192.168.243.0/24) joins the namespaces; B's route to
  * A's address is switched to go out of vB2 with source 192.168.243.2. Both implementations
  * have "sticky sockets" (like the kernel): B answers from the address its last packet arrived
- * on, so it keeps the old address while that one works and A's endpoint for B must stay put
+ * on, so a tsguard B keeps the old address while that one works and A's endpoint for B stays put
  * through the flood (the loss of that address is tested in test/sticky-source.test.ts).
  * A port change on B cannot be loss-free (requests already on the way to the old port are
  * lost), so it is tested separately, for both implementations, without the flood.
@@ -120,7 +120,11 @@ describe.skipIf(SKIP)('syncconf and roaming under a ping flood (tsguard A)', () 
         expect(r.received).toBe(COUNT);
 
         expect(await wg(p.a.ns, ['show', p.a.ifname, 'allowed-ips'])).toBe(allowedBefore);
-        expect(await endpointOnA(p)).toBe(`${OUTER.b4}:${p.b.port}`);
+        // tsguard keeps its source; wireguard-go 0.0.20220316 forgets it now and then (it clears its
+        // source before handshake retries), after which A follows it to the route's choice.
+        const after = await endpointOnA(p);
+        if (implB === 'tsguard') expect(after).toBe(`${OUTER.b4}:${p.b.port}`);
+        else expect([`${OUTER.b4}:${p.b.port}`, `${ROAM.b}:${p.b.port}`]).toContain(after);
         // The tunnel still works both ways after the route change.
         for (const [from, dst] of [
           [p.a.ns, p.b.inner6],
