@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Micro-benchmarks of the protocol engine, for both crypto providers:
 //   - ChaCha20-Poly1305 seal/open of one 1420-byte packet
-//   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet)
+//   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet),
+//     one packet at a time and in batches of 64 (Device.batch; TSGUARD_CRYPTO_THREADS sizes the native pool)
 //   - handshakes per second (responder side, and a complete exchange)
 //   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
 //   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
@@ -100,6 +101,28 @@ for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
     o.delivered.length = 0;
   }, quick ? 2000 : 10000, 1);
 
+  // The same in batches of 64 (Device.batch: one provider call seals or opens the batch; native: on its threads).
+  const BATCH = 64;
+  const sendBatchUs = measure(() => {
+    a.batch(() => {
+      for (let i = 0; i < BATCH; i++) a.sendPacket(packet);
+    });
+    o.a.length = 0;
+  }, quick ? 40 : 160) / BATCH;
+  const batches = quick ? 40 : 160;
+  const fresh = [];
+  for (let i = 0; i < (batches + 200) * BATCH; i++) {
+    a.sendPacket(packet);
+    fresh.push(o.a.pop()); // a batch decrypts in place: every datagram is used once
+  }
+  let f = 0;
+  const recvBatchUs = measure(() => {
+    b.batch(() => {
+      for (let i = 0; i < BATCH; i++) b.receiveDatagram(fresh[f++], ea);
+    });
+    o.delivered.length = 0;
+  }, batches, 1) / BATCH;
+
   // Handshakes: responder work per initiation, and a complete exchange (both sides).
   const ini = makeIdentity(crypto, crypto.generatePrivateKey());
   const res = makeIdentity(crypto, crypto.generatePrivateKey());
@@ -125,6 +148,8 @@ for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
     'open 1420 B (µs)': openUs.toFixed(2),
     'engine send/pkt (µs)': sendUs.toFixed(2),
     'engine recv/pkt (µs)': recvUs.toFixed(2),
+    'batch-64 send/pkt (µs)': sendBatchUs.toFixed(2),
+    'batch-64 recv/pkt (µs)': recvBatchUs.toFixed(2),
     'engine Gbit/s (1 core, send)': ((1420 * 8) / sendUs / 1000).toFixed(2),
     'responder handshakes/s': Math.round(1e6 / respUs),
   });
