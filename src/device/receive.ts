@@ -92,7 +92,7 @@ function receiveHandshake(d: DeviceState, data: Uint8Array, from: Endpoint, isIn
   if (local === null) return drop(d, 'noPrivateKey');
   if (!d.cookieChecker.checkMac1(data)) return drop(d, 'badMac1');
   if (underLoad) {
-    const ip = parseIp(from.host).bytes;
+    const ip = from.ip ?? parseIp(from.host).bytes;
     const src = sourceBytes(ip, from.port);
     if (!d.cookieChecker.checkMac2(data, src)) {
       const reply = d.cookieChecker.createReply(data, senderOf(data), src);
@@ -237,13 +237,17 @@ function keepKeyFreshReceiving(d: DeviceState, peer: Peer, kp: Keypair): void {
   }
 }
 
-/** Roaming: the endpoint follows authenticated packets. */
+/**
+ * Roaming: the endpoint follows authenticated packets. The object itself is
+ * kept (it may carry what the shell knows about the source, e.g. the local
+ * address it arrived on); the event fires when the address or port changed.
+ */
 function setEndpoint(d: DeviceState, peer: Peer, from: Endpoint): void {
   const cur = peer.endpoint;
-  if (cur !== null && cur.port === from.port && cur.host === from.host) return;
-  peer.endpoint = { host: from.host, port: from.port };
-  if (cur !== null && d.events.has('endpointChanged')) {
-    d.events.emit('endpointChanged', { publicKey: peer.id, endpoint: peer.endpoint });
+  if (cur === from) return;
+  peer.endpoint = from;
+  if (cur !== null && d.events.has('endpointChanged') && (cur.port !== from.port || cur.host !== from.host)) {
+    d.events.emit('endpointChanged', { publicKey: peer.id, endpoint: from });
   }
 }
 

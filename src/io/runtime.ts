@@ -49,8 +49,7 @@ export class Runtime {
   #tun: Tun | null;
   #udp: UdpSocket;
   #outData: Uint8Array[] = [];
-  #outHosts: string[] = [];
-  #outPorts: number[] = [];
+  #outTo: Endpoint[] = [];
   #tunOut: Uint8Array[] = [];
   #timer: NodeJS.Timeout | null = null;
   #mtuTimer: NodeJS.Timeout | null = null;
@@ -128,10 +127,8 @@ export class Runtime {
 
   #startUdp(udp: UdpSocket): void {
     udp.start(
-      (datas, hosts, ports) => this.batch(() => {
-        for (let i = 0; i < datas.length; i++) {
-          this.device.receiveDatagram(datas[i]!, { host: hosts[i]!, port: ports[i]! });
-        }
+      (datas, froms) => this.batch(() => {
+        for (let i = 0; i < datas.length; i++) this.device.receiveDatagram(datas[i]!, froms[i]!);
         if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
       }),
       (err) => this.#opts.log?.(`udp: ${err.message}`),
@@ -191,8 +188,7 @@ export class Runtime {
 
   #queueDatagram(data: Uint8Array, to: Endpoint): void {
     this.#outData.push(data);
-    this.#outHosts.push(to.host);
-    this.#outPorts.push(to.port);
+    this.#outTo.push(to);
     if (this.#inBatch === 0) this.#flush();
   }
 
@@ -200,12 +196,10 @@ export class Runtime {
     if (this.#closed) return;
     if (this.#outData.length > 0) {
       const d = this.#outData;
-      const h = this.#outHosts;
-      const p = this.#outPorts;
+      const to = this.#outTo;
       this.#outData = [];
-      this.#outHosts = [];
-      this.#outPorts = [];
-      this.#udp.sendBatch(d, h, p);
+      this.#outTo = [];
+      this.#udp.sendBatch(d, to);
     }
     if (this.#tunOut.length > 0) {
       const t = this.#tunOut;
