@@ -40,7 +40,7 @@ export declare function teardownAll(): Promise<void>;
 /** Remove namespaces left by a killed run (names starting with `prefix`, default {@link NS_PREFIX}). */
 export declare function removeStale(prefix?: string): Promise<void>;
 
-/** Which userspace implementation: tsguard, the wireguard-go in PATH, or a wireguard-go build (bench/lib/wggo.mjs). */
+/** Which userspace implementation: tsguard, the wireguard-go in PATH, or a given wireguard-go build (bench/lib/wggo.mjs). */
 export type Impl = 'tsguard' | 'wireguard-go' | { name: string; path: string };
 
 /** A running daemon. */

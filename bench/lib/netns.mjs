@@ -150,19 +150,19 @@ export async function removeStale(prefix = NS_PREFIX) {
 /** A fresh interface name (≤ 15 bytes, unique across namespaces because sockets are shared). */
 export const ifname = (prefix) => `${prefix}${rand(3)}`.slice(0, 15);
 
-/** PID of the daemon serving `name` in `ns` (tsguard, the wireguard-go in PATH, or a binary ending in `bin`), or null. */
+/** PID of the daemon serving `name` in `ns` (a tsguard-wg or a wireguard-go, or the binary `bin`), or null. */
 export async function daemonPid(ns, name, bin = null) {
   for (const pid of await nsPids(ns)) {
     const cl = cmdline(pid);
     if (cl === null || cl[cl.length - 1] !== name) continue;
-    if (cl.some((a) => (bin !== null ? a.endsWith(bin) : a.endsWith('tsguard-wg.js') || a.endsWith('wireguard-go')))) return pid;
+    if (cl.some((a) => (bin === null ? a.endsWith('tsguard-wg.js') || a.endsWith('wireguard-go') : a.endsWith(bin)))) return pid;
   }
   return null;
 }
 
 /**
  * Start `impl` in `ns` the way users do (detached: the command returns once the TUN and the socket
- * exist): 'tsguard', 'wireguard-go' (the one in PATH) or a wireguard-go build `{ path }`
+ * exist): 'tsguard', 'wireguard-go' (the one in PATH) or a wireguard-go build `{ name, path }`
  * (bench/lib/wggo.mjs); returns { ns, impl, ifname, pid, socket }. With `profileDir`, tsguard runs in
  * the foreground under the V8 CPU profiler (the profile is written when it exits on SIGTERM) and the
  * result also has `done`.
@@ -179,13 +179,14 @@ export async function startDaemon(t, ns, impl, name, env = {}, profileDir = null
     if (child.exitCode !== null) throw new Error(`tsguard-wg -f ${name} exited: ${(await out).stderr}`);
     return { ns, impl, ifname: name, pid: child.pid, socket, done: out };
   }
-  const bin = impl === 'tsguard' ? TSGUARD_WG : typeof impl === 'object' ? impl.path : 'wireguard-go';
-  if (impl === 'tsguard') await nsRun(ns, process.execPath, [bin, name], { env: fullEnv, timeoutMs: 20_000 });
+  const bin = typeof impl === 'object' ? impl.path : 'wireguard-go';
+  const what = typeof impl === 'object' ? `wireguard-go ${impl.name}` : impl;
+  if (impl === 'tsguard') await nsRun(ns, process.execPath, [TSGUARD_WG, name], { env: fullEnv, timeoutMs: 20_000 });
   else await nsRun(ns, bin, [name], { env: fullEnv, timeoutMs: 20_000 });
-  if (!existsSync(socket)) throw new Error(`${bin} ${name}: socket ${socket} missing after the start command returned`);
+  if (!existsSync(socket)) throw new Error(`${what} ${name}: socket ${socket} missing after the start command returned`);
   const link = await run('ip', ['-n', ns, 'link', 'show', 'dev', name], { allowFail: true });
-  if (link.code !== 0) throw new Error(`${bin} ${name}: interface missing after the start command returned: ${link.stderr}`);
-  const pid = await waitFor(`pid of ${bin} ${name}`, () => daemonPid(ns, name, impl === 'tsguard' ? 'tsguard-wg.js' : bin), 5000);
+  if (link.code !== 0) throw new Error(`${what} ${name}: interface missing after the start command returned: ${link.stderr}`);
+  const pid = await waitFor(`pid of ${what} ${name}`, () => daemonPid(ns, name, typeof impl === 'object' ? bin : null), 5000);
   return { ns, impl, ifname: name, pid, socket };
 }
 

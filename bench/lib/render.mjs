@@ -121,8 +121,8 @@ export function renderSvg(r) {
     { key: 'tcp4_mbps', label: 'TCP, 4 streams', color: '#f28e2b' },
   ];
   const W = Math.max(680, 130 * pairs.length + 80);
-  const H = 340;
-  const m = { l: 60, r: 20, t: 40, b: 60 };
+  const H = 360;
+  const m = { l: 60, r: 20, t: 40, b: 80 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const vals = pairs.flatMap((p) => series.map((s) => r[s.key]?.[p] ?? 0));
@@ -149,7 +149,11 @@ export function renderSvg(r) {
       out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${(m.t + ph - y(v)).toFixed(1)}" fill="${s.color}"/>`);
       out.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle">${Math.round(v)}</text>`);
     });
-    out.push(`<text x="${(m.l + i * gw + gw / 2).toFixed(1)}" y="${m.t + ph + 18}" text-anchor="middle">${esc(labelOf(r, p))}</text>`);
+    // Two lines per pair ("A" / "↔ B" or "→ B"), wireguard-go shortened, so that seven pairs fit.
+    const [first, second = ''] = labelOf(r, p).replace(/wireguard-go /g, 'wg-go ').replace(/v0\.0\./g, '').replace(/ \((A|B)\)/g, '').split(/ (?=[↔→] )/);
+    const cx = (m.l + i * gw + gw / 2).toFixed(1);
+    out.push(`<text x="${cx}" y="${m.t + ph + 18}" text-anchor="middle">${esc(first)}</text>`);
+    if (second) out.push(`<text x="${cx}" y="${m.t + ph + 32}" text-anchor="middle">${esc(second)}</text>`);
   });
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#333"/>`);
   series.forEach((s, j) => {

@@ -103,13 +103,6 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return acc === 0;
 }
 
-/** Check that `key` is a 32-byte array; throws {@link KeyFormatError} otherwise. */
-export function assertKey(key: Uint8Array, what = 'key'): void {
-  if (!(key instanceof Uint8Array) || key.length !== KEY_LEN) {
-    throw new KeyFormatError(`${what}: expected ${KEY_LEN} bytes`);
-  }
-}
-
 /** Never echo a whole (possibly secret) key string in an error. */
 function redact(s: string): string {
   if (s.length <= 8) return s;

@@ -113,9 +113,6 @@ export function logEnabled(log: Log | Logger, level: LogLevel): boolean {
   return !('enabled' in log) || log.enabled(level);
 }
 
-/** A logger that writes nothing. */
-export const silentLogger: Logger = createLogger({ out: null });
-
 /**
  * The logger of a command from its environment and flags: `LOG_LEVEL`
  * (default `defaultLevel`) and `--log-format` / `TSGUARD_LOG_FORMAT`
