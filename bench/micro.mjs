@@ -6,7 +6,8 @@
 //   - handshakes per second (responder side, and a complete exchange)
 //   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
 //   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
-// Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
+// Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds, --cpu for process CPU time
+// instead of wall time, --provider native|node|noble for one provider). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
 import { loadNativeCrypto } from '../dist/io/native.js';
 import { nobleCrypto } from '../dist/crypto/noble.js';
@@ -18,15 +19,20 @@ import { runStructures } from './micro-structures.mjs';
 import { runRegistry } from './micro-registry.mjs';
 
 const quick = process.argv.includes('--quick');
+// --cpu: CPU time of the whole process (every thread, so the crypto pool's too) per operation instead of
+// wall time: on a loaded machine wall time counts the time the thread waited for a core.
+const cpu = process.argv.includes('--cpu');
+const clock = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
+const only = process.argv.includes('--provider') ? process.argv[process.argv.indexOf('--provider') + 1] : null;
 
 /** Median per-operation time in µs over `rounds` rounds of `n` operations. */
 function measure(fn, n, rounds = quick ? 3 : 7) {
   for (let i = 0; i < Math.min(n, 200); i++) fn(i); // warm-up
   const per = [];
   for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
+    const t0 = clock();
     for (let i = 0; i < n; i++) fn(i);
-    per.push(((performance.now() - t0) * 1000) / n);
+    per.push(((clock() - t0) * 1000) / n);
   }
   per.sort((a, b) => a - b);
   return per[Math.floor(per.length / 2)];
@@ -74,7 +80,7 @@ function pairOf(crypto) {
 const nativeCrypto = loadNativeCrypto();
 if (nativeCrypto === null) throw new Error('the native addon is not built (npx node-gyp rebuild)');
 const rows = [];
-for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
+for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto].filter((c) => only === null || c.name === only)) {
   const key = crypto.randomBytes(32);
   const pkt = crypto.randomBytes(1420);
   const out = new Uint8Array(1420 + 32);
@@ -154,7 +160,7 @@ for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
     'responder handshakes/s': Math.round(1e6 / respUs),
   });
 }
-console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}`);
+console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}${cpu ? ', process CPU time per op' : ', wall time per op'}`);
 console.table(rows);
 console.log('\nData-path structures');
 console.table(runStructures(quick));
