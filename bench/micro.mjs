@@ -5,7 +5,7 @@
 //     one packet at a time and in batches of 64 (Device.batch; TSGUARD_CRYPTO_THREADS sizes the native pool)
 //   - handshakes per second (responder side, and a complete exchange)
 //   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
-//   - the hub registry's allocator (bench/micro-registry.mjs): addPeer cost at 1k and 10k rows
+//   - the hub registry (bench/micro-registry.mjs): registrations/s for the first and last 1,000 of 65,000 agents, SQLite and PostgreSQL
 // Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds, --cpu for process CPU time
 // instead of wall time, --provider native|node|noble for one provider). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
@@ -164,5 +164,5 @@ console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().
 console.table(rows);
 console.log('\nData-path structures');
 console.table(runStructures(quick));
-console.log('\nHub registry allocator (temp dir)');
-console.table(runRegistry(quick));
+console.log('\nHub registry: agent registrations (SQLite temp dir, throw-away PostgreSQL)');
+console.table(await runRegistry(quick));

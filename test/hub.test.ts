@@ -10,7 +10,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REGISTRY_FILE } from '../src/hub/registry.js';
+import { REGISTRY_FILE } from '../src/hub/registry/index.js';
 import { HubTopology, parseAdded, teardownHubTopologies, type HubPeer } from './net/hub-topology.js';
 import { nsRun, ping, run, shouldSkip, sleep, waitFor, type PingResult } from './net/netns.js';
 
@@ -289,17 +289,23 @@ describe.skipIf(SKIP)('tsguard hub: relay between wireguard-go devices and clien
     await t.waitHub('carol gone', (mm) => !mm.has(carol.pub), 3000);
     expect(await t.peersConfig()).toEqual(before);
     expect(await t.hubAllowedIps()).toEqual(allowedBefore);
-    // A registry row written behind the registry's back that overlaps another peer's route is
-    // refused by the hub, naming the owner; the route stays with its owner.
+    // A registry row written behind the registry's back (with a change log entry, as the
+    // registry's own writers make) that overlaps another peer's route is refused by the hub,
+    // naming the owner; the route stays with its owner.
     const db = new Database(join(t.dataDir, REGISTRY_FILE));
+    const rawUpdate = db.transaction((routes: string) => {
+      db.prepare("UPDATE peers SET routes = ? WHERE kind = 'device' AND name = 'dev2'").run(routes);
+      const { change_seq: seq } = db.prepare('UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq').get() as { change_seq: number };
+      db.prepare("INSERT INTO changes (seq, kind, name, at) VALUES (?, 'device', 'dev2', ?)").run(seq, Date.now());
+    });
     try {
       db.pragma('busy_timeout = 5000');
       const logAt = t.hub!.log().length;
-      db.prepare("UPDATE peers SET routes = ? WHERE kind = 'device' AND name = 'dev2'").run(JSON.stringify(['10.99.3.0/25']));
+      rawUpdate(JSON.stringify(['10.99.3.0/25']));
       await waitFor('the hub to refuse dev2', () => t.hub!.log().slice(logAt).includes('peer device/dev2 not applied'), 3000, 25);
       expect(t.hub!.log().slice(logAt)).toContain('peer device/dev2 not applied: 10.99.3.0/25 overlaps 10.99.3.0/24 of device/dev3');
       expect(await t.hubAllowedIps()).toEqual(allowedBefore);
-      db.prepare("UPDATE peers SET routes = '[]' WHERE kind = 'device' AND name = 'dev2'").run();
+      rawUpdate('[]');
     } finally {
       db.close();
     }

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Registry } from '../src/hub/registry.js';
+import { Registry } from '../src/hub/registry/index.js';
 import { dump, ifname, nsRun, OUTER, ping, ROOT, run, shouldSkip, teardownAll, Topology } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
@@ -120,12 +120,12 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       const back = await ping(B, HUB_ADDR, { count: 1, interval: 1, deadline: 45 });
       expect(back.received).toBeGreaterThanOrEqual(1);
       expect(agent.output()).toContain(`address ${cidr}`);
-      const reg = Registry.open(s.dir);
+      const reg = await Registry.open(s.dir);
       try {
-        expect(reg.getPeer('agent', 'agent-b')!.ipv4).toBe('10.79.0.2');
-        expect(reg.listPeers()).toHaveLength(1);
+        expect((await reg.getPeer('agent', 'agent-b'))!.ipv4).toBe('10.79.0.2');
+        expect((await reg.listPeers())).toHaveLength(1);
       } finally {
-        reg.close();
+        await reg.close();
       }
 
       // Re-key: a new key for the same agent id keeps the address; the old key leaves the live hub device.
@@ -159,12 +159,12 @@ describe.skipIf(SKIP)('tsguard join across namespaces', () => {
       expect(bad.output()).toMatch(/does not match --ca-hash: it has sha256:[0-9a-f]{64}, expected sha256:(0f){32}/);
       expect(bad.output()).toContain(s.caHash);
       expect((await run('ip', ['-n', s.t.b!, 'link', 'show', 'dev', agentIf], { allowFail: true })).code).not.toBe(0);
-      const reg = Registry.open(s.dir);
+      const reg = await Registry.open(s.dir);
       try {
-        expect(reg.listPeers()).toEqual([]);
-        expect(reg.listTokens()[0]!.uses).toBe(0);
+        expect((await reg.listPeers())).toEqual([]);
+        expect((await reg.listTokens())[0]!.uses).toBe(0);
       } finally {
-        reg.close();
+        await reg.close();
       }
       expect(s.hub.output()).not.toMatch(/registration (registered|refused)/);
       // https without a pin is refused too (no --insecure).

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeAgents } from '../bench/lib/register-load.mjs';
-import { Registry } from '../src/hub/registry.js';
+import { Registry } from '../src/hub/registry/index.js';
 import { dump, ifname, nsRun, ROOT, shouldSkip, teardownAll, Topology } from './net/netns.js';
 import { spawnNode, TSGUARD, type Watched } from './helpers/proc.js';
 
@@ -71,12 +71,12 @@ describe.skipIf(SKIP)('hub killed during a registration storm', () => {
       await hub.waitFor(/registration API listening/);
       const restored = Number((await hub.waitFor(/up: 10\.78\.0\.1 on UDP \d+, (\d+) peers restored/))[1]);
 
-      const reg = Registry.open(dir);
+      const reg = await Registry.open(dir);
       let rows;
       try {
-        rows = reg.listPeers();
+        rows = (await reg.listPeers());
       } finally {
-        reg.close();
+        await reg.close();
       }
       console.info(`storm: ${accepted.length} of ${all.length} answered before SIGKILL, ${rows.length} registered after the restart`);
       expect(restored).toBe(rows.length);

@@ -13,14 +13,13 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JoinError, registerWithHub } from '../src/agent/join.js';
-import { getCrypto } from '../src/crypto/index.js';
-import { keyToBase64 } from '../src/crypto/keys.js';
+import { registerWithHub, type JoinError } from '../src/agent/join.js';
 import { isLoopback, MAX_BODY_BYTES, parseListenAddress, RegistrationApi, type RegisterResponse } from '../src/hub/api.js';
 import { Hub } from '../src/hub/hub.js';
-import { Registry, RegistryError } from '../src/hub/registry.js';
+import { Registry, RegistryError } from '../src/hub/registry/index.js';
 import { API_TLS_FILE, certificatePin, loadOrCreateApiTls, parsePin } from '../src/hub/tls.js';
 import { parseDuration, parseToken } from '../src/hub/tokens.js';
+import { newKey, refusal } from './helpers/registry.js';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -33,11 +32,6 @@ function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'tsguard-regapi-'));
   dirs.push(d);
   return d;
-}
-
-function newKey(): string {
-  const c = getCrypto();
-  return keyToBase64(c.publicKey(c.generatePrivateKey()));
 }
 
 const HUB_KEY = newKey();
@@ -54,7 +48,7 @@ interface Env {
 async function env(subnet = '10.50.0.0/22', opts: { tls?: boolean } = {}): Promise<Env> {
   const dir = tmp();
   const clock = { t: Date.now() };
-  const reg = Registry.open(dir, { create: { subnet }, now: () => clock.t });
+  const reg = await Registry.open(dir, { create: { subnet }, now: () => clock.t });
   const logs: string[] = [];
   const api = await RegistrationApi.start({
     registry: reg,
@@ -66,7 +60,7 @@ async function env(subnet = '10.50.0.0/22', opts: { tls?: boolean } = {}): Promi
   });
   cleanups.push(async () => {
     await api.close();
-    reg.close();
+    await reg.close();
   });
   return { dir, reg, api, url: api.url, logs, clock };
 }
@@ -104,23 +98,13 @@ function body(agent_id: unknown, public_key: unknown, extra: Record<string, unkn
   return JSON.stringify({ agent_id, public_key, ...extra });
 }
 
-async function refusal(p: Promise<unknown>): Promise<JoinError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof JoinError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
-
 const ZERO_KEY = 'A'.repeat(43) + '=';
 const LOW_ORDER_KEY = Buffer.concat([Buffer.of(1), Buffer.alloc(31)]).toString('base64');
 
 describe('registration API: allocation', () => {
   it('500 concurrent registrations of distinct agents get 500 distinct addresses, all persisted; the same agent again gets the same address', async () => {
     const e = await env('10.50.0.0/22');
-    const { token } = e.reg.createToken({ maxUses: 1000 });
+    const { token } = await e.reg.createToken({ maxUses: 1000 });
     const agents = Array.from({ length: 500 }, (_, i) => ({ agent_id: `agent-${i}`, public_key: newKey() }));
     const answers = await Promise.all(agents.map((a) => registerWithHub(e.url, a, { token })));
     expect(answers.every((a) => a.accepted && a.reason === 'registered')).toBe(true);
@@ -140,9 +124,9 @@ describe('registration API: allocation', () => {
     expect(Number.isNaN(Date.parse(a0.registered_at!))).toBe(false);
 
     // Persisted: another connection (as another process would) sees exactly these rows.
-    const other = Registry.open(e.dir);
+    const other = await Registry.open(e.dir);
     try {
-      const rows = other.listPeers();
+      const rows = (await other.listPeers());
       expect(rows).toHaveLength(500);
       const byName = new Map(rows.map((r) => [r.name, r]));
       agents.forEach((a, i) => {
@@ -152,9 +136,9 @@ describe('registration API: allocation', () => {
         expect(r.publicKey).toBe(a.public_key);
         expect(r.ipv4).toBe(answers[i]!.assigned_ip);
       });
-      expect(other.listTokens()[0]!.uses).toBe(500);
+      expect((await other.listTokens())[0]!.uses).toBe(500);
     } finally {
-      other.close();
+      await other.close();
     }
 
     // Returning agents (concurrently too): same address, nothing consumed.
@@ -164,13 +148,13 @@ describe('registration API: allocation', () => {
       expect(a.assigned_ip).toBe(answers[i]!.assigned_ip);
       expect(a.registered_at).toBe(answers[i]!.registered_at);
     });
-    expect(e.reg.listTokens()[0]!.uses).toBe(500);
-    expect(e.reg.listPeers()).toHaveLength(500);
+    expect((await e.reg.listTokens())[0]!.uses).toBe(500);
+    expect((await e.reg.listPeers())).toHaveLength(500);
   });
 
   it('a /28 accepts exactly 13 agents; the rest are refused with subnet_exhausted (409) and consume nothing', async () => {
     const e = await env('10.51.0.0/28');
-    const { token } = e.reg.createToken();
+    const { token } = await e.reg.createToken();
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, (_, i) => registerWithHub(e.url, { agent_id: `a${i}`, public_key: newKey() }, { token })),
     );
@@ -183,8 +167,8 @@ describe('registration API: allocation', () => {
       expect(r.reason).toBe('subnet_exhausted');
       expect(r.status).toBe(409);
     }
-    expect(e.reg.listPeers()).toHaveLength(13);
-    expect(e.reg.listTokens()[0]!.uses).toBe(13);
+    expect((await e.reg.listPeers())).toHaveLength(13);
+    expect((await e.reg.listTokens())[0]!.uses).toBe(13);
     const hosts = (ok as PromiseFulfilledResult<RegisterResponse>[]).map((r) => Number(r.value.assigned_ip!.split('.')[3])).sort((a, b) => a - b);
     expect(hosts).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
   });
@@ -193,7 +177,7 @@ describe('registration API: allocation', () => {
 describe('registration API: refusals consume nothing', () => {
   it('malformed keys, bad tokens, expired and used-up tokens, oversized and bad bodies → documented refusals; the next valid one gets the lowest free address', async () => {
     const e = await env('10.52.0.0/24');
-    const { token } = e.reg.createToken({ maxUses: 100 });
+    const { token } = await e.reg.createToken({ maxUses: 100 });
     const { id } = parseToken(token)!;
     const first = await registerWithHub(e.url, { agent_id: 'first', public_key: newKey() }, { token });
     expect(first.assigned_ip).toBe('10.52.0.2');
@@ -242,27 +226,27 @@ describe('registration API: refusals consume nothing', () => {
     expect(chunked).toBe(413);
 
     // Expired token.
-    const short = e.reg.createToken({ ttlSeconds: 60 });
+    const short = await e.reg.createToken({ ttlSeconds: 60 });
     e.clock.t += 61_000;
     const expired = await refusal(registerWithHub(e.url, { agent_id: 'x1', public_key: newKey() }, { token: short.token }));
     expect([expired.reason, expired.status, expired.message]).toEqual(['unauthorized', 401, expect.stringMatching(/expired/)]);
     // Used-up token: one use, then refused for a new agent.
-    const once = e.reg.createToken({ maxUses: 1 });
+    const once = await e.reg.createToken({ maxUses: 1 });
     const used = await registerWithHub(e.url, { agent_id: 'once', public_key: newKey() }, { token: once.token });
     expect(used.assigned_ip).toBe('10.52.0.3'); // nothing refused above took an address
     const usedUp = await refusal(registerWithHub(e.url, { agent_id: 'x2', public_key: newKey() }, { token: once.token }));
     expect([usedUp.reason, usedUp.message]).toEqual(['unauthorized', expect.stringMatching(/used 1 of 1/)]);
     // Revoked token.
-    const rev = e.reg.createToken();
-    e.reg.revokeToken(rev.info.id);
+    const rev = await e.reg.createToken();
+    await e.reg.revokeToken(rev.info.id);
     const revoked = await refusal(registerWithHub(e.url, { agent_id: 'x3', public_key: newKey() }, { token: rev.token }));
     expect([revoked.reason, revoked.message]).toEqual(['unauthorized', expect.stringMatching(/revoked/)]);
 
     // Nothing was consumed or wedged: the next valid registration gets the lowest free address.
     const next = await registerWithHub(e.url, { agent_id: 'next', public_key: newKey() }, { token });
     expect(next.assigned_ip).toBe('10.52.0.4');
-    expect(e.reg.listPeers().map((p) => p.name).sort()).toEqual(['first', 'next', 'once']);
-    const uses = Object.fromEntries(e.reg.listTokens().map((t) => [t.id, [t.uses, t.state]]));
+    expect((await e.reg.listPeers()).map((p) => p.name).sort()).toEqual(['first', 'next', 'once']);
+    const uses = Object.fromEntries((await e.reg.listTokens()).map((t) => [t.id, [t.uses, t.state]]));
     expect(uses[id]).toEqual([2, 'valid']);
     expect(uses[once.info.id]).toEqual([1, 'used-up']);
     expect(uses[short.info.id]).toEqual([0, 'expired']);
@@ -277,8 +261,8 @@ describe('registration API: refusals consume nothing', () => {
 
   it('store_unavailable (503) when the registry cannot be used; never a fallback', async () => {
     const e = await env('10.53.0.0/24');
-    const { token } = e.reg.createToken();
-    e.reg.close();
+    const { token } = await e.reg.createToken();
+    await e.reg.close();
     const r = await refusal(registerWithHub(e.url, { agent_id: 'a', public_key: newKey() }, { token }));
     expect([r.reason, r.status]).toEqual(['store_unavailable', 503]);
   });
@@ -287,57 +271,64 @@ describe('registration API: refusals consume nothing', () => {
 describe('registration API: identities', () => {
   it('re-keyed agent keeps its address and the old key is gone; a key of another agent is identity_conflict', async () => {
     const e = await env('10.54.0.0/24');
-    const { token } = e.reg.createToken();
+    const { token } = await e.reg.createToken();
     const k1 = newKey();
     const a = await registerWithHub(e.url, { agent_id: 'edge-1', public_key: k1, labels: { site: 'north' } }, { token });
     const b = await registerWithHub(e.url, { agent_id: 'edge-2', public_key: newKey() }, { token });
     const k2 = newKey();
-    const re = await registerWithHub(e.url, { agent_id: 'edge-1', public_key: k2 }, { token });
+    // A new key without the agent credential is refused (another machine with the same hostname must not take it over).
+    const taken = await refusal(registerWithHub(e.url, { agent_id: 'edge-1', public_key: k2 }, { token }));
+    expect([taken.reason, taken.status]).toEqual(['identity_conflict', 409]);
+    expect(taken.message).toMatch(/tsguard hub agent rekey edge-1/);
+    expect(a.agent_credential).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const re = await registerWithHub(e.url, { agent_id: 'edge-1', public_key: k2, agent_credential: a.agent_credential! }, { token });
     expect(re.reason).toBe('rekeyed');
+    expect(re.agent_credential).toBeDefined();
+    expect(e.logs.join('\n')).not.toContain(a.agent_credential!);
     expect(re.assigned_ip).toBe(a.assigned_ip);
-    expect(e.reg.findByKey(k1)).toBeNull();
-    expect(e.reg.getPeer('agent', 'edge-1')!.publicKey).toBe(k2);
-    expect(e.reg.getPeer('agent', 'edge-1')!.labels).toEqual({ site: 'north' }); // omitted labels are kept
+    expect((await e.reg.findByKey(k1))).toBeNull();
+    expect((await e.reg.getPeer('agent', 'edge-1'))!.publicKey).toBe(k2);
+    expect((await e.reg.getPeer('agent', 'edge-1'))!.labels).toEqual({ site: 'north' }); // omitted labels are kept
     // Another agent presenting edge-2's key.
-    const bKey = e.reg.getPeer('agent', 'edge-2')!.publicKey;
+    const bKey = (await e.reg.getPeer('agent', 'edge-2'))!.publicKey;
     const c = await refusal(registerWithHub(e.url, { agent_id: 'edge-3', public_key: bKey }, { token }));
     expect([c.reason, c.status]).toEqual(['identity_conflict', 409]);
     // A name held by another source (a CLI device named like an agent is another kind: fine; an agent row from the CLI is not).
-    e.reg.addPeer({ kind: 'agent', name: 'manual', publicKey: newKey(), source: 'cli' });
+    await e.reg.addPeer({ kind: 'agent', name: 'manual', publicKey: newKey(), source: 'cli' });
     const d = await refusal(registerWithHub(e.url, { agent_id: 'manual', public_key: newKey() }, { token }));
     expect(d.reason).toBe('identity_conflict');
     // Labels are replaced when given.
     await registerWithHub(e.url, { agent_id: 'edge-2', public_key: bKey, labels: { site: 'south' } }, { token });
-    expect(e.reg.getPeer('agent', 'edge-2')!.labels).toEqual({ site: 'south' });
+    expect((await e.reg.getPeer('agent', 'edge-2'))!.labels).toEqual({ site: 'south' });
     expect(b.assigned_ip).toBe('10.54.0.3');
-    expect(e.reg.listTokens()[0]!.uses).toBe(3); // two new agents and one re-key
+    expect((await e.reg.listTokens())[0]!.uses).toBe(3); // two new agents and one re-key
   });
 
   it('a single-use token keeps working for the agent it enrolled (restarts), not for others; revocation ends it', async () => {
     const e = await env('10.55.0.0/24');
-    const one = e.reg.createToken({ maxUses: 1 });
+    const one = await e.reg.createToken({ maxUses: 1 });
     const key = newKey();
     const a = await registerWithHub(e.url, { agent_id: 'solo', public_key: key }, { token: one.token });
     const again = await registerWithHub(e.url, { agent_id: 'solo', public_key: key }, { token: one.token });
     expect([again.reason, again.assigned_ip]).toEqual(['already_registered', a.assigned_ip]);
     // Re-keying needs a usable token.
-    expect((await refusal(registerWithHub(e.url, { agent_id: 'solo', public_key: newKey() }, { token: one.token }))).reason).toBe('unauthorized');
+    expect((await refusal(registerWithHub(e.url, { agent_id: 'solo', public_key: newKey(), agent_credential: a.agent_credential! }, { token: one.token }))).reason).toBe('unauthorized');
     // Another used-up token does not vouch for this agent.
-    const other = e.reg.createToken({ maxUses: 1 });
+    const other = await e.reg.createToken({ maxUses: 1 });
     await registerWithHub(e.url, { agent_id: 'other', public_key: newKey() }, { token: other.token });
     expect((await refusal(registerWithHub(e.url, { agent_id: 'solo', public_key: key }, { token: other.token }))).reason).toBe('unauthorized');
-    e.reg.revokeToken(one.info.id);
+    await e.reg.revokeToken(one.info.id);
     expect((await refusal(registerWithHub(e.url, { agent_id: 'solo', public_key: key }, { token: one.token }))).reason).toBe('unauthorized');
   });
 
   it('a removed agent’s address is quarantined for the stored time before reuse', async () => {
     const e = await env('10.56.0.0/24');
-    e.reg.setQuarantineSeconds(600);
-    expect(e.reg.quarantineSeconds).toBe(600);
-    const { token } = e.reg.createToken({ ttlSeconds: 0 });
+    await e.reg.setQuarantineSeconds(600);
+    expect((await e.reg.quarantineSeconds())).toBe(600);
+    const { token } = await e.reg.createToken({ ttlSeconds: 0 });
     const a = await registerWithHub(e.url, { agent_id: 'gone', public_key: newKey() }, { token });
     expect(a.assigned_ip).toBe('10.56.0.2');
-    e.reg.removePeer('agent', 'gone'); // no explicit quarantine: the stored one applies
+    await e.reg.removePeer('agent', 'gone'); // no explicit quarantine: the stored one applies
     const b = await registerWithHub(e.url, { agent_id: 'new', public_key: newKey() }, { token });
     expect(b.assigned_ip).toBe('10.56.0.3');
     e.clock.t += 601_000;
@@ -360,7 +351,7 @@ describe('registration API: transport', () => {
     expect(certificatePin(tlsId.certPem)).toBe(tlsId.pin);
     expect(parsePin(tlsId.pin.toUpperCase().replace('SHA256', 'sha256'))).toBe(tlsId.pin);
 
-    const { token } = e.reg.createToken();
+    const { token } = await e.reg.createToken();
     const ok = await registerWithHub(e.url, { agent_id: 'tls-1', public_key: newKey() }, { token, caHash: tlsId.pin });
     expect(ok.assigned_ip).toBe('10.57.0.2');
     const wrongPin = `sha256:${'ab'.repeat(32)}`;
@@ -372,12 +363,12 @@ describe('registration API: transport', () => {
     expect(e.logs.join('\n')).not.toMatch(/tls-2/); // the request never reached the server
     const insecure = await registerWithHub(e.url, { agent_id: 'tls-3', public_key: newKey() }, { token, insecure: true });
     expect(insecure.assigned_ip).toBe('10.57.0.3');
-    expect(e.reg.listTokens()[0]!.uses).toBe(2);
+    expect((await e.reg.listTokens())[0]!.uses).toBe(2);
   });
 
   it('plain HTTP only on loopback, on both ends', async () => {
     const dir = tmp();
-    const reg = Registry.open(dir, { create: { subnet: '10.58.0.0/24' } });
+    const reg = await Registry.open(dir, { create: { subnet: '10.58.0.0/24' } });
     cleanups.push(() => reg.close());
     await expect(
       RegistrationApi.start({ registry: reg, listen: { host: '0.0.0.0', port: 0 }, tls: null, hubPublicKey: HUB_KEY, listenPort: 1 }),
@@ -417,11 +408,11 @@ describe('hub flags and CLI', () => {
 
   it('a changed subnet that would orphan registered agents is refused with a clear message', async () => {
     const e = await env('10.60.0.0/24');
-    const { token } = e.reg.createToken();
+    const { token } = await e.reg.createToken();
     await registerWithHub(e.url, { agent_id: 'keep', public_key: newKey() }, { token });
     let err: unknown;
     try {
-      Registry.open(e.dir, { create: { subnet: '10.61.0.0/24' } });
+      await Registry.open(e.dir, { create: { subnet: '10.61.0.0/24' } });
     } catch (x) {
       err = x;
     }
@@ -430,9 +421,9 @@ describe('hub flags and CLI', () => {
     expect((err as RegistryError).message).toMatch(/uses subnet 10\.60\.0\.0\/24, not 10\.61\.0\.0\/24; peers are never renumbered silently/);
   });
 
-  it('tsguard hub token create|list|revoke (the secret is printed once, never listed)', () => {
+  it('tsguard hub token create|list|revoke (the secret is printed once, never listed)', async () => {
     const dir = tmp();
-    Registry.open(dir, { create: { subnet: '10.62.0.0/24' } }).close();
+    await (await Registry.open(dir, { create: { subnet: '10.62.0.0/24' } })).close();
     const cli = (...args: string[]) => execFileSync(process.execPath, [fileURLToPath(new URL('../dist/cli/tsguard.js', import.meta.url)), 'hub', ...args, '--data-dir', dir], { encoding: 'utf8' });
     const out = cli('token', 'create', '--ttl', '2h', '--uses', '3');
     const token = /^token: (\S+)$/m.exec(out)![1]!;

@@ -14,7 +14,9 @@
  *   only there).
  *
  * State (`stateDir`, mode 0700): `private.key` (the agent's WireGuard key,
- * 0600, written atomically; the agent's identity across restarts) and
+ * 0600, written atomically; the agent's identity across restarts),
+ * `credential` (0600: the agent credential the hub returned, sent with every
+ * registration so that a new key for this agent id is accepted) and
  * `registration.json` (the hub's last answer, no secrets).
  * @module
  */
@@ -45,6 +47,8 @@ import type { UapiServer } from '../uapi/server.js';
 
 /** File name of the agent's private key in the state directory. */
 export const AGENT_KEY_FILE = 'private.key';
+/** File name of the agent credential in the state directory. */
+export const AGENT_CREDENTIAL_FILE = 'credential';
 /** File name of the last registration answer in the state directory. */
 export const REGISTRATION_FILE = 'registration.json';
 
@@ -408,11 +412,19 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const c = await loadCrypto(loadNativeCrypto);
   const publicKey = keyToBase64(c.publicKey(key));
 
+  const credentialPath = joinPath(opts.stateDir, AGENT_CREDENTIAL_FILE);
+  let credential: string | undefined;
+  try {
+    credential = readSecretFileSync(credentialPath)?.trim() || undefined;
+  } catch (e) {
+    throw new JoinError('STATE', `cannot read ${credentialPath}: ${(e as Error).message}`);
+  }
+
   // 1. Register first: the interface is created once, with the final address.
   log('info', `registering agent ${agentId} (${publicKey}) with ${opts.url}`);
   const reg = await registerWithHub(
     opts.url,
-    { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}) },
+    { agent_id: agentId, public_key: publicKey, ...(opts.labels ? { labels: opts.labels } : {}), ...(credential !== undefined ? { agent_credential: credential } : {}) },
     { token: opts.token, ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}), ...(opts.insecure ? { insecure: true } : {}), ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) },
   );
   const { v4, bits, v6, hubKey } = checkAnswer(reg);
@@ -420,10 +432,17 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
   const endpoint = await hubEndpoint(String(reg.hub_endpoint));
   const allowed = (reg.peers?.find((p) => p.public_key === hubPublicKey)?.allowed_ips ?? [String(reg.mesh_subnet)]).map((p) => parsePrefix(p));
   log('info', `registered (${reg.reason}): address ${v4}/${bits}, hub ${hubPublicKey} at ${formatEndpoint(endpoint)}`);
+  // A new credential is the only proof of this identity for a later key change: stored before anything else.
+  const { agent_credential: newCredential, ...answer } = reg;
+  if (newCredential !== undefined) {
+    await writeFileAtomic0600(credentialPath, newCredential + '\n').catch((e: unknown) =>
+      log('error', `cannot save ${credentialPath}: ${(e as Error).message}; a later key change of this agent will need "tsguard hub agent rekey ${agentId}"`),
+    );
+  }
   // Saved while the interface comes up (its fsyncs run on the thread pool); awaited before join returns or throws.
   const saved = writeFileAtomic0600(
     joinPath(opts.stateDir, REGISTRATION_FILE),
-    JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...reg }, null, 2) + '\n',
+    JSON.stringify({ agent_id: agentId, public_key: publicKey, url: opts.url, ...answer }, null, 2) + '\n',
   ).catch((e: unknown) => log('error', `cannot save ${REGISTRATION_FILE}: ${(e as Error).message} (continuing)`));
 
   // 2. The interface, once, with the assigned address.
@@ -518,7 +537,7 @@ export async function join(opts: JoinOptions): Promise<JoinResult> {
     publicKey,
     hubPublicKey,
     hubEndpoint: endpoint,
-    registration: reg,
+    registration: answer,
     device,
     runtime,
     close,

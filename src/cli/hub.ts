@@ -1,277 +1,109 @@
 /**
- * `tsguard hub …`: run the fleet hub and manage its peers. Peer commands
- * write the registry and work whether or not the hub runs; a running hub
- * applies them within a second.
+ * `tsguard hub …` shared parts and the token commands: the data directory,
+ * opening the registry with errors that say what is wrong, the running
+ * hub's status, the join line.
  * @module
  */
 
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { parseArgs } from 'node:util';
-import { getCrypto } from '../crypto/index.js';
-import { keyToBase64 } from '../crypto/keys.js';
-import { formatAgo, formatBytes } from './show.js';
-import { Hub, hubControlPath, hubPublicKey, peerStatus, readHubInfo, type HubStatus } from '../hub/hub.js';
-import { Registry, type AddPeerInput, type AddPeerResult, type TokenInfo } from '../hub/registry.js';
+import { join } from 'node:path';
+import { UsageError, type Values } from './args.js';
+import { DEFAULT_HUB_DIR } from './hub-commands.js';
+import { hubControlPath, hubPublicKey, readHubInfo, type HubInfo, type HubStatus } from '../hub/hub.js';
+import { HUB_KEY_FILE, Registry, RegistryError, REGISTRY_FILE, type TokenInfo } from '../hub/registry/index.js';
+import { registryFlags } from './hub-registry.js';
 import { loadOrCreateApiTls } from '../hub/tls.js';
 import { parseDuration } from '../hub/tokens.js';
-import { loggerFromEnv } from '../log/logger.js';
 
-const USAGE = `Usage: tsguard hub COMMAND --data-dir DIR [OPTIONS]
-
-  up --interface NAME --subnet CIDR --listen-port PORT [--endpoint HOST:PORT]
-     [--allow-device-to-device] [--clients-file PATH] [--ipv6 CIDR]
-     [--factory NAME --api-url URL --api-token-file PATH] [--api-interval SECONDS]
-     [--api ADDR:PORT [--api-insecure-http]] [--quarantine SECONDS]
-     [--metrics ADDR:PORT] [--log-format text|json]
-                                run the hub in the foreground until SIGTERM; --api serves agent
-                                registration (HTTPS, self-signed certificate kept in the data dir;
-                                plain HTTP only on loopback with --api-insecure-http); --quarantine
-                                keeps a removed peer's address unused that long (stored);
-                                --metrics serves /metrics (Prometheus), /healthz and the status page /
-  device add NAME --public-key KEY [--ip IP] [--route CIDR ...]
-  device remove NAME
-  client add NAME [--public-key KEY] [--ip IP] [--qr]
-                                without a key, generates one and prints the client's wg-quick config
-  client remove NAME
-  agent remove NAME             remove a registered agent (its address is quarantined, see --quarantine)
-  token create [--ttl DURATION] [--uses N] [--comment TEXT] [--json]
-                                print a new enrollment token and the "tsguard join" command line
-                                (DURATION: 90s, 30m, 24h (default), 7d; 0 = never expires; N: default unlimited)
-  token list [--json]           tokens (never their secrets): id, state, uses, expiry
-  token revoke ID               the token stops working, also for agents it enrolled
-  show [--json]                 every peer: kind, name, address, key, endpoint, handshake, transfer, relayed/refused
-  pubkey                        the hub's public key`;
-
-/** Raised for command-line mistakes (exit status 2). */
-export class HubUsageError extends Error {}
-
-function need<T>(v: T | undefined, flag: string): T {
-  if (v === undefined || v === '') throw new HubUsageError(`missing ${flag}`);
-  return v;
+/** The data directory: --data-dir, else $TSGUARD_HUB_DIR, else /var/lib/tsguard-hub. */
+export function dataDirOf(v: Values): string {
+  const d = (v['data-dir'] as string | undefined) ?? process.env.TSGUARD_HUB_DIR ?? DEFAULT_HUB_DIR;
+  if (d === '') throw new UsageError('--data-dir is empty');
+  return d;
 }
 
-/** Run `tsguard hub ARGS`; resolves with the exit code. */
-export async function hubMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      'data-dir': { type: 'string' },
-      interface: { type: 'string' },
-      subnet: { type: 'string' },
-      ipv6: { type: 'string' },
-      'listen-port': { type: 'string' },
-      endpoint: { type: 'string' },
-      'allow-device-to-device': { type: 'boolean' },
-      'clients-file': { type: 'string' },
-      factory: { type: 'string' },
-      'api-url': { type: 'string' },
-      'api-token-file': { type: 'string' },
-      'api-interval': { type: 'string' },
-      api: { type: 'string' },
-      'api-insecure-http': { type: 'boolean' },
-      quarantine: { type: 'string' },
-      metrics: { type: 'string' },
-      'log-format': { type: 'string' },
-      ttl: { type: 'string' },
-      uses: { type: 'string' },
-      comment: { type: 'string' },
-      'public-key': { type: 'string' },
-      ip: { type: 'string' },
-      route: { type: 'string', multiple: true },
-      qr: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(USAGE + '\n');
-    return values.help ? 0 : 2;
-  }
-  const dataDir = need(values['data-dir'], '--data-dir DIR');
-  const [cmd, sub, name, ...extra] = positionals;
-  switch (cmd) {
-    case 'up':
-      return hubUp(dataDir, values);
-    case 'pubkey':
-      process.stdout.write(hubPublicKey(dataDir) + '\n');
-      return 0;
-    case 'show':
-      return hubShow(dataDir, values.json ?? false);
-    case 'token':
-      if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
-      return hubToken(dataDir, sub, name, values);
-    case 'agent': {
-      if (sub !== 'remove') throw new HubUsageError(`unknown "agent ${sub ?? ''}": agents register themselves ("tsguard join"); use "agent remove NAME"`);
-      if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
-      const reg = Registry.open(dataDir);
-      try {
-        const rec = reg.removePeer('agent', need(name, 'the agent name'));
-        const q = reg.quarantineSeconds;
-        process.stdout.write(`agent ${rec.name} removed${q > 0 ? `; ${rec.ipv4} is quarantined for ${q} s` : ''}\n`);
-        return 0;
-      } finally {
-        reg.close();
-      }
-    }
-    case 'device':
-    case 'client': {
-      if (extra.length > 0) throw new HubUsageError(`unexpected argument "${extra[0]}"`);
-      const peerName = need(name, `the ${cmd} name`);
-      const reg = Registry.open(dataDir);
-      try {
-        if (sub === 'add') {
-          if (cmd === 'device') {
-            const rec = addFromCli(reg, {
-              kind: 'device',
-              name: peerName,
-              publicKey: need(values['public-key'], '--public-key KEY'),
-              ip: values.ip,
-              routes: values.route,
-              source: 'cli',
-            });
-            process.stdout.write(describeAdd(rec));
-            return 0;
-          }
-          return clientAdd(reg, dataDir, peerName, values);
-        }
-        if (sub === 'remove') {
-          reg.removePeer(cmd, peerName);
-          process.stdout.write(`${cmd} ${peerName} removed\n`);
-          return 0;
-        }
-        throw new HubUsageError(`unknown "${cmd} ${sub ?? ''}": use "${cmd} add" or "${cmd} remove"`);
-      } finally {
-        reg.close();
-      }
-    }
-    default:
-      throw new HubUsageError(`unknown hub command "${cmd}"`);
-  }
+function whoami(): string {
+  return typeof process.getuid === 'function' ? `uid ${process.getuid()}` : 'this user';
 }
 
-type Values = Record<string, string | boolean | string[] | undefined>;
+/** CLI processes may wait longer for a lock than the hub does. */
+const CLI_STORE_TIMEOUT_MS = 5000;
 
 /**
- * `add` from the command line: the registry's add is idempotent and re-keys a known
- * name; here an explicit --ip or --route that differs from what is stored is an
- * error instead of being silently ignored.
+ * Open the registry of an existing hub — the one `--registry URL` names, else
+ * the SQLite file in the data directory — with errors that name the cause: no
+ * data directory, permission denied (and by whom), no registry yet.
  */
-function addFromCli(reg: Registry, input: AddPeerInput): AddPeerResult {
-  const existing = reg.getPeer(input.kind, input.name);
-  if (existing !== null) {
-    if (input.ip !== undefined && input.ip !== existing.ipv4) {
+export async function openRegistry(v: Values): Promise<Registry> {
+  const dataDir = dataDirOf(v);
+  const f = registryFlags(v);
+  const opts = {
+    timeoutMs: CLI_STORE_TIMEOUT_MS,
+    // A CLI process carries no packets: SQLite may block it (no worker thread to start).
+    sqliteOnThisThread: true,
+    ...(f.registry !== undefined ? { url: f.registry } : {}),
+    ...(f.registryPasswordFile !== undefined ? { passwordFile: f.registryPasswordFile } : {}),
+  };
+  if (f.registry === undefined) checkDataDir(dataDir);
+  try {
+    return await Registry.open(dataDir, opts);
+  } catch (e) {
+    if (e instanceof RegistryError && e.code === 'NOT_INITIALIZED') {
+      throw new Error(`no hub registry in ${f.registry === undefined ? dataDir : 'the --registry database'} yet: start the hub once ("tsguard hub up --data-dir ${dataDir} --interface NAME --subnet CIDR --listen-port PORT")`);
+    }
+    throw e;
+  }
+}
+
+/** Errors that name the cause for a missing or unreadable SQLite registry in `dataDir`. */
+function checkDataDir(dataDir: string): void {
+  const file = join(dataDir, REGISTRY_FILE);
+  let st;
+  try {
+    st = statSync(dataDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') throw new Error(`permission denied: ${whoami()} cannot look into the parent of ${dataDir}; run as root or as the hub's user`);
+    throw new Error(`no hub data directory ${dataDir}: start the hub once with "tsguard hub up", or point --data-dir (or TSGUARD_HUB_DIR) at its data directory`);
+  }
+  try {
+    // SQLite in WAL mode writes next to the database even to read it.
+    accessSync(dataDir, constants.R_OK | constants.W_OK | constants.X_OK);
+    accessSync(file, constants.R_OK | constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
       throw new Error(
-        `${input.kind} ${input.name} already exists with address ${existing.ipv4}; remove it first ("tsguard hub ${input.kind} remove ${input.name}") to give it ${input.ip}`,
+        `permission denied: ${dataDir} (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}) is not readable and writable by ${whoami()}; run as root (sudo) or as the hub's user`,
       );
     }
-    const routes = input.routes ?? [];
-    if (input.routes !== undefined && [...routes].sort().join(',') !== [...existing.routes].sort().join(',')) {
-      throw new Error(`${input.kind} ${input.name} already exists with routes ${existing.routes.join(', ') || '(none)'}; remove and add it again to change them`);
-    }
+    if (code !== 'ENOENT') throw e;
   }
-  return reg.addPeer(input);
 }
 
-function describeAdd(rec: AddPeerResult): string {
-  const addr = `${rec.ipv4}${rec.ipv6 ? `, ${rec.ipv6}` : ''}`;
-  if (rec.rekeyed) return `${rec.kind} ${rec.name}: re-keyed, keeps ${addr}\n`;
-  if (!rec.created) return `${rec.kind} ${rec.name}: already registered with this key: ${addr}\n`;
-  return `${rec.kind} ${rec.name}: ${addr}\n`;
-}
-
-async function hubUp(dataDir: string, v: Values): Promise<number> {
-  const port = Number(need(v['listen-port'] as string | undefined, '--listen-port PORT'));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HubUsageError('--listen-port must be a number from 1 to 65535');
-  const fleetFlags = [v.factory, v['api-url'], v['api-token-file']].filter((x) => x !== undefined).length;
-  if (fleetFlags !== 0 && fleetFlags !== 3) throw new HubUsageError('--factory, --api-url and --api-token-file go together');
-  let log;
+/** Run `fn` with the registry the command's flags name open, closing it afterwards. */
+export async function withRegistry<T>(v: Values, fn: (reg: Registry) => T | Promise<T>): Promise<T> {
+  const reg = await openRegistry(v);
   try {
-    log = loggerFromEnv({ defaultLevel: 'info', ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
-  } catch (e) {
-    throw new HubUsageError((e as Error).message);
+    return await fn(reg);
+  } finally {
+    await reg.close();
   }
-  let quarantineSeconds: number | undefined;
-  if (v.quarantine !== undefined) {
-    quarantineSeconds = Number(v.quarantine);
-    if (!Number.isFinite(quarantineSeconds) || quarantineSeconds < 0) throw new HubUsageError('--quarantine must be a number of seconds, 0 or more');
-  }
-  if (v['api-insecure-http'] && v.api === undefined) throw new HubUsageError('--api-insecure-http needs --api ADDR:PORT');
-  const hub = await Hub.start({
-    dataDir,
-    ...(v.api !== undefined ? { api: { listen: v.api as string, insecureHttp: (v['api-insecure-http'] as boolean | undefined) ?? false } } : {}),
-    ...(quarantineSeconds !== undefined ? { quarantineSeconds } : {}),
-    ...(v.metrics !== undefined ? { metrics: v.metrics as string } : {}),
-    ifname: need(v.interface as string | undefined, '--interface NAME'),
-    subnet: need(v.subnet as string | undefined, '--subnet CIDR'),
-    ipv6: v.ipv6 as string | undefined,
-    listenPort: port,
-    endpoint: v.endpoint as string | undefined,
-    allowDeviceToDevice: (v['allow-device-to-device'] as boolean | undefined) ?? false,
-    clientsFile: v['clients-file'] as string | undefined,
-    fleet:
-      fleetFlags === 3
-        ? {
-            factory: v.factory as string,
-            apiUrl: v['api-url'] as string,
-            tokenFile: v['api-token-file'] as string,
-            intervalMs: v['api-interval'] ? Number(v['api-interval']) * 1000 : undefined,
-          }
-        : undefined,
-    log,
-  });
-  const onSignal = (sig: NodeJS.Signals) => void hub.stop(`received ${sig}`);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  await hub.done;
-  return 0;
 }
 
-async function clientAdd(reg: Registry, dataDir: string, name: string, v: Values): Promise<number> {
-  let priv: Uint8Array | null = null;
-  let pub = v['public-key'] as string | undefined;
-  if (pub === undefined) {
-    priv = getCrypto().generatePrivateKey();
-    pub = keyToBase64(getCrypto().publicKey(priv));
-  }
-  const rec = addFromCli(reg, { kind: 'client', name, publicKey: pub, ip: v.ip as string | undefined, source: 'cli' });
-  if (priv === null) {
-    process.stdout.write(describeAdd(rec));
-    return 0;
-  }
-  const info = readHubInfo(dataDir);
-  const allowed = [reg.subnet, ...(reg.ipv6Subnet ? [reg.ipv6Subnet] : [])].join(', ');
-  const conf = [
-    `# tsguard hub client "${rec.name}"`,
-    '[Interface]',
-    `PrivateKey = ${keyToBase64(priv)}`,
-    `Address = ${rec.ipv4}/32${rec.ipv6 ? `, ${rec.ipv6}/128` : ''}`,
-    '',
-    '[Peer]',
-    `PublicKey = ${hubPublicKey(dataDir)}`,
-    `AllowedIPs = ${allowed}`,
-    ...(info?.endpoint ? [`Endpoint = ${info.endpoint}`] : ['# Endpoint = HUB_HOST:PORT   (start the hub with --endpoint to fill this in)']),
-    'PersistentKeepalive = 25',
-    '',
-  ].join('\n');
-  priv.fill(0);
-  process.stdout.write(conf);
-  if (v.qr) {
-    const { default: QRCode } = await import('qrcode');
-    process.stdout.write(await QRCode.toString(conf, { type: 'terminal', small: true }));
-  }
-  return 0;
-}
-
-function fetchStatus(dataDir: string): Promise<HubStatus | null> {
+/** The running hub's status from its control socket, or null when it does not run. */
+export function fetchStatus(dataDir: string): Promise<HubStatus | null> {
   return new Promise((resolve) => {
     const sock = net.connect(hubControlPath(dataDir));
     let buf = '';
     sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write('status\n'));
     sock.on('data', (d: string) => (buf += d));
     sock.on('end', () => {
       try {
-        resolve(JSON.parse(buf) as HubStatus);
+        const status = JSON.parse(buf) as HubStatus;
+        resolve(Array.isArray(status.peers) ? status : null);
       } catch {
         resolve(null);
       }
@@ -280,43 +112,41 @@ function fetchStatus(dataDir: string): Promise<HubStatus | null> {
   });
 }
 
-async function hubShow(dataDir: string, json: boolean): Promise<number> {
-  let status = await fetchStatus(dataDir);
-  if (status === null) {
-    // Hub not running: show the registry.
-    const reg = Registry.open(dataDir);
-    try {
-      status = {
-        interface: readHubInfo(dataDir)?.ifname ?? '(not running)',
-        publicKey: hubPublicKey(dataDir),
-        address: reg.hubAddress,
-        listenPort: readHubInfo(dataDir)?.listenPort ?? 0,
-        allowDeviceToDevice: false,
-        peers: reg.listPeers().map((r) => peerStatus(r)),
-      };
-    } finally {
-      reg.close();
-    }
-  }
-  if (json) {
-    process.stdout.write(JSON.stringify(status, null, 2) + '\n');
-    return 0;
-  }
-  const now = Math.floor(Date.now() / 1000);
-  const out = [`hub: ${status.interface}  ${status.address}  port ${status.listenPort}  key ${status.publicKey}`];
-  for (const p of status.peers) {
-    out.push(
-      '',
-      `${p.kind} ${p.name}${p.enabled ? '' : ' (disabled)'}: ${p.address}${p.address6 ? `, ${p.address6}` : ''}${p.routes.length ? ` routes ${p.routes.join(', ')}` : ''}`,
-      `  key: ${p.publicKey}  source: ${p.source}`,
-      ...(Object.keys(p.labels ?? {}).length ? [`  labels: ${Object.entries(p.labels).map(([k, l]) => `${k}=${l}`).join(', ')}`] : []),
-      `  endpoint: ${p.endpoint ?? '(none)'}`,
-      `  latest handshake: ${p.latestHandshake ? formatAgo(p.latestHandshake, now) : p.lastSeen ? `(last seen ${formatAgo(Math.floor(p.lastSeen / 1000), now)})` : 'never'}`,
-      `  transfer: ${formatBytes(p.rxBytes)} received, ${formatBytes(p.txBytes)} sent; relayed ${p.relayed}, refused ${p.refused}`,
-    );
-  }
-  process.stdout.write(out.join('\n') + '\n');
+/** Unix ms → Unix seconds (null stays null): the one time unit of `--json`. */
+export function seconds(ms: number | null | undefined): number | null {
+  return ms === null || ms === undefined ? null : Math.floor(ms / 1000);
+}
+
+/** `hub pubkey`. */
+export async function hubPubkey(v: Values): Promise<number> {
+  const dir = dataDirOf(v);
+  // The key is the hub's own (in its data directory, whatever registry it uses); without one,
+  // the same errors as the other commands for a missing or unreadable hub.
+  if (!existsSync(join(dir, HUB_KEY_FILE))) await withRegistry(v, () => undefined);
+  const key = hubPublicKey(dir);
+  process.stdout.write(v.json ? JSON.stringify({ publicKey: key }) + '\n' : key + '\n');
   return 0;
+}
+
+/**
+ * The registration URL agents use: the API's URL, with the host of the
+ * hub's --endpoint when it listens on a wildcard address; null when the
+ * API is not served or no reachable host is known.
+ */
+export function joinUrl(info: HubInfo | null): string | null {
+  if (info?.api === undefined) return null;
+  const m = /^(https?):\/\/(\[[^\]]+\]|[^:/]+):(\d+)/.exec(info.api);
+  if (m === null) return info.api;
+  const [, scheme, host, port] = m;
+  if (host !== '0.0.0.0' && host !== '[::]') return info.api;
+  const ep = info.endpoint?.replace(/:\d+$/, '');
+  if (!ep) return null;
+  const h = ep.includes(':') && !ep.startsWith('[') ? `[${ep}]` : ep;
+  return `${scheme}://${h}:${port}`;
+}
+
+function tokenJson(t: TokenInfo) {
+  return { ...t, createdAt: seconds(t.createdAt), expiresAt: seconds(t.expiresAt), revokedAt: seconds(t.revokedAt) };
 }
 
 function tokenLine(t: TokenInfo, now: number): string {
@@ -325,67 +155,63 @@ function tokenLine(t: TokenInfo, now: number): string {
   return `${t.id}  ${t.state.padEnd(8)}  ${uses}  ${expires}${t.comment ? `  # ${t.comment}` : ''}`;
 }
 
-/** `hub token create|list|revoke`. */
-async function hubToken(dataDir: string, sub: string | undefined, id: string | undefined, v: Values): Promise<number> {
-  const reg = Registry.open(dataDir);
+/** `hub token create`. */
+export async function tokenCreate(v: Values): Promise<number> {
+  let ttlSeconds: number;
+  let maxUses: number | null = null;
   try {
-    switch (sub) {
-      case 'create': {
-        if (id !== undefined) throw new HubUsageError(`unexpected argument "${id}"`);
-        let ttlSeconds: number;
-        let maxUses: number | null = null;
-        try {
-          ttlSeconds = v.ttl === undefined ? 86400 : parseDuration(v.ttl as string);
-        } catch (e) {
-          throw new HubUsageError(`--ttl: ${(e as Error).message}`);
-        }
-        if (v.uses !== undefined) {
-          maxUses = Number(v.uses);
-          if (!Number.isInteger(maxUses) || maxUses < 1) throw new HubUsageError('--uses must be a whole number, 1 or more');
-        }
-        const { token, info } = reg.createToken({ ttlSeconds, maxUses, comment: (v.comment as string | undefined) ?? null });
-        const hubInfo = readHubInfo(dataDir);
-        // The certificate file is the source of truth; it is created here if the hub has not served HTTPS yet.
-        const pin = loadOrCreateApiTls(dataDir).pin;
-        let url = hubInfo?.api ?? 'https://HUB_ADDRESS:PORT';
-        url = url.replace('://0.0.0.0:', '://HUB_ADDRESS:').replace('://[::]:', '://HUB_ADDRESS:');
-        const insecure = url.startsWith('http://');
-        const cmd = `tsguard join ${url} --token ${token}${insecure ? '' : ` --ca-hash ${pin}`} --state-dir /var/lib/tsguard-agent --interface tsguard0`;
-        if (v.json) {
-          process.stdout.write(JSON.stringify({ token, ...info, caHash: pin, url, join: cmd }, null, 2) + '\n');
-          return 0;
-        }
-        process.stdout.write(
-          [
-            `token: ${token}`,
-            `id: ${info.id}  ${info.maxUses === null ? 'unlimited uses' : `${info.maxUses} use(s)`}, ${info.expiresAt === null ? 'never expires' : `expires ${new Date(info.expiresAt).toISOString()}`}`,
-            `ca-hash: ${pin}`,
-            '',
-            'join an agent with:',
-            `  ${cmd}`,
-            ...(hubInfo?.api === undefined ? ['  (start the hub with --api ADDR:PORT; replace HUB_ADDRESS:PORT with the address agents reach it on)'] : []),
-            '',
-          ].join('\n'),
-        );
-        return 0;
-      }
-      case 'list': {
-        if (id !== undefined) throw new HubUsageError(`unexpected argument "${id}"`);
-        const list = reg.listTokens();
-        if (v.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
-        else if (list.length === 0) process.stdout.write('no enrollment tokens ("tsguard hub token create" makes one)\n');
-        else process.stdout.write(list.map((t) => tokenLine(t, Date.now())).join('\n') + '\n');
-        return 0;
-      }
-      case 'revoke': {
-        const t = reg.revokeToken(need(id, 'the token id (see "tsguard hub token list")'));
-        process.stdout.write(`token ${t.id} revoked\n`);
-        return 0;
-      }
-      default:
-        throw new HubUsageError(`unknown "token ${sub ?? ''}": use "token create", "token list" or "token revoke ID"`);
-    }
-  } finally {
-    reg.close();
+    ttlSeconds = v.ttl === undefined ? 86400 : parseDuration(v.ttl as string);
+  } catch (e) {
+    throw new UsageError(`--ttl: ${(e as Error).message}`, 'tsguard hub token create');
   }
+  if (v.uses !== undefined) {
+    maxUses = Number(v.uses);
+    if (!Number.isInteger(maxUses) || maxUses < 1) throw new UsageError('--uses must be a whole number, 1 or more', 'tsguard hub token create');
+  }
+  const dir = dataDirOf(v);
+  const { token, info } = await withRegistry(v, (reg) => reg.createToken({ ttlSeconds, maxUses, comment: (v.comment as string | undefined) ?? null }));
+  const hubInfo = readHubInfo(dir);
+  // The certificate file is the source of truth; it is created here if the hub has not served HTTPS yet.
+  const pin = loadOrCreateApiTls(dir).pin;
+  const known = joinUrl(hubInfo);
+  const url = known ?? 'https://HUB_ADDRESS:PORT';
+  const insecure = url.startsWith('http://');
+  const cmd = `tsguard join ${url} --token ${token}${insecure ? '' : ` --ca-hash ${pin}`} --state-dir /var/lib/tsguard-agent --interface tsguard0`;
+  if (v.json) {
+    process.stdout.write(JSON.stringify({ token, ...tokenJson(info), caHash: pin, url: known, join: cmd }, null, 2) + '\n');
+    return 0;
+  }
+  const hint =
+    hubInfo?.api === undefined
+      ? '  (the hub does not serve registration: start it with --api ADDR:PORT, then replace HUB_ADDRESS:PORT)'
+      : '  (the API listens on a wildcard address and the hub has no --endpoint: replace HUB_ADDRESS with the address agents reach it on)';
+  process.stdout.write(
+    [
+      `token: ${token}`,
+      `id: ${info.id}  ${info.maxUses === null ? 'unlimited uses' : `${info.maxUses} use(s)`}, ${info.expiresAt === null ? 'never expires' : `expires ${new Date(info.expiresAt).toISOString()}`}`,
+      `ca-hash: ${pin}`,
+      '',
+      'join an agent with:',
+      `  ${cmd}`,
+      ...(known === null ? [hint] : []),
+      '',
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** `hub token list`. */
+export async function tokenList(v: Values): Promise<number> {
+  const list = await withRegistry(v, (reg) => reg.listTokens());
+  if (v.json) process.stdout.write(JSON.stringify(list.map(tokenJson), null, 2) + '\n');
+  else if (list.length === 0) process.stdout.write('no enrollment tokens ("tsguard hub token create" makes one)\n');
+  else process.stdout.write(list.map((t) => tokenLine(t, Date.now())).join('\n') + '\n');
+  return 0;
+}
+
+/** `hub token revoke ID`. */
+export async function tokenRevoke(id: string, v: Values): Promise<number> {
+  const t = await withRegistry(v, (reg) => reg.revokeToken(id));
+  process.stdout.write(`token ${t.id} revoked\n`);
+  return 0;
 }

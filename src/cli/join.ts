@@ -5,75 +5,75 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { join, JoinError } from '../agent/join.js';
+import { UsageError, type Command, type Values } from './args.js';
 import { loggerFromEnv } from '../log/logger.js';
 
-const USAGE = `Usage: tsguard join URL (--token TOKEN | --token-file PATH) --state-dir DIR --interface NAME
-                    [--ca-hash sha256:HEX | --insecure] [--agent-id ID] [--label NAME=VALUE ...]
-                    [--listen-port PORT] [--handshake-timeout SECONDS] [--log-format text|json]
+/** `tsguard join`: its options and help (the agent library is loaded when it runs). */
+export const joinCommand: Command = {
+  name: 'join',
+  args: 'URL',
+  summary: 'register with a hub and keep the tunnel up',
+  description: `Registers this machine with the hub at URL (https://HOST:PORT), creates the interface with the assigned address, adds the hub as peer, waits for the first handshake, prints the address and stays up until SIGTERM/SIGINT. The key is kept in the state directory (the identity survives restarts).
 
-  Registers this machine with the hub at URL (https://HOST:PORT), creates NAME with the
-  assigned address, adds the hub as peer, waits for the first handshake, prints the address
-  and stays up until SIGTERM/SIGINT. The key is kept in DIR (identity survives restarts).
+The token may also come from the TSGUARD_TOKEN environment variable. http:// is accepted only for a hub on a loopback address. examples/tsguard-agent.service runs it under systemd.`,
+  examples: ['tsguard join https://hub.example.net:8443 --token-file /etc/tsguard/token --ca-hash sha256:HEX --state-dir /var/lib/tsguard-agent --interface tsguard0'],
+  positionals: [1, 1],
+  options: {
+    token: { type: 'string', arg: 'TOKEN', help: 'the enrollment token printed by "tsguard hub token create" (visible in the process list: prefer --token-file)' },
+    'token-file': { type: 'string', arg: 'FILE', help: 'read the token from FILE' },
+    'ca-hash': { type: 'string', arg: 'sha256:HEX', help: 'pin of the hub\'s certificate, as printed by "tsguard hub token create"; required for https:// unless --insecure' },
+    insecure: { type: 'boolean', help: 'do not check the hub\'s certificate' },
+    'agent-id': { type: 'string', arg: 'ID', help: 'the agent\'s name at the hub (default: the host name)' },
+    label: { type: 'string', multiple: true, arg: 'NAME=VALUE', help: 'a label stored with the agent (repeatable)' },
+    'state-dir': { type: 'string', arg: 'DIR', help: 'where the agent keeps its key and last registration (required)' },
+    interface: { type: 'string', arg: 'NAME', help: 'the interface to create (required)' },
+    'listen-port': { type: 'string', arg: 'PORT', help: 'UDP port (default: any free port)' },
+    'handshake-timeout': { type: 'string', arg: 'SECONDS', help: 'how long to wait for the first handshake' },
+    'log-format': { type: 'string', arg: 'text|json', help: 'log lines as text (default) or JSON (also TSGUARD_LOG_FORMAT); LOG_LEVEL=verbose logs peer events' },
+  },
+  run: (values, [url]) => joinMain(values, url!),
+};
 
-  --ca-hash      pin of the hub's certificate, as printed by "tsguard hub token create";
-                 required for https:// unless --insecure (no certificate check) is given.
-                 http:// is accepted only for a hub on a loopback address.
-  --agent-id     default: the host name
-  The token may also come from the TSGUARD_TOKEN environment variable.`;
-
-/** Raised for command-line mistakes (exit status 2). */
-export class JoinUsageError extends Error {}
-
-/** Run `tsguard join ARGS`; resolves with the exit code when the agent stops. */
-export async function joinMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      token: { type: 'string' },
-      'token-file': { type: 'string' },
-      'ca-hash': { type: 'string' },
-      insecure: { type: 'boolean' },
-      'agent-id': { type: 'string' },
-      label: { type: 'string', multiple: true },
-      'state-dir': { type: 'string' },
-      interface: { type: 'string' },
-      'listen-port': { type: 'string' },
-      'handshake-timeout': { type: 'string' },
-      'log-format': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
+/** Run `tsguard join` with parsed flags; resolves with the exit code when the agent stops. */
+async function joinMain(values: Values, url: string): Promise<number> {
+  const { join, JoinError } = await import('../agent/join.js');
+  try {
+    return await runAgent(join, values as JoinValues, url);
+  } catch (e) {
+    if (e instanceof JoinError && e.code === 'USAGE') throw new UsageError(e.message, 'tsguard join');
+    throw e;
   }
-  if (positionals.length !== 1) throw new JoinUsageError(positionals.length === 0 ? 'missing the hub URL' : `unexpected argument "${positionals[1]}"`);
+}
+
+type JoinValues = Partial<Record<'token' | 'token-file' | 'ca-hash' | 'agent-id' | 'state-dir' | 'interface' | 'listen-port' | 'handshake-timeout' | 'log-format', string>> & {
+  insecure?: boolean;
+  label?: string[];
+};
+
+async function runAgent(join: typeof import('../agent/join.js').join, values: JoinValues, url: string): Promise<number> {
   let token = values.token ?? process.env.TSGUARD_TOKEN;
   if (values['token-file'] !== undefined) {
     try {
       token = readFileSync(values['token-file'], 'utf8').trim();
     } catch (e) {
-      throw new JoinUsageError(`--token-file: ${(e as Error).message}`);
+      throw new UsageError(`--token-file: ${(e as Error).message}`, 'tsguard join');
     }
   }
-  if (!token) throw new JoinUsageError('missing --token TOKEN (or --token-file PATH, or TSGUARD_TOKEN)');
+  if (!token) throw new UsageError('missing --token TOKEN (or --token-file PATH, or TSGUARD_TOKEN)', 'tsguard join');
   const stateDir = values['state-dir'];
-  if (!stateDir) throw new JoinUsageError('missing --state-dir DIR');
+  if (!stateDir) throw new UsageError('missing --state-dir DIR', 'tsguard join');
   const ifname = values.interface;
-  if (!ifname) throw new JoinUsageError('missing --interface NAME');
+  if (!ifname) throw new UsageError('missing --interface NAME', 'tsguard join');
   const labels: Record<string, string> = {};
   for (const l of values.label ?? []) {
     const eq = l.indexOf('=');
-    if (eq <= 0) throw new JoinUsageError(`--label "${l}": expected NAME=VALUE`);
+    if (eq <= 0) throw new UsageError(`--label "${l}": expected NAME=VALUE`, 'tsguard join');
     labels[l.slice(0, eq)] = l.slice(eq + 1);
   }
   const num = (flag: string, v: string | undefined, min: number, max: number): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new JoinUsageError(`${flag} must be a number from ${min} to ${max}`);
+    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${flag} must be a number from ${min} to ${max}`, 'tsguard join');
     return n;
   };
   const listenPort = num('--listen-port', values['listen-port'], 0, 65535);
@@ -83,7 +83,7 @@ export async function joinMain(args: string[]): Promise<number> {
   try {
     log = loggerFromEnv({ defaultLevel: 'info', ...(values['log-format'] !== undefined ? { format: values['log-format'] } : {}) });
   } catch (e) {
-    throw new JoinUsageError((e as Error).message);
+    throw new UsageError((e as Error).message, 'tsguard join');
   }
 
   let stop!: (code: number, reason: string) => void;
@@ -94,7 +94,7 @@ export async function joinMain(args: string[]): Promise<number> {
     };
   });
   const agent = await join({
-    url: positionals[0]!,
+    url,
     token,
     ...(values['ca-hash'] !== undefined ? { caHash: values['ca-hash'] } : {}),
     ...(values.insecure ? { insecure: true } : {}),
@@ -117,9 +117,4 @@ export async function joinMain(args: string[]): Promise<number> {
   process.off('SIGTERM', onSignal);
   await agent.close();
   return code;
-}
-
-/** True for errors that are the user's to fix on the command line (exit status 2). */
-export function isJoinUsageError(e: unknown): boolean {
-  return e instanceof JoinUsageError || (e instanceof JoinError && e.code === 'USAGE');
 }

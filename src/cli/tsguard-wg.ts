@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadCrypto } from '../crypto/index.js';
 import { loadNativeCrypto } from '../io/native.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { packageVersion } from './version.js';
 import { loggerFromEnv, type Logger } from '../log/logger.js';
 import { ifnameProblem } from '../os/ifname.js';
 import { parseListenAddress, type ListenAddress } from '../util/listen-address.js';
@@ -55,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return 0;
     } else if (a === '--version' || a === '-v') {
-      process.stdout.write('tsguard-wg 0.1.0 (userspace WireGuard in TypeScript)\n');
+      process.stdout.write(`tsguard-wg ${packageVersion()} (userspace WireGuard in TypeScript)\n`);
       return 0;
     } else rest.push(a);
   }

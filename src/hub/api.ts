@@ -4,8 +4,9 @@
  * HTTP on a loopback address only.
  *
  * Request: `Authorization: Bearer ID.SECRET` and a JSON body (at most
- * {@link MAX_BODY_BYTES}) `{agent_id, public_key, labels?}`. Answer (always
- * JSON, same shape for every outcome):
+ * {@link MAX_BODY_BYTES}) `{agent_id, public_key, labels?, agent_credential?}`.
+ * Answer (always JSON, same shape for every outcome; `agent_credential` when
+ * the hub issues one — the agent keeps it and sends it to change its key):
  *
  * | outcome                           | status | `reason`               |
  * | --------------------------------- | ------ | ---------------------- |
@@ -16,7 +17,7 @@
  * | bad JSON, missing or bad fields   | 400    | `invalid_request`      |
  * | body larger than the limit        | 413    | `invalid_request`      |
  * | malformed or low-order key        | 400    | `invalid_public_key`   |
- * | key used by another peer, agent id owned by another source | 409 | `identity_conflict` |
+ * | key used by another peer, agent id owned by another source, new key without the agent credential | 409 | `identity_conflict` |
  * | no free address                   | 409    | `subnet_exhausted`     |
  * | registry cannot be read/written   | 503    | `store_unavailable`    |
  * | unknown path / method             | 404 / 405 | `not_found` / `method_not_allowed` |
@@ -24,10 +25,11 @@
  * `subnet_exhausted` is a 409 (a conflict with the state of the hub that an
  * admin resolves) rather than 507, which is WebDAV's "insufficient storage".
  *
- * Everything is validated before the registry's single IMMEDIATE
- * transaction, which checks the token, allocates the address, inserts the
- * agent and counts the token use together; a refused request consumes
- * nothing. The token is never logged (only its public id).
+ * Everything is validated before the registry's single transaction, which
+ * checks the token, allocates the address, inserts the agent and counts the
+ * token use together; a refused request consumes nothing. Registry calls are
+ * asynchronous and bounded (a locked or unreachable store answers 503 within
+ * the store timeout). Neither the token nor the credential is ever logged.
  * @module
  */
 
@@ -36,7 +38,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint } from '../device/types.js';
 import type { ListenAddress } from '../util/listen-address.js';
-import { isValidPeerName, RegistryError, validatePublicKey, type Registry, type RegisterAgentResult } from './registry.js';
+import type { Registry } from './registry/index.js';
+import { RegistryError, type RegisterAgentResult } from './registry/types.js';
+import { isValidPeerName, validatePublicKey } from './registry/validate.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
 /** Largest accepted request body. */
@@ -76,6 +80,7 @@ export function refusalFor(e: unknown): RefusalReason {
       return 'invalid_public_key';
     case 'KEY_CONFLICT':
     case 'NAME_CONFLICT':
+    case 'IDENTITY_CONFLICT':
     case 'ADDRESS_TAKEN':
       return 'identity_conflict';
     case 'SUBNET_EXHAUSTED':
@@ -110,6 +115,8 @@ export interface RegistrationApiOptions {
   endpoint?: string;
   /** Called (synchronously, before the answer is sent) after every accepted registration. */
   onRegistered?: (r: RegisterAgentResult) => void;
+  /** Id of this hub in the registry's hub list (the home hub of the agents it registers), once known. */
+  hubId?: () => number | undefined;
   /** Log sink (never receives tokens). */
   log?: (level: 'error' | 'info' | 'debug', message: string) => void;
   /** Called with the outcome of every request (metrics: registrations by result). */
@@ -190,6 +197,10 @@ export class RegistrationApi {
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    void this.#serve(req, res);
+  }
+
+  async #serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const send = (status: number, body: RegisterResponse, close = false) => {
       const text = JSON.stringify(body) + '\n';
       const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
@@ -215,10 +226,11 @@ export class RegistrationApi {
     if (auth === null) return refuse(new Refusal('unauthorized', 'missing "Authorization: Bearer TOKEN" header'), '?');
     const token = auth[1]!;
     try {
-      this.#opts.registry.checkToken(token);
+      await this.#opts.registry.checkToken(token);
     } catch (e) {
       return refuse(new Refusal(refusalFor(e), (e as Error).message), '?');
     }
+    if (res.destroyed) return;
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > MAX_BODY_BYTES) {
       return refuse(new Refusal('invalid_request', `request body of ${declared} bytes is larger than the limit of ${MAX_BODY_BYTES}`, 413), '?');
@@ -238,31 +250,48 @@ export class RegistrationApi {
       chunks.push(c);
     });
     req.on('error', () => undefined);
-    req.on('end', () => {
-      if (over) return;
-      let agent = '?';
+    req.on('end', () => void this.#register(req, token, Buffer.concat(chunks), over, send, refuse, from));
+  }
+
+  async #register(
+    req: http.IncomingMessage,
+    token: string,
+    raw: Buffer,
+    over: boolean,
+    send: (status: number, body: RegisterResponse) => void,
+    refuse: (r: Refusal, agent: string) => void,
+    from: string,
+  ): Promise<void> {
+    if (over) return;
+    let agent = '?';
+    try {
+      const body = parseBody(raw);
+      agent = `agent ${body.agent_id}`;
+      const r = await this.#opts.registry.registerAgent({
+        token,
+        agentId: body.agent_id,
+        publicKey: body.public_key,
+        ...(body.labels !== undefined ? { labels: body.labels } : {}),
+        ...(body.agent_credential !== undefined ? { credential: body.agent_credential } : {}),
+        ...(this.#opts.hubId?.() !== undefined ? { homeHub: this.#opts.hubId()! } : {}),
+      });
       try {
-        const body = parseBody(Buffer.concat(chunks));
-        agent = `agent ${body.agent_id}`;
-        const r = this.#opts.registry.registerAgent({ token, agentId: body.agent_id, publicKey: body.public_key, ...(body.labels !== undefined ? { labels: body.labels } : {}) });
-        try {
-          this.#opts.onRegistered?.(r);
-        } catch (e) {
-          this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
-        }
-        const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
-        this.#opts.onResult?.(reason);
-        this.#opts.log?.(
-          'info',
-          `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
-        );
-        send(200, this.#answer(r, reason, req));
+        this.#opts.onRegistered?.(r);
       } catch (e) {
-        if (e instanceof Refusal) return refuse(e, agent);
-        const reason = refusalFor(e);
-        refuse(new Refusal(reason, reason === 'internal_error' ? `internal error: ${(e as Error).message}` : (e as Error).message), agent);
+        this.#opts.log?.('error', `registration API: applying agent ${r.name}: ${(e as Error).message}`);
       }
-    });
+      const reason: AcceptReason = r.created ? 'registered' : r.rekeyed ? 'rekeyed' : 'already_registered';
+      this.#opts.onResult?.(reason);
+      this.#opts.log?.(
+        'info',
+        `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
+      );
+      send(200, this.#answer(r, reason, req));
+    } catch (e) {
+      if (e instanceof Refusal) return refuse(e, agent);
+      const reason = refusalFor(e);
+      refuse(new Refusal(reason, reason === 'internal_error' ? `internal error: ${(e as Error).message}` : (e as Error).message), agent);
+    }
   }
 
   #answer(r: RegisterAgentResult, reason: AcceptReason, req: http.IncomingMessage): RegisterResponse {
@@ -284,6 +313,7 @@ export class RegistrationApi {
       hub_endpoint: endpoint,
       peers: [{ public_key: this.#opts.hubPublicKey, endpoint, allowed_ips: allowed, persistent_keepalive: AGENT_KEEPALIVE }],
       registered_at: new Date(r.createdAt).toISOString(),
+      ...(r.credential !== undefined ? { agent_credential: r.credential } : {}),
     };
   }
 
@@ -314,5 +344,11 @@ function parseBody(raw: Buffer): RegisterRequest {
   if (o.labels !== undefined && (typeof o.labels !== 'object' || o.labels === null || Array.isArray(o.labels))) {
     throw new Refusal('invalid_request', 'labels must be an object of name → text');
   }
-  return { agent_id: o.agent_id, public_key: o.public_key, ...(o.labels !== undefined ? { labels: o.labels as Record<string, string> } : {}) };
+  if (o.agent_credential !== undefined && typeof o.agent_credential !== 'string') throw new Refusal('invalid_request', 'agent_credential must be the text the hub returned at the first registration');
+  return {
+    agent_id: o.agent_id,
+    public_key: o.public_key,
+    ...(o.labels !== undefined ? { labels: o.labels as Record<string, string> } : {}),
+    ...(o.agent_credential !== undefined ? { agent_credential: o.agent_credential } : {}),
+  };
 }

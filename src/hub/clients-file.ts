@@ -30,7 +30,8 @@
  */
 
 import { parseIp, formatIp } from '../routing/ip.js';
-import { isValidPeerName, RegistryError, validatePublicKey } from './registry.js';
+import { RegistryError } from './registry/types.js';
+import { isValidPeerName, validatePublicKey } from './registry/validate.js';
 
 /** One valid line of a clients file. */
 export interface ClientsFileEntry {

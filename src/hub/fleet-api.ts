@@ -25,7 +25,8 @@
 
 import { readFile } from 'node:fs/promises';
 import { formatIp, parseIp } from '../routing/ip.js';
-import { isValidPeerName, RegistryError, validatePublicKey } from './registry.js';
+import { RegistryError } from './registry/types.js';
+import { isValidPeerName, validatePublicKey } from './registry/validate.js';
 
 /** One validated device of the fleet API answer. */
 export interface FleetDevice {

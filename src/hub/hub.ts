@@ -1,7 +1,11 @@
 /**
  * The fleet hub: one WireGuard interface whose peers come from the registry
- * (SQLite), the clients file and the fleet API, applied to the live device
- * as per-peer diffs — never down/up — with an in-process relay between peers.
+ * (SQLite or PostgreSQL), the clients file and the fleet API, applied to the
+ * live device as per-peer diffs — never down/up — with an in-process relay
+ * between peers. Registry calls are asynchronous (the store runs off this
+ * thread or over the network): packets never wait for them. Changes arrive
+ * through the registry's change log, read when the CLI asks over the control
+ * socket, on a PostgreSQL NOTIFY, and by a slow poll.
  * @module
  */
 
@@ -28,14 +32,18 @@ import type { UapiServer } from '../uapi/server.js';
 import { isLoopback, RegistrationApi } from './api.js';
 import { parseClientsFile } from './clients-file.js';
 import { FleetApiSource } from './fleet-api.js';
-import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry.js';
+import { loadOrCreateHubKey, Registry, type PeerRecord, type RegisterAgentResult } from './registry/index.js';
 import { Relay, type PeerKind, type RelayCounters } from './relay.js';
 import { loadOrCreateApiTls } from './tls.js';
 
 /** Options of {@link Hub.start} (the flags of `tsguard hub up`). */
 export interface HubOptions {
-  /** Data directory (registry, hub key, control socket). */
+  /** Data directory (SQLite registry, hub key, control socket). */
   dataDir: string;
+  /** A `postgresql://` registry shared with other hubs (default: the SQLite file in the data directory). */
+  registry?: string;
+  /** File holding the PostgreSQL password. */
+  registryPasswordFile?: string;
   /** Interface name. */
   ifname: string;
   /** Mesh IPv4 subnet, e.g. 10.100.0.0/24; the hub takes its first host address. */
@@ -108,7 +116,8 @@ export function readHubInfo(dataDir: string): HubInfo | null {
   }
 }
 
-const REGISTRY_POLL_MS = 250;
+/** Fallback poll of the change log (the CLI and PostgreSQL NOTIFY trigger a read at once). */
+const REGISTRY_POLL_MS = 1000;
 /** Peers seen this recently get a handshake from a restarted hub (3 × REJECT_AFTER_TIME: older sessions are dead anyway). */
 const RECONNECT_IF_SEEN_WITHIN = 540_000;
 const CLIENTS_POLL_MS = 500;
@@ -119,6 +128,14 @@ export class Hub {
   readonly registry: Registry;
   readonly relay: Relay;
   #managed = new Map<string, { sig: string; kind: PeerKind; name: string; address: string }>();
+  /** `kind/name` → public key of the managed peers. */
+  #byName = new Map<string, string>();
+  /** Change sequence number applied so far. */
+  #cursor = 0;
+  #syncing: Promise<void> | null = null;
+  #syncAgain = false;
+  #unlisten: (() => Promise<void>) | null = null;
+  #hubId: number | undefined;
   /** Registration API requests by result (for the metrics). */
   readonly registrations = new Map<string, number>();
   #metrics: { close(): Promise<void> } | null = null;
@@ -127,7 +144,6 @@ export class Hub {
   #api: RegistrationApi | null = null;
   #timers: NodeJS.Timeout[] = [];
   #fleet: FleetApiSource | null = null;
-  #lastVersion = -1;
   #apiPin: string | undefined;
   #stopped = false;
   #done: Promise<void>;
@@ -155,14 +171,29 @@ export class Hub {
     if (opts.api?.insecureHttp && apiListen && !isLoopback(apiListen.host)) {
       throw new Error(`--api-insecure-http is refused on ${apiListen.host}: enrollment tokens would cross the network in clear text; use a loopback address (127.0.0.1, ::1) or drop it to serve HTTPS`);
     }
-    const registry = Registry.open(opts.dataDir, { create: { subnet: opts.subnet, ipv6: opts.ipv6 } });
+    const registry = await Registry.open(opts.dataDir, {
+      create: { subnet: opts.subnet, ipv6: opts.ipv6 },
+      ...(opts.registry !== undefined ? { url: opts.registry } : {}),
+      ...(opts.registryPasswordFile !== undefined ? { passwordFile: opts.registryPasswordFile } : {}),
+    });
+    let records: PeerRecord[];
+    let cursor: number;
     try {
-      if (opts.quarantineSeconds !== undefined) registry.setQuarantineSeconds(opts.quarantineSeconds);
+      if (opts.quarantineSeconds !== undefined) await registry.setQuarantineSeconds(opts.quarantineSeconds);
+      // The cursor is read first: whatever changes while the peers are read is applied again afterwards.
+      cursor = await registry.changeSeq();
+      records = await registry.listPeers();
     } catch (e) {
-      registry.close();
+      await registry.close();
       throw e;
     }
-    const key = loadOrCreateHubKey(opts.dataDir);
+    let key: Uint8Array;
+    try {
+      key = loadOrCreateHubKey(opts.dataDir);
+    } catch (e) {
+      await registry.close();
+      throw e;
+    }
     let relay: Relay | null = null;
     let hub: Hub | null = null;
     const runtime = Runtime.start({
@@ -178,12 +209,13 @@ export class Hub {
       refusals?.log(from, 'verbose', () => `relay refused by policy: ${hub?.describePeer(from) ?? from} → ${hub?.describePeer(to) ?? to}`),
     );
     hub = new Hub(opts, registry, runtime, relay);
+    hub.#cursor = cursor;
     try {
       runtime.device.setPrivateKey(key);
       key.fill(0);
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
-      hub.#reconcile();
-      hub.#reconnectRecentPeers();
+      hub.#reconcileWith(records);
+      hub.#reconnectRecentPeers(records);
       await hub.#configureLink();
       hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
       hub.#uapi.onRemoved(() => hub!.stop('UAPI socket removed'));
@@ -199,11 +231,20 @@ export class Hub {
           ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
           // The new peer is live before the agent gets its answer (and sends its first handshake).
           onRegistered: (r) => hub!.#applyRegistered(r),
+          hubId: () => hub!.#hubId,
           onResult: (result) => hub!.registrations.set(result, (hub!.registrations.get(result) ?? 0) + 1),
           log: opts.log,
         });
         hub.#apiPin = tls?.pin;
       }
+      const me = await registry.announceHub({
+        publicKey: keyToBase64(runtime.device.publicKey!),
+        endpoint: opts.endpoint ?? null,
+        apiUrl: hub.#api?.url ?? null,
+        certPin: hub.#apiPin ?? null,
+      });
+      hub.#hubId = me.id;
+      hub.#unlisten = await registry.listen(() => hub!.sync());
       if (metricsListen !== null) {
         const { serveHubMetrics } = await import('../metrics/hub-metrics.js');
         hub.#metrics = await serveHubMetrics(hub, metricsListen, opts.log);
@@ -215,11 +256,9 @@ export class Hub {
       throw e;
     }
     runtime.device.events.on('handshake', (e) => {
-      try {
-        registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null);
-      } catch (err) {
-        opts.log('error', `registry: cannot record last_seen: ${(err as Error).message}`);
-      }
+      registry.touchLastSeen(e.publicKey, Date.now(), e.endpoint ? formatEndpoint(e.endpoint) : null).catch((err: Error) => {
+        if (!hub!.#stopped) opts.log('error', `registry: cannot record last_seen: ${err.message}`);
+      });
     });
     logPeerEvents(runtime.device, opts.log, (pk) => hub.describePeer(pk));
     opts.log('info', `hub ${opts.ifname} up: ${registry.hubAddress} on UDP ${runtime.listenPort}, ${hub.#managed.size} peers restored`);
@@ -273,31 +312,75 @@ export class Hub {
     await configureLink(this.opts.ifname, { addresses });
   }
 
-  /** Apply the registry to the live device as a per-peer diff. */
-  #reconcile(): void {
-    let records: PeerRecord[];
-    try {
-      this.#lastVersion = this.registry.dataVersion();
-      records = this.registry.listPeers().filter((r) => r.enabled);
-    } catch (e) {
-      // Store unavailable: keep the live peers as they are and try again on the next poll.
-      this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
-      return;
-    }
+  /** Make the live device exactly the enabled peers of `records` (every peer of the registry), as a per-peer diff. */
+  #reconcileWith(records: PeerRecord[]): void {
+    const enabled = records.filter((r) => r.enabled);
     this.runtime.batch(() => {
-      const want = new Set(records.map((r) => r.publicKey));
+      const want = new Set(enabled.map((r) => r.publicKey));
       for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
       // A prefix that moved between two peers is free once its old owner is updated: retry refusals once.
-      const refused = records.filter((r) => !this.#tryApplyPeer(r, false));
+      const refused = enabled.filter((r) => !this.#tryApplyPeer(r, false));
       for (const r of refused) this.#tryApplyPeer(r, true);
     });
   }
 
   /**
+   * Apply what changed in the registry since the last call: the peers named
+   * by the change log are read one by one (all of them only after a reset of
+   * the log). Concurrent calls share one run (and a call during a run causes
+   * one more). On a store failure the live peers stay as they are and the
+   * next call retries. Resolves when the registry's state at the time of the
+   * call is live.
+   */
+  sync(): Promise<void> {
+    if (this.#syncing) {
+      this.#syncAgain = true;
+      return this.#syncing;
+    }
+    const run = async () => {
+      do {
+        this.#syncAgain = false;
+        await this.#syncOnce();
+      } while (this.#syncAgain && !this.#stopped);
+    };
+    this.#syncing = run().finally(() => (this.#syncing = null));
+    return this.#syncing;
+  }
+
+  async #syncOnce(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const batch = await this.registry.changesSince(this.#cursor);
+      if (batch.reset) {
+        const records = await this.registry.listPeers();
+        if (this.#stopped) return;
+        this.#reconcileWith(records);
+      } else {
+        const recs: Array<{ id: string; rec: PeerRecord | null }> = [];
+        for (const p of batch.peers) recs.push({ id: `${p.kind}/${p.name}`, rec: await this.registry.getPeer(p.kind, p.name) });
+        if (this.#stopped) return;
+        this.runtime.batch(() => {
+          for (const { id, rec } of recs) {
+            const old = this.#byName.get(id);
+            if (rec !== null && rec.enabled) {
+              if (old !== undefined && old !== rec.publicKey) this.#removePeer(old);
+              this.#tryApplyPeer(rec, true);
+            } else if (old !== undefined) {
+              this.#removePeer(old);
+            }
+          }
+        });
+      }
+      this.#cursor = batch.seq;
+    } catch (e) {
+      if (!this.#stopped) this.opts.log('error', `registry unavailable, live peers unchanged: ${(e as Error).message}`);
+    }
+  }
+
+  /**
    * Make the result of a registration this process answered live, without
-   * re-reading the registry (a full {@link Hub.#reconcile} reads every row:
-   * O(peers) per registration). Other processes' changes still arrive
-   * through the poll of the registry's data version.
+   * waiting for the change log (which names it again; applying it then is a
+   * no-op).
    */
   #applyRegistered(r: RegisterAgentResult): void {
     this.runtime.batch(() => {
@@ -313,6 +396,7 @@ export class Hub {
     this.runtime.device.removePeer(id);
     this.relay.setKind(id, null);
     this.#managed.delete(id);
+    if (this.#byName.get(`${m.kind}/${m.name}`) === id) this.#byName.delete(`${m.kind}/${m.name}`);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
   }
 
@@ -357,7 +441,9 @@ export class Hub {
       ...(cur === undefined && device.getPeer(r.publicKey)?.endpoint == null ? { endpoint: lastEndpoint(r) } : {}),
     });
     this.relay.setKind(r.publicKey, r.kind);
+    if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
     this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name, address: r.ipv4 });
+    this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);
     this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
   }
 
@@ -366,11 +452,11 @@ export class Hub {
    * process forgot; they would only re-handshake after their own timeouts
    * (≈ 15 s). Start a handshake with each of them at their last endpoint.
    */
-  #reconnectRecentPeers(): void {
+  #reconnectRecentPeers(records: PeerRecord[]): void {
     const since = Date.now() - RECONNECT_IF_SEEN_WITHIN;
     let n = 0;
     this.runtime.batch(() => {
-      for (const r of this.registry.listPeers()) {
+      for (const r of records) {
         if (r.enabled && r.lastEndpoint !== null && (r.lastSeen ?? 0) >= since && this.runtime.device.initiate(r.publicKey)) n++;
       }
     });
@@ -378,13 +464,7 @@ export class Hub {
   }
 
   #watch(): void {
-    const poll = setInterval(() => {
-      try {
-        if (this.registry.dataVersion() !== this.#lastVersion) this.#reconcile();
-      } catch (e) {
-        this.opts.log('error', `registry poll failed: ${(e as Error).message}`);
-      }
-    }, REGISTRY_POLL_MS);
+    const poll = setInterval(() => void this.sync(), REGISTRY_POLL_MS);
     this.#timers.push(poll);
 
     const file = this.opts.clientsFile;
@@ -404,7 +484,7 @@ export class Hub {
         }
         const parsed = parseClientsFile(text, file);
         for (const err of parsed.errors) this.opts.log('error', err.message.endsWith('(line skipped)') ? err.message : `${err.message} (line skipped)`);
-        this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
+        void this.#applySource('clients-file', parsed.entries.map((e) => ({ kind: 'client' as const, name: e.name, publicKey: e.publicKey, ip: e.ip, comment: e.comment })));
       };
       load();
       watchFile(file, { interval: CLIENTS_POLL_MS }, load);
@@ -414,7 +494,7 @@ export class Hub {
     if (fleet !== undefined) {
       this.#fleet = new FleetApiSource({ ...fleet, log: (m: string) => this.opts.log('error', m) });
       this.#fleet.start((devices) =>
-        this.#applySource(
+        void this.#applySource(
           'fleet-api',
           devices.map((d) => ({ kind: 'device' as const, name: d.name, publicKey: d.pubkey, ip: d.ip, enabled: d.enabled })),
         ),
@@ -422,27 +502,28 @@ export class Hub {
     }
   }
 
-  #applySource(source: 'clients-file' | 'fleet-api', desired: Parameters<Registry['replaceSource']>[1]): void {
+  async #applySource(source: 'clients-file' | 'fleet-api', desired: Parameters<Registry['replaceSource']>[1]): Promise<void> {
     try {
-      const r = this.registry.replaceSource(source, desired);
+      const r = await this.registry.replaceSource(source, desired);
       for (const e of r.errors) this.opts.log('error', `${source}: ${e.name}: ${e.message} (entry skipped)`);
     } catch (e) {
-      this.opts.log('error', `${source}: registry unavailable, live peers unchanged: ${(e as Error).message}`);
+      if (!this.#stopped) this.opts.log('error', `${source}: registry unavailable, live peers unchanged: ${(e as Error).message}`);
       return;
     }
-    this.#reconcile();
+    await this.sync();
   }
 
   /** Live status of every registered peer, for `hub show`. */
-  status(): HubStatus {
+  async status(): Promise<HubStatus> {
     const device = this.runtime.device;
+    const records = await this.registry.listPeers();
     return {
       interface: this.opts.ifname,
       publicKey: keyToBase64(device.publicKey!),
       address: this.registry.hubAddress,
       listenPort: this.runtime.listenPort,
       allowDeviceToDevice: this.relay.policy.allowDeviceToDevice,
-      peers: this.registry.listPeers().map((r) => {
+      peers: records.map((r) => {
         const peer = device.getPeer(r.publicKey);
         return peerStatus(r, peer ? device.peerInfo(peer) : null, this.relay.counters(r.publicKey));
       }),
@@ -452,9 +533,26 @@ export class Hub {
   #serveControl(): Promise<net.Server> {
     const path = hubControlPath(this.opts.dataDir);
     if (existsSync(path)) unlinkSync(path);
+    // One request line per connection: `sync` (apply the registry's changes, then answer {"ok":true}) or `status`.
     const server = net.createServer((sock) => {
       sock.on('error', () => undefined);
-      sock.end(JSON.stringify(this.status()) + '\n');
+      sock.setEncoding('utf8');
+      let buf = '';
+      sock.on('data', (d: string) => {
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl < 0) {
+          if (buf.length > 64) sock.destroy();
+          return;
+        }
+        const cmd = buf.slice(0, nl).trim();
+        sock.removeAllListeners('data');
+        const answer = cmd === 'sync' ? this.sync().then(() => ({ ok: true })) : this.status();
+        answer.then(
+          (v) => sock.end(JSON.stringify(v) + '\n'),
+          (e: Error) => sock.end(JSON.stringify({ error: e.message }) + '\n'),
+        );
+      });
     });
     const old = process.umask(0o077);
     return new Promise<net.Server>((resolve, reject) => {
@@ -469,6 +567,7 @@ export class Hub {
     this.#stopped = true;
     this.opts.log('info', `hub shutting down: ${reason}`);
     for (const t of this.#timers) clearInterval(t);
+    await this.#unlisten?.().catch(() => undefined);
     if (this.opts.clientsFile) unwatchFile(this.opts.clientsFile);
     this.#fleet?.stop();
     await this.#metrics?.close().catch(() => undefined);
@@ -483,7 +582,8 @@ export class Hub {
       }
     }
     this.runtime.close();
-    this.registry.close();
+    await this.#syncing?.catch(() => undefined);
+    await this.registry.close().catch(() => undefined);
     this.#resolveDone();
   }
 }

@@ -2,7 +2,7 @@
  * What the agent (`tsguard join`) and the hub's registration API (`./api.ts`)
  * share: the request and answer of `POST /v1/register` and the transport
  * policy helpers. Kept apart from `./api.ts` so that the agent does not load
- * the hub's registry (SQLite) at start.
+ * the hub's registry at start.
  * @module
  */
 
@@ -34,6 +34,8 @@ export interface RegisterRequest {
   public_key: string;
   /** Optional labels (name → text). */
   labels?: Record<string, string>;
+  /** The credential the hub returned at the first registration; needed to change the key of an existing agent id. */
+  agent_credential?: string;
 }
 
 /** A peer the agent should configure (the hub). */
@@ -72,6 +74,11 @@ export interface RegisterResponse {
   peers: RegisterPeer[];
   /** When the agent was first registered (ISO 8601). */
   registered_at: string | null;
+  /**
+   * A new agent credential (first registration, re-key, or an agent that had
+   * none): the agent stores it (0600) and sends it as `agent_credential`.
+   */
+  agent_credential?: string;
 }
 
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */

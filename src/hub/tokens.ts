@@ -69,3 +69,8 @@ export function parseDuration(text: string): number {
   }
   return total;
 }
+
+/** A new agent credential: 32 random bytes, base64url (the registry stores its {@link hashSecret}). */
+export function generateCredential(): string {
+  return randomBytes(32).toString('base64url');
+}

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { readdirSync } from 'node:fs';
+import { opendirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { keyFromHex } from '../crypto/keys.js';
 import { SOCKET_DIR, socketPath } from './server.js';
@@ -65,6 +65,52 @@ export function listInterfaces(): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Names of interfaces with a live UAPI socket, in directory order, as wg
+ * lists them: a socket nothing listens on any more (ECONNREFUSED, its daemon
+ * died) is removed and skipped; other files are ignored.
+ */
+export async function listLiveInterfaces(): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    const dir = opendirSync(SOCKET_DIR);
+    try {
+      for (let e = dir.readSync(); e !== null; e = dir.readSync()) if (e.name.length > 5 && e.name.endsWith('.sock')) names.push(e.name.slice(0, -5));
+    } finally {
+      dir.closeSync();
+    }
+  } catch {
+    return [];
+  }
+  const live = await Promise.all(names.map((n) => socketAnswers(socketPath(n))));
+  return names.filter((_, i) => live[i]);
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  try {
+    if (!statSync(path).isSocket()) return Promise.resolve(false);
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const sock = net.connect(path);
+    sock.on('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNREFUSED') {
+        try {
+          unlinkSync(path);
+        } catch {
+          // someone else removed it
+        }
+        resolve(false);
+      } else resolve(true);
+    });
+  });
 }
 
 /** Send one raw request and return the whole reply up to and including its `errno=N` block. */

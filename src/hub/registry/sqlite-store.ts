@@ -1,0 +1,267 @@
+/**
+ * The SQLite store: `registry.sqlite` in the data directory, opened by
+ * better-sqlite3 in a worker thread that owns the connection. Every
+ * statement, lock wait (`busy_timeout`) and fsync happens on that thread, so
+ * the engine's thread never waits for the disk or for another process's write
+ * lock; it only posts messages. Calls are serialised (one connection, one
+ * transaction at a time) and bounded: a call that cannot finish within the
+ * store timeout fails with `STORE_UNAVAILABLE` while the worker finishes or
+ * rolls back behind it.
+ *
+ * WAL mode lets readers run while one writer commits; every write is a
+ * `BEGIN IMMEDIATE` transaction (the write lock is taken before anything is
+ * read, so nobody can take the chosen address before the insert);
+ * `synchronous = FULL` (an address handed out must survive a power cut),
+ * except for bookkeeping writes (`durable: false`).
+ * @module
+ */
+
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { RegistryError } from './types.js';
+import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest } from './sqlite-worker.js';
+
+/** How requests reach the executor: a worker thread, or (CLI processes, which carry no packets) this thread. */
+interface Channel {
+  post(m: ExecutorRequest): void;
+  onAnswer(f: (m: ExecutorAnswer) => void): void;
+  onFail(f: (e: Error) => void): void;
+  terminate(): Promise<unknown>;
+}
+
+/** The executor in a worker thread. */
+async function workerChannel(path: string, driver: string, busyTimeoutMs: number): Promise<Channel> {
+  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs } });
+  worker.unref();
+  const limit = busyTimeoutMs + 5000;
+  const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
+    const timer = setTimeout(() => resolve({ ready: false, error: { message: `the registry worker did not start within ${limit} ms` } }), limit);
+    worker.once('message', (m: { ready: boolean; error?: { message: string } }) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+    worker.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ ready: false, error: { message: e.message } });
+    });
+  });
+  if (!ready.ready) {
+    await worker.terminate();
+    throw storeError(new Error(ready.error?.message ?? 'unknown error'), 'open', path);
+  }
+  return {
+    post: (m) => worker.postMessage(m),
+    onAnswer: (f) => worker.on('message', (m: ExecutorAnswer) => m.id !== undefined && f(m)),
+    onFail: (f) => {
+      worker.on('error', f);
+      worker.on('exit', () => f(new Error('the registry worker thread stopped')));
+    },
+    terminate: () => worker.terminate(),
+  };
+}
+
+/** The executor on this thread (answers asynchronously, in order). */
+function inlineChannel(path: string, driver: string, busyTimeoutMs: number): Channel {
+  const ex = sqliteExecutor(createRequire(import.meta.url), { path, driver, busyTimeoutMs });
+  if (!ex.ready) throw storeError(new Error(ex.error.message), 'open', path);
+  let answer: (m: ExecutorAnswer) => void = () => undefined;
+  return {
+    post: (m) => {
+      const a = ex.handle(m);
+      setImmediate(() => answer(a));
+    },
+    onAnswer: (f) => (answer = f),
+    onFail: () => undefined,
+    terminate: async () => undefined,
+  };
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout | null;
+  /** Resolves when the worker has answered (even after the caller timed out). */
+  done: () => void;
+}
+
+class SqliteFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** True for failures of the store itself (I/O, locks, closed), false for constraint violations and programming errors. */
+function isStoreFailure(e: unknown): boolean {
+  if (e instanceof SqliteFailure) return e.code === null ? /not open|closed/i.test(e.message) : e.code.startsWith('SQLITE_') && !e.code.startsWith('SQLITE_CONSTRAINT');
+  return false;
+}
+
+/** {@link RegistryStore} on a SQLite file. */
+export class SqliteStore implements RegistryStore {
+  readonly backend = 'sqlite' as const;
+  readonly where: string;
+  readonly #channel: Channel;
+  readonly #timeoutMs: number;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  readonly #gate: Gate;
+  #closed = false;
+  #dead: Error | null = null;
+
+  private constructor(channel: Channel, path: string, timeoutMs: number) {
+    this.#channel = channel;
+    this.where = path;
+    this.#timeoutMs = timeoutMs;
+    this.#gate = new Gate(1, timeoutMs + 500, () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`));
+    channel.onAnswer((m) => {
+      const p = this.#pending.get(m.id);
+      if (p === undefined) return;
+      this.#pending.delete(m.id);
+      if (!m.error) this.#gate.progress();
+      if (p.timer) clearTimeout(p.timer);
+      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
+      else p.resolve(m.result);
+      p.done();
+    });
+    const fail = (e: Error) => {
+      this.#dead ??= e;
+      for (const [id, p] of this.#pending) {
+        this.#pending.delete(id);
+        if (p.timer) clearTimeout(p.timer);
+        p.reject(e);
+        p.done();
+      }
+    };
+    channel.onFail(fail);
+  }
+
+  /**
+   * Open `path` (which must exist) in a worker thread, or with `inline` on
+   * this thread (for CLI processes: no packets to delay, no worker to start).
+   * @param timeoutMs bound of every call (lock waits included)
+   * @throws RegistryError `STORE_UNAVAILABLE`
+   */
+  static async open(path: string, timeoutMs: number, inline = false): Promise<SqliteStore> {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    const channel = inline ? inlineChannel(path, driver, timeoutMs) : await workerChannel(path, driver, timeoutMs);
+    return new SqliteStore(channel, path, timeoutMs);
+  }
+
+  /** Post one request; `deadline` (ms since epoch) bounds the wait for its answer. */
+  #send(op: string, deadline: number, extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean } = {}): { result: Promise<unknown>; answered: Promise<void> } {
+    if (this.#dead) {
+      const failed = Promise.reject(this.#dead);
+      failed.catch(() => undefined); // callers that only wait for `answered` (rollbacks) do not look at it
+      return { result: failed, answered: Promise.resolve() };
+    }
+    const id = this.#nextId++;
+    let done!: () => void;
+    const answered = new Promise<void>((r) => (done = r));
+    const result = new Promise<unknown>((resolve, reject) => {
+      const wait = Math.max(0, deadline - Date.now());
+      const entry: Pending = { resolve, reject, timer: null, done };
+      entry.timer = setTimeout(() => {
+        // The answer will still arrive (and be dropped); `answered` waits for it.
+        entry.resolve = () => undefined;
+        entry.reject = () => undefined;
+        reject(new Error(`no answer from the database within ${this.#timeoutMs} ms (a lock held by another process, or a slow disk)`));
+      }, wait);
+      this.#pending.set(id, entry);
+      this.#channel.post({ id, op, ...extra } as ExecutorRequest);
+    });
+    result.catch(() => undefined); // see above: a rollback's result may go unobserved
+    return { result, answered };
+  }
+
+  /** Wait for the connection (one transaction at a time); the release function may wait for a promise first. */
+  async #acquire(what: string): Promise<(after?: Promise<unknown>) => void> {
+    const release = await this.#gate.admit(what, this.#closed, (e) => this.#map(e, what));
+    return (after) => {
+      if (after) void after.then(release, release);
+      else release();
+    };
+  }
+
+  #tx(deadline: number): Tx {
+    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => this.#send(op, deadline, { sql, params: params ?? [] }).result;
+    const tx: Tx = {
+      get: async <T>(sql: string, params?: readonly SqlValue[]) => ((await call('get', sql, params)) ?? undefined) as T | undefined,
+      all: async <T>(sql: string, params?: readonly SqlValue[]) => (await call('all', sql, params)) as T[],
+      run: async (sql: string, params?: readonly SqlValue[]) => (await call('run', sql, params)) as number,
+      savepoint: async <T>(fn: () => Promise<T>) => {
+        await call('exec', 'SAVEPOINT sp');
+        try {
+          const r = await fn();
+          await call('exec', 'RELEASE sp');
+          return r;
+        } catch (e) {
+          if (isStoreFailure(e) || !(e instanceof RegistryError)) throw e;
+          await call('exec', 'ROLLBACK TO sp');
+          await call('exec', 'RELEASE sp');
+          throw e;
+        }
+      },
+    };
+    return tx;
+  }
+
+  #map(e: unknown, what: string): unknown {
+    if (e instanceof RegistryError) return e;
+    if (e instanceof SqliteFailure && !isStoreFailure(e)) return e;
+    return storeError(e, what, this.where);
+  }
+
+  async write<T>(what: string, fn: (tx: Tx) => Promise<T>, opts: WriteOptions = {}): Promise<T> {
+    const release = await this.#acquire(what);
+    const deadline = Date.now() + this.#timeoutMs + 500;
+    try {
+      await this.#send('begin', deadline, { durable: opts.durable !== false }).result;
+    } catch (e) {
+      release(this.#send('rollback', Date.now() + 60_000).answered);
+      throw this.#map(e, what);
+    }
+    try {
+      const r = await fn(this.#tx(deadline));
+      await this.#send('commit', deadline).result;
+      release();
+      return r;
+    } catch (e) {
+      // Release once the worker has really rolled back (it may still be busy with a timed-out statement).
+      release(this.#send('rollback', Date.now() + 60_000).answered);
+      throw this.#map(e, what);
+    }
+  }
+
+  async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const release = await this.#acquire(what);
+    const deadline = Date.now() + this.#timeoutMs + 500;
+    try {
+      return await fn(this.#tx(deadline));
+    } catch (e) {
+      throw this.#map(e, what);
+    } finally {
+      release();
+    }
+  }
+
+  async listen(): Promise<null> {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      const release = await this.#acquire('close');
+      await this.#send('close', Date.now() + this.#timeoutMs + 500).result.catch(() => undefined);
+      release();
+    } catch {
+      // busy: terminate below
+    }
+    await this.#channel.terminate();
+  }
+}

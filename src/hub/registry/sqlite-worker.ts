@@ -1,0 +1,148 @@
+/**
+ * The executor that owns a SQLite connection (see `./sqlite-store.ts`): in
+ * the worker thread of a hub, or inline in a CLI process (which carries no
+ * packets). It is passed to the worker as source text
+ * (`sqliteWorkerSource`), so it must be self-contained: it uses only the
+ * `require` and the options it is given, nothing from the module scope.
+ *
+ * Protocol: requests `{ id, op, sql?, params?, durable? }`, answers
+ * `{ id, result }` or `{ id, error: { message, code } }`, strictly in order. Ops: `get`, `all`, `run` (a prepared statement, cached by text),
+ * `exec` (statements without parameters), `begin` (`BEGIN IMMEDIATE`, with
+ * `synchronous = NORMAL` when `durable` is false), `commit`, `rollback`,
+ * `close`. The worker posts `{ ready: true }` or `{ ready: false, error }` at start.
+ * @module
+ */
+
+/** A request to the executor. */
+export interface ExecutorRequest {
+  id: number;
+  op: string;
+  sql?: string;
+  params?: unknown[];
+  durable?: boolean;
+}
+
+/** An answer of the executor. */
+export interface ExecutorAnswer {
+  id: number;
+  result?: unknown;
+  error?: { message: string; code: string | null };
+}
+
+/** Options of {@link sqliteExecutor}. */
+export interface ExecutorOptions {
+  /** The database file (must exist). */
+  path: string;
+  /** Path of the better-sqlite3 module. */
+  driver: string;
+  /** SQLite's busy_timeout, ms. */
+  busyTimeoutMs: number;
+}
+
+/** Open the database; returns the request handler, or why it could not open. Self-contained (see the module documentation). */
+export function sqliteExecutor(
+  require: (id: string) => unknown,
+  data: ExecutorOptions,
+): { ready: true; handle: (m: ExecutorRequest) => ExecutorAnswer } | { ready: false; error: { message: string; code: string | null } } {
+  type Stmt = { reader: boolean; get(...p: unknown[]): unknown; all(...p: unknown[]): unknown[]; run(...p: unknown[]): { changes: number } };
+  type Db = { prepare(sql: string): Stmt; exec(sql: string): void; pragma(sql: string, o?: { simple: boolean }): unknown; close(): void };
+  const errorOf = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), code: ((e as { code?: unknown })?.code as string | undefined) ?? null });
+  let db: Db;
+  try {
+    const Database = require(data.driver) as new (path: string, o: object) => Db;
+    db = new Database(data.path, { fileMustExist: true, timeout: data.busyTimeoutMs });
+    db.pragma(`busy_timeout = ${data.busyTimeoutMs}`);
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (String(mode).toLowerCase() !== 'wal') throw new Error(`cannot switch ${data.path} to WAL mode (got ${String(mode)})`);
+    db.pragma('synchronous = FULL');
+  } catch (e) {
+    return { ready: false, error: errorOf(e) };
+  }
+  const cache = new Map<string, Stmt>();
+  const stmt = (sql: string) => {
+    let st = cache.get(sql);
+    if (st === undefined) {
+      st = db.prepare(sql);
+      cache.set(sql, st);
+    }
+    return st;
+  };
+  // Structured clone turns Buffers into Uint8Arrays; the driver binds Buffers.
+  const bind = (p: unknown[] | undefined) => (p ?? []).map((v) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v));
+  let relaxed = false;
+  const restore = () => {
+    if (relaxed) db.pragma('synchronous = FULL');
+    relaxed = false;
+  };
+  const handle = (m: ExecutorRequest): ExecutorAnswer => {
+    try {
+      let result: unknown = null;
+      switch (m.op) {
+        case 'get':
+          result = stmt(m.sql!).get(...bind(m.params)) ?? null;
+          break;
+        case 'all':
+          result = stmt(m.sql!).all(...bind(m.params));
+          break;
+        case 'run': {
+          const st = stmt(m.sql!);
+          result = st.reader ? st.all(...bind(m.params)).length : st.run(...bind(m.params)).changes;
+          break;
+        }
+        case 'exec':
+          db.exec(m.sql!);
+          break;
+        case 'begin':
+          if (m.durable === false) {
+            db.pragma('synchronous = NORMAL');
+            relaxed = true;
+          }
+          try {
+            db.exec('BEGIN IMMEDIATE');
+          } catch (e) {
+            restore();
+            throw e;
+          }
+          break;
+        case 'commit':
+          try {
+            db.exec('COMMIT');
+          } finally {
+            restore();
+          }
+          break;
+        case 'rollback':
+          try {
+            db.exec('ROLLBACK');
+          } catch {
+            // no transaction was open (BEGIN failed): nothing to undo
+          } finally {
+            restore();
+          }
+          break;
+        case 'close':
+          db.close();
+          break;
+        default:
+          throw new Error(`unknown op ${m.op}`);
+      }
+      return { id: m.id, result };
+    } catch (e) {
+      return { id: m.id, error: errorOf(e) };
+    }
+  };
+  return { ready: true, handle };
+}
+
+/** Source text of the worker thread: the executor behind the worker's message port. */
+export const sqliteWorkerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ex = (${sqliteExecutor.toString()})(require, workerData);
+if (!ex.ready) parentPort.postMessage({ ready: false, error: ex.error });
+else {
+  parentPort.on('message', (m) => {
+    parentPort.postMessage(ex.handle(m));
+    if (m.op === 'close') parentPort.close();
+  });
+  parentPort.postMessage({ ready: true });
+}`;
