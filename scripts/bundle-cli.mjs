@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundles the CLI entry points after `tsc -p tsconfig.json` (run by `npm run build` and `prepare`):
-//   src/cli/tsguard.ts    → dist/cli/tsguard.cjs    (+ .map)
+//   src/cli/tsguard.ts    → dist/cli/tsguard.cjs    (+ .map, for the checkout: `npm pack` leaves maps out)
 //   src/cli/tsguard-wg.ts → dist/cli/tsguard-wg.cjs (+ .map)
 // and replaces tsc's dist/cli/tsguard.js and dist/cli/tsguard-wg.js (the bins) with three-line
 // launchers that require the bundle. Why: loading ~50 ES modules one by one costs Node more than
@@ -13,8 +13,8 @@
 //   and esbuild's code splitting produces a dozen chunks.) No module has top-level await.
 // - `import.meta.url` is the URL of the launcher (dist/cli/tsguard-wg.js for tsguard-wg.cjs), as if
 //   the unbundled entry ran: the bundles sit beside the launchers in dist/cli/, at the depth of
-//   every other compiled module, so the paths computed from it stay right: the native addon
-//   (`../../build/Release/tsguard_native.node`, loaded by src/io/native.ts),
+//   every other compiled module, so the paths computed from it stay right: the native addon under
+//   the package root two levels up (build/Release or prebuilds/, loaded by src/io/native.ts),
 //   `./tsguard-wg.js` (src/cli/quick.ts), and the detached daemon's command line is still
 //   `node …/dist/cli/tsguard-wg.js IFNAME` (src/cli/tsguard-wg.ts re-runs its own file).
 // - Running `tsc -p tsconfig.json` alone puts the unbundled dist/cli/tsguard.js back (it emits
@@ -46,7 +46,8 @@ await esbuild.build({
   target: 'node20',
   tsconfig: 'tsconfig.json',
   // Packages with native parts stay external (and so do qrcode, used by one hub command, and
-  // prom-client, loaded only with --metrics).
+  // prom-client, loaded only with --metrics); node-gyp-build is loaded with createRequire
+  // (src/io/native.ts), which esbuild leaves alone.
   external: ['better-sqlite3', 'qrcode', 'prom-client'],
   define: { 'import.meta.url': '__tsguard_import_meta_url' },
   banner: { js: "const __tsguard_import_meta_url = require('node:url').pathToFileURL(__filename.replace(/\\.cjs$/, '.js')).href;" },

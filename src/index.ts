@@ -4,6 +4,10 @@
  * The sans-IO engine ({@link Device}) can be embedded anywhere; {@link Runtime}
  * puts it on a real TUN interface and UDP socket; the UAPI helpers talk to any
  * userspace WireGuard daemon.
+ *
+ * More in subpaths: `tsguard/config` (the wg-quick format and link setup),
+ * `tsguard/agent` (`join()` a hub) and `tsguard/hub` (the fleet hub and its
+ * registry; its SQLite store needs the optional dependency better-sqlite3).
  * @module
  */
 
@@ -31,4 +35,16 @@ export { keyFromBase64, keyToBase64, keyFromHex, keyToHex, KeyFormatError } from
 export { AllowedIps, AllowedIpsOverlapError } from './routing/allowed-ips.js';
 export { parseIp, formatIp, parsePrefix, formatPrefix, type Prefix } from './routing/ip.js';
 export { Runtime, type RuntimeOptions } from './io/runtime.js';
-export { uapiGetState, uapiSet, uapiRequest, listInterfaces, type UapiDeviceState, type UapiPeerState } from './uapi/client.js';
+export { Tun, type TunStats } from './io/tun.js';
+export { UdpSocket, type UdpBindOptions, type UdpStats } from './io/udp.js';
+export type { NativeError, UdpFamily } from './io/native.js';
+export {
+  uapiGetState,
+  uapiSet,
+  uapiRequest,
+  listInterfaces,
+  UapiCallError,
+  type UapiDeviceState,
+  type UapiPeerState,
+} from './uapi/client.js';
+export type { DaemonLog } from './daemon/daemon.js';

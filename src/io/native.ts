@@ -201,17 +201,21 @@ export interface NativeBinding extends NativeCryptoBinding {
 }
 
 /**
- * Absolute path of the addon: `build/Release/tsguard_native.node` under the
- * package root, which is two levels above this module both in `src/io/`
- * (tests) and in `dist/io/` (compiled). `TSGUARD_NATIVE` overrides it.
+ * Absolute path of the addon, found by node-gyp-build under the package root
+ * (two levels above this module both in `src/io/` and in `dist/io/`): a
+ * source build in `build/Release` or `build/Debug`, else the prebuild in
+ * `prebuilds/PLATFORM-ARCH/` that matches this system. `TSGUARD_NATIVE`
+ * overrides it.
  */
 export function nativeAddonPath(): string {
   const override = process.env['TSGUARD_NATIVE'];
   if (override !== undefined && override !== '') return override;
-  const release = fileURLToPath(new URL('../../build/Release/tsguard_native.node', import.meta.url));
-  if (existsSync(release)) return release;
-  const debug = fileURLToPath(new URL('../../build/Debug/tsguard_native.node', import.meta.url));
-  return existsSync(debug) ? debug : release;
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  try {
+    return (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(root);
+  } catch {
+    return fileURLToPath(new URL('../../build/Release/tsguard_native.node', import.meta.url));
+  }
 }
 
 let cached: NativeBinding | undefined;
@@ -231,8 +235,8 @@ export function loadNative(): NativeBinding {
   if (!existsSync(path)) {
     throw Object.assign(
       new Error(
-        `tsguard's native addon is missing (${path}). Build it with "npm ci" (or "npm run build" / "npx node-gyp rebuild"); ` +
-          'this needs python3, make, a C++17 compiler and the Node.js headers',
+        `tsguard's native addon is missing (${path}): there is no prebuilt one for ${process.arch} and no source build. ` +
+          'Build it with "npm rebuild tsguard" (in a checkout: "npx node-gyp rebuild"); this needs python3, make, a C++17 compiler and the Node.js headers',
       ),
       { code: 'ERR_TSGUARD_NATIVE' },
     );

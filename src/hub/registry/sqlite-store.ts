@@ -146,7 +146,19 @@ export class SqliteStore implements RegistryStore {
    * @throws RegistryError `STORE_UNAVAILABLE`
    */
   static async open(path: string, timeoutMs: number, inline = false): Promise<SqliteStore> {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    let driver: string;
+    try {
+      driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    } catch (e) {
+      // An optional dependency: an install without a compiler (and without its prebuilt binary) leaves it out.
+      throw new RegistryError(
+        'STORE_UNAVAILABLE',
+        'the SQLite registry needs better-sqlite3, an optional dependency that is not installed: install g++, make and python3 ' +
+          'and run "npm install better-sqlite3" where tsguard is installed, or use a PostgreSQL registry (--registry postgresql://…)',
+        undefined,
+        { cause: e },
+      );
+    }
     const channel = inline ? inlineChannel(path, driver, timeoutMs) : await workerChannel(path, driver, timeoutMs);
     return new SqliteStore(channel, path, timeoutMs);
   }
