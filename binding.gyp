@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/aead.cc",
         "native/common.cc",
+        "native/crypto_pool.cc",
         "native/endpoint.cc",
         "native/hscrypto.cc",
         "native/offload.cc",

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Micro-benchmarks of the protocol engine, for both crypto providers:
 //   - ChaCha20-Poly1305 seal/open of one 1420-byte packet
-//   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet)
+//   - the engine's per-packet cost (Device.sendPacket → datagram, Device.receiveDatagram → packet),
+//     one packet at a time and in batches of 64 (Device.batch; TSGUARD_CRYPTO_THREADS sizes the native pool)
 //   - handshakes per second (responder side, and a complete exchange)
 //   - data-path structures (bench/micro-structures.mjs): AllowedIPs with 100k prefixes, replay window
 //   - the hub registry (bench/micro-registry.mjs): registrations/s for the first and last 1,000 of 65,000 agents, SQLite and PostgreSQL
-// Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds). Prints tables; asserts nothing.
+// Run after `npm ci` (uses dist/): `npm run bench:micro` (-- --quick for fewer rounds, --cpu for process CPU time
+// instead of wall time, --provider native|node|noble for one provider). Prints tables; asserts nothing.
 import { nodeCrypto } from '../dist/crypto/node.js';
 import { loadNativeCrypto } from '../dist/io/native.js';
 import { nobleCrypto } from '../dist/crypto/noble.js';
@@ -17,15 +19,20 @@ import { runStructures } from './micro-structures.mjs';
 import { runRegistry } from './micro-registry.mjs';
 
 const quick = process.argv.includes('--quick');
+// --cpu: CPU time of the whole process (every thread, so the crypto pool's too) per operation instead of
+// wall time: on a loaded machine wall time counts the time the thread waited for a core.
+const cpu = process.argv.includes('--cpu');
+const clock = cpu ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
+const only = process.argv.includes('--provider') ? process.argv[process.argv.indexOf('--provider') + 1] : null;
 
 /** Median per-operation time in µs over `rounds` rounds of `n` operations. */
 function measure(fn, n, rounds = quick ? 3 : 7) {
   for (let i = 0; i < Math.min(n, 200); i++) fn(i); // warm-up
   const per = [];
   for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
+    const t0 = clock();
     for (let i = 0; i < n; i++) fn(i);
-    per.push(((performance.now() - t0) * 1000) / n);
+    per.push(((clock() - t0) * 1000) / n);
   }
   per.sort((a, b) => a - b);
   return per[Math.floor(per.length / 2)];
@@ -73,7 +80,7 @@ function pairOf(crypto) {
 const nativeCrypto = loadNativeCrypto();
 if (nativeCrypto === null) throw new Error('the native addon is not built (npx node-gyp rebuild)');
 const rows = [];
-for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
+for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto].filter((c) => only === null || c.name === only)) {
   const key = crypto.randomBytes(32);
   const pkt = crypto.randomBytes(1420);
   const out = new Uint8Array(1420 + 32);
@@ -100,6 +107,28 @@ for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
     o.delivered.length = 0;
   }, quick ? 2000 : 10000, 1);
 
+  // The same in batches of 64 (Device.batch: one provider call seals or opens the batch; native: on its threads).
+  const BATCH = 64;
+  const sendBatchUs = measure(() => {
+    a.batch(() => {
+      for (let i = 0; i < BATCH; i++) a.sendPacket(packet);
+    });
+    o.a.length = 0;
+  }, quick ? 40 : 160) / BATCH;
+  const batches = quick ? 40 : 160;
+  const fresh = [];
+  for (let i = 0; i < (batches + 200) * BATCH; i++) {
+    a.sendPacket(packet);
+    fresh.push(o.a.pop()); // a batch decrypts in place: every datagram is used once
+  }
+  let f = 0;
+  const recvBatchUs = measure(() => {
+    b.batch(() => {
+      for (let i = 0; i < BATCH; i++) b.receiveDatagram(fresh[f++], ea);
+    });
+    o.delivered.length = 0;
+  }, batches, 1) / BATCH;
+
   // Handshakes: responder work per initiation, and a complete exchange (both sides).
   const ini = makeIdentity(crypto, crypto.generatePrivateKey());
   const res = makeIdentity(crypto, crypto.generatePrivateKey());
@@ -125,11 +154,13 @@ for (const crypto of [nativeCrypto, nodeCrypto, nobleCrypto]) {
     'open 1420 B (µs)': openUs.toFixed(2),
     'engine send/pkt (µs)': sendUs.toFixed(2),
     'engine recv/pkt (µs)': recvUs.toFixed(2),
+    'batch-64 send/pkt (µs)': sendBatchUs.toFixed(2),
+    'batch-64 recv/pkt (µs)': recvBatchUs.toFixed(2),
     'engine Gbit/s (1 core, send)': ((1420 * 8) / sendUs / 1000).toFixed(2),
     'responder handshakes/s': Math.round(1e6 / respUs),
   });
 }
-console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}`);
+console.log(`tsguard micro-benchmarks — Node ${process.version}, ${new Date().toISOString()}${cpu ? ', process CPU time per op' : ', wall time per op'}`);
 console.table(rows);
 console.log('\nData-path structures');
 console.table(runStructures(quick));

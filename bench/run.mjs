@@ -8,6 +8,7 @@
 //          wireguard-go of the run), --rounds N (alternate the pairs N times, medians), --seconds N,
 //          --only wggo_wggo,tsguard_tsguard,tsguard_wggo,NAME_NAME,tsguard_NAME, --skip-traffic (no iperf3/ping),
 //          --skip-udp, --skip-ping, --skip-hub, --skip-handshakes,
+//          --variant NAME:KEY=VALUE[,KEY=VALUE] (adds pair NAME: tsguard ↔ tsguard with that environment, repeatable),
 //          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
 //          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
 //          --skip-multihub (two hubs on PostgreSQL: CLI change through hub B → live on hub A),
@@ -66,6 +67,15 @@ try {
   process.exit(2);
 }
 const ROUNDS = Math.max(1, Number(val('--rounds', 1)));
+// --variant NAME:KEY=VALUE[,KEY=VALUE]: pair NAME, tsguard ↔ tsguard with that environment (A/B of a switch in the same rounds).
+const VARIANTS = argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1] ?? ''] : [])).map((spec) => {
+  const m = /^([A-Za-z0-9][A-Za-z0-9.-]{0,31}):([A-Z0-9_]+=[^,]*(?:,[A-Z0-9_]+=[^,]*)*)$/.exec(spec);
+  if (m === null) {
+    process.stderr.write(`bench: --variant ${spec}: expected NAME:KEY=VALUE[,KEY=VALUE], e.g. --variant nobatch:TSGUARD_CRYPTO_BATCH=0\n`);
+    process.exit(2);
+  }
+  return { id: m[1], env: Object.fromEntries(m[2].split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
+});
 
 // wggo_wggo: the wireguard-go in PATH (Debian's); NAME_NAME for every --wggo NAME=PATH; tsguard_X: the mixed pairs.
 const PAIRS = [
@@ -74,6 +84,7 @@ const PAIRS = [
   { id: 'tsguard_tsguard', a: 'tsguard', b: 'tsguard', handshakes: 'tsguard' },
   { id: 'tsguard_wggo', a: 'tsguard', b: 'wireguard-go', handshakes: null }, // the responder (wireguard-go) is measured above
   ...WGGO_EXTRA.map((w) => ({ id: `tsguard_${w.name}`, a: 'tsguard', b: w, handshakes: null })),
+  ...VARIANTS.map((v) => ({ id: v.id, a: 'tsguard', b: 'tsguard', handshakes: null, env: v.env })),
 ].filter((p) => ONLY === null || ONLY.includes(p.id));
 /** How an implementation is named in labels: "tsguard", "wireguard-go v0.0.20220316" (PATH), "wireguard-go NAME". */
 const implName = (impl) =>
@@ -202,13 +213,13 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
   log(`pair ${pair.id}: A (iperf3 client, sender) = ${implName(pair.a)}, B (server, receiver) = ${implName(pair.b)}`);
   const t = await Topology.create({ prefix: NS_PREFIX });
   try {
-    const p = await configurePair(t, pair.a, pair.b);
+    const p = await configurePair(t, pair.a, pair.b, { env: pair.env });
     await tunnelUp(p);
     await pingStats(p.a.ns, p.b.inner4, { count: 20, interval: 0.01 }); // warm-up
     R.pairs[pair.id] = {
       a: implName(pair.a),
       b: implName(pair.b),
-      label: pairLabel(pair.id, implName(pair.a), implName(pair.b)),
+      label: pair.env ? `tsguard ↔ tsguard (${Object.entries(pair.env).map(([k, v]) => `${k}=${v}`).join(' ')})` : pairLabel(pair.id, implName(pair.a), implName(pair.b)),
       note: 'A runs the iperf3 client (sends, TCP/UDP) and the pings; B runs the iperf3 server (receives)',
     };
 

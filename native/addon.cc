@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "endpoint.h"
 #include "hscrypto.h"
 #include "common.h"
 #include "offload.h"
@@ -263,6 +264,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setUp", Napi::Function::New<SetUp>(env, "setUp"));
   exports.Set("_gsoSplit", Napi::Function::New<GsoSplitForTest>(env, "_gsoSplit"));
   exports.Set("_groCoalesce", Napi::Function::New<GroCoalesceForTest>(env, "_groCoalesce"));
+  InitEndpoint(env, exports);
   InitAead(env, exports);
   InitHandshakeCrypto(env, exports);
   return exports;

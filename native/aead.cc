@@ -1,30 +1,84 @@
 // ChaCha20-Poly1305 with WireGuard's nonce (4 zero bytes || little-endian 64-bit counter), through the
-// OpenSSL that Node itself links (the same primitive node:crypto uses). One EVP context is reused for
-// every call: node:crypto builds a Cipher object per packet, which costs several microseconds; this
-// path costs one N-API call. Keys and plaintexts are never copied or kept.
+// OpenSSL that Node itself links (the same primitive node:crypto uses). Each thread keeps one sealing
+// and one opening EVP context, set to the cipher once; a packet only re-keys it. aeadSeal/aeadOpen do
+// one packet per N-API call; aeadBatch does a whole batch in one call, split across the crypto pool
+// (crypto_pool.cc) when it is large. Keys and plaintexts are never copied or kept.
 #include "aead.h"
 #include "common.h"
+#include "crypto_pool.h"
 
 #include <openssl/evp.h>
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace tsg {
 namespace {
 
 constexpr size_t kKeyLen = 32;
 constexpr size_t kTagLen = 16;
+// Batches below this many packets (or one pool thread) run inline: waking a thread costs more.
+constexpr size_t kMinParallel = 8;
+// A pool thread takes at least this many packets at a time.
+constexpr size_t kMinChunk = 4;
 
-// One context per thread (worker threads may load the addon too), freed with the thread.
-struct CtxHolder {
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  ~CtxHolder() { EVP_CIPHER_CTX_free(ctx); }
+// The calling thread's two contexts, set to ChaCha20-Poly1305 once; freed with the thread.
+struct Contexts {
+  EVP_CIPHER_CTX* seal = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX* open = EVP_CIPHER_CTX_new();
+  bool ok = seal != nullptr && open != nullptr &&
+            EVP_EncryptInit_ex(seal, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_DecryptInit_ex(open, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1;
+  ~Contexts() {
+    EVP_CIPHER_CTX_free(seal);
+    EVP_CIPHER_CTX_free(open);
+  }
 };
 
-EVP_CIPHER_CTX* Ctx() {
-  static thread_local CtxHolder holder;
-  return holder.ctx;
+Contexts& Ctx() {
+  static thread_local Contexts holder;
+  return holder;
+}
+
+void Nonce(uint8_t nonce[12], uint32_t lo, uint32_t hi) {
+  std::memset(nonce, 0, 4);
+  for (int i = 0; i < 4; i++) nonce[4 + i] = static_cast<uint8_t>(lo >> (8 * i));
+  for (int i = 0; i < 4; i++) nonce[8 + i] = static_cast<uint8_t>(hi >> (8 * i));
+}
+
+// Seals pt[0, len) into dst (ciphertext, then the tag at dst + len). dst may equal pt (in place).
+bool SealOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* pt, size_t len, uint8_t* dst,
+             const uint8_t* ad, size_t adLen) {
+  Contexts& c = Ctx();
+  uint8_t nonce[12];
+  Nonce(nonce, lo, hi);
+  int n = 0, fin = 0, adOut = 0;
+  return c.ok && EVP_EncryptInit_ex(c.seal, nullptr, nullptr, key, nonce) == 1 &&
+         (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+         (len == 0 || EVP_EncryptUpdate(c.seal, dst, &n, pt, static_cast<int>(len)) == 1) &&
+         EVP_EncryptFinal_ex(c.seal, dst + n, &fin) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
+}
+
+// Opens ct[0, len) (ciphertext || tag, len >= 16) into dst (may equal ct). On failure dst is zeroed:
+// unauthenticated plaintext never leaves.
+bool OpenOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* ct, size_t len, uint8_t* dst,
+             const uint8_t* ad, size_t adLen) {
+  Contexts& c = Ctx();
+  const size_t ptLen = len - kTagLen;
+  uint8_t nonce[12];
+  Nonce(nonce, lo, hi);
+  uint8_t tag[kTagLen];
+  std::memcpy(tag, ct + ptLen, kTagLen);
+  int n = 0, fin = 0, adOut = 0;
+  const bool ok = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, key, nonce) == 1 &&
+                  (adLen == 0 || EVP_DecryptUpdate(c.open, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+                  (ptLen == 0 || EVP_DecryptUpdate(c.open, dst, &n, ct, static_cast<int>(ptLen)) == 1) &&
+                  EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
+                  EVP_DecryptFinal_ex(c.open, dst + n, &fin) == 1;
+  if (!ok) std::memset(dst, 0, ptLen);
+  return ok;
 }
 
 // Optional additional data at info[i]: absent/undefined means none. False when it is not a Uint8Array.
@@ -33,12 +87,6 @@ bool OptionalAd(const Napi::CallbackInfo& info, size_t i, uint8_t** ad, size_t* 
   *adLen = 0;
   if (info.Length() <= i || info[i].IsUndefined()) return true;
   return GetUint8Array(info[i], ad, adLen);
-}
-
-void Nonce(uint8_t nonce[12], uint32_t lo, uint32_t hi) {
-  std::memset(nonce, 0, 4);
-  for (int i = 0; i < 4; i++) nonce[4 + i] = static_cast<uint8_t>(lo >> (8 * i));
-  for (int i = 0; i < 4; i++) nonce[8 + i] = static_cast<uint8_t>(hi >> (8 * i));
 }
 
 // aeadSeal(key, counterLo, counterHi, plaintext, out, outOffset, ad?): writes ciphertext || tag into out.
@@ -57,16 +105,7 @@ Napi::Value Seal(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "aeadSeal: output buffer too small").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint8_t nonce[12];
-  Nonce(nonce, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value());
-  EVP_CIPHER_CTX* ctx = Ctx();
-  int n = 0, fin = 0, adOut = 0;
-  uint8_t* dst = out + off;
-  if (EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key, nonce) != 1 ||
-      (adLen > 0 && EVP_EncryptUpdate(ctx, nullptr, &adOut, ad, static_cast<int>(adLen)) != 1) ||
-      (ptLen > 0 && EVP_EncryptUpdate(ctx, dst, &n, pt, static_cast<int>(ptLen)) != 1) ||
-      EVP_EncryptFinal_ex(ctx, dst + n, &fin) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + ptLen) != 1) {
+  if (!SealOne(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), pt, ptLen, out + off, ad, adLen)) {
     Napi::Error::New(env, "aeadSeal: OpenSSL ChaCha20-Poly1305 failed").ThrowAsJavaScriptException();
   }
   return env.Undefined();
@@ -83,30 +122,106 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (ctLen < kTagLen || outLen < ctLen - kTagLen) return Napi::Number::New(env, -1);
-  const size_t ptLen = ctLen - kTagLen;
-  uint8_t nonce[12];
-  Nonce(nonce, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value());
-  EVP_CIPHER_CTX* ctx = Ctx();
-  int n = 0, fin = 0, adOut = 0;
-  uint8_t tag[kTagLen];
-  std::memcpy(tag, ct + ptLen, kTagLen);
-  bool ok = EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), nullptr, key, nonce) == 1 &&
-            (adLen == 0 || EVP_DecryptUpdate(ctx, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
-            (ptLen == 0 || EVP_DecryptUpdate(ctx, out, &n, ct, static_cast<int>(ptLen)) == 1) &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 && EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1;
-  if (!ok) {
-    std::memset(out, 0, ptLen);  // never hand out unauthenticated plaintext
-    return Napi::Number::New(env, -1);
-  }
-  return Napi::Number::New(env, static_cast<double>(ptLen));
+  const bool ok = OpenOne(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), ct, ctLen, out, ad, adLen);
+  return Napi::Number::New(env, ok ? static_cast<double>(ctLen - kTagLen) : -1);
 }
+
+// One packet of a batch, resolved to raw pointers before any thread starts.
+struct Job {
+  const uint8_t* key;
+  uint32_t lo, hi;
+  uint8_t* data;  // sealed or opened in place
+  uint32_t len;   // plaintext length (seal) or ciphertext || tag length (open)
+};
+
+struct Batch {
+  const Job* jobs;
+  uint8_t* ok;
+  bool seal;
+};
+
+void RunJobs(size_t begin, size_t end, void* arg) {
+  const Batch* b = static_cast<const Batch*>(arg);
+  for (size_t i = begin; i < end; i++) {
+    const Job& j = b->jobs[i];
+    b->ok[i] = (b->seal ? SealOne(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0)
+                        : OpenOne(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0))
+                   ? 1
+                   : 0;
+  }
+}
+
+// aeadBatch(seal, keys, bufs, table, count, ok): seals (seal = true) or opens in place `count` packets.
+// Row i of table (Uint32Array, 5 per row) is [key index, counter lo, counter hi, offset, length]: packet
+// i is bufs[i][offset, offset + length) with keys[key index]; sealing writes the tag after it, opening
+// reads ciphertext || tag. ok[i] becomes 1 (sealed / authentic) or 0. Returns the number of 0s. Every
+// row is checked before any work starts (a RangeError means nothing was touched).
+Napi::Value AeadBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* kUsage = "aeadBatch(seal: boolean, keys: Uint8Array[], bufs: Uint8Array[], table: Uint32Array, count, ok: Uint8Array)";
+  if (info.Length() < 6 || !info[0].IsBoolean() || !info[1].IsArray() || !info[2].IsArray() || !info[3].IsTypedArray() ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[4].IsNumber()) {
+    return ThrowType(env, kUsage);
+  }
+  const bool seal = info[0].As<Napi::Boolean>().Value();
+  Napi::Array keys = info[1].As<Napi::Array>();
+  Napi::Array bufs = info[2].As<Napi::Array>();
+  Napi::Uint32Array table = info[3].As<Napi::Uint32Array>();
+  const int64_t count = info[4].As<Napi::Number>().Int64Value();
+  uint8_t* ok;
+  size_t okLen;
+  if (!GetUint8Array(info[5], &ok, &okLen)) return ThrowType(env, kUsage);
+  if (count < 0 || static_cast<uint64_t>(count) * 5 > table.ElementLength() || static_cast<uint64_t>(count) > okLen ||
+      static_cast<uint64_t>(count) > bufs.Length()) {
+    return ThrowRange(env, "aeadBatch: count exceeds the table, ok or bufs");
+  }
+  const size_t n = static_cast<size_t>(count);
+  const uint32_t keyCount = keys.Length();
+  std::vector<const uint8_t*> keyPtrs(keyCount);
+  for (uint32_t k = 0; k < keyCount; k++) {
+    uint8_t* p;
+    size_t len;
+    if (!GetUint8Array(keys.Get(k), &p, &len) || len != kKeyLen) return ThrowType(env, "aeadBatch: every key must be a 32-byte Uint8Array");
+    keyPtrs[k] = p;
+  }
+  static thread_local std::vector<Job> jobs;
+  jobs.resize(n);
+  const uint32_t* row = table.Data();
+  for (size_t i = 0; i < n; i++, row += 5) {
+    uint8_t* data;
+    size_t len;
+    if (!GetUint8Array(bufs.Get(static_cast<uint32_t>(i)), &data, &len)) return ThrowType(env, "aeadBatch: bufs must hold Uint8Arrays");
+    const uint64_t end = static_cast<uint64_t>(row[3]) + row[4] + (seal ? kTagLen : 0);
+    if (row[0] >= keyCount || end > len || (!seal && row[4] < kTagLen)) {
+      return ThrowRange(env, "aeadBatch: row " + std::to_string(i) + " is out of range (key index, or offset + length beyond its buffer)");
+    }
+    jobs[i] = Job{keyPtrs[row[0]], row[1], row[2], data + row[3], row[4]};
+  }
+  Batch b{jobs.data(), ok, seal};
+  const size_t threads = n < kMinParallel ? 1 : CryptoThreads();
+  if (threads <= 1) {
+    RunJobs(0, n, &b);
+  } else {
+    size_t chunk = (n + threads * 2 - 1) / (threads * 2);
+    if (chunk < kMinChunk) chunk = kMinChunk;
+    ParallelFor(n, chunk, &RunJobs, &b);
+  }
+  size_t failed = 0;
+  for (size_t i = 0; i < n; i++) failed += ok[i] == 0;
+  return Napi::Number::New(env, static_cast<double>(failed));
+}
+
+// cryptoThreads(): the threads a large aeadBatch uses (the caller included).
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(CryptoThreads())); }
 
 }  // namespace
 
 void InitAead(Napi::Env env, Napi::Object exports) {
-  if (Ctx() == nullptr) return;  // no context: the JavaScript side falls back to node:crypto
+  if (!Ctx().ok) return;  // no context: the JavaScript side falls back to node:crypto
   exports.Set("aeadSeal", Napi::Function::New<Seal>(env, "aeadSeal"));
   exports.Set("aeadOpen", Napi::Function::New<Open>(env, "aeadOpen"));
+  exports.Set("aeadBatch", Napi::Function::New<AeadBatch>(env, "aeadBatch"));
+  exports.Set("cryptoThreads", Napi::Function::New<Threads>(env, "cryptoThreads"));
 }
 
 }  // namespace tsg

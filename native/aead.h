@@ -3,6 +3,6 @@
 #include <napi.h>
 
 namespace tsg {
-// Adds aeadSeal and aeadOpen to the addon's exports.
+// Adds aeadSeal, aeadOpen, aeadBatch and cryptoThreads to the addon's exports.
 void InitAead(Napi::Env env, Napi::Object exports);
 }  // namespace tsg

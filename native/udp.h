@@ -1,7 +1,8 @@
 // Non-blocking UDP socket with batched I/O (recvmmsg/sendmmsg, UDP GSO on send, UDP GRO on
 // receive) driven by a libuv poll handle. No protocol logic: datagrams in, datagrams out.
 // udp_socket.cc: socket setup and lifecycle; udp_recv.cc: receive; udp_send.cc: send, GSO, the
-// queue for a full socket and send errors; endpoint.cc: addresses between text and sockaddr.
+// queue for a full socket, send errors and the sticky source address; endpoint.cc: the binary
+// endpoint records and the few conversions to and from text.
 #pragma once
 
 #include <napi.h>
@@ -33,8 +34,7 @@ class Udp : public PollHandle<Udp> {
   struct Queued {
     std::unique_ptr<uint8_t[]> data;
     size_t len;
-    sockaddr_storage ss;
-    socklen_t sslen;
+    Dest dest;
   };
   struct PendingError {
     int err;
@@ -55,6 +55,8 @@ class Udp : public PollHandle<Udp> {
   bool RequireBound(Napi::Env env, const char* what);
   // Turns on UDP_GRO (Linux ≥ 5.12) unless TSGUARD_UDP_GRO=0.
   void EnableGro();
+  // Turns on IP_PKTINFO / IPV6_RECVPKTINFO: each datagram reports the local address it arrived on.
+  void EnablePktinfo();
   void UpdatePoll();
   void OnPoll(int status, int events);
   void Fail(int err, const char* syscall);
@@ -69,12 +71,18 @@ class Udp : public PollHandle<Udp> {
   Napi::Value Send(const Napi::CallbackInfo& info);
   // Sends datagrams now; queues the rest on EAGAIN. Returns how many were sent or queued.
   uint32_t SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
-  void Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen);
+  void Enqueue(const uint8_t* data, size_t len, const Dest& dest);
   // Queues datagrams behind a full socket (per-datagram address errors are recorded); how many were queued.
   uint32_t EnqueueAll(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n);
   void FlushQueue();
   void RecordSendError(int err, const sockaddr_storage& ss);
   void DeliverSendErrors();
+  // The local address to send `d` from: its source unless that address failed (see SourceFailed).
+  const Source* UsableSource(const Dest& d) const;
+  // A send from `src` failed with EINVAL/EADDRNOTAVAIL/ENETUNREACH (the address was removed): later sends with
+  // it fall back to the route's choice until a datagram arrives on it again (SourceAlive).
+  void SourceFailed(const Source& src);
+  void SourceAlive(const Source& src);
   static void OnAsync(uv_async_t* handle);
 
   int af_ = 0;  // AF_INET6 (dual-stack) or AF_INET
@@ -84,6 +92,10 @@ class Udp : public PollHandle<Udp> {
   bool failed_ = false;
 
   std::unique_ptr<uint8_t[]> rx_buf_;
+  // The JS-owned table the sources of a callback's datagrams are written to (kRecordLen each).
+  Napi::Reference<Napi::Uint8Array> rx_table_ref_;
+  uint8_t* rx_table_ = nullptr;
+  std::vector<Source> dead_sources_;
   std::deque<Queued> queue_;
   std::vector<PendingError> pending_errors_;
 
@@ -93,7 +105,8 @@ class Udp : public PollHandle<Udp> {
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
 
   uint64_t rx_datagrams_ = 0, rx_bytes_ = 0, rx_batches_ = 0, rx_errors_ = 0, rx_truncated_ = 0, rx_gro_ = 0;
-  uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0, tx_gso_messages_ = 0;
+  uint64_t tx_datagrams_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_queued_total_ = 0, tx_gso_messages_ = 0,
+           tx_source_fallbacks_ = 0;
   int last_tx_errno_ = 0;
   // UDP GSO for runs of equal datagrams to one destination; off after the kernel refuses it once, or
   // when TSGUARD_UDP_GSO=0.

@@ -27,6 +27,7 @@ constexpr size_t kMaxQueue = 1024;        // datagrams kept while the socket is 
 constexpr size_t kMaxPendingErrors = 64;  // send errors kept for the JS callback
 constexpr uint32_t kMaxGsoSegments = 64;  // datagrams per UDP GSO message (the kernel's UDP_MAX_SEGMENTS is 64 or more)
 constexpr size_t kMaxGsoBytes = 65000;    // payload bytes per UDP GSO message (< 64 KiB with headers)
+constexpr size_t kMaxDeadSources = 16;    // removed local addresses remembered (oldest forgotten first)
 
 // ICMP errors surfacing on the socket, memory pressure: not fatal for a receive.
 inline bool IsTransientRecvError(int err) {

@@ -12,16 +12,38 @@ namespace tsg {
 
 namespace {
 
-// The UDP_GRO segment size of a received message, or 0 when it holds one datagram.
-int GroSegmentSize(msghdr* h) {
+// What the control messages of a received message say: the UDP_GRO segment size (0 when it holds
+// one datagram) and the local address it arrived on (IP_PKTINFO / IPV6_PKTINFO).
+struct RecvInfo {
+  int segment = 0;
+  bool has_src = false;
+  Source src;
+};
+
+RecvInfo ReadControl(msghdr* h) {
+  RecvInfo r;
   for (cmsghdr* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c)) {
     if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-      int seg;
-      std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
-      return seg;
+      std::memcpy(&r.segment, CMSG_DATA(c), sizeof r.segment);
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      std::memset(&r.src.addr, 0, sizeof r.src.addr);
+      r.src.addr.s6_addr[10] = 0xff;
+      r.src.addr.s6_addr[11] = 0xff;
+      std::memcpy(&r.src.addr.s6_addr[12], &pi.ipi_spec_dst, 4);  // the local address replies leave from
+      r.src.ifindex = static_cast<uint32_t>(pi.ipi_ifindex);
+      r.has_src = true;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo))) {
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      r.src.addr = pi.ipi6_addr;
+      r.src.ifindex = pi.ipi6_ifindex;
+      r.has_src = true;
     }
   }
-  return 0;
+  return r;
 }
 
 }  // namespace
@@ -37,7 +59,7 @@ void Udp::ReadBatches() {
   sockaddr_storage addrs[kBatch];
   union Control {
     cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo))];
   };
   Control controls[kBatch];
   for (int round = 0; round < udp::kMaxBatchesPerWake; round++) {
@@ -49,10 +71,8 @@ void Udp::ReadBatches() {
       msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      if (gro_) {
-        msgs[i].msg_hdr.msg_control = controls[i].buf;
-        msgs[i].msg_hdr.msg_controllen = sizeof controls[i].buf;
-      }
+      msgs[i].msg_hdr.msg_control = controls[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof controls[i].buf;
       msgs[i].msg_len = 0;
     }
     int r = ::recvmmsg(fd_, msgs, kBatch, 0, nullptr);
@@ -70,52 +90,36 @@ void Udp::ReadBatches() {
     if (r == 0) return;
     Napi::HandleScope scope(env);
     Napi::Array datas = Napi::Array::New(env);
-    Napi::Array hosts = Napi::Array::New(env);
-    Napi::Array ports = Napi::Array::New(env);
     uint32_t n = 0;
-    // Hands the datagrams so far to JS; false when the callback stopped or closed us.
+    // Hands the datagrams so far to JS (their sources are in the record table); false when the
+    // callback stopped or closed us.
     auto deliver = [&]() {
       rx_batches_++;
-      CallJs(env, on_datagrams_, self, async_ctx_.get(), {datas, hosts, ports});
+      CallJs(env, on_datagrams_, self, async_ctx_.get(), {datas});
       if (fd_ < 0 || !reading_) return false;
       datas = Napi::Array::New(env);
-      hosts = Napi::Array::New(env);
-      ports = Napi::Array::New(env);
       n = 0;
       return true;
     };
-    napi_value last_host = nullptr;
-    int last_idx = -1;
-    char text[kAddrTextLen];
+    uint8_t rec[kRecordLen];
     for (int i = 0; i < r; i++) {
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         rx_truncated_++;
         continue;
       }
       size_t len = msgs[i].msg_len;
-      int port;
-      if (last_idx >= 0 && SameAddr(addrs[i], msgs[i].msg_hdr.msg_namelen, addrs[last_idx],
-                                    msgs[last_idx].msg_hdr.msg_namelen)) {
-        // Same source as the previous datagram: reuse the string.
-        const sockaddr_storage& ss = addrs[i];
-        port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port)
-                                       : ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
-      } else {
-        port = FormatAddr(addrs[i], text, sizeof text);
-        last_host = Napi::String::New(env, text);
-        last_idx = i;
-      }
-      napi_value port_value = Napi::Number::New(env, port);
+      const RecvInfo ri = ReadControl(&msgs[i].msg_hdr);
+      if (ri.has_src && !dead_sources_.empty()) SourceAlive(ri.src);
+      EncodeRecord(addrs[i], ri.has_src ? &ri.src : nullptr, rec);
       // A GRO message: datagrams of `seg` bytes from one source, the last maybe shorter.
-      const int seg = gro_ ? GroSegmentSize(&msgs[i].msg_hdr) : 0;
+      const int seg = gro_ ? ri.segment : 0;
       const size_t step = seg > 0 && static_cast<size_t>(seg) < len ? static_cast<size_t>(seg) : (len > 0 ? len : 1);
       const uint8_t* base = static_cast<uint8_t*>(iovs[i].iov_base);
       size_t off = 0;
       do {
         const size_t dl = len - off < step ? len - off : step;
         datas.Set(n, Napi::Buffer<uint8_t>::Copy(env, base + off, dl));
-        hosts.Set(n, last_host);
-        ports.Set(n, port_value);
+        std::memcpy(rx_table_ + n * kRecordLen, rec, kRecordLen);
         n++;
         rx_datagrams_++;
         rx_bytes_ += dl;

@@ -11,7 +11,7 @@
 
 namespace tsg {
 
-void Udp::Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, socklen_t sslen) {
+void Udp::Enqueue(const uint8_t* data, size_t len, const Dest& dest) {
   if (queue_.size() >= udp::kMaxQueue) {
     queue_.pop_front();
     tx_drops_++;
@@ -20,8 +20,7 @@ void Udp::Enqueue(const uint8_t* data, size_t len, const sockaddr_storage& ss, s
   q.data.reset(new uint8_t[len > 0 ? len : 1]);
   if (len > 0) std::memcpy(q.data.get(), data, len);
   q.len = len;
-  q.ss = ss;
-  q.sslen = sslen;
+  q.dest = dest;
   queue_.push_back(std::move(q));
   tx_queued_total_++;
 }
@@ -33,11 +32,96 @@ uint32_t Udp::EnqueueAll(const uint8_t* const* datas, const size_t* lens, const 
       RecordSendError(dests[i].err, dests[i].ss);
       continue;
     }
-    Enqueue(datas[i], lens[i], dests[i].ss, dests[i].len);
+    Enqueue(datas[i], lens[i], dests[i]);
     accepted++;
   }
   UpdatePoll();
   return accepted;
+}
+
+namespace {
+
+union SendControl {
+  cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(in6_pktinfo))];
+};
+
+// Fills the control messages of one outgoing message: UDP_SEGMENT when `segment` is non-zero, and
+// the local address to send from when `src` is non-null (IP_PKTINFO for IPv4, which also serves an
+// IPv4-mapped destination on a dual-stack socket; IPV6_PKTINFO for IPv6). Sets msg_control(len).
+void BuildControl(msghdr* h, SendControl* c, uint16_t segment, const Source* src) {
+  size_t len = (segment != 0 ? CMSG_SPACE(sizeof(uint16_t)) : 0);
+  const bool v4 = src != nullptr && IN6_IS_ADDR_V4MAPPED(&src->addr);
+  if (src != nullptr) len += v4 ? CMSG_SPACE(sizeof(in_pktinfo)) : CMSG_SPACE(sizeof(in6_pktinfo));
+  if (len == 0) {
+    h->msg_control = nullptr;
+    h->msg_controllen = 0;
+    return;
+  }
+  std::memset(c->buf, 0, sizeof c->buf);
+  h->msg_control = c->buf;
+  h->msg_controllen = len;
+  cmsghdr* m = CMSG_FIRSTHDR(h);
+  if (segment != 0) {
+    m->cmsg_level = SOL_UDP;
+    m->cmsg_type = UDP_SEGMENT;
+    m->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    std::memcpy(CMSG_DATA(m), &segment, sizeof segment);
+    m = CMSG_NXTHDR(h, m);
+  }
+  if (src == nullptr) return;
+  if (v4) {
+    in_pktinfo pi;
+    std::memset(&pi, 0, sizeof pi);
+    std::memcpy(&pi.ipi_spec_dst, &src->addr.s6_addr[12], 4);  // ifindex 0: the route picks the interface
+    m->cmsg_level = IPPROTO_IP;
+    m->cmsg_type = IP_PKTINFO;
+    m->cmsg_len = CMSG_LEN(sizeof pi);
+    std::memcpy(CMSG_DATA(m), &pi, sizeof pi);
+  } else {
+    in6_pktinfo pi;
+    std::memset(&pi, 0, sizeof pi);
+    pi.ipi6_addr = src->addr;
+    // The interface matters only for a link-local source (its address is not unique across links).
+    if (IN6_IS_ADDR_LINKLOCAL(&src->addr)) pi.ipi6_ifindex = src->ifindex;
+    m->cmsg_level = IPPROTO_IPV6;
+    m->cmsg_type = IPV6_PKTINFO;
+    m->cmsg_len = CMSG_LEN(sizeof pi);
+    std::memcpy(CMSG_DATA(m), &pi, sizeof pi);
+  }
+}
+
+// The kernel's answers to a source address this host does not have (any more): EINVAL for IPv6,
+// ENETUNREACH from the IPv4 route lookup, EADDRNOTAVAIL. A real "no route" costs one retry, after
+// which the source is skipped until a datagram arrives on it again.
+bool IsSourceError(int err) { return err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH; }
+
+}  // namespace
+
+const Source* Udp::UsableSource(const Dest& d) const {
+  if (!d.has_src) return nullptr;
+  for (const Source& s : dead_sources_) {
+    if (SameSource(s, d.src)) return nullptr;
+  }
+  return &d.src;
+}
+
+void Udp::SourceFailed(const Source& src) {
+  tx_source_fallbacks_++;
+  for (const Source& s : dead_sources_) {
+    if (SameSource(s, src)) return;
+  }
+  if (dead_sources_.size() >= udp::kMaxDeadSources) dead_sources_.erase(dead_sources_.begin());
+  dead_sources_.push_back(src);
+}
+
+void Udp::SourceAlive(const Source& src) {
+  for (auto it = dead_sources_.begin(); it != dead_sources_.end(); ++it) {
+    if (SameSource(*it, src)) {
+      dead_sources_.erase(it);
+      return;
+    }
+  }
 }
 
 uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, const Dest* dests, uint32_t n) {
@@ -55,10 +139,6 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
     uint32_t first, count;
     uint16_t segment;  // 0: a plain datagram
   };
-  union GsoControl {
-    cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(uint16_t))];
-  };
   std::vector<Msg> plan;
   plan.reserve(n);
   for (uint32_t i = 0; i < n;) {
@@ -67,7 +147,8 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
       size_t total = lens[i];
       while (j < n && j - i < udp::kMaxGsoSegments && dests[j].err == 0 && lens[j] > 0 && lens[j] <= lens[i] &&
              total + lens[j] <= udp::kMaxGsoBytes && dests[j].len == dests[i].len &&
-             std::memcmp(&dests[j].ss, &dests[i].ss, dests[i].len) == 0) {
+             std::memcmp(&dests[j].ss, &dests[i].ss, dests[i].len) == 0 && dests[j].has_src == dests[i].has_src &&
+             (!dests[i].has_src || SameSource(dests[j].src, dests[i].src))) {
         total += lens[j];
         if (lens[j++] < lens[i]) break;  // a shorter datagram ends the run
       }
@@ -81,7 +162,7 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
     iovs[i].iov_len = lens[i];
   }
   std::vector<mmsghdr> msgs(plan.size());
-  std::vector<GsoControl> controls(plan.size());
+  std::vector<SendControl> controls(plan.size());
   for (size_t m = 0; m < plan.size(); m++) {
     const Msg& g = plan[m];
     std::memset(&msgs[m], 0, sizeof msgs[m]);
@@ -90,15 +171,7 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
     h.msg_namelen = dests[g.first].len;
     h.msg_iov = &iovs[g.first];
     h.msg_iovlen = g.count;
-    if (g.segment != 0) {
-      h.msg_control = controls[m].buf;
-      h.msg_controllen = sizeof controls[m].buf;
-      cmsghdr* c = CMSG_FIRSTHDR(&h);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      std::memcpy(CMSG_DATA(c), &g.segment, sizeof g.segment);
-    }
+    BuildControl(&h, &controls[m], g.segment, UsableSource(dests[g.first]));
   }
   size_t m = 0;
   while (m < plan.size()) {
@@ -123,6 +196,18 @@ uint32_t Udp::SendDatagrams(const uint8_t* const* datas, const size_t* lens, con
     int err = r < 0 ? errno : EIO;
     if (err == EINTR) continue;
     const uint32_t first = plan[m].first;
+    if (IsSourceError(err) && msgs[m].msg_hdr.msg_controllen != 0 && UsableSource(dests[first]) != nullptr) {
+      // The local address the peer's packets arrived on is gone: from now on (until a datagram
+      // arrives on it again) these leave from the route's choice. Retry this message and rebuild
+      // the later ones from that source.
+      const Source gone = dests[first].src;
+      SourceFailed(gone);
+      for (size_t k = m; k < plan.size(); k++) {
+        const Dest& d = dests[plan[k].first];
+        if (d.has_src && SameSource(d.src, gone)) BuildControl(&msgs[k].msg_hdr, &controls[k], plan[k].segment, nullptr);
+      }
+      continue;
+    }
     if (plan[m].segment != 0 && (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)) {
       // This kernel or route cannot do UDP GSO: send the rest datagram by datagram from now on.
       gso_ok_ = false;
@@ -145,15 +230,17 @@ void Udp::FlushQueue() {
   while (!queue_.empty()) {
     mmsghdr msgs[udp::kBatch];
     iovec iovs[udp::kBatch];
+    SendControl controls[udp::kBatch];
     unsigned n = 0;
     for (auto it = queue_.begin(); it != queue_.end() && n < udp::kBatch; ++it, ++n) {
       iovs[n].iov_base = it->data.get();
       iovs[n].iov_len = it->len;
       std::memset(&msgs[n], 0, sizeof msgs[n]);
-      msgs[n].msg_hdr.msg_name = &it->ss;
-      msgs[n].msg_hdr.msg_namelen = it->sslen;
+      msgs[n].msg_hdr.msg_name = &it->dest.ss;
+      msgs[n].msg_hdr.msg_namelen = it->dest.len;
       msgs[n].msg_hdr.msg_iov = &iovs[n];
       msgs[n].msg_hdr.msg_iovlen = 1;
+      BuildControl(&msgs[n].msg_hdr, &controls[n], 0, UsableSource(it->dest));
     }
     int r = ::sendmmsg(fd_, msgs, n, 0);
     if (r > 0) {
@@ -167,7 +254,11 @@ void Udp::FlushQueue() {
     int err = r < 0 ? errno : EIO;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) break;
-    RecordSendError(err, queue_.front().ss);
+    if (IsSourceError(err) && UsableSource(queue_.front().dest) != nullptr) {
+      SourceFailed(queue_.front().dest.src);  // retried from the route's choice
+      continue;
+    }
+    RecordSendError(err, queue_.front().dest.ss);
     queue_.pop_front();
   }
   UpdatePoll();
@@ -223,25 +314,26 @@ void Udp::DeliverSendErrors() {
   }
 }
 
+// sendBatch(datas, records, count?): datas[i] goes to the endpoint record at records[i * 48].
 Napi::Value Udp::SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsArray()) {
-    return ThrowType(env, "UdpSocket.sendBatch(datas, hosts, ports, count?): datas, hosts and ports must be arrays");
+  uint8_t* table;
+  size_t table_len;
+  if (info.Length() < 2 || !info[0].IsArray() || !GetUint8Array(info[1], &table, &table_len)) {
+    return ThrowType(env, "UdpSocket.sendBatch(datas, records, count?): datas must be an array, records a Uint8Array");
   }
   Napi::Array datas = info[0].As<Napi::Array>();
-  Napi::Array hosts = info[1].As<Napi::Array>();
-  Napi::Array ports = info[2].As<Napi::Array>();
   uint32_t count = datas.Length();
-  if (info.Length() >= 4 && !info[3].IsUndefined()) {
-    if (!info[3].IsNumber()) return ThrowType(env, "UdpSocket.sendBatch: count must be a number");
-    double c = info[3].As<Napi::Number>().DoubleValue();
+  if (info.Length() >= 3 && !info[2].IsUndefined()) {
+    if (!info[2].IsNumber()) return ThrowType(env, "UdpSocket.sendBatch: count must be a number");
+    double c = info[2].As<Napi::Number>().DoubleValue();
     if (!(c >= 0) || c > 4294967295.0 || c != static_cast<double>(static_cast<uint32_t>(c))) {
       return ThrowRange(env, "UdpSocket.sendBatch: count must be a non-negative integer", "ERR_OUT_OF_RANGE");
     }
     count = static_cast<uint32_t>(c);
   }
-  if (count > datas.Length() || count > hosts.Length() || count > ports.Length()) {
-    return ThrowRange(env, "UdpSocket.sendBatch: count exceeds the length of datas, hosts or ports", "ERR_OUT_OF_RANGE");
+  if (count > datas.Length() || count > table_len / kRecordLen) {
+    return ThrowRange(env, "UdpSocket.sendBatch: count exceeds the datas or the endpoint records", "ERR_OUT_OF_RANGE");
   }
   if (!RequireBound(env, "sendBatch")) return env.Undefined();
   if (count == 0) return Napi::Number::New(env, 0);
@@ -251,46 +343,31 @@ Napi::Value Udp::SendBatch(const Napi::CallbackInfo& info) {
   std::vector<size_t> lens(count);
   std::vector<Dest> dests(count);
   for (uint32_t i = 0; i < count; i++) {
-    napi_value d, h, p;
-    if (napi_get_element(env, datas, i, &d) != napi_ok || napi_get_element(env, hosts, i, &h) != napi_ok ||
-        napi_get_element(env, ports, i, &p) != napi_ok) {
-      return env.Undefined();
-    }
+    napi_value d;
+    if (napi_get_element(env, datas, i, &d) != napi_ok) return env.Undefined();
     if (!GetBytes(env, d, &ptrs[i], &lens[i])) {
       return ThrowType(env, "UdpSocket.sendBatch: datas[" + std::to_string(i) + "] is not a Uint8Array");
     }
-    std::string why;
-    if (!ParseDest(env, h, p, af_, &dests[i], &why)) {
-      std::string shown;
-      napi_valuetype t;
-      if (napi_typeof(env, h, &t) == napi_ok && t == napi_string) shown = " ('" + Napi::String(env, h).Utf8Value() + "')";
-      Napi::TypeError e = Napi::TypeError::New(env, "UdpSocket.sendBatch: destination " + std::to_string(i) + ": " +
-                                                        why + shown + "; nothing was sent");
-      e.Value().Set("code", Napi::String::New(env, "ERR_INVALID_ADDRESS"));
-      e.ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    DecodeRecord(table + i * kRecordLen, af_, &dests[i]);
   }
   uint32_t accepted = SendDatagrams(ptrs.data(), lens.data(), dests.data(), count);
   return Napi::Number::New(env, accepted);
 }
 
+// send(data, record): one datagram to one endpoint record.
 Napi::Value Udp::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3) return ThrowType(env, "UdpSocket.send(data, host, port): missing arguments");
   const uint8_t* data;
   size_t len;
-  if (!GetBytes(env, info[0], &data, &len)) return ThrowType(env, "UdpSocket.send: data is not a Uint8Array");
+  uint8_t* rec;
+  size_t rec_len;
+  if (info.Length() < 2 || !GetBytes(env, info[0], &data, &len) || !GetUint8Array(info[1], &rec, &rec_len) ||
+      rec_len < kRecordLen) {
+    return ThrowType(env, "UdpSocket.send(data: Uint8Array, record: Uint8Array of 48 bytes)");
+  }
   if (!RequireBound(env, "send")) return env.Undefined();
   Dest dest;
-  std::string why;
-  if (!ParseDest(env, info[1], info[2], af_, &dest, &why)) {
-    std::string shown = info[1].IsString() ? " ('" + info[1].As<Napi::String>().Utf8Value() + "')" : "";
-    Napi::TypeError e = Napi::TypeError::New(env, "UdpSocket.send: " + why + shown + "; nothing was sent");
-    e.Value().Set("code", Napi::String::New(env, "ERR_INVALID_ADDRESS"));
-    e.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  DecodeRecord(rec, af_, &dest);
   uint32_t accepted = SendDatagrams(&data, &len, &dest, 1);
   return Napi::Boolean::New(env, accepted == 1);
 }

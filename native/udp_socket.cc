@@ -196,6 +196,7 @@ Napi::Value Udp::Bind(const Napi::CallbackInfo& info) {
   af_ = af;
   port_ = bound_port;
   EnableGro();
+  EnablePktinfo();
   return Napi::Number::New(env, bound_port);
 }
 
@@ -209,6 +210,14 @@ void Udp::EnableGro() {
   if (major < 5 || (major == 5 && minor < 12)) return;
   int on = 1;
   gro_ = ::setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+}
+
+void Udp::EnablePktinfo() {
+  // The local address of each received datagram, so that replies leave from it (the sticky source
+  // the kernel's WireGuard keeps). On a dual-stack socket IPv4 datagrams report IP_PKTINFO.
+  int on = 1;
+  ::setsockopt(fd_, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+  if (af_ == AF_INET6) ::setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
 }
 
 Napi::Value Udp::GetPort(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_); }
@@ -242,13 +251,21 @@ Napi::Value Udp::SetFwmark(const Napi::CallbackInfo& info) {
 
 Napi::Value Udp::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
-    return ThrowType(env, "UdpSocket.start(onDatagrams, onError, onSendError?): callbacks must be functions");
+  if (info.Length() < 4 || !info[0].IsFunction() || !info[1].IsFunction()) {
+    return ThrowType(env, "UdpSocket.start(onDatagrams, onError, onSendError, sources): callbacks must be functions");
   }
-  if (info.Length() >= 3 && !info[2].IsUndefined() && !info[2].IsFunction()) {
+  if (!info[2].IsUndefined() && !info[2].IsFunction()) {
     return ThrowType(env, "UdpSocket.start: onSendError must be a function or undefined");
   }
+  uint8_t* table;
+  size_t table_len;
+  if (!GetUint8Array(info[3], &table, &table_len) || table_len < udp::kMaxPerCallback * kRecordLen) {
+    return ThrowType(env, "UdpSocket.start: sources must be a Uint8Array of " +
+                              std::to_string(udp::kMaxPerCallback * kRecordLen) + " bytes (one endpoint record per datagram)");
+  }
   if (!RequireBound(env, "start")) return env.Undefined();
+  rx_table_ref_ = Napi::Persistent(info[3].As<Napi::Uint8Array>());
+  rx_table_ = table;
   on_datagrams_ = Napi::Persistent(info[0].As<Napi::Function>());
   on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   if (info.Length() >= 3 && info[2].IsFunction()) {
@@ -327,6 +344,7 @@ Napi::Value Udp::Stats(const Napi::CallbackInfo& info) {
   o.Set("txQueued", num(queue_.size()));
   o.Set("txQueuedTotal", num(tx_queued_total_));
   o.Set("txGsoMessages", num(tx_gso_messages_));
+  o.Set("txSourceFallbacks", num(tx_source_fallbacks_));
   o.Set("txDrops", num(tx_drops_));
   o.Set("txErrors", num(tx_errors_));
   if (last_tx_errno_ != 0) {

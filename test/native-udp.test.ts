@@ -9,8 +9,12 @@ import { existsSync } from 'node:fs';
 import { runChild } from './helpers/native-child.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import type { Endpoint } from '../src/device/types.js';
 import type { NativeError } from '../src/io/native.js';
 import { UdpSocket } from '../src/io/udp.js';
+
+const ep = (host: string, port: number): Endpoint => UdpSocket.endpoint(host, port);
+const eps = (n: number, host: string, port: number): Endpoint[] => Array(n).fill(ep(host, port)) as Endpoint[];
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -24,6 +28,7 @@ interface Received {
   bytes: Buffer;
   host: string;
   port: number;
+  from: Endpoint;
 }
 
 /** Collects datagrams until `count` arrived. */
@@ -41,13 +46,13 @@ function collector(sock: UdpSocket): {
   let want = Infinity;
   let wake: (() => void) | undefined;
   sock.start(
-    (datas, hosts, ports) => {
+    (datas, froms) => {
       batches.push(datas.length);
-      expect(datas.length).toBe(hosts.length);
-      expect(datas.length).toBe(ports.length);
+      expect(datas.length).toBe(froms.length);
       datas.forEach((d, i) => {
         expect(Buffer.isBuffer(d)).toBe(true);
-        received.push({ data: d.toString(), bytes: d, host: hosts[i]!, port: ports[i]! });
+        const from = froms[i]!;
+        received.push({ data: d.toString(), bytes: d, host: from.host, port: from.port, from });
       });
       if (received.length >= want) wake?.();
     },
@@ -130,20 +135,21 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     const cb = collector(b);
     const n = 200;
     const datas = Array.from({ length: n }, (_, i) => Buffer.from(`v4-${i}`));
-    const sent = a.sendBatch(datas, Array(n).fill('127.0.0.1'), Array(n).fill(b.port));
+    const sent = a.sendBatch(datas, eps(n, '127.0.0.1', b.port));
     expect(sent).toBe(n);
     await cb.waitFor(n);
     expect(cb.received.map((r) => r.data)).toEqual(datas.map(String));
     for (const r of cb.received) expect(r).toMatchObject({ host: '127.0.0.1', port: a.port });
+    // One source, one endpoint object (across batches too), with its bytes at hand.
+    expect(new Set(cb.received.map((r) => r.from)).size).toBe(1);
+    expect([...(cb.received[0]!.from.ip ?? [])]).toEqual([127, 0, 0, 1]);
     for (const size of cb.batches) expect(size).toBeLessThanOrEqual(128);
     expect(b.stats.rxBatches).toBe(cb.batches.length);
 
     // Reply to the reported sources, with a count smaller than the arrays.
-    const hosts = cb.received.map((r) => r.host);
-    const ports = cb.received.map((r) => r.port);
-    expect(b.sendBatch(datas, hosts, ports, 3)).toBe(3);
+    expect(b.sendBatch(datas, cb.received.map((r) => r.from), 3)).toBe(3);
     // IPv4-mapped IPv6 text works too.
-    expect(b.send(Buffer.from('mapped'), '::ffff:127.0.0.1', a.port)).toBe(true);
+    expect(b.send(Buffer.from('mapped'), ep('::ffff:127.0.0.1', a.port))).toBe(true);
     await ca.waitFor(4);
     expect(ca.received.map((r) => r.data)).toEqual(['v4-0', 'v4-1', 'v4-2', 'mapped']);
     for (const r of ca.received) expect(r).toMatchObject({ host: '127.0.0.1', port: b.port });
@@ -181,7 +187,9 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     add(100, b.port);
     for (let i = 0; i < 20; i++) add(200, i === 10 ? c.port : b.port);
     for (let i = 0; i < 70; i++) add(150, b.port);
-    expect(a.sendBatch(datas, Array(datas.length).fill('127.0.0.1'), ports)).toBe(datas.length);
+    const toBEp = ep('127.0.0.1', b.port);
+    const toCEp = ep('127.0.0.1', c.port);
+    expect(a.sendBatch(datas, ports.map((p) => (p === b.port ? toBEp : toCEp)))).toBe(datas.length);
     const toB = datas.filter((_, i) => ports[i] === b.port);
     await cb.waitFor(toB.length);
     await cc.waitFor(1);
@@ -204,7 +212,7 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     const cb = collector(b);
     const n = 100;
     const datas = Array.from({ length: n }, (_, i) => new Uint8Array([i, i + 1, i + 2]));
-    expect(a.sendBatch(datas, Array(n).fill('::1'), Array(n).fill(b.port))).toBe(n);
+    expect(a.sendBatch(datas, eps(n, '::1', b.port))).toBe(n);
     await cb.waitFor(n);
     cb.received.forEach((r, i) => {
       expect(r.host).toBe('::1');
@@ -219,21 +227,26 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     const a = bind({ port: 0 });
     const d = [Buffer.from('1'), Buffer.from('2')];
     for (const bad of ['not-an-ip', '1.2.3', '[::1]', '::1::2', '']) {
-      expect(() => a.sendBatch(d, ['127.0.0.1', bad], [9, 9])).toThrow(
+      expect(() => ep(bad, 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }));
+      // An endpoint made elsewhere (not by the socket) is encoded on first use.
+      expect(() => a.sendBatch(d, [ep('127.0.0.1', 9), { host: bad, port: 9 }])).toThrow(
         expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
       );
     }
-    expect(() => a.sendBatch(d, ['127.0.0.1', '127.0.0.1'], [9, 0])).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
-    );
-    expect(() => a.sendBatch(d, ['127.0.0.1', '127.0.0.1'], [9, 70000])).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
-    );
-    expect(() => a.sendBatch(d, ['127.0.0.1'], [9, 9])).toThrow(RangeError);
-    expect(() => a.send(Buffer.from('x'), 'example.com', 9)).toThrow(
+    expect(() => ep('127.0.0.1', 70000)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }));
+    expect(() => a.sendBatch(d, [ep('127.0.0.1', 9)])).toThrow(RangeError);
+    expect(() => a.send(Buffer.from('x'), { host: 'example.com', port: 9 })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }),
     );
     expect(a.stats.txDatagrams).toBe(0);
+  });
+
+  it('counts port 0 as a per-datagram error', async () => {
+    const a = bind({ port: 0 });
+    const ca = collector(a);
+    expect(a.send(Buffer.from('x'), { host: '127.0.0.1', port: 0 })).toBe(false);
+    await until(() => ca.sendErrors.length === 1, 'the send error report');
+    expect(ca.sendErrors[0]).toMatchObject({ code: 'EINVAL', address: '127.0.0.1', port: 0 });
   });
 
   it('counts and reports IPv6 destinations on an IPv4 socket without throwing', async () => {
@@ -241,7 +254,7 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     const b = bind({ port: 0, family: '4' });
     const ca = collector(a);
     const cb = collector(b);
-    const sent = a.sendBatch([Buffer.from('x'), Buffer.from('y')], ['::1', '127.0.0.1'], [b.port, b.port]);
+    const sent = a.sendBatch([Buffer.from('x'), Buffer.from('y')], [ep('::1', b.port), ep('127.0.0.1', b.port)]);
     expect(sent).toBe(1);
     await cb.waitFor(1);
     await until(() => ca.sendErrors.length === 1, 'the send error report');
@@ -252,8 +265,8 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
   it.skipIf(!hasIpv6)('treats an unknown IPv6 scope interface as a per-datagram error', async () => {
     const a = bind({ port: 0 });
     const ca = collector(a);
-    expect(a.send(Buffer.from('x'), 'fe80::1%tsgnosuchif0', 9)).toBe(false);
-    expect(() => a.send(Buffer.from('x'), 'fe80::1%', 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }));
+    expect(a.send(Buffer.from('x'), ep('fe80::1%tsgnosuchif0', 9))).toBe(false);
+    expect(() => ep('fe80::1%', 9)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ADDRESS' }));
     await until(() => ca.sendErrors.length === 1, 'the send error report');
     expect(ca.sendErrors[0]).toMatchObject({ code: 'ENODEV', address: 'fe80::1', port: 9 });
     expect(a.stats.txDatagrams).toBe(0);
@@ -264,7 +277,7 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     a.close();
     a.close();
     expect(a.closed).toBe(true);
-    expect(() => a.send(Buffer.from('x'), '127.0.0.1', 9)).toThrow(
+    expect(() => a.send(Buffer.from('x'), ep('127.0.0.1', 9))).toThrow(
       expect.objectContaining({ code: 'ERR_SOCKET_NOT_BOUND' }),
     );
   });

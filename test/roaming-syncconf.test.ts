@@ -1,16 +1,14 @@
 /**
- * Live reconfiguration and roaming under traffic: an interval ping flood from tsguard (A)
- * to its peer (B: wireguard-go or tsguard) loses no packet while `wg syncconf` on A adds and
- * then removes a third peer, and while B roams to another address (A learns B's new
- * endpoint from authenticated packets). A's allowed-ips are identical before and after.
+ * Live reconfiguration and routing changes under traffic: an interval ping flood from tsguard
+ * (A) to its peer (B: wireguard-go or tsguard) loses no packet while `wg syncconf` on A adds and
+ * then removes a third peer, and while B's route to A changes. A's allowed-ips are identical
+ * before and after.
  *
- * The roam: a second veth pair (vA2/vB2, 192.168.243.0/24) joins the namespaces; B's route to
- * A's address is switched to go out of vB2, so B's packets come from 192.168.243.2 while
- * B's old address keeps working — a make-before-break roam, as when a laptop moves from one
- * uplink to another with both briefly up. Only a tsguard B roams this way: wireguard-go
- * (like the kernel) has "sticky sockets" and answers from the address and interface the last
- * packet arrived on, so it never leaves the old address while that one works. With
- * wireguard-go as B the flood covers the syncconf changes only.
+ * The route change: a second veth pair (vA2/vB2, 192.168.243.0/24) joins the namespaces; B's route to
+ * A's address is switched to go out of vB2 with source 192.168.243.2. Both implementations
+ * have "sticky sockets" (like the kernel): B answers from the address its last packet arrived
+ * on, so a tsguard B keeps the old address while that one works and A's endpoint for B stays put
+ * through the flood (the loss of that address is tested in test/sticky-source.test.ts).
  * A port change on B cannot be loss-free (requests already on the way to the old port are
  * lost), so it is tested separately, for both implementations, without the flood.
  */
@@ -79,8 +77,7 @@ describe.skipIf(SKIP)('syncconf and roaming under a ping flood (tsguard A)', () 
         await t?.teardown();
       });
 
-      const roam = implB === 'tsguard';
-      it(`no packet lost while wg syncconf adds/removes a peer on A${roam ? ' and B roams to a new address' : ''}`, async () => {
+      it(`no packet lost while wg syncconf adds/removes a peer on A and B's route to A changes source`, async () => {
         const dir = t.tempDir();
         const c = await genKeyPair();
         const base = `[Interface]\nPrivateKey = ${p.a.keys.priv}\nListenPort = ${p.a.port}\n\n[Peer]\nPublicKey = ${p.b.keys.pub}\nAllowedIPs = ${p.b.inner4}/32, ${p.b.inner6}/128\nEndpoint = ${OUTER.b4}:${p.b.port}\n`;
@@ -104,11 +101,11 @@ describe.skipIf(SKIP)('syncconf and roaming under a ping flood (tsguard A)', () 
           await wg(p.a.ns, ['syncconf', p.a.ifname, join(dir, 'without.conf')]);
           expect(await wg(p.a.ns, ['show', p.a.ifname, 'peers'])).not.toContain(c.pub);
           await sleep(700);
-          if (roam) {
-            // Roam: B's packets to A now leave through vB2, from 192.168.243.2.
+          {
+            // The route's choice for B → A is now vB2 with source 192.168.243.2, but B keeps
+            // answering from the address A's packets arrive on.
             await run('ip', ['-n', p.b.ns, 'route', 'replace', `${OUTER.a4}/32`, 'via', ROAM.a, 'dev', 'vB2', 'src', ROAM.b]);
-            await waitFor("A to learn B's new endpoint", async () => (await endpointOnA(p)) === `${ROAM.b}:${p.b.port}`, 3000, 20);
-            await sleep(300);
+            await sleep(1000);
           }
           finishedEarly = flood.exitCode !== null;
         } finally {
@@ -116,15 +113,19 @@ describe.skipIf(SKIP)('syncconf and roaming under a ping flood (tsguard A)', () 
         }
         const res = await done;
         const r = parsePing(res.stdout, res.code);
-        console.log(`flood ping through tsguard ↔ ${implB} during syncconf${roam ? ' + roam' : ''}: ${r.transmitted} sent, ${r.received} received, ${r.loss}% loss`);
+        console.log(`flood ping through tsguard ↔ ${implB} during syncconf + route change: ${r.transmitted} sent, ${r.received} received, ${r.loss}% loss`);
         expect(finishedEarly, 'the ping flood must still be running when the reconfiguration is done').toBe(false);
         expect(r.transmitted).toBe(COUNT);
         expect(r.loss, r.output).toBe('0');
         expect(r.received).toBe(COUNT);
 
         expect(await wg(p.a.ns, ['show', p.a.ifname, 'allowed-ips'])).toBe(allowedBefore);
-        expect(await endpointOnA(p)).toBe(roam ? `${ROAM.b}:${p.b.port}` : `${OUTER.b4}:${p.b.port}`);
-        // The tunnel still works both ways after the roam.
+        // tsguard keeps its source; wireguard-go 0.0.20220316 forgets it now and then (it clears its
+        // source before handshake retries), after which A follows it to the route's choice.
+        const after = await endpointOnA(p);
+        if (implB === 'tsguard') expect(after).toBe(`${OUTER.b4}:${p.b.port}`);
+        else expect([`${OUTER.b4}:${p.b.port}`, `${ROAM.b}:${p.b.port}`]).toContain(after);
+        // The tunnel still works both ways after the route change.
         for (const [from, dst] of [
           [p.a.ns, p.b.inner6],
           [p.b.ns, p.a.inner4],
@@ -133,7 +134,7 @@ describe.skipIf(SKIP)('syncconf and roaming under a ping flood (tsguard A)', () 
           expect(x.received, x.output).toBe(3);
         }
         // Back to the original route for the next test.
-        if (roam) await run('ip', ['-n', p.b.ns, 'route', 'del', `${OUTER.a4}/32`]);
+        await run('ip', ['-n', p.b.ns, 'route', 'del', `${OUTER.a4}/32`]);
       });
 
       it("B changes its listen port: A learns the new port from B's next authenticated packet", async () => {

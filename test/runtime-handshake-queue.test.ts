@@ -63,8 +63,8 @@ function setup(identities: number) {
     who.gen.addMacs(m);
     return m;
   };
-  const send = (msgs: Uint8Array[]) =>
-    sock!.sendBatch(msgs, msgs.map(() => '127.0.0.1'), msgs.map(() => rt!.listenPort));
+  const to = UdpSocket.endpoint('127.0.0.1', rt!.listenPort);
+  const send = (msgs: Uint8Array[]) => sock!.sendBatch(msgs, msgs.map(() => to));
   /** Wait until `n` replies arrived and the responder's queue is empty. */
   const settle = async (n: number) => {
     while (replies.length < n || rt!.device.pendingHandshakes > 0) {

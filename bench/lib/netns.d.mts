@@ -108,6 +108,8 @@ export interface PairOptions {
   /** Listen ports (defaults 51820 / 51821). */
   portA?: number;
   portB?: number;
+  /** Extra environment of both daemons (e.g. a tsguard switch for an A/B pair). */
+  env?: Record<string, string>;
   /** Set the endpoint on A's peer (default true). */
   endpointOnA?: boolean;
   /** Set the endpoint on B's peer (default true). */

@@ -242,8 +242,9 @@ export async function configurePair(t, implA, implB, opts = {}) {
   const [ka, kb] = await Promise.all([genKeyPair(), genKeyPair()]);
   const psk = opts.psk ? await genPsk() : null;
   const prof = (side) => (opts.profileDir ? join(opts.profileDir, side) : null);
-  const da = await startDaemon(t, t.a, implA, ifname(implA === 'tsguard' ? 'tsa' : 'wga'), {}, prof('A'));
-  const db = await startDaemon(t, t.b, implB, ifname(implB === 'tsguard' ? 'tsb' : 'wgb'), {}, prof('B'));
+  const env = opts.env ?? {};
+  const da = await startDaemon(t, t.a, implA, ifname(implA === 'tsguard' ? 'tsa' : 'wga'), env, prof('A'));
+  const db = await startDaemon(t, t.b, implB, ifname(implB === 'tsguard' ? 'tsb' : 'wgb'), env, prof('B'));
   const a = { ns: t.a, daemon: da, ifname: da.ifname, keys: ka, port: opts.portA ?? 51820, outer4: OUTER.a4, outer6: OUTER.a6, inner4: INNER.a4, inner6: INNER.a6 };
   const b = { ns: t.b, daemon: db, ifname: db.ifname, keys: kb, port: opts.portB ?? 51821, outer4: OUTER.b4, outer6: OUTER.b6, inner4: INNER.b4, inner6: INNER.b6 };
   const pskFile = psk === null ? null : keyFile(dir, 'psk', psk);

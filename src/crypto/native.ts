@@ -19,6 +19,7 @@
  * @module
  */
 
+import { AeadBatch, loopAeadBatch, type AEAD_ROW } from './batch.js';
 import { kdf3 } from './kdf.js';
 import { KeyCache } from './key-cache.js';
 import { nodeCrypto, nodeCryptoAvailable } from './node.js';
@@ -33,6 +34,13 @@ interface AeadBinding {
   aeadOpen(key: Uint8Array, lo: number, hi: number, ciphertext: Uint8Array, out: Uint8Array, ad?: Uint8Array): number;
 }
 
+interface AeadBatchBinding {
+  /** Seal or open `count` jobs in place (rows of {@link AEAD_ROW}); returns the number that failed. */
+  aeadBatch(seal: boolean, keys: Uint8Array[], bufs: Uint8Array[], table: Uint32Array, count: number, ok: Uint8Array): number;
+  /** Threads a large batch runs on, the caller included. */
+  cryptoThreads(): number;
+}
+
 interface HandshakeBinding {
   blake2s(out: Uint8Array, ...parts: Uint8Array[]): void;
   hmacBlake2s(key: Uint8Array, data: Uint8Array, out: Uint8Array): void;
@@ -45,12 +53,14 @@ interface HandshakeBinding {
 }
 
 /** The addon's crypto exports, as the shell loaded them (any may be missing in an old build). */
-export type NativeCryptoBinding = Partial<AeadBinding & HandshakeBinding>;
+export type NativeCryptoBinding = Partial<AeadBinding & AeadBatchBinding & HandshakeBinding>;
 
 /** The native provider, and whether its handshake primitives are native too (else node:crypto's). */
 export interface NativeCryptoProvider extends CryptoProvider {
   /** True when X25519, BLAKE2s, HMAC and MAC are the addon's (they passed their self-test). */
   readonly nativeHandshake: boolean;
+  /** Threads a large {@link CryptoProvider.aeadBatch} runs on (the caller included); 0 when batches loop over single calls. */
+  readonly batchThreads: number;
 }
 
 const same = (a: Uint8Array | null, b: Uint8Array | null): boolean =>
@@ -71,6 +81,33 @@ function aeadSelfTest(b: AeadBinding): boolean {
     if (b.aeadOpen(key, 0x01020304, 5, out, back, a) !== -1) return false;
   }
   return true;
+}
+
+/**
+ * Seal 20 packets of mixed keys and counters (enough for the thread pool) in one batch, compare each
+ * with node:crypto, open them back, and check that exactly the tampered one fails.
+ */
+function batchSelfTest(b: AeadBatchBinding): boolean {
+  const keys = [Uint8Array.from({ length: 32 }, (_, i) => i + 1), Uint8Array.from({ length: 32 }, (_, i) => 200 - i)];
+  const seal = new AeadBatch(true);
+  const open = new AeadBatch(false);
+  const plain: Uint8Array[] = [];
+  for (let i = 0; i < 20; i++) {
+    const pt = Uint8Array.from({ length: (i * 53) % 300 }, (_, j) => (i + j) & 255);
+    const buf = new Uint8Array(16 + pt.length + TAG_LEN);
+    buf.set(pt, 16);
+    plain.push(pt);
+    seal.add(keys[i % 2]!, 0xfffffff0 + i, i % 3, buf, 16, pt.length);
+  }
+  if (b.aeadBatch(true, seal.keys, seal.bufs, seal.table, seal.length, seal.ok) !== 0) return false;
+  for (let i = 0; i < 20; i++) {
+    const buf = seal.bufs[i]!;
+    if (!same(buf.subarray(16), nodeCrypto.seal(keys[i % 2]!, 0xfffffff0 + i, i % 3, plain[i]!))) return false;
+    open.add(keys[i % 2]!, 0xfffffff0 + i, i % 3, buf, 16, buf.length - 16);
+  }
+  open.bufs[7]![16]! ^= 1;
+  if (b.aeadBatch(false, open.keys, open.bufs, open.table, open.length, open.ok) !== 1 || open.ok[7] !== 0) return false;
+  return plain.every((pt, i) => i === 7 || same(open.bufs[i]!.subarray(16, 16 + pt.length), pt));
 }
 
 /** Compare every handshake primitive with the node provider's on fixed inputs (RFC 7748 §6.1 keys). */
@@ -119,6 +156,7 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
   if (!nodeCryptoAvailable) return null;
   const aead = checked<AeadBinding>(addon, ['aeadSeal', 'aeadOpen'], aeadSelfTest);
   if (aead === null) return null;
+  const batch = checked<AeadBatchBinding>(addon, ['aeadBatch', 'cryptoThreads'], batchSelfTest);
   const hs = checked<HandshakeBinding>(
     addon,
     ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519'],
@@ -129,6 +167,12 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
     ...(hs === null ? {} : nativeHandshake(hs)),
     name: 'native',
     nativeHandshake: hs !== null,
+    batchThreads: batch === null ? 0 : batch.cryptoThreads(),
+
+    aeadBatch(b) {
+      if (batch === null) return loopAeadBatch(this, b);
+      return b.length === 0 ? 0 : batch.aeadBatch(b.seal, b.keys, b.bufs, b.table, b.length, b.ok);
+    },
 
     seal(key, counterLo, counterHi, plaintext, ad) {
       const out = new Uint8Array(plaintext.length + TAG_LEN);

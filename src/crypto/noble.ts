@@ -11,6 +11,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { xopen, xseal } from './xchacha.js';
+import { loopAeadBatch } from './batch.js';
 import { KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
 import { loadedProviders } from './loaded.js';
 
@@ -144,6 +145,11 @@ export const nobleCrypto: CryptoProvider = {
 
   open(key, counterLo, counterHi, ciphertext, ad) {
     return aeadOpenRaw(key, wgNonce(counterLo, counterHi), ciphertext, ad);
+  },
+
+  /** The batch as a loop over {@link CryptoProvider.seal} / {@link CryptoProvider.open} (of the object it is called on). */
+  aeadBatch(batch) {
+    return loopAeadBatch(this, batch);
   },
 
   xseal,

@@ -25,6 +25,7 @@ import type * as NodeCryptoModule from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { KeyCache } from './key-cache.js';
 import { xopen, xseal } from './xchacha.js';
+import { loopAeadBatch } from './batch.js';
 import { checkKeyLen, KEY_LEN, MAC_LEN, TAG_LEN, type CryptoProvider } from './provider.js';
 
 type NodeCrypto = typeof NodeCryptoModule;
@@ -324,6 +325,11 @@ export const nodeCrypto: CryptoProvider = {
 
   open(key, counterLo, counterHi, ciphertext, ad) {
     return openRaw(need().c, key, wgNonce(counterLo, counterHi), ciphertext, ad);
+  },
+
+  /** The batch as a loop over {@link CryptoProvider.seal} / {@link CryptoProvider.open} (of the object it is called on). */
+  aeadBatch(batch) {
+    return loopAeadBatch(this, batch);
   },
 
   xseal,

@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { AeadBatch } from './batch.js';
+
 /** Length of a Curve25519 key, a BLAKE2s hash, a symmetric key. */
 export const KEY_LEN = 32;
 /** Length of a Poly1305 tag. */
@@ -76,6 +78,13 @@ export interface CryptoProvider {
    * Returns the plaintext, or `null` if authentication fails.
    */
   open(key: Uint8Array, counterLo: number, counterHi: number, ciphertext: Uint8Array, ad?: Uint8Array): Uint8Array | null;
+  /**
+   * Optional: seal or open every job of `batch` in place, in one call (see
+   * {@link AeadBatch}); returns the number of jobs that failed (opens that
+   * did not authenticate). Without it, {@link runAeadBatch} loops over
+   * {@link CryptoProvider.seal} / {@link CryptoProvider.open}.
+   */
+  aeadBatch?(batch: AeadBatch): number;
   /** XChaCha20-Poly1305 seal (cookie replies). Returns ciphertext ‖ tag. */
   xseal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /** XChaCha20-Poly1305 open. Returns the plaintext or `null`. */

@@ -20,8 +20,8 @@ import type { Prefix } from '../routing/ip.js';
 import type { Emitter } from '../util/emitter.js';
 import { DEFAULT_MTU } from './constants.js';
 import { Peer } from './peer.js';
-import { receiveDatagram, workHandshakes } from './receive.js';
-import { sendKeepalive, sendPacket, sendPacketTo } from './send.js';
+import { flushReceives, receiveDatagram, workHandshakes } from './receive.js';
+import { flushSends, sendKeepalive, sendPacket, sendPacketTo } from './send.js';
 import { expireCurrentKeypairs, removePeer, zeroKeyMaterial } from './sessions.js';
 import { DeviceState } from './state.js';
 import { tick } from './timers.js';
@@ -284,6 +284,13 @@ export class Device {
     const s = this.#s;
     s.closed = true;
     s.handshakes.clear();
+    // What a batch still holds is dropped with the keys (its key snapshots are zeroed).
+    s.seals.clear();
+    s.opens.clear();
+    s.outData.length = 0;
+    s.outTo.length = 0;
+    s.rxKeypair.length = 0;
+    s.rxFrom.length = 0;
     for (const peer of s.peers.values()) zeroKeyMaterial(s, peer, false);
     s.local?.privateKey.fill(0);
   }
@@ -337,6 +344,42 @@ export class Device {
   workHandshakes(max = Infinity): number {
     if (this.#s.closed) return 0;
     return workHandshakes(this.#s, max);
+  }
+
+  /**
+   * Run `fn` (which feeds the device: packets, datagrams, ticks) as one
+   * batch and {@link Device.flush} when the outermost batch ends. Inside a
+   * batch the crypto of the data path is deferred: each outgoing transport
+   * packet gets its counter and header at once but is sealed, and each
+   * incoming one is opened, together with the rest of the batch in one
+   * provider call ({@link CryptoProvider.aeadBatch}; the native provider
+   * spreads a large batch over threads). Datagrams reach
+   * {@link DeviceIo.sendDatagram} and packets {@link DeviceIo.deliverPacket}
+   * at the flush, in the order they were produced; protocol decisions
+   * (replay window, sessions, timers, roaming) are the same as outside a
+   * batch. Inside a batch the device owns the datagrams given to
+   * {@link Device.receiveDatagram}: they are decrypted in place.
+   */
+  batch<T>(fn: () => T): T {
+    const s = this.#s;
+    s.batchDepth++;
+    try {
+      return fn();
+    } finally {
+      if (--s.batchDepth === 0) this.flush();
+    }
+  }
+
+  /**
+   * Finish the work a batch deferred now: open and accept the received
+   * transport datagrams, seal the outgoing ones, and hand everything to the
+   * sink. {@link Device.batch} calls it; a no-op when nothing is pending.
+   */
+  flush(): void {
+    const s = this.#s;
+    if (s.closed) return;
+    flushReceives(s);
+    flushSends(s);
   }
 
   /** Handshake messages waiting for {@link Device.workHandshakes}. */

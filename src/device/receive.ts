@@ -1,14 +1,19 @@
 /**
  * The receive path (wireguard-go receive.go): datagrams from the network.
  * Transport messages are decrypted, checked against the replay window and
- * the peer's allowed IPs and delivered at once; handshake messages
+ * the peer's allowed IPs and delivered at once, or, inside a batch
+ * (Device.batch), in three stages: checked and recorded per datagram,
+ * opened in place all together at the flush, then accepted in order
+ * ({@link flushReceives}); handshake messages
  * (initiation, response, cookie reply) wait in the device's bounded queue
  * (load.ts) until {@link workHandshakes} processes them, so that a burst of
  * handshakes does not hold back the data packets behind it.
  * @module
  */
 
+import { AEAD_ROW, runAeadBatch } from '../crypto/batch.js';
 import { keyToBase64 } from '../crypto/keys.js';
+import { TAG_LEN } from '../crypto/provider.js';
 import {
   COOKIE_REPLY_SIZE,
   INITIATION_SIZE,
@@ -87,7 +92,7 @@ function receiveHandshake(d: DeviceState, data: Uint8Array, from: Endpoint, isIn
   if (local === null) return drop(d, 'noPrivateKey');
   if (!d.cookieChecker.checkMac1(data)) return drop(d, 'badMac1');
   if (underLoad) {
-    const ip = parseIp(from.host).bytes;
+    const ip = from.ip ?? parseIp(from.host).bytes;
     const src = sourceBytes(ip, from.port);
     if (!d.cookieChecker.checkMac2(data, src)) {
       const reply = d.cookieChecker.createReply(data, senderOf(data), src);
@@ -128,12 +133,67 @@ function receiveTransport(d: DeviceState, data: Uint8Array, from: Endpoint): voi
   const e = d.indices.get(readU32(data, 4));
   if (e === undefined || e.keypair === null) return drop(d, 'unknownIndex');
   const kp = e.keypair;
-  const peer = e.peer;
   if (d.clock.now() - kp.created >= REJECT_AFTER_TIME) return drop(d, 'expiredKey');
   const lo = readU32(data, 8);
   const hi = readU32(data, 12);
+  if (d.batchDepth > 0) {
+    // Stage 1 of a batch: a counter the window already refuses is not worth decrypting; the
+    // window itself changes only in stage 3, for packets that authenticated.
+    if (!kp.replay.wouldAccept(lo, hi)) return drop(d, 'replayed');
+    d.opens.add(kp.receive, lo, hi, data, TRANSPORT_HEADER_SIZE, data.length - TRANSPORT_HEADER_SIZE);
+    d.rxKeypair.push(kp);
+    d.rxFrom.push(from);
+    return;
+  }
   const plain = d.p.open(kp.receive, lo, hi, data.subarray(TRANSPORT_HEADER_SIZE));
   if (plain === null) return drop(d, 'decryptFailed');
+  acceptTransport(d, e.peer, kp, lo, hi, plain, from, data.length);
+}
+
+/**
+ * End of a batch, receive side: open every transport datagram recorded in
+ * stage 1 in one provider call (stage 2, in place), then, in arrival order,
+ * check each (stage 3): authentication, the keypair still being installed
+ * (an earlier packet of the batch may have rotated it out), the replay
+ * window (which also refuses a duplicate inside the batch), and deliver.
+ */
+export function flushReceives(d: DeviceState): void {
+  const jobs = d.opens;
+  const n = jobs.length;
+  if (n === 0) return;
+  d.batchDepth++; // what stage 3 sends joins the batch's seals
+  try {
+    runAeadBatch(d.p, jobs);
+    const t = jobs.table;
+    for (let i = 0, r = 0; i < n; i++, r += AEAD_ROW) {
+      try {
+        if (jobs.ok[i] === 0) {
+          drop(d, 'decryptFailed');
+          continue;
+        }
+        const kp = d.rxKeypair[i]!;
+        const e = d.indices.get(kp.localIndex);
+        if (e === undefined || e.keypair !== kp) {
+          drop(d, 'unknownIndex');
+          continue;
+        }
+        const data = jobs.bufs[i]!;
+        const plain = data.subarray(TRANSPORT_HEADER_SIZE, data.length - TAG_LEN);
+        acceptTransport(d, e.peer, kp, t[r + 1]!, t[r + 2]!, plain, d.rxFrom[i]!, data.length);
+      } catch {
+        drop(d, 'exception');
+      }
+    }
+  } finally {
+    d.batchDepth--;
+    jobs.clear();
+    d.rxKeypair.length = 0;
+    d.rxFrom.length = 0;
+  }
+}
+
+/** An authentic transport message: replay window, session confirmation, timers, roaming, source check, delivery. */
+function acceptTransport(d: DeviceState, peer: Peer, kp: Keypair, lo: number, hi: number, plain: Uint8Array, from: Endpoint, len: number): void {
   if (!kp.replay.accept(lo, hi)) return drop(d, 'replayed');
 
   if (peer.next === kp) {
@@ -143,7 +203,7 @@ function receiveTransport(d: DeviceState, data: Uint8Array, from: Endpoint): voi
     sendStaged(d, peer);
   }
   keepKeyFreshReceiving(d, peer, kp);
-  authenticatedFrom(d, peer, from, data.length);
+  authenticatedFrom(d, peer, from, len);
 
   if (plain.length === 0) return; // keepalive
   const ipLen = innerPacketLength(plain);
@@ -177,13 +237,17 @@ function keepKeyFreshReceiving(d: DeviceState, peer: Peer, kp: Keypair): void {
   }
 }
 
-/** Roaming: the endpoint follows authenticated packets. */
+/**
+ * Roaming: the endpoint follows authenticated packets. The object itself is
+ * kept (it may carry what the shell knows about the source, e.g. the local
+ * address it arrived on); the event fires when the address or port changed.
+ */
 function setEndpoint(d: DeviceState, peer: Peer, from: Endpoint): void {
   const cur = peer.endpoint;
-  if (cur !== null && cur.port === from.port && cur.host === from.host) return;
-  peer.endpoint = { host: from.host, port: from.port };
-  if (cur !== null && d.events.has('endpointChanged')) {
-    d.events.emit('endpointChanged', { publicKey: peer.id, endpoint: peer.endpoint });
+  if (cur === from) return;
+  peer.endpoint = from;
+  if (cur !== null && d.events.has('endpointChanged') && (cur.port !== from.port || cur.host !== from.host)) {
+    d.events.emit('endpointChanged', { publicKey: peer.id, endpoint: from });
   }
 }
 

@@ -2,10 +2,14 @@
  * The send path (wireguard-go send.go): IP packets from the interface are
  * routed to a peer, staged until it has a usable session, padded, sealed and
  * handed to {@link DeviceIo.sendDatagram}; and the handshake messages we
- * originate (initiation, response).
+ * originate (initiation, response). Inside a batch (Device.batch) the
+ * counter is reserved and the header written at once, but the seal and the
+ * hand-over wait for {@link flushSends}, which seals the batch in one call.
  * @module
  */
 
+import { runAeadBatch } from '../crypto/batch.js';
+import { TAG_LEN } from '../crypto/provider.js';
 import { tai64nNow } from '../crypto/tai64n.js';
 import { MSG_TRANSPORT, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from '../noise/constants.js';
 import { createInitiation, createResponse } from '../noise/handshake.js';
@@ -17,6 +21,9 @@ import type { Peer } from './peer.js';
 import { beginSession } from './sessions.js';
 import { drop, type DeviceState } from './state.js';
 import { timersAuthenticatedSent, timersAuthenticatedTraversal, timersDataSent, timersHandshakeInitiated } from './timers.js';
+
+/** Size of the blocks outgoing datagrams are carved from. */
+const ARENA_BYTES = 256 * 1024;
 
 /** An IP packet read from the interface: route it by destination and send it. */
 export function sendPacket(d: DeviceState, packet: Uint8Array): void {
@@ -75,20 +82,60 @@ export function sendStaged(d: DeviceState, peer: Peer): void {
 function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Array): void {
   const plen = packet.length;
   const padded = paddedLength(plen, d.mtu);
-  const out = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + 16);
+  const out = datagramBuffer(d, TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
   out[0] = MSG_TRANSPORT;
   writeU32(out, 4, kp.remoteIndex);
   writeU32(out, 8, kp.sendLo);
   writeU32(out, 12, kp.sendHi);
-  let plain = packet;
-  if (padded !== plen) {
-    plain = d.pad.subarray(0, padded);
-    plain.set(packet);
-    plain.fill(0, plen);
+  if (d.batchDepth > 0) {
+    // Sealed in place with the rest of the batch at the flush; the padding is already zero.
+    out.set(packet, TRANSPORT_HEADER_SIZE);
+    d.seals.add(kp.send, kp.sendLo, kp.sendHi, out, TRANSPORT_HEADER_SIZE, padded);
+  } else {
+    let plain = packet;
+    if (padded !== plen) {
+      plain = d.pad.subarray(0, padded);
+      plain.set(packet);
+      plain.fill(0, plen);
+    }
+    d.p.sealInto(kp.send, kp.sendLo, kp.sendHi, plain, out, TRANSPORT_HEADER_SIZE);
   }
-  d.p.sealInto(kp.send, kp.sendLo, kp.sendHi, plain, out, TRANSPORT_HEADER_SIZE);
   kp.advance();
   sendTo(d, peer, out);
+}
+
+/** Zeroed bytes for one outgoing datagram, carved from the device's current block (fewer allocations than one array each). */
+function datagramBuffer(d: DeviceState, size: number): Uint8Array {
+  let off = d.arenaUsed;
+  if (off + size > d.arena.length) {
+    d.arena = new Uint8Array(Math.max(ARENA_BYTES, size));
+    off = 0;
+  }
+  d.arenaUsed = off + ((size + 7) & ~7);
+  return d.arena.subarray(off, off + size);
+}
+
+/**
+ * End of a batch, send side: seal every transport datagram recorded since
+ * the last flush in one provider call, then hand every deferred datagram to
+ * the I/O sink in the order it was produced.
+ */
+export function flushSends(d: DeviceState): void {
+  if (d.seals.length > 0) {
+    try {
+      runAeadBatch(d.p, d.seals);
+    } finally {
+      d.seals.clear();
+    }
+  }
+  const data = d.outData;
+  const to = d.outTo;
+  try {
+    for (let i = 0; i < data.length; i++) d.io.sendDatagram(data[i]!, to[i]!);
+  } finally {
+    data.length = 0;
+    to.length = 0;
+  }
 }
 
 function afterDataSent(d: DeviceState, peer: Peer, kp: Keypair, keepaliveOnly: boolean): void {
@@ -101,7 +148,7 @@ function afterDataSent(d: DeviceState, peer: Peer, kp: Keypair, keepaliveOnly: b
   }
 }
 
-/** Hand a datagram to the I/O sink, to the peer's endpoint. */
+/** Hand a datagram to the I/O sink, to the peer's endpoint (in batch mode: at the flush, in order). */
 export function sendTo(d: DeviceState, peer: Peer, data: Uint8Array): void {
   const ep = peer.endpoint;
   if (ep === null) {
@@ -110,7 +157,12 @@ export function sendTo(d: DeviceState, peer: Peer, data: Uint8Array): void {
     return;
   }
   peer.txBytes += data.length;
-  d.io.sendDatagram(data, ep);
+  if (d.batchDepth > 0) {
+    d.outData.push(data);
+    d.outTo.push(ep);
+  } else {
+    d.io.sendDatagram(data, ep);
+  }
 }
 
 /** Send a keepalive (an empty packet), or start a handshake when there is no session. */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { AeadBatch } from '../crypto/batch.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
 import { CookieChecker } from '../noise/cookie.js';
@@ -20,7 +21,7 @@ import { IndexTable } from './index-table.js';
 import { HandshakeQueue } from './load.js';
 import type { Peer } from './peer.js';
 import { TimerQueue } from './timer-queue.js';
-import { DROP_REASONS, type Clock, type DeviceEvents, type DeviceIo, type DeviceStats, type DropReason } from './types.js';
+import { DROP_REASONS, type Clock, type DeviceEvents, type DeviceIo, type DeviceStats, type DropReason, type Endpoint } from './types.js';
 
 /** Everything a device holds. @internal */
 export class DeviceState {
@@ -42,6 +43,22 @@ export class DeviceState {
   mtu = DEFAULT_MTU;
   local: LocalIdentity | null = null;
   closed = false;
+
+  // ─── batch mode (Device.batch): crypto of a whole batch in one provider call ───
+  /** Nesting depth of Device.batch; > 0 defers sealing, opening and sending to {@link flushBatch}. */
+  batchDepth = 0;
+  /** Seals recorded by the send path, run at the flush. */
+  readonly seals = new AeadBatch(true);
+  /** Datagrams to hand to `io.sendDatagram` at the flush, in order (transport ones sealed first). */
+  readonly outData: Uint8Array[] = [];
+  readonly outTo: Endpoint[] = [];
+  /** Opens recorded by the receive path (stage 1), with each datagram's keypair and source. */
+  readonly opens = new AeadBatch(false);
+  readonly rxKeypair: Keypair[] = [];
+  readonly rxFrom: Endpoint[] = [];
+  /** Where outgoing transport datagrams are carved from (a fresh zeroed block when full, never reused). */
+  arena = new Uint8Array(0);
+  arenaUsed = 0;
 
   constructor(
     readonly io: DeviceIo,

@@ -6,12 +6,19 @@
 
 import { formatIp, parseIp } from '../routing/ip.js';
 
-/** A UDP endpoint. `host` is an IPv4 dotted quad or an IPv6 address without brackets. */
+/**
+ * A UDP endpoint. `host` is an IPv4 dotted quad or an IPv6 address without
+ * brackets. Endpoints are immutable: the device keeps the object it was
+ * given (a shell may attach its own binary form to it, e.g. the local
+ * address the peer's packets arrive on) and never copies it.
+ */
 export interface Endpoint {
   /** IP address text. */
   readonly host: string;
   /** UDP port. */
   readonly port: number;
+  /** The address as bytes (4 for IPv4, 16 for IPv6), when the shell has them at hand. */
+  readonly ip?: Uint8Array;
 }
 
 /**

@@ -140,25 +140,29 @@ export interface NativeUdp {
   /** Sets SO_MARK (0 clears). Needs CAP_NET_ADMIN. */
   setFwmark(mark: number): void;
   /**
-   * Starts receiving. `onError` gets fatal receive errors (reading stops);
+   * Starts receiving. Before each `onDatagrams` call the source of
+   * `datas[i]` is written to `sources` at `i * ENDPOINT_RECORD_LEN` (an
+   * endpoint record, see {@link NativeBinding.encodeEndpoint}; `sources`
+   * holds 128 of them). `onError` gets fatal receive errors (reading stops);
    * `onSendError`, if given, gets per-datagram send errors asynchronously
    * (at most 64 per loop iteration are kept; all are counted).
    */
   start(
-    onDatagrams: (datas: Buffer[], hosts: string[], ports: number[]) => void,
+    onDatagrams: (datas: Buffer[]) => void,
     onError: (err: NativeError) => void,
-    onSendError?: (err: NativeError) => void,
+    onSendError: ((err: NativeError) => void) | undefined,
+    sources: Uint8Array,
   ): void;
   /** Stops receiving; queued sends are still flushed. */
   stop(): void;
   /**
-   * Sends `datas[i]` to `hosts[i]`:`ports[i]` for i < count (default
-   * datas.length). Throws (before sending anything) on an invalid host or
-   * port. Returns the number of datagrams sent or queued.
+   * Sends `datas[i]` to the endpoint record at `records[i * ENDPOINT_RECORD_LEN]`
+   * for i < count (default datas.length), from the record's local source
+   * address when it has one. Returns the number of datagrams sent or queued.
    */
-  sendBatch(datas: readonly Uint8Array[], hosts: readonly string[], ports: readonly number[], count?: number): number;
-  /** Sends one datagram; returns true when it was sent or queued. */
-  send(data: Uint8Array, host: string, port: number): boolean;
+  sendBatch(datas: readonly Uint8Array[], records: Uint8Array, count?: number): number;
+  /** Sends one datagram to one endpoint record; returns true when it was sent or queued. */
+  send(data: Uint8Array, record: Uint8Array): boolean;
   /** Counters. */
   stats(): NativeUdpStats;
   /** Stops everything and closes the fd. Idempotent. */
@@ -175,6 +179,15 @@ export interface NativeBinding extends NativeCryptoBinding {
   Tun: new (name: string) => NativeTun;
   /** UDP socket constructor (unbound). */
   UdpSocket: new () => NativeUdp;
+  /**
+   * The endpoint record (ENDPOINT_RECORD_LEN bytes: remote IPv6 or
+   * IPv4-mapped address, port, scope id, local source, ifindex, errno) of an
+   * IPv4 or IPv6 (`%scope` allowed) host and a port in 0..65535. Throws a
+   * TypeError with code `ERR_INVALID_ADDRESS` otherwise.
+   */
+  encodeEndpoint(host: string, port: number): Uint8Array;
+  /** The remote host of the endpoint record at `offset` of `records` as text (no brackets, IPv4 plain). */
+  endpointHost(records: Uint8Array, offset?: number): string;
   /** The MTU of interface `name` (SIOCGIFMTU). */
   getMtu(name: string): number;
   /** Sets the MTU of interface `name` (SIOCSIFMTU; needs CAP_NET_ADMIN). */

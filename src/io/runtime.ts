@@ -1,8 +1,11 @@
 /**
  * The thin I/O shell around the sans-IO {@link Device}: a TUN interface, a
- * UDP socket and one timer. Packets arrive in batches from the native addon;
- * everything the device produces while handling a batch is written out as a
- * batch when the handler returns.
+ * UDP socket and one timer. Packets arrive in batches from the native addon
+ * and each is handed to the device as one {@link Device.batch}, so the
+ * crypto of the whole batch is one provider call (on the addon's threads
+ * when it is large; `TSGUARD_CRYPTO_BATCH=0` goes back to one call per
+ * packet); everything the device produces is written out as a batch when
+ * the handler returns.
  *
  * The device queues handshake messages itself (see device/load.ts); the
  * runtime only schedules their processing, a few per turn of the event loop
@@ -46,8 +49,7 @@ export class Runtime {
   #tun: Tun | null;
   #udp: UdpSocket;
   #outData: Uint8Array[] = [];
-  #outHosts: string[] = [];
-  #outPorts: number[] = [];
+  #outTo: Endpoint[] = [];
   #tunOut: Uint8Array[] = [];
   #timer: NodeJS.Timeout | null = null;
   #mtuTimer: NodeJS.Timeout | null = null;
@@ -55,6 +57,8 @@ export class Runtime {
   #inBatch = 0;
   #closed = false;
   #hsScheduled: NodeJS.Immediate | null = null;
+  /** Whether a batch's crypto runs as one batch (Device.batch); TSGUARD_CRYPTO_BATCH=0 seals and opens per packet. */
+  readonly #cryptoBatch = process.env['TSGUARD_CRYPTO_BATCH'] !== '0';
   readonly #opts: RuntimeOptions;
   readonly #clock: Clock;
 
@@ -123,10 +127,8 @@ export class Runtime {
 
   #startUdp(udp: UdpSocket): void {
     udp.start(
-      (datas, hosts, ports) => this.batch(() => {
-        for (let i = 0; i < datas.length; i++) {
-          this.device.receiveDatagram(datas[i]!, { host: hosts[i]!, port: ports[i]! });
-        }
+      (datas, froms) => this.batch(() => {
+        for (let i = 0; i < datas.length; i++) this.device.receiveDatagram(datas[i]!, froms[i]!);
         if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
       }),
       (err) => this.#opts.log?.(`udp: ${err.message}`),
@@ -163,7 +165,7 @@ export class Runtime {
   batch<T>(fn: () => T): T {
     this.#inBatch++;
     try {
-      return fn();
+      return this.#cryptoBatch ? this.device.batch(fn) : fn();
     } finally {
       if (--this.#inBatch === 0) this.#flush();
     }
@@ -186,8 +188,7 @@ export class Runtime {
 
   #queueDatagram(data: Uint8Array, to: Endpoint): void {
     this.#outData.push(data);
-    this.#outHosts.push(to.host);
-    this.#outPorts.push(to.port);
+    this.#outTo.push(to);
     if (this.#inBatch === 0) this.#flush();
   }
 
@@ -195,12 +196,10 @@ export class Runtime {
     if (this.#closed) return;
     if (this.#outData.length > 0) {
       const d = this.#outData;
-      const h = this.#outHosts;
-      const p = this.#outPorts;
+      const to = this.#outTo;
       this.#outData = [];
-      this.#outHosts = [];
-      this.#outPorts = [];
-      this.#udp.sendBatch(d, h, p);
+      this.#outTo = [];
+      this.#udp.sendBatch(d, to);
     }
     if (this.#tunOut.length > 0) {
       const t = this.#tunOut;

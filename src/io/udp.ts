@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { Endpoint } from '../device/types.js';
+import { ENDPOINT_RECORD_LEN, ENDPOINT_RECORD_WORDS, EndpointInterner, endpointRecord, makeEndpoint } from './endpoint.js';
 import { loadNative, NativeHandle, type NativeError, type NativeUdp, type NativeUdpStats, type UdpFamily } from './native.js';
 
 export type { NativeError, UdpFamily } from './native.js';
@@ -11,13 +13,19 @@ export type { NativeError, UdpFamily } from './native.js';
 /** Counters of a {@link UdpSocket}; see {@link NativeUdpStats}. */
 export type UdpStats = NativeUdpStats;
 
+/** Datagrams delivered per {@link UdpDatagramsHandler} call at most. */
+const MAX_PER_CALLBACK = 128;
+
 /**
- * Receives a batch (1 to 128) of datagrams: `datas[i]` came from
- * `hosts[i]`:`ports[i]`. Hosts are IPv4 dotted quads (IPv4-mapped IPv6
- * sources are reported as plain IPv4) or canonical IPv6 text without
- * brackets; a link-local source keeps its scope as `%ifname`.
+ * Receives a batch (1 to 128) of datagrams: `datas[i]` came from `froms[i]`.
+ * Equal sources give the same {@link Endpoint} object, which also remembers
+ * the local address the datagram arrived on: sending to it replies from that
+ * address. Its `host` is an IPv4 dotted quad (IPv4-mapped IPv6 sources are
+ * plain IPv4) or canonical IPv6 text without brackets, a link-local source
+ * with its scope as `%ifname`; it is made only when read. `froms` is reused
+ * by the next call: keep the endpoints, not the array.
  */
-export type UdpDatagramsHandler = (datas: Buffer[], hosts: string[], ports: number[]) => void;
+export type UdpDatagramsHandler = (datas: Buffer[], froms: readonly Endpoint[]) => void;
 
 /** Receives a fatal receive error; receiving has stopped. */
 export type UdpErrorHandler = (err: NativeError) => void;
@@ -43,6 +51,10 @@ export interface UdpBindOptions {
 export class UdpSocket extends NativeHandle<NativeUdp> {
   readonly #port: number;
   readonly #family: UdpFamily;
+  readonly #interner = new EndpointInterner();
+  readonly #froms: Endpoint[] = [];
+  #tx32 = new Uint32Array(64 * ENDPOINT_RECORD_WORDS);
+  #tx8 = new Uint8Array(this.#tx32.buffer);
 
   private constructor(native: NativeUdp, port: number, family: UdpFamily) {
     super(native);
@@ -66,6 +78,15 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
       throw e;
     }
     return new UdpSocket(native, port, native.family ?? '4');
+  }
+
+  /**
+   * An endpoint for `host` (IPv4, or IPv6 without brackets and with an
+   * optional `%scope`) and `port`, to send to. Throws a TypeError with code
+   * `ERR_INVALID_ADDRESS` when they are not an address and a port in 0..65535.
+   */
+  static endpoint(host: string, port: number): Endpoint {
+    return makeEndpoint(host, port);
   }
 
   /** The bound port (the actual one when 0 was asked for). */
@@ -96,7 +117,20 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
    * the segment size it reports. Calling start again replaces the handlers.
    */
   start(onDatagrams: UdpDatagramsHandler, onError: UdpErrorHandler, onSendError?: UdpSendErrorHandler): void {
-    this.native.start(onDatagrams, onError, onSendError);
+    const sources = new Uint32Array(MAX_PER_CALLBACK * ENDPOINT_RECORD_WORDS);
+    const interner = this.#interner;
+    const froms = this.#froms;
+    this.native.start(
+      (datas) => {
+        const n = datas.length;
+        froms.length = n;
+        for (let i = 0; i < n; i++) froms[i] = interner.intern(sources, i);
+        onDatagrams(datas, froms);
+      },
+      onError,
+      onSendError,
+      new Uint8Array(sources.buffer),
+    );
   }
 
   /** Stops receiving. */
@@ -105,22 +139,34 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
   }
 
   /**
-   * Sends `datas[i]` to `hosts[i]`:`ports[i]` for each i < `count` (default
-   * `datas.length`) with sendmmsg. Hosts are IPv4 or IPv6 addresses without
-   * brackets (IPv6 may carry `%scope`); IPv4 works on a dual-stack socket.
-   * Throws a TypeError with code `ERR_INVALID_ADDRESS` before sending anything
-   * when a host or port is invalid. When the socket buffer is full the rest
-   * waits in a bounded queue (1024; oldest dropped, counted in
-   * `stats.txDrops`); other per-datagram errors are counted and reported to
-   * `onSendError`, never thrown. Returns how many datagrams were sent or queued.
-   * The buffers may be reused as soon as this returns.
+   * Sends `datas[i]` to `to[i]` for each i < `count` (default
+   * `datas.length`) with sendmmsg, from the local address a received
+   * endpoint's datagram arrived on (when that address is gone, from the
+   * route's choice until a datagram arrives on it again). IPv4 works on a
+   * dual-stack socket. Throws a TypeError with code `ERR_INVALID_ADDRESS`
+   * before sending anything when an endpoint made elsewhere has a host that
+   * is not an IP address. When the socket buffer is full the rest waits in a
+   * bounded queue (1024; oldest dropped, counted in `stats.txDrops`); other
+   * per-datagram errors (port 0 included) are counted and reported to
+   * `onSendError`, never thrown. Returns how many datagrams were sent or
+   * queued. The buffers may be reused as soon as this returns.
    */
-  sendBatch(datas: readonly Uint8Array[], hosts: readonly string[], ports: readonly number[], count?: number): number {
-    return this.native.sendBatch(datas, hosts, ports, count);
+  sendBatch(datas: readonly Uint8Array[], to: readonly Endpoint[], count = datas.length): number {
+    if (count > to.length) throw new RangeError(`UdpSocket.sendBatch: count ${count} exceeds the ${to.length} endpoints`);
+    if (this.#tx32.length < count * ENDPOINT_RECORD_WORDS) {
+      let words = this.#tx32.length;
+      while (words < count * ENDPOINT_RECORD_WORDS) words *= 2;
+      this.#tx32 = new Uint32Array(words);
+      this.#tx8 = new Uint8Array(this.#tx32.buffer);
+    }
+    const t = this.#tx32;
+    for (let i = 0; i < count; i++) t.set(endpointRecord(to[i]!), i * ENDPOINT_RECORD_WORDS);
+    return this.native.sendBatch(datas, this.#tx8, count);
   }
 
   /** Sends one datagram; see {@link UdpSocket.sendBatch}. Returns true when it was sent or queued. */
-  send(data: Uint8Array, host: string, port: number): boolean {
-    return this.native.send(data, host, port);
+  send(data: Uint8Array, to: Endpoint): boolean {
+    const r = endpointRecord(to);
+    return this.native.send(data, new Uint8Array(r.buffer, r.byteOffset, ENDPOINT_RECORD_LEN));
   }
 }

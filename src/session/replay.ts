@@ -54,32 +54,42 @@ export class ReplayWindow {
   accept(lo: number, hi: number): boolean {
     lo >>>= 0;
     hi >>>= 0;
-    if (u64AtLeast(lo, hi, REJECT_AFTER_MESSAGES_LO, REJECT_AFTER_MESSAGES_HI)) return false;
+    if (!this.wouldAccept(lo, hi)) return false;
+    const ring = this.#ring;
     const maxLo = this.#maxLo;
     const maxHi = this.#maxHi;
-    const ring = this.#ring;
-    const maxWord = maxLo >>> 5;
     if (hi > maxHi || (hi === maxHi && lo > maxLo)) {
       // Advance: clear the words after the old max's word up to the new one.
       // Word distance is exact: < 2^27 + 2^27 when the high halves differ by ≤ 1.
+      const maxWord = maxLo >>> 5;
       const hiGap = hi - maxHi;
       let words = hiGap > 1 ? RING_WORDS : hiGap * WORDS_PER_HI + (lo >>> 5) - maxWord;
       if (words > RING_WORDS) words = RING_WORDS;
       for (let i = 1; i <= words; i++) ring[(maxWord + i) & RING_MASK] = 0;
       this.#maxLo = lo;
       this.#maxHi = hi;
-    } else {
-      // At or behind the max: distance is exact (< 2^33) when the high halves differ by ≤ 1.
-      const hiGap = maxHi - hi;
-      if (hiGap > 1) return false;
-      if (hiGap * TWO_32 + maxLo - lo >= ReplayWindow.WINDOW) return false;
     }
-    const idx = (lo >>> 5) & RING_MASK;
-    const bit = 1 << (lo & (WORD_BITS - 1));
-    const w = ring[idx]!;
-    if ((w & bit) !== 0) return false;
-    ring[idx] = w | bit;
+    ring[(lo >>> 5) & RING_MASK]! |= 1 << (lo & (WORD_BITS - 1));
     return true;
+  }
+
+  /**
+   * Whether {@link ReplayWindow.accept} would accept the counter now,
+   * recording nothing: a pre-check before decrypting (the window is only
+   * updated for packets that authenticated).
+   */
+  wouldAccept(lo: number, hi: number): boolean {
+    lo >>>= 0;
+    hi >>>= 0;
+    if (u64AtLeast(lo, hi, REJECT_AFTER_MESSAGES_LO, REJECT_AFTER_MESSAGES_HI)) return false;
+    const maxLo = this.#maxLo;
+    const maxHi = this.#maxHi;
+    if (hi > maxHi || (hi === maxHi && lo > maxLo)) return true;
+    // At or behind the max: distance is exact (< 2^33) when the high halves differ by ≤ 1.
+    const hiGap = maxHi - hi;
+    if (hiGap > 1) return false;
+    if (hiGap * TWO_32 + maxLo - lo >= ReplayWindow.WINDOW) return false;
+    return (this.#ring[(lo >>> 5) & RING_MASK]! & (1 << (lo & (WORD_BITS - 1)))) === 0;
   }
 
   /** Forget every counter (as if new). */

@@ -46,6 +46,12 @@ export class Sim {
   filter: (f: Flight) => boolean = () => true;
   /** Every datagram ever sent (including dropped ones). */
   readonly log: Flight[] = [];
+  /**
+   * Deliver as the runtime does: each round hands every node the datagrams queued for it as one
+   * {@link Device.batch} (copies: inside a batch the device decrypts in place), then works its
+   * handshake queue in a batch of its own.
+   */
+  batched = false;
 
   constructor(readonly crypto?: CryptoProvider) {}
 
@@ -86,6 +92,7 @@ export class Sim {
    */
   pump(): void {
     for (const n of this.nodes) n.device.workHandshakes();
+    if (this.batched) return this.#pumpBatched();
     for (let guard = 0; this.queue.length > 0 && guard < 100_000; guard++) {
       const f = this.queue.shift()!;
       if (!this.filter(f)) continue;
@@ -93,6 +100,31 @@ export class Sim {
       if (dst === undefined) continue;
       dst.device.receiveDatagram(f.data, f.from);
       dst.device.workHandshakes();
+    }
+  }
+
+  #tickAll(): void {
+    for (const n of this.nodes) {
+      if (this.batched) n.device.batch(() => n.device.tick());
+      else n.device.tick();
+    }
+  }
+
+  #pumpBatched(): void {
+    for (let guard = 0; this.queue.length > 0 && guard < 100_000; guard++) {
+      const round = new Map<Node, Flight[]>();
+      for (const f of this.queue.splice(0)) {
+        if (!this.filter(f)) continue;
+        const dst = this.nodes.find((n) => n.endpoint.host === f.to.host && n.endpoint.port === f.to.port);
+        if (dst === undefined) continue;
+        round.set(dst, [...(round.get(dst) ?? []), f]);
+      }
+      for (const [dst, flights] of round) {
+        dst.device.batch(() => {
+          for (const f of flights) dst.device.receiveDatagram(f.data.slice(), f.from);
+        });
+        dst.device.batch(() => dst.device.workHandshakes());
+      }
     }
   }
 
@@ -104,11 +136,11 @@ export class Sim {
       const next = Math.min(...this.nodes.map((n) => n.device.nextDeadline()));
       if (next > end) break;
       this.clock.t = Math.max(this.clock.t, next);
-      for (const n of this.nodes) n.device.tick();
+      this.#tickAll();
       this.pump();
     }
     this.clock.t = end;
-    for (const n of this.nodes) n.device.tick();
+    this.#tickAll();
     this.pump();
   }
 }
