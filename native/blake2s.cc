@@ -26,11 +26,17 @@ constexpr uint8_t kSigma[10][16] = {
 inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 inline uint32_t Load32(const uint8_t* p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint32_t x;
+  std::memcpy(&x, p, 4);
+  return x;
+#else
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
          static_cast<uint32_t>(p[3]) << 24;
+#endif
 }
 
-inline void G(uint32_t* v, int a, int b, int c, int d, uint32_t x, uint32_t y) {
+inline __attribute__((always_inline)) void G(uint32_t* v, int a, int b, int c, int d, uint32_t x, uint32_t y) {
   v[a] = v[a] + v[b] + x;
   v[d] = Rotr(v[d] ^ v[a], 16);
   v[c] = v[c] + v[d];
@@ -58,6 +64,22 @@ Blake2s::~Blake2s() {
   OPENSSL_cleanse(buf_, sizeof buf_);
 }
 
+// One round on the 16 working words v with message words m, permuted by row r of kSigma.
+#define TSG_B2S_ROUND(r)                                         \
+  do {                                                           \
+    const uint8_t* s = kSigma[r];                                \
+    G(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);                         \
+    G(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);                         \
+    G(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);                        \
+    G(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);                        \
+    G(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);                        \
+    G(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);                      \
+    G(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);                       \
+    G(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);                       \
+  } while (0)
+
+// The working words stay on the stack between calls and are overwritten by the next compression;
+// the chaining state and the buffer (the secrets that outlive a call) are erased by the destructor.
 void Blake2s::Compress(const uint8_t* block, bool last) {
   uint32_t m[16], v[16];
   for (int i = 0; i < 16; i++) m[i] = Load32(block + 4 * i);
@@ -68,20 +90,20 @@ void Blake2s::Compress(const uint8_t* block, bool last) {
   v[12] ^= static_cast<uint32_t>(t_);
   v[13] ^= static_cast<uint32_t>(t_ >> 32);
   if (last) v[14] = ~v[14];
-  for (const auto& s : kSigma) {
-    G(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
-    G(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
-    G(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
-    G(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
-    G(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
-    G(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
-    G(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
-    G(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
-  }
+  TSG_B2S_ROUND(0);
+  TSG_B2S_ROUND(1);
+  TSG_B2S_ROUND(2);
+  TSG_B2S_ROUND(3);
+  TSG_B2S_ROUND(4);
+  TSG_B2S_ROUND(5);
+  TSG_B2S_ROUND(6);
+  TSG_B2S_ROUND(7);
+  TSG_B2S_ROUND(8);
+  TSG_B2S_ROUND(9);
   for (int i = 0; i < 8; i++) h_[i] ^= v[i] ^ v[i + 8];
-  OPENSSL_cleanse(m, sizeof m);
-  OPENSSL_cleanse(v, sizeof v);
 }
+
+#undef TSG_B2S_ROUND
 
 void Blake2s::Update(const uint8_t* data, size_t len) {
   while (len > 0) {
