@@ -17,7 +17,9 @@
 // all the initiations (and then all the responses) of one event-loop turn at once.
 #include "hscrypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -229,8 +231,25 @@ Napi::Value X25519Public(const Napi::CallbackInfo& info) {
 
 // DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
 // OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
+// Makes X25519 public-key objects from raw bytes with a context created once per thread:
+// EVP_PKEY_new_raw_public_key would look the key type up by name on every call.
+struct PeerKeys {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+  bool ok = ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1;
+  ~PeerKeys() { EVP_PKEY_CTX_free(ctx); }
+
+  EVP_PKEY* Make(const uint8_t* pub) {
+    if (!ok) return EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, kKeyLen);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(pub), kKeyLen),
+                           OSSL_PARAM_construct_end()};
+    EVP_PKEY* peer = nullptr;
+    return EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) == 1 ? peer : nullptr;
+  }
+};
+
 bool Derive(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
-  EVP_PKEY* peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, kKeyLen);
+  static thread_local PeerKeys peers;
+  EVP_PKEY* peer = peers.Make(pub);
   EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
   size_t len = kKeyLen;
   bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
