@@ -174,7 +174,7 @@ async function environment() {
 // ─── scenarios ──────────────────────────────────────────────────────────────
 
 /** Result keys measured per pair in every round (medians over the rounds when --rounds > 1). */
-const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_ipv6_mbps', 'tcp4_ipv6_mbps', 'tcp_detail', 'udp_at_mbps', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'daemon_rss_mib'];
+const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_ipv6_mbps', 'tcp4_ipv6_mbps', 'tcp_detail', 'udp_at_mbps', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'mbit_per_cpu_s', 'daemon_rss_mib'];
 
 /** Element-wise median of same-shaped values (numbers, or objects of them); null/undefined entries skipped. */
 function medianOf(values) {
@@ -202,6 +202,16 @@ async function tunnelUp(p) {
       200,
     );
   }
+}
+
+/** Run `fn` (an iperf3 run) and add the CPU seconds each daemon used meanwhile (`cpu.a`, `cpu.b`) and the wall time. */
+async function withDaemonCpu(p, fn) {
+  const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+  const w0 = performance.now();
+  const r = await fn();
+  const wall = (performance.now() - w0) / 1000;
+  const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+  return { ...r, cpu: { a: c1[0] - c0[0], b: c1[1] - c0[1] }, wall };
 }
 
 /** Run `fn`, record its error (and continue) if it fails. */
@@ -237,17 +247,16 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
       const idle = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner4, { count: PING_COUNT, interval: PING_INTERVAL }));
       if (idle) R.ping_idle_ms[pair.id] = idle;
 
-      const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
-        const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-        const w0 = performance.now();
-        const r = await iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS });
-        const wall = (performance.now() - w0) / 1000;
-        const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-        // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
-        R.cpu_cores_tcp1[pair.id] = { a: round((c1[0] - c0[0]) / wall, 2), b: round((c1[1] - c0[1]) / wall, 2) };
-        return r;
-      });
+      // Received Mbit per CPU-second of both daemons: less sensitive to the other load on the host than Mbit/s.
+      const perCpu = (key, r) => {
+        const cpu = r.cpu.a + r.cpu.b;
+        if (cpu > 0) (R.mbit_per_cpu_s[pair.id] ??= {})[key] = round((r.mbps * r.seconds) / cpu);
+      };
+      const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS })));
       if (tcp1) {
+        // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
+        R.cpu_cores_tcp1[pair.id] = { a: round(tcp1.cpu.a / tcp1.wall, 2), b: round(tcp1.cpu.b / tcp1.wall, 2) };
+        perCpu('tcp', tcp1);
         R.tcp_mbps[pair.id] = round(tcp1.mbps);
         R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
       }
@@ -257,15 +266,19 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
 
       if (!SKIP_IPV6) {
         const v6 = { seconds: SECONDS, ipv6: true };
-        const tcp6 = await scenario(R, `${pair.id} TCP IPv6 inner, 1 stream`, () => iperf3(p.b.ns, p.b.inner6, p.a.ns, v6));
-        if (tcp6) R.tcp_ipv6_mbps[pair.id] = round(tcp6.mbps);
+        const tcp6 = await scenario(R, `${pair.id} TCP IPv6 inner, 1 stream`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner6, p.a.ns, v6)));
+        if (tcp6) {
+          R.tcp_ipv6_mbps[pair.id] = round(tcp6.mbps);
+          perCpu('tcp_ipv6', tcp6);
+        }
         const tcp6x4 = await scenario(R, `${pair.id} TCP IPv6 inner, 4 streams`, () => iperf3(p.b.ns, p.b.inner6, p.a.ns, { ...v6, parallel: 4 }));
         if (tcp6x4) R.tcp4_ipv6_mbps[pair.id] = round(tcp6x4.mbps);
       }
 
       for (const rate of has('--skip-udp') ? [] : UDP_RATES) {
-        const udp = await scenario(R, `${pair.id} UDP ${rate}M`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: rate, len: 1392 }));
+        const udp = await scenario(R, `${pair.id} UDP ${rate}M`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: rate, len: 1392 })));
         if (!udp) continue;
+        perCpu(`udp_${rate}`, udp);
         R.udp_at_mbps[rate] ??= {};
         R.udp_at_mbps[rate][pair.id] = {
           offered_mbps: rate,
@@ -275,6 +288,7 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
           jitter_ms: round(udp.jitterMs, 3),
           packets: udp.packets,
           lost: udp.lost,
+          daemon_cpu_s: { a: round(udp.cpu.a, 2), b: round(udp.cpu.b, 2) },
         };
       }
 
@@ -360,6 +374,7 @@ async function main() {
     ping_idle_ms: {},
     ping_load_ms: {},
     cpu_cores_tcp1: {},
+    mbit_per_cpu_s: {},
     daemon_rss_mib: {},
     handshakes_per_s: {},
     handshakes: {},

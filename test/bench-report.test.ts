@@ -27,6 +27,7 @@ function results() {
     },
     ping_load_ms: { wggo_wggo: { p50: 2 }, fast_fast: { p50: 5 }, tsguard_tsguard: { p50: 4 } },
     handshakes_per_s: { wireguard_go: 3000, fast: 4000, tsguard: 2000 },
+    mbit_per_cpu_s: { wggo_wggo: { tcp: 400, udp_1000: 500 }, tsguard_tsguard: { tcp: 600, tcp_ipv6: 550, udp_300: 450, udp_1000: 520 } },
     ratio: {} as Record<string, unknown>,
   };
 }
@@ -85,6 +86,9 @@ describe('bench comparison against the fastest wireguard-go', () => {
     expect(md).toContain('TCP IPv6 inner 4 streams 2.00× (v0.0.20220316)');
     expect(md).toContain('UDP at 1 Gbit/s offered: received 0.95× (fast), loss 10.00 % vs 5.00 % (fast)');
     expect(md).toContain('ping p50 under TCP load 2.00× (v0.0.20220316; lower is better)');
+    expect(md).toContain(
+      '| received Mbit per daemon CPU-second (A + B): TCP 1 stream / TCP IPv6 inner 1 stream / UDP 300M / UDP 1000M | 400 / — / — / 500 | — | 600 / 550 / 450 / 520 |',
+    );
     const svg = renderSvg(r);
     expect(svg).toContain('TCP IPv6 inner, 4 streams');
     expect(svg).toContain('>1800</text>');

@@ -40,6 +40,11 @@ export function renderMarkdown(r) {
   row('ping idle p50 / p99 (ms)', r.ping_idle_ms, (v) => `${fmt(v.p50, 3)} / ${fmt(v.p99, 3)}`);
   row('ping under TCP load p50 / p99 (ms)', r.ping_load_ms, (v) => `${fmt(v.p50, 2)} / ${fmt(v.p99, 2)}`);
   row('daemon CPU during TCP 1 stream, A / B (cores)', r.cpu_cores_tcp1, (v) => `${fmt(v.a, 2)} / ${fmt(v.b, 2)}`);
+  if (r.mbit_per_cpu_s && Object.keys(r.mbit_per_cpu_s).length) {
+    const keys = [['tcp', 'TCP 1 stream'], ['tcp_ipv6', 'TCP IPv6 inner 1 stream'], ...udpRates(r).map((n) => [`udp_${n}`, `UDP ${n}M`])];
+    const present = keys.filter(([k]) => Object.values(r.mbit_per_cpu_s).some((v) => v?.[k] !== undefined));
+    row(`received Mbit per daemon CPU-second (A + B): ${present.map(([, l]) => l).join(' / ')}`, r.mbit_per_cpu_s, (v) => present.map(([k]) => fmt(v[k])).join(' / '));
+  }
   row('daemon RSS after the tests, A / B (MiB)', r.daemon_rss_mib, (v) => `${fmt(v.a, 1)} / ${fmt(v.b, 1)}`);
   L.push('');
   const rt = r.ratio ?? {};
