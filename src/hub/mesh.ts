@@ -79,6 +79,8 @@ interface FleetPeer {
   prefixes: Prefix[];
   /** Row id of its home hub (null: none). */
   home: number | null;
+  /** Its prefixes are in {@link Mesh}'s address → owner table (exactly while they sit on a hub peer). */
+  indexed: boolean;
 }
 
 /** The hub mesh of one hub process (see the module documentation). */
@@ -87,7 +89,11 @@ export class Mesh implements AddressKinds {
   readonly #now: () => number;
   /** Every fleet peer this hub configures. */
   readonly #fleet = new Map<string, FleetPeer>();
-  /** Address → fleet peer, for the kinds behind hub peers. */
+  /**
+   * Address → fleet peer, for the kinds behind hub peers: only the peers
+   * homed at another live hub (the others' addresses are on their own
+   * peers, whose kind the relay knows).
+   */
   readonly #owners = new AllowedIps<FleetPeer>();
   /** The other hubs configured as peers, by row id. */
   readonly #hubs = new Map<number, HubRecord>();
@@ -161,16 +167,18 @@ export class Mesh implements AddressKinds {
     // An unwritten claim of ours wins over a record read before it was written.
     const h = this.#pending.has(id) ? this.#selfId : home;
     if (old !== undefined && old.kind === kind && old.home === h && samePrefixes(old.prefixes, prefixes)) return;
+    let wasRemote = false;
     if (old !== undefined) {
-      this.#owners.removeOwner(old);
+      if (old.indexed) this.#owners.removeOwner(old);
       const remote = this.#remote(old.home);
+      wasRemote = remote !== undefined;
       // Prefixes the peer no longer has leave the hub peer of its old home.
       if (remote !== undefined) for (const prefix of old.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
     }
-    const p: FleetPeer = { id, kind, prefixes, home: h };
+    const p: FleetPeer = { id, kind, prefixes, home: h, indexed: false };
     this.#fleet.set(id, p);
-    for (const prefix of prefixes) this.#owners.insert(prefix, p);
-    this.#route(p);
+    // The hub has just put the prefixes on the peer itself: only a remote home (now or before) moves them.
+    if (wasRemote || this.#remote(h) !== undefined) this.#route(p);
   }
 
   /**
@@ -190,7 +198,7 @@ export class Mesh implements AddressKinds {
   forget(id: string): void {
     const p = this.#fleet.get(id);
     if (p === undefined) return;
-    this.#owners.removeOwner(p);
+    if (p.indexed) this.#owners.removeOwner(p);
     const remote = this.#remote(p.home);
     if (remote !== undefined) for (const prefix of p.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
     this.#fleet.delete(id);
@@ -254,6 +262,9 @@ export class Mesh implements AddressKinds {
   #route(p: FleetPeer): void {
     const remote = this.#remote(p.home);
     this.#o.device.setPeer(remote?.publicKey ?? keyFromBase64(p.id), { allowedIps: p.prefixes });
+    if (remote !== undefined && !p.indexed) for (const prefix of p.prefixes) this.#owners.insert(prefix, p);
+    else if (remote === undefined && p.indexed) this.#owners.removeOwner(p);
+    p.indexed = remote !== undefined;
   }
 
   #storeFailed(what: string, e: unknown): void {
