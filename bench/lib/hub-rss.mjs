@@ -105,7 +105,7 @@ export async function hubUp({ fixture, peers, subnet, tsguard = TSGUARD, }) {
         return count >= peers;
       },
       300_000,
-      250,
+      500,
     );
     const readySeconds = Math.round((performance.now() - t0) / 10) / 100;
     const readyCpu = cpuSeconds(hub.pid); // `ip netns exec` execs the command: same pid
