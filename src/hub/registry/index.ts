@@ -14,12 +14,14 @@
  * - **Validation first.** Names, keys (base64, 32 bytes, not all-zero, not a
  *   low-order point), addresses and routes are checked before the store is
  *   touched, so a bad request consumes nothing.
- * - **One transaction per change.** Every write is one transaction,
- *   serialised with all other writers of the store (SQLite `BEGIN IMMEDIATE`;
- *   on PostgreSQL the row lock of the change counter, taken first): token
- *   check, address choice, insert and token use commit together or not at
- *   all. Unique constraints on the address, the public key and (kind, name)
- *   back this up.
+ * - **One transaction per change.** Every write is atomic, serialised with
+ *   all other writers of the store (SQLite `BEGIN IMMEDIATE`; on PostgreSQL
+ *   the row lock of the change counter, taken first): token check, address
+ *   choice, insert and token use commit together or not at all. Changes that
+ *   arrive together share one transaction and one disk flush, each in its
+ *   own savepoint (group commit, `./group-commit.ts`); each is answered after
+ *   that commit. Unique constraints on the address, the public key and
+ *   (kind, name) back this up.
  * - **Allocation** is the lowest free host address, at a cost independent of
  *   the number of rows (`./allocator.ts`).
  * - **Changes** are logged with a sequence number in the same transaction
@@ -35,6 +37,7 @@ import { closeSync, chmodSync, existsSync, mkdirSync, openSync, readdirSync, sta
 import { join } from 'node:path';
 import { generateToken, hashSecret, parseToken } from '../tokens.js';
 import { purgeQuarantine } from './allocator.js';
+import { GroupCommit } from './group-commit.js';
 import { changesSince, currentSeq, nextSeq, recordChanges } from './changes.js';
 import { authenticToken, registerAgentTx, tokenInfo } from './enrollment.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
@@ -95,6 +98,7 @@ export class Registry {
   readonly backend: RegistryStore['backend'];
 
   readonly #store: RegistryStore;
+  readonly #group: GroupCommit;
   readonly #v4: Net4;
   readonly #v6: Net6 | null;
   readonly #now: () => number;
@@ -104,6 +108,7 @@ export class Registry {
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
     this.#store = store;
+    this.#group = new GroupCommit(store);
     this.#v4 = v4;
     this.#v6 = v6;
     this.#now = now;
@@ -181,10 +186,14 @@ export class Registry {
     }
   }
 
-  /** Run `fn` in a write transaction with a change sequence number; its changed peers go into the change log. */
+  /**
+   * Run `fn` as one change with its own change sequence number (its changed peers go into the
+   * change log), in a savepoint of the next group commit (`./group-commit.ts`): it settles after
+   * that transaction has committed (or rolled back).
+   */
   async #write<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
     this.#checkOpen(what);
-    return this.#store.write(what, async (tx) => {
+    return this.#group.run(what, async (tx) => {
       const { seq, hint } = await nextSeq(tx);
       const ctx: Ctx = { tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map(), hint };
       const r = await fn(ctx);

@@ -8,11 +8,13 @@
  * store timeout fails with `STORE_UNAVAILABLE` while the worker finishes or
  * rolls back behind it.
  *
- * WAL mode lets readers run while one writer commits; every write is a
- * `BEGIN IMMEDIATE` transaction (the write lock is taken before anything is
- * read, so nobody can take the chosen address before the insert);
- * `synchronous = FULL` (an address handed out must survive a power cut),
- * except for bookkeeping writes (`durable: false`).
+ * WAL mode lets readers run while one writer commits: reads go to a second,
+ * read-only connection of the worker and do not wait for the writer's turn.
+ * Every write is a `BEGIN IMMEDIATE` transaction (the write lock is taken
+ * before anything is read, so nobody can take the chosen address before the
+ * insert); `synchronous = FULL` (an address handed out must survive a power
+ * cut), except for bookkeeping writes (`durable: false`). Statements whose
+ * answer nobody waits for (savepoints) travel with the next request.
  * @module
  */
 
@@ -77,6 +79,12 @@ function inlineChannel(path: string, driver: string, busyTimeoutMs: number): Cha
   };
 }
 
+/** Reads in flight at most (they queue in the worker behind each other and the writer's statements). */
+const READERS = 16;
+
+/** A request whose answer nobody waits for: sent with the next one. */
+type Deferred = NonNullable<ExecutorRequest['pre']>[number];
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
@@ -108,7 +116,10 @@ export class SqliteStore implements RegistryStore {
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** Writers: one transaction at a time on the write connection. */
   readonly #gate: Gate;
+  /** Readers (the read connection): bounded only so that a stuck worker is noticed. */
+  readonly #readGate: Gate;
   #closed = false;
   #dead: Error | null = null;
 
@@ -116,12 +127,17 @@ export class SqliteStore implements RegistryStore {
     this.#channel = channel;
     this.where = path;
     this.#timeoutMs = timeoutMs;
-    this.#gate = new Gate(1, timeoutMs + 500, () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`));
+    const stalled = () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`);
+    this.#gate = new Gate(1, timeoutMs + 500, stalled);
+    this.#readGate = new Gate(READERS, timeoutMs + 500, stalled);
     channel.onAnswer((m) => {
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#pending.delete(m.id);
-      if (!m.error) this.#gate.progress();
+      if (!m.error) {
+        this.#gate.progress();
+        this.#readGate.progress();
+      }
       if (p.timer) clearTimeout(p.timer);
       if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
       else p.resolve(m.result);
@@ -164,7 +180,11 @@ export class SqliteStore implements RegistryStore {
   }
 
   /** Post one request; `deadline` (ms since epoch) bounds the wait for its answer. */
-  #send(op: string, deadline: number, extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean } = {}): { result: Promise<unknown>; answered: Promise<void> } {
+  #send(
+    op: string,
+    deadline: number,
+    extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean; read?: boolean; pre?: Deferred[] } = {},
+  ): { result: Promise<unknown>; answered: Promise<void> } {
     if (this.#dead) {
       const failed = Promise.reject(this.#dead);
       failed.catch(() => undefined); // callers that only wait for `answered` (rollbacks) do not look at it
@@ -189,36 +209,52 @@ export class SqliteStore implements RegistryStore {
     return { result, answered };
   }
 
-  /** Wait for the connection (one transaction at a time); the release function may wait for a promise first. */
-  async #acquire(what: string): Promise<(after?: Promise<unknown>) => void> {
-    const release = await this.#gate.admit(what, this.#closed, (e) => this.#map(e, what));
+  /** Wait for the connection (one transaction at a time; `read`: a reader's slot); the release function may wait for a promise first. */
+  async #acquire(what: string, read = false): Promise<(after?: Promise<unknown>) => void> {
+    const release = await (read ? this.#readGate : this.#gate).admit(what, this.#closed, (e) => this.#map(e, what));
     return (after) => {
       if (after) void after.then(release, release);
       else release();
     };
   }
 
-  #tx(deadline: number): Tx {
-    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => this.#send(op, deadline, { sql, params: params ?? [] }).result;
+  /**
+   * Statements of one session; `read`: on the read connection. Savepoint
+   * statements are deferred: `take()` returns those not sent yet (the
+   * commit carries them).
+   */
+  #tx(deadline: number, read: boolean): { tx: Tx; take: () => Deferred[] | undefined } {
+    let deferred: Deferred[] = [];
+    const take = () => {
+      if (deferred.length === 0) return undefined;
+      const d = deferred;
+      deferred = [];
+      return d;
+    };
+    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => {
+      const pre = take();
+      return this.#send(op, deadline, { sql, params: params ?? [], ...(read ? { read } : {}), ...(pre ? { pre } : {}) }).result;
+    };
+    const later = (sql: string) => deferred.push({ op: 'exec', sql });
     const tx: Tx = {
       get: async <T>(sql: string, params?: readonly SqlValue[]) => ((await call('get', sql, params)) ?? undefined) as T | undefined,
       all: async <T>(sql: string, params?: readonly SqlValue[]) => (await call('all', sql, params)) as T[],
       run: async (sql: string, params?: readonly SqlValue[]) => (await call('run', sql, params)) as number,
       savepoint: async <T>(fn: () => Promise<T>) => {
-        await call('exec', 'SAVEPOINT sp');
+        later('SAVEPOINT sp');
         try {
           const r = await fn();
-          await call('exec', 'RELEASE sp');
+          later('RELEASE sp');
           return r;
         } catch (e) {
           if (isStoreFailure(e) || !(e instanceof RegistryError)) throw e;
-          await call('exec', 'ROLLBACK TO sp');
-          await call('exec', 'RELEASE sp');
+          later('ROLLBACK TO sp');
+          later('RELEASE sp');
           throw e;
         }
       },
     };
-    return tx;
+    return { tx, take };
   }
 
   #map(e: unknown, what: string): unknown {
@@ -237,8 +273,10 @@ export class SqliteStore implements RegistryStore {
       throw this.#map(e, what);
     }
     try {
-      const r = await fn(this.#tx(deadline));
-      await this.#send('commit', deadline).result;
+      const session = this.#tx(deadline, false);
+      const r = await fn(session.tx);
+      const pre = session.take();
+      await this.#send('commit', deadline, pre ? { pre } : {}).result;
       release();
       return r;
     } catch (e) {
@@ -249,10 +287,10 @@ export class SqliteStore implements RegistryStore {
   }
 
   async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const release = await this.#acquire(what);
+    const release = await this.#acquire(what, true);
     const deadline = Date.now() + this.#timeoutMs + 500;
     try {
-      return await fn(this.#tx(deadline));
+      return await fn(this.#tx(deadline, true).tx);
     } catch (e) {
       throw this.#map(e, what);
     } finally {

@@ -5,11 +5,18 @@
  * (`sqliteWorkerSource`), so it must be self-contained: it uses only the
  * `require` and the options it is given, nothing from the module scope.
  *
- * Protocol: requests `{ id, op, sql?, params?, durable? }`, answers
- * `{ id, result }` or `{ id, error: { message, code } }`, strictly in order. Ops: `get`, `all`, `run` (a prepared statement, cached by text),
+ * Protocol: requests `{ id, op, sql?, params?, durable?, read?, pre? }`,
+ * answers `{ id, result }` or `{ id, error: { message, code } }`, strictly in
+ * order. Ops: `get`, `all`, `run` (a prepared statement, cached by text),
  * `exec` (statements without parameters), `begin` (`BEGIN IMMEDIATE`, with
  * `synchronous = NORMAL` when `durable` is false), `commit`, `rollback`,
- * `close`. The worker posts `{ ready: true }` or `{ ready: false, error }` at start.
+ * `close`. `pre` lists requests (without ids) run first, in order, on the
+ * write connection (statements whose answer the caller does not wait for,
+ * such as savepoints: one message instead of several); the first that fails
+ * fails the request. `read` runs `get`/`all`/`run` on a second, read-only
+ * connection, which sees committed data only and so needs no turn between
+ * the writer's transactions (WAL lets it read while a write is open).
+ * The worker posts `{ ready: true }` or `{ ready: false, error }` at start.
  * @module
  */
 
@@ -20,6 +27,10 @@ export interface ExecutorRequest {
   sql?: string;
   params?: unknown[];
   durable?: boolean;
+  /** Run on the read-only connection (`get`, `all`). */
+  read?: boolean;
+  /** Requests run first, in order (see the module documentation). */
+  pre?: Array<Omit<ExecutorRequest, 'id' | 'pre'>>;
 }
 
 /** An answer of the executor. */
@@ -48,6 +59,7 @@ export function sqliteExecutor(
   type Db = { prepare(sql: string): Stmt; exec(sql: string): void; pragma(sql: string, o?: { simple: boolean }): unknown; close(): void };
   const errorOf = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), code: ((e as { code?: unknown })?.code as string | undefined) ?? null });
   let db: Db;
+  let rdb: Db;
   try {
     const Database = require(data.driver) as new (path: string, o: object) => Db;
     db = new Database(data.path, { fileMustExist: true, timeout: data.busyTimeoutMs });
@@ -55,14 +67,21 @@ export function sqliteExecutor(
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (String(mode).toLowerCase() !== 'wal') throw new Error(`cannot switch ${data.path} to WAL mode (got ${String(mode)})`);
     db.pragma('synchronous = FULL');
+    rdb = new Database(data.path, { fileMustExist: true, timeout: data.busyTimeoutMs });
+    rdb.pragma(`busy_timeout = ${data.busyTimeoutMs}`);
+    rdb.pragma('query_only = 1');
   } catch (e) {
     return { ready: false, error: errorOf(e) };
   }
-  const cache = new Map<string, Stmt>();
-  const stmt = (sql: string) => {
+  const caches = new Map<Db, Map<string, Stmt>>([
+    [db, new Map()],
+    [rdb, new Map()],
+  ]);
+  const stmt = (sql: string, on: Db = db) => {
+    const cache = caches.get(on)!;
     let st = cache.get(sql);
     if (st === undefined) {
-      st = db.prepare(sql);
+      st = on.prepare(sql);
       cache.set(sql, st);
     }
     return st;
@@ -74,59 +93,64 @@ export function sqliteExecutor(
     if (relaxed) db.pragma('synchronous = FULL');
     relaxed = false;
   };
+  const run = (m: Omit<ExecutorRequest, 'id'>): unknown => {
+    let result: unknown = null;
+    switch (m.op) {
+      case 'get':
+        result = stmt(m.sql!, m.read === true ? rdb : db).get(...bind(m.params)) ?? null;
+        break;
+      case 'all':
+        result = stmt(m.sql!, m.read === true ? rdb : db).all(...bind(m.params));
+        break;
+      case 'run': {
+        const st = stmt(m.sql!, m.read === true ? rdb : db);
+        result = st.reader ? st.all(...bind(m.params)).length : st.run(...bind(m.params)).changes;
+        break;
+      }
+      case 'exec':
+        db.exec(m.sql!);
+        break;
+      case 'begin':
+        if (m.durable === false) {
+          db.pragma('synchronous = NORMAL');
+          relaxed = true;
+        }
+        try {
+          db.exec('BEGIN IMMEDIATE');
+        } catch (e) {
+          restore();
+          throw e;
+        }
+        break;
+      case 'commit':
+        try {
+          db.exec('COMMIT');
+        } finally {
+          restore();
+        }
+        break;
+      case 'rollback':
+        try {
+          db.exec('ROLLBACK');
+        } catch {
+          // no transaction was open (BEGIN failed): nothing to undo
+        } finally {
+          restore();
+        }
+        break;
+      case 'close':
+        rdb.close();
+        db.close();
+        break;
+      default:
+        throw new Error(`unknown op ${m.op}`);
+    }
+    return result;
+  };
   const handle = (m: ExecutorRequest): ExecutorAnswer => {
     try {
-      let result: unknown = null;
-      switch (m.op) {
-        case 'get':
-          result = stmt(m.sql!).get(...bind(m.params)) ?? null;
-          break;
-        case 'all':
-          result = stmt(m.sql!).all(...bind(m.params));
-          break;
-        case 'run': {
-          const st = stmt(m.sql!);
-          result = st.reader ? st.all(...bind(m.params)).length : st.run(...bind(m.params)).changes;
-          break;
-        }
-        case 'exec':
-          db.exec(m.sql!);
-          break;
-        case 'begin':
-          if (m.durable === false) {
-            db.pragma('synchronous = NORMAL');
-            relaxed = true;
-          }
-          try {
-            db.exec('BEGIN IMMEDIATE');
-          } catch (e) {
-            restore();
-            throw e;
-          }
-          break;
-        case 'commit':
-          try {
-            db.exec('COMMIT');
-          } finally {
-            restore();
-          }
-          break;
-        case 'rollback':
-          try {
-            db.exec('ROLLBACK');
-          } catch {
-            // no transaction was open (BEGIN failed): nothing to undo
-          } finally {
-            restore();
-          }
-          break;
-        case 'close':
-          db.close();
-          break;
-        default:
-          throw new Error(`unknown op ${m.op}`);
-      }
-      return { id: m.id, result };
+      if (m.pre !== undefined) for (const p of m.pre) run(p);
+      return { id: m.id, result: run(m) };
     } catch (e) {
       return { id: m.id, error: errorOf(e) };
     }
