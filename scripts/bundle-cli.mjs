@@ -34,10 +34,14 @@ try {
 }
 
 const ENTRIES = ['tsguard', 'tsguard-wg'];
+// The SQLite registry's worker thread loads `./sqlite-worker.js` beside the module that starts it
+// (src/hub/registry/sqlite-store.ts), which in the bundle is dist/cli/: a launcher there re-exports
+// its bundle.
+const WORKER = { src: 'src/hub/registry/sqlite-worker.ts', name: 'sqlite-worker' };
 
 await esbuild.build({
   absWorkingDir: ROOT,
-  entryPoints: ENTRIES.map((name) => ({ in: `src/cli/${name}.ts`, out: name })),
+  entryPoints: [...ENTRIES.map((name) => ({ in: `src/cli/${name}.ts`, out: name })), { in: WORKER.src, out: WORKER.name }],
   outdir: 'dist/cli',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -68,3 +72,11 @@ createRequire(import.meta.url)('./${name}.cjs');
   );
   chmodSync(launcher, 0o755);
 }
+
+writeFileSync(
+  join(ROOT, 'dist/cli', `${WORKER.name}.js`),
+  `// Written by scripts/bundle-cli.mjs: the SQLite registry worker's module (${WORKER.src}), from its bundle.
+import { createRequire } from 'node:module';
+export const { serve } = createRequire(import.meta.url)('./${WORKER.name}.cjs');
+`,
+);

@@ -7,11 +7,15 @@
  * - A job that fails with a `RegistryError` (a refusal: its savepoint is
  *   rolled back, so it consumed nothing) is rejected; the others go on.
  * - A job that fails otherwise (a constraint violation, a bug) aborts the
- *   transaction; it is rejected and the jobs after it run again in a new one
- *   (those before it, rolled back with it, too).
+ *   transaction; it is rejected and the other jobs of the group run again in
+ *   a new one (those before it were rolled back with it).
  * - When the transaction fails (the store is locked, slow or gone, the commit
  *   fails), every job of the group is rejected: none was committed.
  * - A job's promise settles only after its group's commit (or rollback).
+ *
+ * Who runs a group is a {@link GroupRunner}: {@link storeRunner} on this
+ * thread over any store, or the SQLite worker (`./sqlite-store.ts`), which
+ * runs a whole group of registrations in one message.
  * @module
  */
 
@@ -21,29 +25,52 @@ import { RegistryError } from './types.js';
 /** Jobs per transaction at most (bounds the time a group holds the store and a job waits for its answer). */
 export const MAX_GROUP = 64;
 
-interface Job<T> {
+/** What became of one job of a committed group. */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** The transaction of a group failed while job `failed` ran (`failed` = the group size: at the commit). */
+export class GroupAbort extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly failed: number,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * Runs `jobs` in one transaction, each in a savepoint; resolves with one
+ * outcome per job once committed. Rejects with a {@link GroupAbort} naming
+ * the job at fault, or with a `STORE_UNAVAILABLE` error (none committed).
+ */
+export type GroupRunner<J> = (what: string, jobs: readonly J[]) => Promise<Outcome[]>;
+
+/** True for a refusal of one job (rolled back to its savepoint), false for a failure of the transaction. */
+export function isRefusal(e: unknown): e is RegistryError {
+  return e instanceof RegistryError && e.code !== 'STORE_UNAVAILABLE';
+}
+
+interface Queued<J> {
   what: string;
-  fn: (tx: Tx) => Promise<T>;
-  resolve: (v: T) => void;
+  job: J;
+  resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-/** The group-commit queue in front of a store's writers. */
-export class GroupCommit {
-  readonly #store: RegistryStore;
-  readonly #queue: Job<unknown>[] = [];
+/** The group-commit queue in front of a {@link GroupRunner}. */
+export class GroupCommit<J> {
+  readonly #runner: GroupRunner<J>;
+  readonly #queue: Queued<J>[] = [];
   #running = false;
 
-  constructor(store: RegistryStore) {
-    this.#store = store;
+  constructor(runner: GroupRunner<J>) {
+    this.#runner = runner;
   }
 
-  /** Run `fn` in the next group's transaction; settles after that transaction commits or rolls back. */
-  run<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /** Run `job` in the next group's transaction; settles after that transaction commits or rolls back. */
+  run<T>(what: string, job: J): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ what, fn, resolve, reject } as Job<unknown>);
+      this.#queue.push({ what, job, resolve: resolve as (v: unknown) => void, reject });
       if (!this.#running) void this.#drain();
     });
   }
@@ -57,38 +84,52 @@ export class GroupCommit {
     }
   }
 
-  async #runGroup(group: Job<unknown>[]): Promise<void> {
-    const outcomes: Outcome[] = [];
+  async #runGroup(group: Queued<J>[]): Promise<void> {
     const what = group.length === 1 ? group[0]!.what : `${group[0]!.what} and ${group.length - 1} more in one transaction`;
+    let outcomes: Outcome[];
     try {
-      await this.#store.write(what, async (tx) => {
+      outcomes = await this.#runner(
+        what,
+        group.map((q) => q.job),
+      );
+    } catch (e) {
+      if (e instanceof GroupAbort && !(e.error instanceof RegistryError && e.error.code === 'STORE_UNAVAILABLE') && e.failed < group.length) {
+        // Only that job was at fault: reject it, run the others again (in front of later arrivals).
+        group[e.failed]!.reject(e.error);
+        this.#queue.unshift(...group.slice(0, e.failed), ...group.slice(e.failed + 1));
+        return;
+      }
+      const err = e instanceof GroupAbort ? e.error : e;
+      for (const q of group) q.reject(err);
+      return;
+    }
+    group.forEach((q, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) q.resolve(o.value);
+      else q.reject(o.error);
+    });
+  }
+}
+
+/** A {@link GroupRunner} on this thread for jobs that are functions of a transaction, on any store. */
+export function storeRunner(store: RegistryStore): GroupRunner<(tx: Tx) => Promise<unknown>> {
+  return async (what, jobs) => {
+    const outcomes: Outcome[] = [];
+    try {
+      await store.write(what, async (tx) => {
         outcomes.length = 0; // a store may run this again (PostgreSQL retries a serialization failure)
-        for (const job of group) {
+        for (const job of jobs) {
           try {
-            outcomes.push({ ok: true, value: await tx.savepoint(() => job.fn(tx)) });
+            outcomes.push({ ok: true, value: await tx.savepoint(() => job(tx)) });
           } catch (e) {
-            // A refusal was rolled back to its savepoint; anything else aborts the transaction.
-            if (e instanceof RegistryError && e.code !== 'STORE_UNAVAILABLE') outcomes.push({ ok: false, error: e });
-            else throw e;
+            if (isRefusal(e)) outcomes.push({ ok: false, error: e }); // rolled back to its savepoint
+            else throw e; // aborts the transaction
           }
         }
       });
     } catch (e) {
-      const failed = outcomes.length; // the job that was running when the transaction failed
-      const storeDown = e instanceof RegistryError && e.code === 'STORE_UNAVAILABLE';
-      if (storeDown || failed >= group.length) {
-        for (const job of group) job.reject(e);
-        return;
-      }
-      // Only that job was at fault: reject it, run the others again (in front of later arrivals).
-      group[failed]!.reject(e);
-      this.#queue.unshift(...group.slice(0, failed), ...group.slice(failed + 1));
-      return;
+      throw new GroupAbort(e, outcomes.length);
     }
-    group.forEach((job, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) job.resolve(o.value);
-      else job.reject(o.error);
-    });
-  }
+    return outcomes;
+  };
 }

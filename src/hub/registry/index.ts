@@ -37,9 +37,10 @@ import { closeSync, chmodSync, existsSync, mkdirSync, openSync, readdirSync, sta
 import { join } from 'node:path';
 import { generateToken, hashSecret, parseToken } from '../tokens.js';
 import { purgeQuarantine } from './allocator.js';
-import { GroupCommit } from './group-commit.js';
-import { changesSince, currentSeq, nextSeq, recordChanges } from './changes.js';
-import { authenticToken, registerAgentTx, tokenInfo } from './enrollment.js';
+import { GroupCommit, storeRunner } from './group-commit.js';
+import { changesSince, currentSeq, runChange } from './changes.js';
+import { authenticToken, registerAgentTx, tokenInfo, type Registration } from './enrollment.js';
+import type { ProcedureJob } from './procedures.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
@@ -48,7 +49,7 @@ import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow, ty
 import { migratePostgres } from './schema-postgres.js';
 import { migrateSqlite } from './schema-sqlite.js';
 import { SqliteStore } from './sqlite-store.js';
-import { storeError, type RegistryStore } from './store.js';
+import { storeError, type RegistryStore, type Tx } from './store.js';
 import { checkHostAddress, ipv6For, parseSubnet4, parseSubnet6, v4Text, type Net4, type Net6 } from './subnet.js';
 import {
   REGISTRY_FILE,
@@ -98,7 +99,9 @@ export class Registry {
   readonly backend: RegistryStore['backend'];
 
   readonly #store: RegistryStore;
-  readonly #group: GroupCommit;
+  readonly #group: GroupCommit<(tx: Tx) => Promise<unknown>>;
+  /** Registrations, when the store runs named changes itself (SQLite: in its worker). */
+  readonly #procedures: GroupCommit<ProcedureJob> | null;
   readonly #v4: Net4;
   readonly #v6: Net6 | null;
   readonly #now: () => number;
@@ -108,7 +111,9 @@ export class Registry {
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
     this.#store = store;
-    this.#group = new GroupCommit(store);
+    this.#group = new GroupCommit(storeRunner(store));
+    const runner = store.procedureRunner?.({ v4, v6 });
+    this.#procedures = runner === undefined ? null : new GroupCommit(runner);
     this.#v4 = v4;
     this.#v6 = v6;
     this.#now = now;
@@ -193,13 +198,7 @@ export class Registry {
    */
   async #write<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
     this.#checkOpen(what);
-    return this.#group.run(what, async (tx) => {
-      const { seq, hint } = await nextSeq(tx);
-      const ctx: Ctx = { tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map(), hint };
-      const r = await fn(ctx);
-      await recordChanges(tx, seq, ctx.changed.values(), ctx.now);
-      return r;
-    });
+    return this.#group.run(what, (tx) => runChange(tx, this.#v4, this.#v6, this.#now(), fn));
   }
 
   #read<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
@@ -457,9 +456,11 @@ export class Registry {
     if (input.credential !== undefined && (typeof input.credential !== 'string' || input.credential.length > 128)) {
       throw new RegistryError('INVALID_VALUE', 'the agent credential must be the text the hub returned at the first registration');
     }
-    return this.#write(`register agent/${name}`, (ctx) =>
-      registerAgentTx(ctx, { token: input.token, name, key, labels, credential: input.credential, homeHub: input.homeHub ?? null }),
-    );
+    const g: Registration = { token: input.token, name, key, labels, credential: input.credential, homeHub: input.homeHub ?? null };
+    const what = `register agent/${name}`;
+    if (this.#procedures === null) return this.#write(what, (ctx) => registerAgentTx(ctx, g));
+    this.#checkOpen(what);
+    return this.#procedures.run(what, { proc: 'registerAgent', args: g, now: this.#now() });
   }
 
   /**

@@ -22,7 +22,9 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { RegistryError } from './types.js';
 import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
-import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest } from './sqlite-worker.js';
+import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest, type WireOutcome } from './sqlite-worker.js';
+import { GroupAbort, type GroupRunner, type Outcome } from './group-commit.js';
+import { refusalFromWire, type Geometry, type ProcedureJob } from './procedures.js';
 
 /** How requests reach the executor: a worker thread, or (CLI processes, which carry no packets) this thread. */
 interface Channel {
@@ -34,7 +36,9 @@ interface Channel {
 
 /** The executor in a worker thread. */
 async function workerChannel(path: string, driver: string, busyTimeoutMs: number): Promise<Channel> {
-  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs } });
+  // The worker loads ./sqlite-worker.js beside this module (in the CLI bundle: its launcher beside the bundle).
+  const module = new URL('./sqlite-worker.js', import.meta.url).href;
+  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs, module } });
   worker.unref();
   const limit = busyTimeoutMs + 5000;
   const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
@@ -68,10 +72,14 @@ function inlineChannel(path: string, driver: string, busyTimeoutMs: number): Cha
   const ex = sqliteExecutor(createRequire(import.meta.url), { path, driver, busyTimeoutMs });
   if (!ex.ready) throw storeError(new Error(ex.error.message), 'open', path);
   let answer: (m: ExecutorAnswer) => void = () => undefined;
+  let chain: Promise<void> = Promise.resolve();
   return {
     post: (m) => {
       const a = ex.handle(m);
-      setImmediate(() => answer(a));
+      chain = chain.then(async () => {
+        const done = await a;
+        setImmediate(() => answer(done));
+      });
     },
     onAnswer: (f) => (answer = f),
     onFail: () => undefined,
@@ -97,6 +105,8 @@ class SqliteFailure extends Error {
   constructor(
     message: string,
     readonly code: string | null,
+    /** `group`: the job at fault. */
+    readonly failed?: number,
   ) {
     super(message);
   }
@@ -139,7 +149,7 @@ export class SqliteStore implements RegistryStore {
         this.#readGate.progress();
       }
       if (p.timer) clearTimeout(p.timer);
-      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
+      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code, m.failed));
       else p.resolve(m.result);
       p.done();
     });
@@ -183,7 +193,7 @@ export class SqliteStore implements RegistryStore {
   #send(
     op: string,
     deadline: number,
-    extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean; read?: boolean; pre?: Deferred[] } = {},
+    extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean; read?: boolean; pre?: Deferred[]; jobs?: ProcedureJob[]; geometry?: Geometry; deadline?: number } = {},
   ): { result: Promise<unknown>; answered: Promise<void> } {
     if (this.#dead) {
       const failed = Promise.reject(this.#dead);
@@ -296,6 +306,29 @@ export class SqliteStore implements RegistryStore {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A {@link GroupRunner} that runs a whole group of named changes in the
+   * worker, in one message (see `./sqlite-worker.ts`, op `group`).
+   */
+  procedureRunner(geometry: Geometry): GroupRunner<ProcedureJob> {
+    return async (what, jobs) => {
+      const release = await this.#acquire(what);
+      const deadline = Date.now() + this.#timeoutMs + 500;
+      // The worker rolls back rather than commit a group this side may already have given up on.
+      const sent = this.#send('group', deadline, { jobs: [...jobs], geometry, deadline: deadline - 250 });
+      let answer: WireOutcome[];
+      try {
+        answer = (await sent.result) as WireOutcome[];
+      } catch (e) {
+        throw new GroupAbort(this.#map(e, what), e instanceof SqliteFailure && e.failed !== undefined ? e.failed : 0);
+      } finally {
+        // After a timeout, the next writer waits until the worker has finished (and rolled back) this group.
+        release(sent.answered);
+      }
+      return answer.map((o): Outcome => (o.ok ? o : { ok: false, error: refusalFromWire(o.refusal) }));
+    };
   }
 
   async listen(): Promise<null> {

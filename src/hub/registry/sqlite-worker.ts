@@ -1,9 +1,7 @@
 /**
- * The executor that owns a SQLite connection (see `./sqlite-store.ts`): in
- * the worker thread of a hub, or inline in a CLI process (which carries no
- * packets). It is passed to the worker as source text
- * (`sqliteWorkerSource`), so it must be self-contained: it uses only the
- * `require` and the options it is given, nothing from the module scope.
+ * The executor that owns the SQLite connections (see `./sqlite-store.ts`): in
+ * the worker thread of a hub ({@link serve}, the module the worker loads), or
+ * inline in a CLI process (which carries no packets).
  *
  * Protocol: requests `{ id, op, sql?, params?, durable?, read?, pre? }`,
  * answers `{ id, result }` or `{ id, error: { message, code } }`, strictly in
@@ -16,9 +14,22 @@
  * fails the request. `read` runs `get`/`all`/`run` on a second, read-only
  * connection, which sees committed data only and so needs no turn between
  * the writer's transactions (WAL lets it read while a write is open).
+ * `group` runs `jobs` (named changes, `./procedures.ts`) in one durable
+ * transaction, each in a savepoint, and commits once (group commit, see
+ * `./group-commit.ts`); it answers one outcome per job, or an error with the
+ * index of the job at fault (`failed`; the group size: at the commit), after
+ * rolling everything back. A group still running at `deadline` (Unix ms) is
+ * rolled back instead of committed: whoever gave up waiting was told that
+ * nothing was stored.
  * The worker posts `{ ready: true }` or `{ ready: false, error }` at start.
  * @module
  */
+
+import { createRequire } from 'node:module';
+import type { MessagePort } from 'node:worker_threads';
+import { isRefusal } from './group-commit.js';
+import { refusalToWire, runProcedure, type Geometry, type ProcedureJob, type WireRefusal } from './procedures.js';
+import type { SqlValue, Tx } from './store.js';
 
 /** A request to the executor. */
 export interface ExecutorRequest {
@@ -30,14 +41,23 @@ export interface ExecutorRequest {
   /** Run on the read-only connection (`get`, `all`). */
   read?: boolean;
   /** Requests run first, in order (see the module documentation). */
-  pre?: Array<Omit<ExecutorRequest, 'id' | 'pre'>>;
+  pre?: Array<Omit<ExecutorRequest, 'id' | 'pre' | 'jobs'>>;
+  /** `group`: the changes to run, with their geometry and deadline. */
+  jobs?: ProcedureJob[];
+  geometry?: Geometry;
+  deadline?: number;
 }
+
+/** What became of one job of a committed group (refusals as {@link WireRefusal}). */
+export type WireOutcome = { ok: true; value: unknown } | { ok: false; refusal: WireRefusal };
 
 /** An answer of the executor. */
 export interface ExecutorAnswer {
   id: number;
   result?: unknown;
   error?: { message: string; code: string | null };
+  /** `group`: the job at fault when the transaction failed. */
+  failed?: number;
 }
 
 /** Options of {@link sqliteExecutor}. */
@@ -50,11 +70,11 @@ export interface ExecutorOptions {
   busyTimeoutMs: number;
 }
 
-/** Open the database; returns the request handler, or why it could not open. Self-contained (see the module documentation). */
+/** Open the database; returns the request handler (answers `group` asynchronously), or why it could not open. */
 export function sqliteExecutor(
   require: (id: string) => unknown,
   data: ExecutorOptions,
-): { ready: true; handle: (m: ExecutorRequest) => ExecutorAnswer } | { ready: false; error: { message: string; code: string | null } } {
+): { ready: true; handle: (m: ExecutorRequest) => ExecutorAnswer | Promise<ExecutorAnswer> } | { ready: false; error: { message: string; code: string | null } } {
   type Stmt = { reader: boolean; get(...p: unknown[]): unknown; all(...p: unknown[]): unknown[]; run(...p: unknown[]): { changes: number } };
   type Db = { prepare(sql: string): Stmt; exec(sql: string): void; pragma(sql: string, o?: { simple: boolean }): unknown; close(): void };
   const errorOf = (e: unknown) => ({ message: e instanceof Error ? e.message : String(e), code: ((e as { code?: unknown })?.code as string | undefined) ?? null });
@@ -147,7 +167,61 @@ export function sqliteExecutor(
     }
     return result;
   };
-  const handle = (m: ExecutorRequest): ExecutorAnswer => {
+  // Statements of a group's jobs, on the write connection, answered at once.
+  const tx: Tx = {
+    get: async <T>(sql: string, params?: readonly SqlValue[]) => (run({ op: 'get', sql, params: params as unknown[] }) ?? undefined) as T | undefined,
+    all: async <T>(sql: string, params?: readonly SqlValue[]) => run({ op: 'all', sql, params: params as unknown[] }) as T[],
+    run: async (sql: string, params?: readonly SqlValue[]) => run({ op: 'run', sql, params: params as unknown[] }) as number,
+    savepoint: async <T>(fn: () => Promise<T>) => {
+      db.exec('SAVEPOINT sp');
+      try {
+        const r = await fn();
+        db.exec('RELEASE sp');
+        return r;
+      } catch (e) {
+        if (!isRefusal(e)) throw e;
+        db.exec('ROLLBACK TO sp');
+        db.exec('RELEASE sp');
+        throw e;
+      }
+    },
+  };
+  const rollback = () => run({ op: 'rollback' });
+  const group = async (m: ExecutorRequest): Promise<ExecutorAnswer> => {
+    const jobs = m.jobs ?? [];
+    try {
+      run({ op: 'begin', durable: true });
+    } catch (e) {
+      rollback();
+      return { id: m.id, error: errorOf(e), failed: 0 };
+    }
+    const outcomes: WireOutcome[] = [];
+    for (let i = 0; i < jobs.length; i++) {
+      try {
+        outcomes.push({ ok: true, value: await tx.savepoint(() => runProcedure(tx, m.geometry!, jobs[i]!)) });
+      } catch (e) {
+        if (isRefusal(e)) {
+          outcomes.push({ ok: false, refusal: refusalToWire(e) });
+          continue;
+        }
+        rollback();
+        return { id: m.id, error: errorOf(e), failed: i };
+      }
+    }
+    if (m.deadline !== undefined && Date.now() > m.deadline) {
+      rollback();
+      return { id: m.id, error: { message: 'the transaction did not finish within the store timeout and was rolled back', code: 'SQLITE_BUSY' }, failed: jobs.length };
+    }
+    try {
+      run({ op: 'commit' });
+    } catch (e) {
+      rollback();
+      return { id: m.id, error: errorOf(e), failed: jobs.length };
+    }
+    return { id: m.id, result: outcomes };
+  };
+  const handle = (m: ExecutorRequest): ExecutorAnswer | Promise<ExecutorAnswer> => {
+    if (m.op === 'group') return group(m);
     try {
       if (m.pre !== undefined) for (const p of m.pre) run(p);
       return { id: m.id, result: run(m) };
@@ -158,15 +232,33 @@ export function sqliteExecutor(
   return { ready: true, handle };
 }
 
-/** Source text of the worker thread: the executor behind the worker's message port. */
+/**
+ * The worker thread's side: open the database (`workerData` is the
+ * {@link ExecutorOptions}), then answer requests from `port` strictly in order.
+ */
+export function serve(port: MessagePort, data: ExecutorOptions): void {
+  const ex = sqliteExecutor(createRequire(import.meta.url), data);
+  if (!ex.ready) {
+    port.postMessage({ ready: false, error: ex.error });
+    return;
+  }
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (m: ExecutorRequest) => {
+    chain = chain.then(async () => {
+      port.postMessage(await ex.handle(m));
+      if (m.op === 'close') port.close();
+    });
+  });
+  port.postMessage({ ready: true });
+}
+
+/**
+ * Source text of the worker thread: loads this module (`workerData.module`,
+ * its URL) and {@link serve}s the parent port.
+ */
 export const sqliteWorkerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
-const ex = (${sqliteExecutor.toString()})(require, workerData);
-if (!ex.ready) parentPort.postMessage({ ready: false, error: ex.error });
-else {
-  parentPort.on('message', (m) => {
-    parentPort.postMessage(ex.handle(m));
-    if (m.op === 'close') parentPort.close();
-  });
-  parentPort.postMessage({ ready: true });
-}`;
+import(workerData.module).then(
+  (m) => m.serve(parentPort, workerData),
+  (e) => parentPort.postMessage({ ready: false, error: { message: 'cannot load ' + workerData.module + ': ' + e.message, code: null } }),
+);`;
