@@ -8,10 +8,11 @@
 //   included). The agent is stopped (SIGTERM) before the next run.
 // registrationRate: hub in one namespace with --api 127.0.0.1:18080 --api-insecure-http; the client
 //   (bench/lib/register-load.mjs) runs in the same namespace and POSTs /v1/register for N distinct
-//   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run.
+//   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run, and the hub's
+//   CPU time (all threads) per accepted registration.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collect, percentile, waitFor } from './proc.mjs';
+import { collect, cpuSeconds, percentile, waitFor } from './proc.mjs';
 import { NS_PREFIX, OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
 import { makeAgents } from './register-load.mjs';
 
@@ -166,12 +167,16 @@ export async function registrationRate({ n = 2000, concurrency = 32, subnet = '1
     const file = join(t.tempDir(), 'agents.json');
     writeFileSync(file, JSON.stringify(agents));
     log(`registrations: ${n} agents, concurrency ${concurrency}`);
+    const cpu0 = cpuSeconds(h.hub.pid);
     const child = nsSpawn(t.a, process.execPath, [join(ROOT, 'bench/lib/register-load.mjs'), h.url, h.token, file, String(concurrency)]);
     const r = await collect(child, 300_000);
+    const hubCpu = cpuSeconds(h.hub.pid) - cpu0;
     if (r.code !== 0) throw new Error(`register-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop());
     if (res.accepted === 0) throw new Error(`no registration accepted: ${JSON.stringify(res).slice(0, 500)}; hub: ${h.output().slice(-1000)}`);
-    return { ...res, transport: 'plain HTTP on 127.0.0.1 inside the hub namespace', subnet };
+    // The hub's CPU time (all threads, /proc/PID/stat) per accepted registration: less sensitive to the other load of the machine than the rate.
+    const hub_cpu_ms_per_registration = Math.round((hubCpu * 1000 * 100) / res.accepted) / 100;
+    return { ...res, hub_cpu_ms_per_registration, transport: 'plain HTTP on 127.0.0.1 inside the hub namespace', subnet };
   } finally {
     await t.teardown();
   }
