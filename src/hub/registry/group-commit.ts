@@ -77,6 +77,7 @@ export class GroupCommit<J> {
 
   async #drain(): Promise<void> {
     this.#running = true;
+    await null; // jobs submitted in the same tick form the first group
     try {
       while (this.#queue.length > 0) await this.#runGroup(this.#queue.splice(0, MAX_GROUP));
     } finally {
