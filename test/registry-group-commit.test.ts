@@ -6,6 +6,7 @@
  * - refusals inside a group consume nothing and do not roll back the others;
  * - a job that aborts the transaction (a constraint violation) is rejected
  *   alone, the others are committed;
+ * - a group that has run for its time budget leaves the rest to the next one;
  * - a group whose transaction fails (locked store, a deadline passed before
  *   the commit) answers none of its jobs as accepted, and stores none.
  */
@@ -14,7 +15,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GroupCommit, storeRunner } from '../src/hub/registry/group-commit.js';
+import { GROUP_BUDGET_MS, GroupCommit, storeRunner } from '../src/hub/registry/group-commit.js';
 import { Registry, RegistryError, type RegistryOpenOptions } from '../src/hub/registry/index.js';
 import type { RegistryStore } from '../src/hub/registry/store.js';
 import { SqliteStore } from '../src/hub/registry/sqlite-store.js';
@@ -151,6 +152,26 @@ for (const b of backends) {
       expect(((results[2] as PromiseRejectedResult).reason as RegistryError).code).toBe('INVALID_VALUE');
       const rows = await store.read('check', (tx) => tx.all<{ k: string }>('SELECT k FROM t ORDER BY k'));
       expect(rows.map((r) => r.k)).toEqual(['a', 'c']);
+    });
+
+    it('a group that has run for its time budget leaves the remaining jobs to the next transaction', async () => {
+      const store = await b.store();
+      closers.push(() => store.close());
+      await store.write('setup', (tx) => tx.run('CREATE TABLE t (k TEXT PRIMARY KEY)'));
+      // The transactions the runner opens, by name (the real store runs them).
+      const transactions: string[] = [];
+      const watched = { write: (what: string, fn: Parameters<RegistryStore['write']>[1]) => (transactions.push(what), store.write(what, fn)) } as RegistryStore;
+      const group = new GroupCommit(storeRunner(watched));
+      const put = (k: string, holdMs: number) =>
+        group.run(k, async (tx) => {
+          await tx.run('INSERT INTO t (k) VALUES (?)', [k]);
+          if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
+          return k;
+        });
+      expect(await Promise.all([put('slow', GROUP_BUDGET_MS + 50), put('a', 0), put('b', 0)])).toEqual(['slow', 'a', 'b']);
+      expect(transactions).toEqual(['slow and 2 more in one transaction', 'a and 1 more in one transaction']);
+      const rows = await store.read('check', (tx) => tx.all<{ k: string }>('SELECT k FROM t ORDER BY k'));
+      expect(rows.map((r) => r.k)).toEqual(['a', 'b', 'slow']);
     });
   });
 }

@@ -12,6 +12,8 @@
  * - When the transaction fails (the store is locked, slow or gone, the commit
  *   fails), every job of the group is rejected: none was committed.
  * - A job's promise settles only after its group's commit (or rollback).
+ * - A group run statement by statement from this thread stops taking jobs
+ *   after {@link GROUP_BUDGET_MS}; the rest go into the next group.
  *
  * Who runs a group is a {@link GroupRunner}: {@link storeRunner} on this
  * thread over any store, or the SQLite worker (`./sqlite-store.ts`), which
@@ -25,8 +27,15 @@ import { RegistryError } from './types.js';
 /** Jobs per transaction at most (bounds the time a group holds the store and a job waits for its answer). */
 export const MAX_GROUP = 64;
 
-/** What became of one job of a committed group. */
-export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+/**
+ * A transaction of {@link storeRunner} takes no further job once it has run this long, ms: it holds
+ * the writers' lock meanwhile (on PostgreSQL, that of every hub), and the others wait at most their
+ * statement timeout for it.
+ */
+export const GROUP_BUDGET_MS = 100;
+
+/** What became of one job of a committed group (`later`: not run, it goes into the next group). */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown } | { later: true };
 
 /** The transaction of a group failed while job `failed` ran (`failed` = the group size: at the commit). */
 export class GroupAbort extends Error {
@@ -104,11 +113,14 @@ export class GroupCommit<J> {
       for (const q of group) q.reject(err);
       return;
     }
+    const later: Queued<J>[] = [];
     group.forEach((q, i) => {
       const o = outcomes[i]!;
-      if (o.ok) q.resolve(o.value);
+      if ('later' in o) later.push(q);
+      else if (o.ok) q.resolve(o.value);
       else q.reject(o.error);
     });
+    this.#queue.unshift(...later);
   }
 }
 
@@ -119,7 +131,12 @@ export function storeRunner(store: RegistryStore): GroupRunner<(tx: Tx) => Promi
     try {
       await store.write(what, async (tx) => {
         outcomes.length = 0; // a store may run this again (PostgreSQL retries a serialization failure)
+        const t0 = Date.now();
         for (const job of jobs) {
+          if (outcomes.length > 0 && Date.now() - t0 > GROUP_BUDGET_MS) {
+            outcomes.push({ later: true });
+            continue;
+          }
           try {
             outcomes.push({ ok: true, value: await tx.savepoint(() => job(tx)) });
           } catch (e) {
