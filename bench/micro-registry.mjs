@@ -14,10 +14,10 @@
 // the addresses the allocator would pick) to keep the run short; the allocation hint is left where
 // the first 2,000 put it, so the first of the last 2,000 also pays the allocator's one-off walk over
 // them. `--quick`: 10,000 agents.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from '../dist/hub/registry/index.js';
 import { getCrypto, loadCrypto } from '../dist/crypto/index.js';
@@ -149,5 +149,9 @@ export async function runRegistry(quick = false) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.table(await runRegistry(process.argv.includes('--quick')));
+  const rows = await runRegistry(process.argv.includes('--quick'));
+  console.table(rows);
+  // --json PATH: also write the rows (with the time and the load average) to PATH.
+  const j = process.argv.indexOf('--json');
+  if (j > 0) writeFileSync(process.argv[j + 1], JSON.stringify({ when: new Date().toISOString(), loadavg: loadavg(), rows }, null, 1) + '\n');
 }

@@ -28,10 +28,10 @@ export const AGENT_ENV_NOTE = 'agent processes run without NODE_EXTRA_CA_CERTS /
 const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 
 /** Spawn `tsguard hub up …` in ns; resolves once the registration API listens. */
-async function startHub(t, ns, dir, { subnet, port, api, insecure, nodeArgs = [] }) {
+async function startHub(t, ns, dir, { subnet, port, api, insecure, nodeArgs = [], tsguard = TSGUARD }) {
   const name = ifname('tsgreg');
   t.ifnames.add(name);
-  const args = [...nodeArgs, TSGUARD, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', String(port), '--api', api];
+  const args = [...nodeArgs, tsguard, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', String(port), '--api', api];
   if (insecure) args.push('--api-insecure-http');
   const hub = nsSpawn(ns, process.execPath, args, { ...process.env, LOG_LEVEL: 'info' });
   let out = '';
@@ -46,7 +46,7 @@ async function startHub(t, ns, dir, { subnet, port, api, insecure, nodeArgs = []
     30_000,
     20,
   );
-  const tok = JSON.parse((await nsRun(ns, process.execPath, [TSGUARD, 'hub', 'token', 'create', '--data-dir', dir, '--json'])).stdout);
+  const tok = JSON.parse((await nsRun(ns, process.execPath, [tsguard, 'hub', 'token', 'create', '--data-dir', dir, '--json'])).stdout);
   return { hub, name, token: tok.token, caHash: tok.caHash, url: tok.url, output: () => out };
 }
 
@@ -156,13 +156,14 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
 
 /**
  * N registrations of distinct agents, `concurrency` in flight. `hubNodeArgs`: Node options for the
- * hub process (e.g. `['--cpu-prof', '--cpu-prof-dir', DIR]`: written when the hub stops at teardown).
+ * hub process (e.g. `['--cpu-prof', '--cpu-prof-dir', DIR]`: written when the hub stops at teardown);
+ * `tsguard`: the CLI to run the hub with (another build, for an A/B comparison).
  */
-export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {}, hubNodeArgs = [] } = {}) {
+export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {}, hubNodeArgs = [], tsguard = TSGUARD } = {}) {
   const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
-    const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true, nodeArgs: hubNodeArgs });
+    const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true, nodeArgs: hubNodeArgs, tsguard });
     const agents = makeAgents(n, 'bench-reg-');
     const file = join(t.tempDir(), 'agents.json');
     writeFileSync(file, JSON.stringify(agents));

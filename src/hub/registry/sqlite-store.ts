@@ -313,11 +313,13 @@ export class SqliteStore implements RegistryStore {
    * worker, in one message (see `./sqlite-worker.ts`, op `group`).
    */
   procedureRunner(geometry: Geometry): GroupRunner<ProcedureJob> {
+    let geometrySent = false; // the worker keeps it: cloning it costs more than a job
     return async (what, jobs) => {
       const release = await this.#acquire(what);
       const deadline = Date.now() + this.#timeoutMs + 500;
       // The worker rolls back rather than commit a group this side may already have given up on.
-      const sent = this.#send('group', deadline, { jobs: [...jobs], geometry, deadline: deadline - 250 });
+      const sent = this.#send('group', deadline, { jobs: [...jobs], ...(geometrySent ? {} : { geometry }), deadline: deadline - 250 });
+      geometrySent = true;
       let answer: WireOutcome[];
       try {
         answer = (await sent.result) as WireOutcome[];

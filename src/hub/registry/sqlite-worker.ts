@@ -42,7 +42,7 @@ export interface ExecutorRequest {
   read?: boolean;
   /** Requests run first, in order (see the module documentation). */
   pre?: Array<Omit<ExecutorRequest, 'id' | 'pre' | 'jobs'>>;
-  /** `group`: the changes to run, with their geometry and deadline. */
+  /** `group`: the changes to run, their geometry (kept for the next groups: sent once) and deadline. */
   jobs?: ProcedureJob[];
   geometry?: Geometry;
   deadline?: number;
@@ -187,8 +187,11 @@ export function sqliteExecutor(
     },
   };
   const rollback = () => run({ op: 'rollback' });
+  let geometry: Geometry | undefined;
   const group = async (m: ExecutorRequest): Promise<ExecutorAnswer> => {
     const jobs = m.jobs ?? [];
+    geometry = m.geometry ?? geometry;
+    if (geometry === undefined) return { id: m.id, error: { message: 'group: no subnet geometry was sent', code: null }, failed: 0 };
     try {
       run({ op: 'begin', durable: true });
     } catch (e) {
@@ -198,7 +201,7 @@ export function sqliteExecutor(
     const outcomes: WireOutcome[] = [];
     for (let i = 0; i < jobs.length; i++) {
       try {
-        outcomes.push({ ok: true, value: await tx.savepoint(() => runProcedure(tx, m.geometry!, jobs[i]!)) });
+        outcomes.push({ ok: true, value: await tx.savepoint(() => runProcedure(tx, geometry!, jobs[i]!)) });
       } catch (e) {
         if (isRefusal(e)) {
           outcomes.push({ ok: false, refusal: refusalToWire(e) });
