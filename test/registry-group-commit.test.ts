@@ -14,14 +14,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { GROUP_BUDGET_MS, GroupCommit, storeRunner } from '../src/hub/registry/group-commit.js';
 import { Registry, RegistryError, type RegistryOpenOptions } from '../src/hub/registry/index.js';
 import type { RegistryStore } from '../src/hub/registry/store.js';
 import { SqliteStore } from '../src/hub/registry/sqlite-store.js';
 import { sqliteExecutor, type ExecutorAnswer } from '../src/hub/registry/sqlite-worker.js';
 import { parseSubnet4 } from '../src/hub/registry/subnet.js';
-import { skipPostgres, TestPostgres } from './helpers/postgres.js';
+import { usePostgres } from './helpers/postgres.js';
 import { holdLock, newKey } from './helpers/registry.js';
 
 const dirs: string[] = [];
@@ -37,14 +37,8 @@ function tmp(): string {
   return d;
 }
 
-let server: TestPostgres | null = null;
-const pgAvailable = !skipPostgres('registry-group-commit.test.ts');
-beforeAll(async () => {
-  if (pgAvailable) server = await TestPostgres.start();
-}, 120_000);
-afterAll(async () => {
-  await server?.destroy();
-});
+const postgres = usePostgres('registry-group-commit.test.ts');
+const pgAvailable = postgres.available;
 
 interface Backend {
   name: 'sqlite' | 'postgresql';
@@ -66,10 +60,10 @@ const backends: Backend[] = [
   },
   {
     name: 'postgresql',
-    opts: async () => ({ url: await server!.newDatabase() }),
+    opts: async () => ({ url: await postgres.server().newDatabase() }),
     store: async () => {
       const { PostgresStore } = await import('../src/hub/registry/postgres-store.js');
-      return PostgresStore.open(await server!.newDatabase(), { timeoutMs: 2000 });
+      return PostgresStore.open(await postgres.server().newDatabase(), { timeoutMs: 2000 });
     },
   },
 ];
