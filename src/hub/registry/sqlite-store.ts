@@ -1,12 +1,13 @@
 /**
  * The SQLite store: `registry.sqlite` in the data directory, opened by
- * better-sqlite3 in a worker thread that owns the connection. Every
+ * better-sqlite3 in a worker thread that owns the connections. Every
  * statement, lock wait (`busy_timeout`) and fsync happens on that thread, so
  * the engine's thread never waits for the disk or for another process's write
- * lock; it only posts messages. Calls are serialised (one connection, one
- * transaction at a time) and bounded: a call that cannot finish within the
- * store timeout fails with `STORE_UNAVAILABLE` while the worker finishes or
- * rolls back behind it.
+ * lock; it only posts messages. Writes are serialised (one write transaction
+ * at a time; a group of registrations is one of them, run in the worker by
+ * {@link SqliteStore.procedureRunner}) and every call is bounded: one that
+ * cannot finish within the store timeout fails with `STORE_UNAVAILABLE`
+ * while the worker finishes or rolls back behind it.
  *
  * WAL mode lets readers run while one writer commits: reads go to a second,
  * read-only connection of the worker and do not wait for the writer's turn.
