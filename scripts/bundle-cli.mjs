@@ -35,13 +35,12 @@ try {
 
 const ENTRIES = ['tsguard', 'tsguard-wg'];
 // The SQLite registry's worker thread loads `./sqlite-worker.js` beside the module that starts it
-// (src/hub/registry/sqlite-store.ts), which in the bundle is dist/cli/: a launcher there re-exports
-// its bundle.
-const WORKER = { src: 'src/hub/registry/sqlite-worker.ts', name: 'sqlite-worker' };
+// (src/hub/registry/sqlite-store.ts), which in the bundle is dist/cli/: its launcher re-exports the bundle.
+const WORKER = 'sqlite-worker';
 
 await esbuild.build({
   absWorkingDir: ROOT,
-  entryPoints: [...ENTRIES.map((name) => ({ in: `src/cli/${name}.ts`, out: name })), { in: WORKER.src, out: WORKER.name }],
+  entryPoints: [...ENTRIES, WORKER].map((name) => ({ in: `src/cli/${name}.ts`, out: name })),
   outdir: 'dist/cli',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -74,9 +73,9 @@ createRequire(import.meta.url)('./${name}.cjs');
 }
 
 writeFileSync(
-  join(ROOT, 'dist/cli', `${WORKER.name}.js`),
-  `// Written by scripts/bundle-cli.mjs: the SQLite registry worker's module (${WORKER.src}), from its bundle.
+  join(ROOT, 'dist/cli', `${WORKER}.js`),
+  `// Written by scripts/bundle-cli.mjs over tsc's output of src/cli/${WORKER}.ts: re-exports its bundle.
 import { createRequire } from 'node:module';
-export const { serve } = createRequire(import.meta.url)('./${WORKER.name}.cjs');
+export const { serve } = createRequire(import.meta.url)('./${WORKER}.cjs');
 `,
 );
