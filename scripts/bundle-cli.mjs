@@ -2,6 +2,7 @@
 // Bundles the CLI entry points after `tsc -p tsconfig.json` (run by `npm run build` and `prepare`):
 //   src/cli/tsguard.ts    → dist/cli/tsguard.cjs    (+ .map, for the checkout: `npm pack` leaves maps out)
 //   src/cli/tsguard-wg.ts → dist/cli/tsguard-wg.cjs (+ .map)
+//   src/cli/sqlite-worker.ts → dist/cli/sqlite-worker.cjs (+ .map): the SQLite registry's worker thread
 // and replaces tsc's dist/cli/tsguard.js and dist/cli/tsguard-wg.js (the bins) with three-line
 // launchers that require the bundle. Why: loading ~50 ES modules one by one costs Node more than
 // compiling one file; see ARCHITECTURE.md ("Library choices", esbuild).
