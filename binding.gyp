@@ -5,7 +5,6 @@
       "sources": [
         "native/addon.cc",
         "native/aead.cc",
-        "native/blake2s.cc",
         "native/common.cc",
         "native/crypto_pool.cc",
         "native/endpoint.cc",

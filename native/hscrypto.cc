@@ -1,7 +1,8 @@
-// The handshake's primitives: X25519 through the OpenSSL that Node itself links, and BLAKE2s-256,
-// HMAC-BLAKE2s, the KDF and keyed BLAKE2s-128 (WireGuard's MAC) from blake2s.cc. node:crypto reaches
-// the same OpenSSL code but builds JavaScript objects per call (a Hash/Hmac object per hash, a JWK
-// round trip per key import), which cost more than the primitives; here each is one N-API call.
+// The handshake's primitives through the OpenSSL that Node itself links: X25519, BLAKE2s-256,
+// HMAC-BLAKE2s and keyed BLAKE2s-128 (WireGuard's MAC). node:crypto reaches the same OpenSSL code
+// but builds JavaScript objects per call (a Hash/Hmac object per hash, a JWK round trip per key
+// import), which cost more than the primitives. Here each call is one N-API call into a context that
+// is created once per thread and reused.
 //
 // X25519 private keys live in an EVP_PKEY owned by a JavaScript External: importing a private key
 // makes OpenSSL derive its public key (a scalar multiplication), so the JavaScript side caches the
@@ -18,6 +19,7 @@
 #include "hscrypto.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -30,7 +32,6 @@
 #include <thread>
 #include <vector>
 
-#include "blake2s.h"
 #include "common.h"
 #include "crypto_pool.h"
 
@@ -40,64 +41,100 @@ namespace {
 constexpr size_t kKeyLen = 32;
 constexpr size_t kMacLen = 16;
 
+// Per-thread OpenSSL objects, fetched once (worker threads may load the addon too).
+struct Ctx {
+  EVP_MD* blake2s = nullptr;
+  EVP_MD_CTX* md = nullptr;
+  EVP_MAC_CTX* hmac = nullptr;   // HMAC with BLAKE2S-256, re-keyed per call
+  EVP_MAC_CTX* kmac = nullptr;   // BLAKE2SMAC with a 16-byte output, re-keyed per call
+  bool ok = false;
+
+  Ctx() {
+    blake2s = EVP_MD_fetch(nullptr, "BLAKE2S-256", nullptr);
+    md = EVP_MD_CTX_new();
+    EVP_MAC* h = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC* b = EVP_MAC_fetch(nullptr, "BLAKE2SMAC", nullptr);
+    if (h != nullptr) hmac = EVP_MAC_CTX_new(h);
+    if (b != nullptr) kmac = EVP_MAC_CTX_new(b);
+    EVP_MAC_free(h);  // the contexts hold their own references
+    EVP_MAC_free(b);
+    if (blake2s == nullptr || md == nullptr || hmac == nullptr || kmac == nullptr) return;
+    char digest[] = "BLAKE2S-256";
+    OSSL_PARAM hp[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    size_t size = kMacLen;
+    OSSL_PARAM kp[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+    ok = EVP_MAC_CTX_set_params(hmac, hp) == 1 && EVP_MAC_CTX_set_params(kmac, kp) == 1;
+  }
+};
+
+Ctx& Get() {
+  static thread_local Ctx ctx;
+  return ctx;
+}
+
 Napi::Value Fail(Napi::Env env, const char* what) {
   Napi::Error::New(env, what).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
 // blake2s(out32, a, b?, c?): BLAKE2s-256 of a ‖ b ‖ c into out32.
-Napi::Value Blake2sHash(const Napi::CallbackInfo& info) {
+Napi::Value Blake2s(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint8_t* out;
   size_t outLen;
   if (info.Length() < 2 || !GetUint8Array(info[0], &out, &outLen) || outLen != kKeyLen) {
     return ThrowType(env, "blake2s(out: 32-byte Uint8Array, ...parts: Uint8Array[])");
   }
-  Blake2s h(kKeyLen);
+  Ctx& c = Get();
+  if (EVP_DigestInit_ex(c.md, c.blake2s, nullptr) != 1) return Fail(env, "blake2s: OpenSSL digest init failed");
   for (size_t i = 1; i < info.Length(); i++) {
     uint8_t* p;
     size_t n;
     if (!GetUint8Array(info[i], &p, &n)) return ThrowType(env, "blake2s: every part must be a Uint8Array");
-    h.Update(p, n);
+    if (n > 0 && EVP_DigestUpdate(c.md, p, n) != 1) return Fail(env, "blake2s: OpenSSL digest update failed");
   }
-  h.Final(out);
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(c.md, out, &len) != 1 || len != kKeyLen) return Fail(env, "blake2s: OpenSSL digest failed");
   return env.Undefined();
 }
 
-// Arguments (key, data, out) of the two MACs, checked: key 1–maxKey bytes, out outWant bytes.
-bool MacArgs(const Napi::CallbackInfo& info, size_t maxKey, size_t outWant, uint8_t** key, size_t* keyLen, uint8_t** data,
-             size_t* dataLen, uint8_t** out) {
-  size_t outLen;
-  return info.Length() >= 3 && GetUint8Array(info[0], key, keyLen) && GetUint8Array(info[1], data, dataLen) &&
-         GetUint8Array(info[2], out, &outLen) && outLen == outWant && *keyLen > 0 && *keyLen <= maxKey;
+// Shared by hmacBlake2s and macBlake2s: MAC(key, data) into out (outWant bytes).
+Napi::Value Mac(const Napi::CallbackInfo& info, EVP_MAC_CTX* ctx, size_t maxKey, size_t outWant, const char* usage) {
+  Napi::Env env = info.Env();
+  uint8_t *key, *data, *out;
+  size_t keyLen, dataLen, outLen;
+  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != outWant || keyLen == 0 || keyLen > maxKey) {
+    return ThrowType(env, usage);
+  }
+  size_t len = 0;
+  if (EVP_MAC_init(ctx, key, keyLen, nullptr) != 1 || (dataLen > 0 && EVP_MAC_update(ctx, data, dataLen) != 1) ||
+      EVP_MAC_final(ctx, out, &len, outLen) != 1 || len != outWant) {
+    return Fail(env, "MAC: OpenSSL failed");
+  }
+  return env.Undefined();
 }
 
 // hmacBlake2s(key, data, out32): HMAC-BLAKE2s-256.
-Napi::Value Hmac(const Napi::CallbackInfo& info) {
-  uint8_t *key, *data, *out;
-  size_t keyLen, dataLen;
-  if (!MacArgs(info, kBlake2sBlock, kKeyLen, &key, &keyLen, &data, &dataLen, &out)) {
-    return ThrowType(info.Env(), "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
-  }
-  HmacBlake2s(key, keyLen, data, dataLen, nullptr, 0, out);
-  return info.Env().Undefined();
+Napi::Value HmacBlake2s(const Napi::CallbackInfo& info) {
+  return Mac(info, Get().hmac, 64, kKeyLen, "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
 }
 
 // macBlake2s(key, data, out16): keyed BLAKE2s with a 16-byte output.
-Napi::Value Mac(const Napi::CallbackInfo& info) {
-  uint8_t *key, *data, *out;
-  size_t keyLen, dataLen;
-  if (!MacArgs(info, kKeyLen, kMacLen, &key, &keyLen, &data, &dataLen, &out)) {
-    return ThrowType(info.Env(), "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
-  }
-  Blake2s h(kMacLen, key, keyLen);
-  h.Update(data, dataLen);
-  h.Final(out);
-  return info.Env().Undefined();
+Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
+  return Mac(info, Get().kmac, kKeyLen, kMacLen, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
 }
 
-// kdfBlake2s(key32, input, out): WireGuard's HKDF with n = out.length / 32 outputs (1–3).
-Napi::Value Kdf(const Napi::CallbackInfo& info) {
+bool HmacInto(EVP_MAC_CTX* ctx, const uint8_t* key, size_t keyLen, const uint8_t* a, size_t aLen, const uint8_t* b,
+              size_t bLen, uint8_t* out) {
+  size_t len = 0;
+  return EVP_MAC_init(ctx, key, keyLen, nullptr) == 1 && (aLen == 0 || EVP_MAC_update(ctx, a, aLen) == 1) &&
+         (bLen == 0 || EVP_MAC_update(ctx, b, bLen) == 1) && EVP_MAC_final(ctx, out, &len, kKeyLen) == 1 && len == kKeyLen;
+}
+
+// kdfBlake2s(key32, input, out): WireGuard's HKDF with n = out.length / 32 outputs (1–3):
+// τ0 = HMAC(key, input), τ1 = HMAC(τ0, 0x01), τi = HMAC(τ0, τ(i−1) ‖ i); τ0 is erased.
+Napi::Value KdfBlake2s(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint8_t *key, *input, *out;
   size_t keyLen, inputLen, outLen;
@@ -106,7 +143,19 @@ Napi::Value Kdf(const Napi::CallbackInfo& info) {
       outLen > 3 * kKeyLen || outLen % kKeyLen != 0) {
     return ThrowType(env, "kdfBlake2s(key: 32-byte Uint8Array, input: Uint8Array, out: Uint8Array of 32, 64 or 96 bytes)");
   }
-  KdfBlake2s(key, input, inputLen, outLen / kKeyLen, out);
+  EVP_MAC_CTX* ctx = Get().hmac;
+  uint8_t prk[kKeyLen];
+  bool ok = HmacInto(ctx, key, keyLen, input, inputLen, nullptr, 0, prk);
+  for (size_t i = 0; ok && i < outLen / kKeyLen; i++) {
+    const uint8_t counter = static_cast<uint8_t>(i + 1);
+    ok = i == 0 ? HmacInto(ctx, prk, kKeyLen, &counter, 1, nullptr, 0, out)
+                : HmacInto(ctx, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
+  }
+  OPENSSL_cleanse(prk, sizeof prk);
+  if (!ok) {
+    OPENSSL_cleanse(out, outLen);
+    return Fail(env, "kdfBlake2s: OpenSSL HMAC failed");
+  }
   return env.Undefined();
 }
 
@@ -320,10 +369,11 @@ Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
-  exports.Set("blake2s", Napi::Function::New<Blake2sHash>(env, "blake2s"));
-  exports.Set("hmacBlake2s", Napi::Function::New<Hmac>(env, "hmacBlake2s"));
-  exports.Set("kdfBlake2s", Napi::Function::New<Kdf>(env, "kdfBlake2s"));
-  exports.Set("macBlake2s", Napi::Function::New<Mac>(env, "macBlake2s"));
+  if (!Get().ok) return;  // the JavaScript side then keeps node:crypto for these
+  exports.Set("blake2s", Napi::Function::New<Blake2s>(env, "blake2s"));
+  exports.Set("hmacBlake2s", Napi::Function::New<HmacBlake2s>(env, "hmacBlake2s"));
+  exports.Set("kdfBlake2s", Napi::Function::New<KdfBlake2s>(env, "kdfBlake2s"));
+  exports.Set("macBlake2s", Napi::Function::New<MacBlake2s>(env, "macBlake2s"));
   auto* pool = new KeyPool();
   env.AddCleanupHook([pool] { delete pool; });
   exports.Set("x25519Generate", Napi::Function::New(env, X25519Generate, "x25519Generate", pool));

@@ -1,11 +1,11 @@
 /**
- * The native provider: node:crypto's OpenSSL (and, for BLAKE2s, the addon's
- * own code) reached through tsguard's native addon where node:crypto's
- * per-call JavaScript objects cost more than the primitive:
+ * The native provider: node:crypto's OpenSSL reached through tsguard's
+ * native addon where node:crypto's per-call JavaScript objects cost more than
+ * the primitive:
  * - ChaCha20-Poly1305 seal/open (data path and handshake) with one reused EVP
  *   context (node:crypto creates a Cipher object per call);
  * - BLAKE2s-256, HMAC-BLAKE2s, the KDF and keyed BLAKE2s-128 (the handshake's
- *   hashes and MACs) from the addon's own BLAKE2s, without per-call setup;
+ *   hashes and MACs) through OpenSSL with contexts reused per thread;
  * - X25519 with the private key held in an OpenSSL key object cached per key
  *   array, one at a time or many in one call on the addon's crypto pool
  *   (`dhBatch`); new key pairs (one per handshake) come from a pool that a
