@@ -441,3 +441,24 @@ describe('hub flags and CLI', () => {
     expect(JSON.stringify(json)).not.toContain(secret);
   });
 });
+
+describe('token check before the body', () => {
+  it('a token revoked right after it was found authentic is refused by the registration itself; a wrong secret never passes', async () => {
+    const e = await env('10.57.0.0/24');
+    const { token, info } = await e.reg.createToken();
+    const first = await registerWithHub(e.url, { agent_id: 'early', public_key: newKey() }, { token });
+    expect(first.assigned_ip).toBe('10.57.0.2');
+    // Within the pre-check's memory of the token (one second): revoked, and refused all the same.
+    await e.reg.revokeToken(info.id);
+    const late = await refusal(registerWithHub(e.url, { agent_id: 'late', public_key: newKey() }, { token }));
+    expect([late.reason, late.status, late.message]).toEqual(['unauthorized', 401, expect.stringMatching(/revoked/)]);
+    // The same id with another secret is not the remembered token.
+    const live = await e.reg.createToken();
+    await registerWithHub(e.url, { agent_id: 'ok', public_key: newKey() }, { token: live.token });
+    const forged = `${live.info.id}.${'A'.repeat(43)}`;
+    const bad = await raw(e.url, { token: forged, body: JSON.stringify({ agent_id: 'forged', public_key: newKey() }) });
+    expect([bad.status, bad.body.reason]).toEqual([401, 'unauthorized']);
+    expect((await e.reg.listPeers()).map((p) => p.name).sort()).toEqual(['early', 'ok']);
+    expect(Object.fromEntries((await e.reg.listTokens()).map((t) => [t.id, t.uses]))).toEqual({ [info.id]: 1, [live.info.id]: 1 });
+  });
+});

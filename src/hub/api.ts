@@ -30,6 +30,9 @@
  * token use together; a refused request consumes nothing. Registry calls are
  * asynchronous and bounded (a locked or unreachable store answers 503 within
  * the store timeout). Neither the token nor the credential is ever logged.
+ * The body is read only for a token the registry finds authentic (a read,
+ * skipped for a token found authentic in the last second: the transaction
+ * checks it again anyway).
  * @module
  */
 
@@ -150,10 +153,38 @@ function emptyAnswer(reason: RefusalReason, message: string): RegisterResponse {
   };
 }
 
+/**
+ * Tokens the registry found authentic in the last {@link RecentTokens.TTL_MS}:
+ * requests bearing one have their body read without asking the store again.
+ * Only a filter: the registration's own transaction checks the token again,
+ * so a token revoked meanwhile still gets nothing. Bounded; refusals are not kept.
+ */
+class RecentTokens {
+  static readonly TTL_MS = 1000;
+  static readonly MAX = 256;
+  readonly #until = new Map<string, number>();
+
+  /** True if `token` was found authentic less than the TTL ago. */
+  has(token: string, now = performance.now()): boolean {
+    const t = this.#until.get(token);
+    if (t === undefined) return false;
+    if (t > now) return true;
+    this.#until.delete(token);
+    return false;
+  }
+
+  /** Remember that the registry found `token` authentic just now. */
+  add(token: string, now = performance.now()): void {
+    if (this.#until.size >= RecentTokens.MAX) this.#until.clear();
+    this.#until.set(token, now + RecentTokens.TTL_MS);
+  }
+}
+
 /** The running registration API server. */
 export class RegistrationApi {
   readonly #server: http.Server;
   readonly #opts: RegistrationApiOptions;
+  readonly #recentTokens = new RecentTokens();
   /** The bound address. */
   readonly address: ListenAddress;
 
@@ -228,10 +259,13 @@ export class RegistrationApi {
     const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     if (auth === null) return refuse(new Refusal('unauthorized', 'missing "Authorization: Bearer TOKEN" header'), '?');
     const token = auth[1]!;
-    try {
-      await this.#opts.registry.checkToken(token);
-    } catch (e) {
-      return refuse(new Refusal(refusalFor(e), (e as Error).message), '?');
+    if (!this.#recentTokens.has(token)) {
+      try {
+        await this.#opts.registry.checkToken(token);
+      } catch (e) {
+        return refuse(new Refusal(refusalFor(e), (e as Error).message), '?');
+      }
+      this.#recentTokens.add(token);
     }
     if (res.destroyed) return;
     const declared = Number(req.headers['content-length'] ?? NaN);
@@ -287,7 +321,7 @@ export class RegistrationApi {
       this.#opts.onResult?.(reason);
       this.#opts.log?.(
         'info',
-        `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
+        `registration ${reason}: agent ${r.name} ${r.publicKey} → ${r.ipv4}${r.ipv6 ? ` ${r.ipv6}` : ''} (token ${r.tokenId}${r.consumed ? ', one use' : ''}) from ${from}`,
       );
       send(200, this.#answer(r, reason, req));
     } catch (e) {
