@@ -411,7 +411,8 @@ export class Hub {
   #applyRegistered(r: RegisterAgentResult): void {
     this.runtime.batch(() => {
       if (r.previousPublicKey !== undefined && r.previousPublicKey !== r.publicKey) this.#removePeer(r.previousPublicKey);
-      if (r.enabled) this.#tryApplyPeer(r, true);
+      // The API logs the registration (name, key, addresses): the peer line would repeat it.
+      if (r.enabled) this.#tryApplyPeer(r, true, true);
       else this.#removePeer(r.publicKey);
     });
   }
