@@ -2,6 +2,8 @@
  * The logger: levels, text and JSON lines, redaction of secrets, rate limiting,
  * and peer events of a real (simulated) device pair at verbose.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { keyToBase64 } from '../src/crypto/keys.js';
 import { getCrypto } from '../src/crypto/index.js';
@@ -129,5 +131,41 @@ describe('logPeerEvents', () => {
     const off = logPeerEvents(a.device, createLogger({ level: 'info', out: null }));
     expect(a.device.events.has('handshake')).toBe(false);
     off();
+  });
+});
+
+describe('coalescing logger (hub up)', () => {
+  it('writes the lines of one turn in one write, in order, after the turn; later turns get their own write', async () => {
+    const writes: string[] = [];
+    const log = createLogger({ level: 'info', out: { write: (t: string) => void writes.push(t) }, now: () => T0, coalesce: true });
+    log('info', 'one');
+    log('verbose', 'dropped');
+    log('error', 'two');
+    expect(writes).toEqual([]);
+    await Promise.resolve();
+    expect(writes).toEqual(['2026-01-02T03:04:05.000Z INFO: one\n2026-01-02T03:04:05.000Z ERROR: two\n']);
+    await new Promise((r) => setImmediate(r));
+    log('info', 'three');
+    await Promise.resolve();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]).toBe('2026-01-02T03:04:05.000Z INFO: three\n');
+  });
+
+  it('still redacts, and loses no line when the process exits right after logging', () => {
+    const logger = fileURLToPath(new URL('../dist/log/logger.js', import.meta.url));
+    const script = `import { createLogger } from ${JSON.stringify(logger)};
+      const log = createLogger({ out: process.stdout, coalesce: true });
+      log('info', 'before exit', { token: '0123456789ab.' + 'x'.repeat(43) });
+      log('error', 'last line');
+      process.exit(3);`;
+    let out = '';
+    try {
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    } catch (e) {
+      const err = e as { status: number; stdout: string };
+      expect(err.status).toBe(3);
+      out = err.stdout;
+    }
+    expect(out).toMatch(/INFO: before exit token=0123456789ab\.\(redacted\)\n.*ERROR: last line\n$/s);
   });
 });

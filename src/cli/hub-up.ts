@@ -84,7 +84,7 @@ export async function hubUp(flags: Values): Promise<number> {
 
   let log;
   try {
-    log = loggerFromEnv({ defaultLevel: 'info', ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
+    log = loggerFromEnv({ defaultLevel: 'info', coalesce: true, ...(v['log-format'] !== undefined ? { format: v['log-format'] as string } : {}) });
   } catch (e) {
     throw new UsageError((e as Error).message, CMD);
   }

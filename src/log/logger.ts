@@ -38,6 +38,12 @@ export interface LoggerOptions {
   decorate?: boolean;
   /** Clock for the timestamps (tests). */
   now?: () => Date;
+  /**
+   * Lines logged in one turn of the event loop go out in one write, after that turn's
+   * microtasks (a busy daemon: one system call instead of one per line), and at process exit.
+   * Default false: every line is written at once.
+   */
+  coalesce?: boolean;
 }
 
 /**
@@ -84,6 +90,35 @@ function textValue(v: string | number | boolean | null): string {
   return s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s;
 }
 
+// Flushes of coalescing loggers, run at process exit (process.exit() skips pending microtasks).
+let atExit: Set<() => void> | null = null;
+function flushAtExit(flush: () => void): void {
+  if (atExit === null) {
+    const set = (atExit = new Set());
+    process.on('exit', () => {
+      for (const f of set) f();
+    });
+  }
+  atExit.add(flush);
+}
+
+/** Lines written through `out` at most once per turn (see {@link LoggerOptions.coalesce}). */
+function coalescing(out: { write(text: string): unknown }): (text: string) => void {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    out.write(text);
+  };
+  flushAtExit(flush);
+  return (text) => {
+    pending.push(text);
+    if (pending.length === 1) queueMicrotask(flush);
+    else if (pending.length >= 256) flush();
+  };
+}
+
 /** Create a logger. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const threshold = RANK[opts.level ?? 'info'];
@@ -92,6 +127,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const decorate = opts.decorate ?? true;
   const now = opts.now ?? (() => new Date());
   const enabled = (level: LogLevel) => out !== null && RANK[level] <= threshold;
+  const write = out === null ? () => undefined : opts.coalesce ? coalescing(out) : (text: string) => void out.write(text);
   const log = ((level: LogLevel, message: string, fields?: LogFields) => {
     if (!enabled(level)) return;
     const entries = fields === undefined ? [] : Object.entries(fields).filter((e): e is [string, string | number | boolean | null] => e[1] !== undefined);
@@ -102,7 +138,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       const kv = entries.map(([k, v]) => ` ${k}=${textValue(v)}`).join('');
       line = decorate ? `${now().toISOString()} ${level.toUpperCase()}: ${message}${kv}` : `${message}${kv}`;
     }
-    out!.write(redact(line) + '\n');
+    write(redact(line) + '\n');
   }) as Logger;
   log.enabled = enabled;
   return log;
@@ -120,13 +156,19 @@ export function logEnabled(log: Log | Logger, level: LogLevel): boolean {
  * @throws Error for a bad level or format
  */
 export function loggerFromEnv(
-  opts: { defaultLevel?: LogThreshold; format?: string; out?: LoggerOptions['out']; decorate?: boolean } = {},
+  opts: { defaultLevel?: LogThreshold; format?: string; out?: LoggerOptions['out']; decorate?: boolean; coalesce?: boolean } = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Logger {
   const level = env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL) : (opts.defaultLevel ?? 'info');
   const fmt = opts.format ?? env.TSGUARD_LOG_FORMAT;
   const format = fmt === undefined ? 'text' : parseLogFormat(fmt, opts.format !== undefined ? '--log-format' : 'TSGUARD_LOG_FORMAT');
-  return createLogger({ level, format, ...(opts.out !== undefined ? { out: opts.out } : {}), ...(opts.decorate !== undefined ? { decorate: opts.decorate } : {}) });
+  return createLogger({
+    level,
+    format,
+    ...(opts.out !== undefined ? { out: opts.out } : {}),
+    ...(opts.decorate !== undefined ? { decorate: opts.decorate } : {}),
+    ...(opts.coalesce !== undefined ? { coalesce: opts.coalesce } : {}),
+  });
 }
 
 /**
