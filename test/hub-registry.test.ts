@@ -348,6 +348,25 @@ describe.each(backends.filter((b) => b.name === 'sqlite' || pgAvailable))('Regis
     });
   });
 
+  it('getPeers reads many peers at once, in the order asked, null for missing ones', async () => {
+    const reg = await open(tmp(), '10.9.0.0/20');
+    const made = [];
+    for (let i = 0; i < 620; i++) made.push(await reg.addPeer(dev(`g${i}`)));
+    const keys = [
+      { kind: 'device' as const, name: 'g619' },
+      { kind: 'agent' as const, name: 'g0' },
+      ...made.slice(0, 610).map((p) => ({ kind: p.kind, name: p.name })),
+      { kind: 'device' as const, name: 'missing' },
+    ];
+    const got = await reg.getPeers(keys);
+    expect(got).toHaveLength(keys.length);
+    expect(got[0]).toEqual(await reg.getPeer('device', 'g619'));
+    expect(got[1]).toBeNull();
+    expect(got.slice(2, 612).map((p) => p?.ipv4)).toEqual(made.slice(0, 610).map((p) => p.ipv4));
+    expect(got[612]).toBeNull();
+    expect(await reg.getPeers([])).toEqual([]);
+  });
+
   describe('replaceSource', () => {
     it('adds, removes and updates one source in one go, skipping a bad entry', async () => {
       const reg = await open(tmp(), '10.9.0.0/24');

@@ -352,7 +352,7 @@ export class Hub {
 
   /**
    * Apply what changed in the registry since the last call: the peers named
-   * by the change log are read one by one (all of them only after a reset of
+   * by the change log are read together (all of them only after a reset of
    * the log). Concurrent calls share one run (and a call during a run causes
    * one more). On a store failure the live peers stay as they are and the
    * next call retries. Resolves when the registry's state at the time of the
@@ -382,8 +382,8 @@ export class Hub {
         if (this.#stopped) return;
         this.#reconcileWith(records);
       } else {
-        const recs: Array<{ kind: PeerKind; name: string; rec: PeerRecord | null }> = [];
-        for (const p of batch.peers) recs.push({ kind: p.kind, name: p.name, rec: await this.registry.getPeer(p.kind, p.name) });
+        const found = await this.registry.getPeers(batch.peers);
+        const recs = batch.peers.map((p, i) => ({ kind: p.kind, name: p.name, rec: found[i]! }));
         if (this.#stopped) return;
         this.runtime.batch(() => {
           for (const { kind, name, rec } of recs) {

@@ -45,7 +45,7 @@ import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
 import { replaceSourceTx, validateDesired } from './sources.js';
-import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
+import { markChanged, peerRow, peerRowById, peerRows, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
 import { migratePostgres } from './schema-postgres.js';
 import { migrateSqlite } from './schema-sqlite.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -286,6 +286,17 @@ export class Registry {
       const r = await peerRow(ctx.tx, kind, name);
       return r ? toRecord(r) : null;
     });
+  }
+
+  /**
+   * The peers `kind/name` of `keys`, read together in one read transaction,
+   * in the order of `keys`; null for one that does not exist.
+   */
+  async getPeers(keys: readonly { kind: PeerKind; name: string }[]): Promise<(PeerRecord | null)[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.#read('read', (ctx) => peerRows(ctx.tx, keys));
+    const found = new Map(rows.map((r) => [`${r.kind}/${r.name}`, toRecord(r)]));
+    return keys.map((k) => found.get(`${k.kind}/${k.name}`) ?? null);
   }
 
   /** The peer with this public key (base64), or null. */

@@ -91,6 +91,25 @@ export function peerRow(tx: Tx, kind: string, name: string): Promise<PeerRow | u
   return tx.get<PeerRow>('SELECT * FROM peers WHERE kind = ? AND name = ?', [kind, name]);
 }
 
+/** The peers named in `keys` that exist (any order), a few statements for any number of names. */
+export async function peerRows(tx: Tx, keys: readonly { kind: string; name: string }[]): Promise<PeerRow[]> {
+  const byKind = new Map<string, string[]>();
+  for (const k of keys) {
+    let names = byKind.get(k.kind);
+    if (names === undefined) byKind.set(k.kind, (names = []));
+    names.push(k.name);
+  }
+  const rows: PeerRow[] = [];
+  for (const [kind, names] of byKind) {
+    // Chunks stay far below both backends' limits on bound parameters.
+    for (let i = 0; i < names.length; i += 500) {
+      const chunk = names.slice(i, i + 500);
+      rows.push(...(await tx.all<PeerRow>(`SELECT * FROM peers WHERE kind = ? AND name IN (${chunk.map(() => '?').join(', ')})`, [kind, ...chunk])));
+    }
+  }
+  return rows;
+}
+
 /** The peer with row id `id` (which must exist). */
 export async function peerRowById(tx: Tx, id: number): Promise<PeerRow> {
   return (await tx.get<PeerRow>('SELECT * FROM peers WHERE id = ?', [id]))!;
