@@ -15,11 +15,17 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 
-/** `n` distinct agents `{ agent_id: PREFIX<i>, public_key }` with fresh X25519 keys. */
+/**
+ * `n` distinct agents `{ agent_id: PREFIX<i>, public_key }` with fresh X25519 keys. The public key
+ * comes DER-encoded from the key generation itself (its last 32 bytes): exporting KeyObjects as JWK
+ * in a loop deadlocked Node 20 here (a GC during the export finalised a key-generation job that
+ * waited for the mutex the export held).
+ */
 export function makeAgents(n, prefix) {
+  const enc = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } };
   return Array.from({ length: n }, (_, i) => {
-    const jwk = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' });
-    return { agent_id: `${prefix}${i}`, public_key: Buffer.from(jwk.x, 'base64url').toString('base64') };
+    const der = generateKeyPairSync('x25519', enc).publicKey;
+    return { agent_id: `${prefix}${i}`, public_key: der.subarray(der.length - 32).toString('base64') };
   });
 }
 
