@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <cstring>
+
 #include <cerrno>
 
 #include <net/if.h>
@@ -101,6 +103,20 @@ bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
     napi_fatal_exception(env, exc);
   }
   return false;
+}
+
+Napi::ArrayBuffer PackBatch(Napi::Env env, const Span* spans, size_t count) {
+  size_t bytes = count * sizeof(uint32_t);
+  for (size_t i = 0; i < count; i++) bytes += spans[i].len;
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
+  uint8_t* base = static_cast<uint8_t*>(ab.Data());
+  uint8_t* at = base + count * sizeof(uint32_t);
+  for (size_t i = 0; i < count; i++) {
+    std::memcpy(base + i * sizeof(uint32_t), &spans[i].len, sizeof(uint32_t));
+    std::memcpy(at, spans[i].data, spans[i].len);
+    at += spans[i].len;
+  }
+  return ab;
 }
 
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code) {

@@ -36,6 +36,17 @@ Napi::Value ThrowType(Napi::Env env, const std::string& message,
 bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
             Napi::AsyncContext* ctx, std::initializer_list<napi_value> args);
 
+// One packet of a batch for PackBatch.
+struct Span {
+  const uint8_t* data;
+  uint32_t len;
+};
+
+// A batch of packets for one JavaScript callback as one ArrayBuffer: `count` uint32 lengths (native
+// byte order), then the packets back to back (JavaScript cuts views from it: src/io/packet-batch.ts).
+// One allocation per batch instead of one Buffer per packet.
+Napi::ArrayBuffer PackBatch(Napi::Env env, const Span* spans, size_t count);
+
 // Throws a RangeError with `.code = code` and returns undefined.
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");
 

@@ -240,7 +240,9 @@ void Tun::ReadBatches() {
   Napi::Object self = Value();  // pins the wrapper while JS runs
   for (int round = 0; round < kMaxBatchesPerWake; round++) {
     Napi::HandleScope scope(env);
-    Napi::Array packets = Napi::Array::New(env);
+    // The round's packets, back to back in split_ (lengths in split_lens_).
+    split_.clear();
+    split_lens_.clear();
     uint32_t n = 0;
     int reads = 0;
     int err = 0;
@@ -254,7 +256,9 @@ void Tun::ReadBatches() {
       if (r == 0) break;
       reads++;
       if (!vnet_) {
-        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buf_.get(), static_cast<size_t>(r)));
+        split_.insert(split_.end(), buf_.get(), buf_.get() + r);
+        split_lens_.push_back(static_cast<uint32_t>(r));
+        n++;
         rx_packets_++;
         rx_bytes_ += static_cast<uint64_t>(r);
         continue;
@@ -264,25 +268,28 @@ void Tun::ReadBatches() {
         continue;
       }
       const offload::VnetHdr h = offload::DecodeVnetHdr(buf_.get());
-      split_.clear();
-      split_lens_.clear();
+      const size_t before = split_lens_.size();
       if (offload::GsoSplit(h, buf_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen, &split_, &split_lens_) !=
           offload::SplitResult::kSplit) {
         rx_malformed_++;
         continue;
       }
-      if (split_lens_.size() > 1) rx_gso_++;
-      size_t at = 0;
-      for (uint32_t len : split_lens_) {
-        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, split_.data() + at, len));
-        at += len;
+      if (split_lens_.size() - before > 1) rx_gso_++;
+      for (size_t i = before; i < split_lens_.size(); i++) {
+        n++;
         rx_packets_++;
-        rx_bytes_ += len;
+        rx_bytes_ += split_lens_[i];
       }
     }
     if (n > 0) {
       rx_batches_++;
-      CallJs(env, on_packets_, self, async_.get(), {packets});
+      spans_.resize(n);
+      const uint8_t* at = split_.data();
+      for (uint32_t i = 0; i < n; i++) {
+        spans_[i] = Span{at, split_lens_[i]};
+        at += split_lens_[i];
+      }
+      CallJs(env, on_packets_, self, async_.get(), {PackBatch(env, spans_.data(), n), Napi::Number::New(env, n)});
       // The callback may have stopped or closed us.
       if (fd_ < 0 || !reading_) return;
     }

@@ -41,6 +41,8 @@ export class AeadBatch {
   ok = new Uint8Array(INITIAL_JOBS);
   #keyCount = 0;
   readonly #keyIndex = new Map<Uint8Array, number>();
+  #lastKey: Uint8Array | null = null;
+  #lastK = 0;
 
   /** @param seal true: a batch of seals; false: of opens */
   constructor(readonly seal: boolean) {}
@@ -55,13 +57,16 @@ export class AeadBatch {
     if (offset < 0 || offset + len + (this.seal ? TAG_LEN : 0) > buf.length || (!this.seal && len < TAG_LEN)) {
       throw new RangeError(`AeadBatch.add: range ${offset}+${len} does not fit a ${buf.length}-byte buffer`);
     }
-    let k = this.#keyIndex.get(key);
+    // Consecutive jobs mostly share a key: check the previous one before the map.
+    let k = key === this.#lastKey ? this.#lastK : this.#keyIndex.get(key);
     if (k === undefined) {
       k = this.#keyCount++;
       if (k === this.keys.length) this.keys.push(new Uint8Array(KEY_LEN));
       this.keys[k]!.set(key);
       this.#keyIndex.set(key, k);
     }
+    this.#lastKey = key;
+    this.#lastK = k;
     const i = this.length++;
     if (i === this.ok.length) this.#grow();
     const r = i * AEAD_ROW;
@@ -80,6 +85,7 @@ export class AeadBatch {
     for (let k = 0; k < this.#keyCount; k++) this.keys[k]!.fill(0);
     this.#keyCount = 0;
     this.#keyIndex.clear();
+    this.#lastKey = null;
     this.bufs.length = 0;
     this.length = 0;
   }

@@ -358,15 +358,26 @@ export class Device {
    * at the flush, in the order they were produced; protocol decisions
    * (replay window, sessions, timers, roaming) are the same as outside a
    * batch. Inside a batch the device owns the datagrams given to
-   * {@link Device.receiveDatagram}: they are decrypted in place.
+   * {@link Device.receiveDatagram}: they are decrypted in place. The
+   * monotonic clock is read once per outermost batch: all of its packets
+   * (and its flush) see that instant.
    */
   batch<T>(fn: () => T): T {
     const s = this.#s;
-    s.batchDepth++;
+    if (s.batchDepth++ === 0) {
+      s.timeFrozen = true;
+      s.frozenNow = Number.NaN;
+    }
     try {
       return fn();
     } finally {
-      if (--s.batchDepth === 0) this.flush();
+      if (--s.batchDepth === 0) {
+        try {
+          this.flush();
+        } finally {
+          s.timeFrozen = false;
+        }
+      }
     }
   }
 

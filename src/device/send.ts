@@ -19,7 +19,7 @@ import type { Keypair } from '../session/keypair.js';
 import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI, REKEY_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
 import type { Peer } from './peer.js';
 import { beginSession } from './sessions.js';
-import { drop, type DeviceState } from './state.js';
+import { drop, ownBytes, type DeviceState } from './state.js';
 import { timersAuthenticatedSent, timersAuthenticatedTraversal, timersDataSent, timersHandshakeInitiated } from './timers.js';
 
 /** Size of the blocks outgoing datagrams are carved from. */
@@ -48,7 +48,7 @@ export function sendPacketTo(d: DeviceState, peer: Peer, packet: Uint8Array): vo
     peer.txDropped++;
     drop(d, 'stagedOverflow');
   }
-  peer.staged.push(packet);
+  peer.staged.push(ownBytes(packet));
   sendStaged(d, peer);
 }
 

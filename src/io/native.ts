@@ -71,8 +71,8 @@ export interface NativeTun {
   readonly name: string;
   /** The file descriptor, or -1 once closed. */
   readonly fd: number;
-  /** Starts reading: `onPackets` gets batches of packets, `onError` a fatal error (reading stops). */
-  start(onPackets: (packets: Buffer[]) => void, onError: (err: NativeError) => void): void;
+  /** Starts reading: `onPackets` gets batches of packets packed in one buffer (src/io/packet-batch.ts), `onError` a fatal error (reading stops). */
+  start(onPackets: (batch: ArrayBuffer, count: number) => void, onError: (err: NativeError) => void): void;
   /** Stops reading (the interface stays). */
   stop(): void;
   /** Writes the first `count` (default all) packets; returns how many were written. Never throws for per-packet errors. */
@@ -140,15 +140,16 @@ export interface NativeUdp {
   /** Sets SO_MARK (0 clears). Needs CAP_NET_ADMIN. */
   setFwmark(mark: number): void;
   /**
-   * Starts receiving. Before each `onDatagrams` call the source of
-   * `datas[i]` is written to `sources` at `i * ENDPOINT_RECORD_LEN` (an
+   * Starts receiving. `onDatagrams` gets `count` datagrams packed in one
+   * buffer (src/io/packet-batch.ts); before each call the source of
+   * datagram i is written to `sources` at `i * ENDPOINT_RECORD_LEN` (an
    * endpoint record, see {@link NativeBinding.encodeEndpoint}; `sources`
    * holds 128 of them). `onError` gets fatal receive errors (reading stops);
    * `onSendError`, if given, gets per-datagram send errors asynchronously
    * (at most 64 per loop iteration are kept; all are counted).
    */
   start(
-    onDatagrams: (datas: Buffer[]) => void,
+    onDatagrams: (batch: ArrayBuffer, count: number) => void,
     onError: (err: NativeError) => void,
     onSendError: ((err: NativeError) => void) | undefined,
     sources: Uint8Array,

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { unpackBatch } from './packet-batch.js';
 import { loadNative, NativeHandle, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
 
 export type { NativeError } from './native.js';
@@ -15,8 +16,13 @@ export type { NativeError } from './native.js';
 /** Counters of a {@link Tun}; see {@link NativeTunStats}. */
 export type TunStats = NativeTunStats;
 
-/** Receives a batch of IP packets read from the interface (up to 64 reads, each maybe split into several packets). The buffers are the callee's. */
-export type TunPacketsHandler = (packets: Buffer[]) => void;
+/**
+ * Receives a batch of IP packets read from the interface (up to 64 reads,
+ * each maybe split into several packets). The packets are the callee's; they
+ * are views of one buffer per batch. `packets` is reused by the next call:
+ * keep the packets, not the array.
+ */
+export type TunPacketsHandler = (packets: readonly Uint8Array[]) => void;
 
 /**
  * Receives a fatal error; reading has stopped. `err.code === 'ELINKGONE'`
@@ -64,7 +70,8 @@ export class Tun extends NativeHandle<NativeTun> {
    * again replaces the handlers.
    */
   start(onPackets: TunPacketsHandler, onError: TunErrorHandler): void {
-    this.native.start(onPackets, onError);
+    const packets: Uint8Array[] = [];
+    this.native.start((batch, count) => onPackets(unpackBatch(batch, count, packets)), onError);
   }
 
   /** Stops reading; packets queue up in the kernel (and are then dropped by it). */
