@@ -105,11 +105,11 @@ bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
   return false;
 }
 
-Napi::ArrayBuffer PackBatch(Napi::Env env, const Span* spans, size_t count) {
+Napi::Buffer<uint8_t> PackBatch(Napi::Env env, const Span* spans, size_t count) {
   size_t bytes = count * sizeof(uint32_t);
   for (size_t i = 0; i < count; i++) bytes += spans[i].len;
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
-  uint8_t* base = static_cast<uint8_t*>(ab.Data());
+  Napi::Buffer<uint8_t> ab = Napi::Buffer<uint8_t>::New(env, bytes);
+  uint8_t* base = ab.Data();
   uint8_t* at = base + count * sizeof(uint32_t);
   for (size_t i = 0; i < count; i++) {
     std::memcpy(base + i * sizeof(uint32_t), &spans[i].len, sizeof(uint32_t));

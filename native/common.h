@@ -42,10 +42,10 @@ struct Span {
   uint32_t len;
 };
 
-// A batch of packets for one JavaScript callback as one ArrayBuffer: `count` uint32 lengths (native
-// byte order), then the packets back to back (JavaScript cuts views from it: src/io/packet-batch.ts).
-// One allocation per batch instead of one Buffer per packet.
-Napi::ArrayBuffer PackBatch(Napi::Env env, const Span* spans, size_t count);
+// A batch of packets for one JavaScript callback as one Buffer: `count` uint32 lengths (native byte
+// order), then the packets back to back (JavaScript cuts views from it: src/io/packet-batch.ts).
+// One allocation per batch instead of one Buffer per packet, not zero-filled (all of it is written).
+Napi::Buffer<uint8_t> PackBatch(Napi::Env env, const Span* spans, size_t count);
 
 // Throws a RangeError with `.code = code` and returns undefined.
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");

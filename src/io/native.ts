@@ -72,7 +72,7 @@ export interface NativeTun {
   /** The file descriptor, or -1 once closed. */
   readonly fd: number;
   /** Starts reading: `onPackets` gets batches of packets packed in one buffer (src/io/packet-batch.ts), `onError` a fatal error (reading stops). */
-  start(onPackets: (batch: ArrayBuffer, count: number) => void, onError: (err: NativeError) => void): void;
+  start(onPackets: (batch: Buffer, count: number) => void, onError: (err: NativeError) => void): void;
   /** Stops reading (the interface stays). */
   stop(): void;
   /** Writes the first `count` (default all) packets; returns how many were written. Never throws for per-packet errors. */
@@ -149,7 +149,7 @@ export interface NativeUdp {
    * (at most 64 per loop iteration are kept; all are counted).
    */
   start(
-    onDatagrams: (batch: ArrayBuffer, count: number) => void,
+    onDatagrams: (batch: Buffer, count: number) => void,
     onError: (err: NativeError) => void,
     onSendError: ((err: NativeError) => void) | undefined,
     sources: Uint8Array,
