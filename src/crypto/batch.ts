@@ -12,8 +12,11 @@
 import type { CryptoProvider } from './provider.js';
 import { KEY_LEN, TAG_LEN } from './provider.js';
 
-/** Numbers per job in {@link AeadBatch.table}: key index, counter lo, counter hi, offset, length. */
-export const AEAD_ROW = 5;
+/**
+ * Numbers per job in {@link AeadBatch.table}: key index, counter lo, counter
+ * hi, offset (in the job's buffer), length, store index, offset in the store.
+ */
+export const AEAD_ROW = 7;
 
 const INITIAL_JOBS = 128;
 
@@ -35,6 +38,13 @@ export class AeadBatch {
   readonly keys: Uint8Array[] = [];
   /** The buffer of each job. */
   readonly bufs: Uint8Array[] = [];
+  /**
+   * One view of the whole backing buffer of each distinct job buffer
+   * (`table[7i+5]` indexes this, `table[7i+6]` is the job's offset in it):
+   * a batch whose packets share a few buffers crosses to the addon as those
+   * few views and a table of numbers, not an object per packet.
+   */
+  readonly stores: Uint8Array[] = [];
   /** Rows of {@link AEAD_ROW} numbers per job. */
   table = new Uint32Array(INITIAL_JOBS * AEAD_ROW);
   /** Per job, after the batch ran: 1 sealed / authentic, 0 failed. */
@@ -43,6 +53,9 @@ export class AeadBatch {
   readonly #keyIndex = new Map<Uint8Array, number>();
   #lastKey: Uint8Array | null = null;
   #lastK = 0;
+  readonly #storeIndex = new Map<ArrayBufferLike, number>();
+  #lastStore: ArrayBufferLike | null = null;
+  #lastS = 0;
 
   /** @param seal true: a batch of seals; false: of opens */
   constructor(readonly seal: boolean) {}
@@ -67,6 +80,15 @@ export class AeadBatch {
     }
     this.#lastKey = key;
     this.#lastK = k;
+    const backing = buf.buffer;
+    let st = backing === this.#lastStore ? this.#lastS : this.#storeIndex.get(backing);
+    if (st === undefined) {
+      st = this.stores.length;
+      this.stores.push(new Uint8Array(backing));
+      this.#storeIndex.set(backing, st);
+    }
+    this.#lastStore = backing;
+    this.#lastS = st;
     const i = this.length++;
     if (i === this.ok.length) this.#grow();
     const r = i * AEAD_ROW;
@@ -76,6 +98,8 @@ export class AeadBatch {
     t[r + 2] = hi;
     t[r + 3] = offset;
     t[r + 4] = len;
+    t[r + 5] = st;
+    t[r + 6] = buf.byteOffset + offset;
     this.bufs.push(buf);
     return i;
   }
@@ -86,6 +110,9 @@ export class AeadBatch {
     this.#keyCount = 0;
     this.#keyIndex.clear();
     this.#lastKey = null;
+    this.stores.length = 0;
+    this.#storeIndex.clear();
+    this.#lastStore = null;
     this.bufs.length = 0;
     this.length = 0;
   }
