@@ -41,6 +41,14 @@ export interface DeviceOptions {
   mtu?: number;
   /** Uniform random number in [0, 1) for timer jitter; default Math.random. */
   random?: () => number;
+  /**
+   * True when the sink is done with every datagram once the outermost
+   * {@link Device.batch} that produced it has returned (it sends or copies
+   * them by then, as the I/O shell does): each outermost batch then carves
+   * its transport datagrams from the start of the same block again instead
+   * of from fresh memory. Default false: datagrams are never reused.
+   */
+  reuseDatagrams?: boolean;
 }
 
 /**
@@ -103,6 +111,7 @@ export class Device {
   constructor(opts: DeviceOptions) {
     this.#s = new DeviceState(opts.io, opts.clock ?? systemClock, opts.crypto ?? getCrypto(), opts.random ?? Math.random);
     this.#s.mtu = opts.mtu ?? DEFAULT_MTU;
+    this.#s.reuseDatagrams = opts.reuseDatagrams ?? false;
   }
 
   // ─── configuration ────────────────────────────────────────────────────────
@@ -367,6 +376,7 @@ export class Device {
     if (s.batchDepth++ === 0) {
       s.timeFrozen = true;
       s.frozenNow = Number.NaN;
+      if (s.reuseDatagrams) s.arenaUsed = 0;
     }
     try {
       return fn();

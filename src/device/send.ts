@@ -83,13 +83,16 @@ function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Ar
   const plen = packet.length;
   const padded = paddedLength(plen, d.mtu);
   const out = datagramBuffer(d, TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
-  out[0] = MSG_TRANSPORT;
+  // Every byte is written (the block may hold an earlier batch's datagram): type, 3 reserved zero
+  // bytes, index, counter, plaintext, zero padding, tag.
+  writeU32(out, 0, MSG_TRANSPORT);
   writeU32(out, 4, kp.remoteIndex);
   writeU32(out, 8, kp.sendLo);
   writeU32(out, 12, kp.sendHi);
   if (d.batchDepth > 0) {
-    // Sealed in place with the rest of the batch at the flush; the padding is already zero.
+    // Sealed in place with the rest of the batch at the flush.
     out.set(packet, TRANSPORT_HEADER_SIZE);
+    if (padded !== plen) out.fill(0, TRANSPORT_HEADER_SIZE + plen, TRANSPORT_HEADER_SIZE + padded);
     d.seals.add(kp.send, kp.sendLo, kp.sendHi, out, TRANSPORT_HEADER_SIZE, padded);
   } else {
     let plain = packet;
@@ -104,7 +107,7 @@ function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Ar
   sendTo(d, peer, out);
 }
 
-/** Zeroed bytes for one outgoing datagram, carved from the device's current block (fewer allocations than one array each). */
+/** Bytes for one outgoing datagram, carved from the device's current block (fewer allocations than one array each); the caller writes all of them. */
 function datagramBuffer(d: DeviceState, size: number): Uint8Array {
   let off = d.arenaUsed;
   if (off + size > d.arena.length) {

@@ -67,9 +67,11 @@ export class DeviceState {
   readonly opens = new AeadBatch(false);
   readonly rxKeypair: Keypair[] = [];
   readonly rxFrom: Endpoint[] = [];
-  /** Where outgoing transport datagrams are carved from (a fresh zeroed block when full, never reused). */
+  /** Where outgoing transport datagrams are carved from (a fresh block when full). */
   arena = new Uint8Array(0);
   arenaUsed = 0;
+  /** DeviceOptions.reuseDatagrams: each outermost batch starts carving at the start of the block again. */
+  reuseDatagrams = false;
 
   constructor(
     readonly io: DeviceIo,
