@@ -7,6 +7,7 @@
 #include "common.h"
 #include "crypto_pool.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <cstdint>
@@ -23,22 +24,39 @@ constexpr size_t kMinParallel = 8;
 // A pool thread takes at least this many packets at a time.
 constexpr size_t kMinChunk = 4;
 
-// The calling thread's two contexts, set to ChaCha20-Poly1305 once; freed with the thread.
+// The calling thread's two contexts, set to ChaCha20-Poly1305 once; freed with the thread. Each
+// remembers the key it holds: consecutive packets of a session only set the nonce (OpenSSL then
+// skips the key schedule and its copies).
 struct Contexts {
   EVP_CIPHER_CTX* seal = EVP_CIPHER_CTX_new();
   EVP_CIPHER_CTX* open = EVP_CIPHER_CTX_new();
+  uint8_t sealKey[kKeyLen] = {};
+  uint8_t openKey[kKeyLen] = {};
+  bool sealKeyed = false;
+  bool openKeyed = false;
   bool ok = seal != nullptr && open != nullptr &&
             EVP_EncryptInit_ex(seal, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1 &&
             EVP_DecryptInit_ex(open, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1;
   ~Contexts() {
     EVP_CIPHER_CTX_free(seal);
     EVP_CIPHER_CTX_free(open);
+    OPENSSL_cleanse(sealKey, sizeof sealKey);
+    OPENSSL_cleanse(openKey, sizeof openKey);
   }
 };
 
 Contexts& Ctx() {
   static thread_local Contexts holder;
   return holder;
+}
+
+// The key to pass to EVP_*Init_ex: null when `ctx` already holds `key` (only the nonce changes), else
+// `key`, remembered in `held`. A failed init forgets it (`keyed` is cleared by the caller on failure).
+const uint8_t* KeyFor(const uint8_t* key, uint8_t held[kKeyLen], bool* keyed) {
+  if (*keyed && CRYPTO_memcmp(held, key, kKeyLen) == 0) return nullptr;
+  std::memcpy(held, key, kKeyLen);
+  *keyed = true;
+  return key;
 }
 
 void Nonce(uint8_t nonce[12], uint32_t lo, uint32_t hi) {
@@ -54,8 +72,12 @@ bool SealOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* pt, si
   uint8_t nonce[12];
   Nonce(nonce, lo, hi);
   int n = 0, fin = 0, adOut = 0;
-  return c.ok && EVP_EncryptInit_ex(c.seal, nullptr, nullptr, key, nonce) == 1 &&
-         (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+  if (!c.ok) return false;
+  if (EVP_EncryptInit_ex(c.seal, nullptr, nullptr, KeyFor(key, c.sealKey, &c.sealKeyed), nonce) != 1) {
+    c.sealKeyed = false;
+    return false;
+  }
+  return (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
          (len == 0 || EVP_EncryptUpdate(c.seal, dst, &n, pt, static_cast<int>(len)) == 1) &&
          EVP_EncryptFinal_ex(c.seal, dst + n, &fin) == 1 &&
          EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
@@ -72,7 +94,9 @@ bool OpenOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* ct, si
   uint8_t tag[kTagLen];
   std::memcpy(tag, ct + ptLen, kTagLen);
   int n = 0, fin = 0, adOut = 0;
-  const bool ok = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, key, nonce) == 1 &&
+  const bool inited = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, KeyFor(key, c.openKey, &c.openKeyed), nonce) == 1;
+  if (!inited) c.openKeyed = false;
+  const bool ok = inited &&
                   (adLen == 0 || EVP_DecryptUpdate(c.open, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
                   (ptLen == 0 || EVP_DecryptUpdate(c.open, dst, &n, ct, static_cast<int>(ptLen)) == 1) &&
                   EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
