@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tsg {
 
@@ -46,6 +47,13 @@ struct Span {
 // order), then the packets back to back (JavaScript cuts views from it: src/io/packet-batch.ts).
 // One allocation per batch instead of one Buffer per packet, not zero-filled (all of it is written).
 Napi::Buffer<uint8_t> PackBatch(Napi::Env env, const Span* spans, size_t count);
+
+// Packets given as views of a few stores (src/util/store-table.ts): `stores` a JS array of
+// Uint8Arrays, `views` a Uint32Array of (store index, byte offset, length) per packet. Resolves the
+// first `count` into ptrs/lens; on a wrong type or a range outside its store it throws a TypeError or
+// RangeError naming `what` and returns false (nothing resolved is used then).
+bool ResolveViews(Napi::Env env, const Napi::Value& stores, const Napi::Value& views, uint32_t count, const char* what,
+                  std::vector<const uint8_t*>* ptrs, std::vector<size_t>* lens);
 
 // Throws a RangeError with `.code = code` and returns undefined.
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");

@@ -319,37 +319,30 @@ void Tun::Fail(int err, const char* syscall) {
   CallJs(env, on_error, self, async_.get(), {e.Value()});
 }
 
+// writePackets(stores, views, count?): the packets are views of stores (src/util/store-table.ts).
 Napi::Value Tun::WritePackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArray()) {
-    return ThrowType(env, "Tun.writePackets(packets, count?): packets must be an array of Uint8Array");
+  if (info.Length() < 2 || !info[1].IsTypedArray()) {
+    return ThrowType(env, "Tun.writePackets(stores, views, count?): stores must be an array of Uint8Array, views a Uint32Array");
   }
-  Napi::Array arr = info[0].As<Napi::Array>();
-  uint32_t count = arr.Length();
-  if (info.Length() >= 2 && !info[1].IsUndefined()) {
-    if (!info[1].IsNumber()) return ThrowType(env, "Tun.writePackets: count must be a number");
-    double c = info[1].As<Napi::Number>().DoubleValue();
+  const size_t rows = info[1].As<Napi::TypedArray>().ElementLength() / 3;
+  uint32_t count = rows > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(rows);
+  if (info.Length() >= 3 && !info[2].IsUndefined()) {
+    if (!info[2].IsNumber()) return ThrowType(env, "Tun.writePackets: count must be a number");
+    double c = info[2].As<Napi::Number>().DoubleValue();
     if (!(c >= 0) || c > count || c != static_cast<double>(static_cast<uint32_t>(c))) {
-      Napi::RangeError e = Napi::RangeError::New(env, "Tun.writePackets: count must be an integer between 0 and packets.length");
+      Napi::RangeError e = Napi::RangeError::New(env, "Tun.writePackets: count must be an integer between 0 and the views in the table");
       e.Value().Set("code", "ERR_OUT_OF_RANGE");
       e.ThrowAsJavaScriptException();
       return env.Undefined();
     }
     count = static_cast<uint32_t>(c);
   }
+  if (!ResolveViews(env, info[0], info[1], count, "Tun.writePackets", &wptrs_, &wlens_)) return env.Undefined();
   if (fd_ < 0) {
     // Closed (e.g. while shutting down after ELINKGONE): drop, do not throw.
     tx_drops_ += count;
     return Napi::Number::New(env, 0);
-  }
-  wptrs_.resize(count);
-  wlens_.resize(count);
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    if (napi_get_element(env, arr, i, &v) != napi_ok) return env.Undefined();
-    if (!GetBytes(env, v, &wptrs_[i], &wlens_[i])) {
-      return ThrowType(env, "Tun.writePackets: packets[" + std::to_string(i) + "] is not a Uint8Array");
-    }
   }
   uint32_t written = 0;
   if (!coalesce_ || count < 2) {

@@ -10,6 +10,7 @@
  */
 
 import type { CryptoProvider } from './provider.js';
+import { StoreTable } from '../util/store-table.js';
 import { KEY_LEN, TAG_LEN } from './provider.js';
 
 /**
@@ -38,13 +39,7 @@ export class AeadBatch {
   readonly keys: Uint8Array[] = [];
   /** The buffer of each job. */
   readonly bufs: Uint8Array[] = [];
-  /**
-   * One view of the whole backing buffer of each distinct job buffer
-   * (`table[7i+5]` indexes this, `table[7i+6]` is the job's offset in it):
-   * a batch whose packets share a few buffers crosses to the addon as those
-   * few views and a table of numbers, not an object per packet.
-   */
-  readonly stores: Uint8Array[] = [];
+  readonly #stores = new StoreTable();
   /** Rows of {@link AEAD_ROW} numbers per job. */
   table = new Uint32Array(INITIAL_JOBS * AEAD_ROW);
   /** Per job, after the batch ran: 1 sealed / authentic, 0 failed. */
@@ -53,9 +48,6 @@ export class AeadBatch {
   readonly #keyIndex = new Map<Uint8Array, number>();
   #lastKey: Uint8Array | null = null;
   #lastK = 0;
-  readonly #storeIndex = new Map<ArrayBufferLike, number>();
-  #lastStore: ArrayBufferLike | null = null;
-  #lastS = 0;
 
   /** @param seal true: a batch of seals; false: of opens */
   constructor(readonly seal: boolean) {}
@@ -80,15 +72,7 @@ export class AeadBatch {
     }
     this.#lastKey = key;
     this.#lastK = k;
-    const backing = buf.buffer;
-    let st = backing === this.#lastStore ? this.#lastS : this.#storeIndex.get(backing);
-    if (st === undefined) {
-      st = this.stores.length;
-      this.stores.push(new Uint8Array(backing));
-      this.#storeIndex.set(backing, st);
-    }
-    this.#lastStore = backing;
-    this.#lastS = st;
+    const st = this.#stores.indexOf(buf);
     const i = this.length++;
     if (i === this.ok.length) this.#grow();
     const r = i * AEAD_ROW;
@@ -104,15 +88,23 @@ export class AeadBatch {
     return i;
   }
 
+  /**
+   * One view of the whole backing buffer of each distinct job buffer
+   * (`table[7i+5]` indexes this, `table[7i+6]` is the job's offset in it):
+   * a batch whose packets share a few buffers crosses to the addon as those
+   * few views and a table of numbers, not an object per packet.
+   */
+  get stores(): readonly Uint8Array[] {
+    return this.#stores.stores;
+  }
+
   /** Forget every job and zero the key snapshots (the arrays are kept for the next batch). */
   clear(): void {
     for (let k = 0; k < this.#keyCount; k++) this.keys[k]!.fill(0);
     this.#keyCount = 0;
     this.#keyIndex.clear();
     this.#lastKey = null;
-    this.stores.length = 0;
-    this.#storeIndex.clear();
-    this.#lastStore = null;
+    this.#stores.clear();
     this.bufs.length = 0;
     this.length = 0;
   }

@@ -36,7 +36,7 @@ interface AeadBinding {
 
 interface AeadBatchBinding {
   /** Seal or open `count` jobs in place (rows of {@link AEAD_ROW}); returns the number that failed. */
-  aeadBatch(seal: boolean, keys: Uint8Array[], stores: Uint8Array[], table: Uint32Array, count: number, ok: Uint8Array): number;
+  aeadBatch(seal: boolean, keys: Uint8Array[], stores: readonly Uint8Array[], table: Uint32Array, count: number, ok: Uint8Array): number;
   /** Threads a large batch runs on, the caller included. */
   cryptoThreads(): number;
 }

@@ -75,8 +75,12 @@ export interface NativeTun {
   start(onPackets: (batch: Buffer, count: number) => void, onError: (err: NativeError) => void): void;
   /** Stops reading (the interface stays). */
   stop(): void;
-  /** Writes the first `count` (default all) packets; returns how many were written. Never throws for per-packet errors. */
-  writePackets(packets: readonly Uint8Array[], count?: number): number;
+  /**
+   * Writes the first `count` (default all) packets of `views` (store index,
+   * offset, length per packet, over `stores`: src/util/store-table.ts);
+   * returns how many were written. Never throws for per-packet errors.
+   */
+  writePackets(stores: readonly Uint8Array[], views: Uint32Array, count?: number): number;
   /** Counters. */
   stats(): NativeTunStats;
   /** Stops reading and closes the fd (a non-persistent interface disappears). Idempotent. */
@@ -157,11 +161,12 @@ export interface NativeUdp {
   /** Stops receiving; queued sends are still flushed. */
   stop(): void;
   /**
-   * Sends `datas[i]` to the endpoint record at `records[i * ENDPOINT_RECORD_LEN]`
-   * for i < count (default datas.length), from the record's local source
-   * address when it has one. Returns the number of datagrams sent or queued.
+   * Sends datagram i (store index, offset, length at `views[3i]`, over
+   * `stores`: src/util/store-table.ts) to the endpoint record at
+   * `records[i * ENDPOINT_RECORD_LEN]` for i < count, from the record's local
+   * source address when it has one. Returns the number of datagrams sent or queued.
    */
-  sendBatch(datas: readonly Uint8Array[], records: Uint8Array, count?: number): number;
+  sendBatch(stores: readonly Uint8Array[], views: Uint32Array, records: Uint8Array, count: number): number;
   /** Sends one datagram to one endpoint record; returns true when it was sent or queued. */
   send(data: Uint8Array, record: Uint8Array): boolean;
   /** Counters. */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { StoreTable, viewTable } from '../util/store-table.js';
 import { unpackBatch } from './packet-batch.js';
 import { loadNative, NativeHandle, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
 
@@ -33,6 +34,9 @@ export type TunErrorHandler = (err: NativeError) => void;
 
 /** A TUN interface opened with `IFF_TUN | IFF_NO_PI` (and `IFF_VNET_HDR` with offloads), non-blocking. */
 export class Tun extends NativeHandle<NativeTun> {
+  readonly #stores = new StoreTable();
+  #views: Uint32Array = new Uint32Array(128 * 3);
+
   private constructor(native: NativeTun) {
     super(native);
   }
@@ -86,8 +90,16 @@ export class Tun extends NativeHandle<NativeTun> {
    * counted in `stats.txDrops`; refused ones in `stats.txErrors`. Writing to
    * a closed Tun drops. Returns the number of packets written.
    */
-  write(packets: readonly Uint8Array[], count?: number): number {
-    return this.native.writePackets(packets, count);
+  write(packets: readonly Uint8Array[], count = packets.length): number {
+    if (!(count >= 0 && count <= packets.length && Number.isInteger(count))) {
+      throw Object.assign(new RangeError(`Tun.write: count must be an integer between 0 and ${packets.length}, got ${count}`), { code: 'ERR_OUT_OF_RANGE' });
+    }
+    this.#views = viewTable(this.#stores, packets, count, this.#views);
+    try {
+      return this.native.writePackets(this.#stores.stores, this.#views, count);
+    } finally {
+      this.#stores.clear();
+    }
   }
 
   /** The interface MTU. */

@@ -6,6 +6,7 @@
 
 import type { Endpoint } from '../device/types.js';
 import { ENDPOINT_RECORD_LEN, ENDPOINT_RECORD_WORDS, EndpointInterner, endpointRecord, makeEndpoint } from './endpoint.js';
+import { StoreTable, viewTable } from '../util/store-table.js';
 import { unpackBatch } from './packet-batch.js';
 import { loadNative, NativeHandle, type NativeError, type NativeUdp, type NativeUdpStats, type UdpFamily } from './native.js';
 
@@ -58,6 +59,8 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
   readonly #froms: Endpoint[] = [];
   #tx32 = new Uint32Array(64 * ENDPOINT_RECORD_WORDS);
   #tx8 = new Uint8Array(this.#tx32.buffer);
+  readonly #stores = new StoreTable();
+  #views: Uint32Array = new Uint32Array(64 * 3);
 
   private constructor(native: NativeUdp, port: number, family: UdpFamily) {
     super(native);
@@ -163,9 +166,15 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
       this.#tx32 = new Uint32Array(words);
       this.#tx8 = new Uint8Array(this.#tx32.buffer);
     }
+    if (count > datas.length) throw new RangeError(`UdpSocket.sendBatch: count ${count} exceeds the ${datas.length} datagrams`);
     const t = this.#tx32;
     for (let i = 0; i < count; i++) t.set(endpointRecord(to[i]!), i * ENDPOINT_RECORD_WORDS);
-    return this.native.sendBatch(datas, this.#tx8, count);
+    this.#views = viewTable(this.#stores, datas, count, this.#views);
+    try {
+      return this.native.sendBatch(this.#stores.stores, this.#views, this.#tx8, count);
+    } finally {
+      this.#stores.clear();
+    }
   }
 
   /** Sends one datagram; see {@link UdpSocket.sendBatch}. Returns true when it was sent or queued. */
