@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // End-to-end benchmark of tsguard against wireguard-go (see bench/README.md).
 //
-//   npm run bench                 full run (10 s per iperf3 test)
-//   npm run bench -- --quick      quick run (3 s per test, < 3 minutes)
+//   npm run bench                 full run (10 s per iperf3 test, UDP offered at 1000 Mbit/s)
+//   npm run bench -- --quick      quick run (3 s per test, UDP offered at 300 and 1000 Mbit/s)
 //   npm run bench -- --wggo d0bc03c=/path/to/wireguard-go@d0bc03c   also compare that build (repeatable)
-// Options: --wggo NAME=PATH[@COMMIT] (adds pairs NAME_NAME and tsguard_NAME; tsguard is held against the fastest
-//          wireguard-go of the run), --rounds N (alternate the pairs N times, medians), --seconds N,
+// Options: --wggo NAME=PATH[@COMMIT] (adds pairs NAME_NAME and tsguard_NAME; tsguard is held against the best
+//          wireguard-go of the run on each figure), --rounds N (alternate the pairs N times, medians), --seconds N,
 //          --only wggo_wggo,tsguard_tsguard,tsguard_wggo,NAME_NAME,tsguard_NAME, --skip-traffic (no iperf3/ping),
-//          --skip-udp, --skip-ping, --skip-hub, --skip-handshakes,
+//          --skip-udp, --skip-ipv6 (no TCP over the IPv6 inner addresses), --skip-ping, --skip-hub, --skip-handshakes,
 //          --variant NAME:KEY=VALUE[,KEY=VALUE] (adds pair NAME: tsguard ↔ tsguard with that environment, repeatable),
-//          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N (300),
+//          --hub-peers N (10000), --hs-identities N (256), --hs-window N (120), --udp-mbps N[,N] (offered rates; full 1000, quick 300,1000),
 //          --registrations N (2000; quick 500), --reg-concurrency N (32), --skip-registration,
 //          --skip-multihub (two hubs on PostgreSQL: CLI change through hub B → live on hub A),
 //          --no-readme (do not rewrite the README section),
@@ -27,6 +27,7 @@ import { prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
 import { cliChangeAcrossHubs } from './lib/multihub.mjs';
 import { joinLatency, registrationRate } from './lib/registration.mjs';
+import { againstFastest, udpAt } from './lib/ratio.mjs';
 import { pairLabel, renderMarkdown, renderSvg, replaceSection } from './lib/render.mjs';
 import { defaultBuild, parseWggoArgs } from './lib/wggo.mjs';
 
@@ -46,7 +47,13 @@ const val = (f, def) => {
 };
 const quick = has('--quick');
 const SECONDS = Number(val('--seconds', quick ? 3 : 10));
-const UDP_MBPS = Number(val('--udp-mbps', 300));
+// Offered UDP rates, one iperf3 run each; the 1 Gbit/s one is what tsguard is held against wireguard-go on.
+const UDP_RATES = String(val('--udp-mbps', quick ? '300,1000' : '1000')).split(',').map(Number);
+if (UDP_RATES.some((n) => !Number.isFinite(n) || n <= 0)) {
+  process.stderr.write(`bench: --udp-mbps ${val('--udp-mbps', '')}: expected positive Mbit/s, comma-separated, e.g. --udp-mbps 300,1000\n`);
+  process.exit(2);
+}
+const SKIP_IPV6 = has('--skip-ipv6');
 const HUB_PEERS = Number(val('--hub-peers', 10_000));
 const HS_IDENTITIES = Number(val('--hs-identities', 256));
 const HS_WINDOW = Number(val('--hs-window', 120));
@@ -167,7 +174,7 @@ async function environment() {
 // ─── scenarios ──────────────────────────────────────────────────────────────
 
 /** Result keys measured per pair in every round (medians over the rounds when --rounds > 1). */
-const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_detail', 'udp', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'daemon_rss_mib'];
+const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_ipv6_mbps', 'tcp4_ipv6_mbps', 'tcp_detail', 'udp_at_mbps', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'mbit_per_cpu_s', 'daemon_rss_mib'];
 
 /** Element-wise median of same-shaped values (numbers, or objects of them); null/undefined entries skipped. */
 function medianOf(values) {
@@ -185,13 +192,26 @@ function medianOf(values) {
 
 const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
 
+/** Wait until a ping gets through the tunnel, to the IPv4 inner address and (unless --skip-ipv6) the IPv6 one. */
 async function tunnelUp(p) {
-  await waitFor(
-    'tunnel (ping through it)',
-    async () => (await nsRun(p.a.ns, 'ping', ['-n', '-c', '1', '-W', '1', p.b.inner4], { allowFail: true, timeoutMs: 5000 })).code === 0,
-    20_000,
-    200,
-  );
+  for (const dst of SKIP_IPV6 ? [p.b.inner4] : [p.b.inner4, p.b.inner6]) {
+    await waitFor(
+      `tunnel (ping ${dst} through it)`,
+      async () => (await nsRun(p.a.ns, 'ping', ['-n', '-c', '1', '-W', '1', dst], { allowFail: true, timeoutMs: 5000 })).code === 0,
+      20_000,
+      200,
+    );
+  }
+}
+
+/** Run `fn` (an iperf3 run) and add the CPU seconds each daemon used meanwhile (`cpu.a`, `cpu.b`) and the wall time. */
+async function withDaemonCpu(p, fn) {
+  const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+  const w0 = performance.now();
+  const r = await fn();
+  const wall = (performance.now() - w0) / 1000;
+  const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
+  return { ...r, cpu: { a: c1[0] - c0[0], b: c1[1] - c0[1] }, wall };
 }
 
 /** Run `fn`, record its error (and continue) if it fails. */
@@ -227,17 +247,16 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
       const idle = has('--skip-ping') ? undefined : await scenario(R, `${pair.id} ping idle`, () => pingStats(p.a.ns, p.b.inner4, { count: PING_COUNT, interval: PING_INTERVAL }));
       if (idle) R.ping_idle_ms[pair.id] = idle;
 
-      const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, async () => {
-        const c0 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-        const w0 = performance.now();
-        const r = await iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS });
-        const wall = (performance.now() - w0) / 1000;
-        const c1 = [cpuSeconds(p.a.daemon.pid), cpuSeconds(p.b.daemon.pid)];
-        // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
-        R.cpu_cores_tcp1[pair.id] = { a: round((c1[0] - c0[0]) / wall, 2), b: round((c1[1] - c0[1]) / wall, 2) };
-        return r;
-      });
+      // Received Mbit per CPU-second of both daemons: less sensitive to the other load on the host than Mbit/s.
+      const perCpu = (key, r) => {
+        const cpu = r.cpu.a + r.cpu.b;
+        if (cpu > 0) (R.mbit_per_cpu_s[pair.id] ??= {})[key] = round((r.mbps * r.seconds) / cpu);
+      };
+      const tcp1 = await scenario(R, `${pair.id} TCP 1 stream`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS })));
       if (tcp1) {
+        // The wall time includes iperf3's connect/teardown (~0.3 s): a slight underestimate of cores used.
+        R.cpu_cores_tcp1[pair.id] = { a: round(tcp1.cpu.a / tcp1.wall, 2), b: round(tcp1.cpu.b / tcp1.wall, 2) };
+        perCpu('tcp', tcp1);
         R.tcp_mbps[pair.id] = round(tcp1.mbps);
         R.tcp_detail[pair.id] = { sender_mbps: round(tcp1.sentMbps), retransmits: tcp1.retransmits };
       }
@@ -245,16 +264,31 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
       const tcp4 = await scenario(R, `${pair.id} TCP 4 streams`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, parallel: 4 }));
       if (tcp4) R.tcp4_mbps[pair.id] = round(tcp4.mbps);
 
-      const udp = has('--skip-udp') ? undefined : await scenario(R, `${pair.id} UDP ${UDP_MBPS}M`, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: UDP_MBPS, len: 1392 }));
-      if (udp) {
-        R.udp[pair.id] = {
-          offered_mbps: UDP_MBPS,
+      if (!SKIP_IPV6) {
+        const v6 = { seconds: SECONDS, ipv6: true };
+        const tcp6 = await scenario(R, `${pair.id} TCP IPv6 inner, 1 stream`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner6, p.a.ns, v6)));
+        if (tcp6) {
+          R.tcp_ipv6_mbps[pair.id] = round(tcp6.mbps);
+          perCpu('tcp_ipv6', tcp6);
+        }
+        const tcp6x4 = await scenario(R, `${pair.id} TCP IPv6 inner, 4 streams`, () => iperf3(p.b.ns, p.b.inner6, p.a.ns, { ...v6, parallel: 4 }));
+        if (tcp6x4) R.tcp4_ipv6_mbps[pair.id] = round(tcp6x4.mbps);
+      }
+
+      for (const rate of has('--skip-udp') ? [] : UDP_RATES) {
+        const udp = await scenario(R, `${pair.id} UDP ${rate}M`, () => withDaemonCpu(p, () => iperf3(p.b.ns, p.b.inner4, p.a.ns, { seconds: SECONDS, udpMbps: rate, len: 1392 })));
+        if (!udp) continue;
+        perCpu(`udp_${rate}`, udp);
+        R.udp_at_mbps[rate] ??= {};
+        R.udp_at_mbps[rate][pair.id] = {
+          offered_mbps: rate,
           sender_mbps: round(udp.sentMbps),
           receiver_mbps: round(udp.mbps),
           loss_percent: round(udp.lossPercent, 2),
           jitter_ms: round(udp.jitterMs, 3),
           packets: udp.packets,
           lost: udp.lost,
+          daemon_cpu_s: { a: round(udp.cpu.a, 2), b: round(udp.cpu.b, 2) },
         };
       }
 
@@ -320,8 +354,9 @@ async function main() {
     seconds_per_test: SECONDS,
     ...(await environment()),
     config: {
-      topology: 'two network namespaces joined by a veth pair: A 192.168.241.1 (port 51820), B 192.168.241.2 (port 51821); tunnel 10.7.0.1 ↔ 10.7.0.2, MTU 1420',
-      udp_offered_mbps: UDP_MBPS,
+      topology: 'two network namespaces joined by a veth pair: A 192.168.241.1 (port 51820), B 192.168.241.2 (port 51821); tunnel 10.7.0.1 ↔ 10.7.0.2 and fd07::1 ↔ fd07::2, MTU 1420',
+      udp_offered_mbps: has('--skip-udp') ? [] : UDP_RATES,
+      ipv6_inner: !SKIP_IPV6,
       udp_datagram_bytes: 1392,
       ping: `${PING_COUNT} pings at ${PING_INTERVAL} s (idle); every ${PING_INTERVAL} s during a ${SECONDS} s TCP run (under load)`,
       handshakes: { identities: HS_IDENTITIES, window: HS_WINDOW, seconds: HS_SECONDS },
@@ -332,11 +367,14 @@ async function main() {
     pairs: {},
     tcp_mbps: {},
     tcp4_mbps: {},
+    tcp_ipv6_mbps: {},
+    tcp4_ipv6_mbps: {},
     tcp_detail: {},
-    udp: {},
+    udp_at_mbps: {},
     ping_idle_ms: {},
     ping_load_ms: {},
     cpu_cores_tcp1: {},
+    mbit_per_cpu_s: {},
     daemon_rss_mib: {},
     handshakes_per_s: {},
     handshakes: {},
@@ -394,21 +432,19 @@ async function main() {
   if (stopping) return;
 
   const ratio = (x, y) => (x && y ? Math.round((x / y) * 1000) / 1000 : null);
-  // The fastest wireguard-go of the run (by TCP 1 stream) is what tsguard is held against.
-  const wggoPairs = PAIRS.filter((p) => p.wggo && R.tcp_mbps[p.id]);
-  const fastest = wggoPairs.sort((x, y) => R.tcp_mbps[y.id] - R.tcp_mbps[x.id])[0] ?? null;
-  const f = fastest?.id;
+  // Each figure against the best wireguard-go pair of the run on that figure (named per figure).
+  const against = againstFastest(R, PAIRS.filter((p) => p.wggo).map((p) => ({ id: p.id, handshakes: p.handshakes })));
+  const udp1g = udpAt(R, 1000) ?? {};
   R.ratio = {
-    fastest_wggo: f ?? null,
-    tcp_tsguard_vs_fastest: f ? ratio(R.tcp_mbps.tsguard_tsguard, R.tcp_mbps[f]) : null,
-    tcp4_tsguard_vs_fastest: f ? ratio(R.tcp4_mbps.tsguard_tsguard, R.tcp4_mbps[f]) : null,
-    udp_tsguard_vs_fastest: f ? ratio(R.udp.tsguard_tsguard?.receiver_mbps, R.udp[f]?.receiver_mbps) : null,
-    ping_load_tsguard_vs_fastest: f ? ratio(R.ping_load_ms.tsguard_tsguard?.p50, R.ping_load_ms[f]?.p50) : null,
-    handshakes_tsguard_vs_fastest: f ? ratio(R.handshakes_per_s.tsguard, R.handshakes_per_s[fastest.handshakes]) : null,
+    // The fastest wireguard-go by TCP 1 stream (the headline comparison).
+    fastest_wggo: against.tcp.wggo,
+    against_fastest: against,
+    ...Object.fromEntries(['tcp', 'tcp4', 'tcp_ipv6', 'tcp4_ipv6', 'udp1g', 'ping_load', 'handshakes'].map((k) => [`${k}_tsguard_vs_fastest`, against[k].ratio])),
     tcp_tsguard_vs_wggo: ratio(R.tcp_mbps.tsguard_tsguard, R.tcp_mbps.wggo_wggo),
     tcp4_tsguard_vs_wggo: ratio(R.tcp4_mbps.tsguard_tsguard, R.tcp4_mbps.wggo_wggo),
+    tcp_ipv6_tsguard_vs_wggo: ratio(R.tcp_ipv6_mbps.tsguard_tsguard, R.tcp_ipv6_mbps.wggo_wggo),
     tcp_mixed_vs_wggo: ratio(R.tcp_mbps.tsguard_wggo, R.tcp_mbps.wggo_wggo),
-    udp_tsguard_vs_wggo: ratio(R.udp.tsguard_tsguard?.receiver_mbps, R.udp.wggo_wggo?.receiver_mbps),
+    udp1g_tsguard_vs_wggo: ratio(udp1g.tsguard_tsguard?.receiver_mbps, udp1g.wggo_wggo?.receiver_mbps),
     handshakes_tsguard_vs_wggo: ratio(R.handshakes_per_s.tsguard, R.handshakes_per_s.wireguard_go),
   };
   R.duration_s = Math.round((performance.now() - t0) / 100) / 10;

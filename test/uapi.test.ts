@@ -2,11 +2,16 @@
  * UAPI text protocol on an in-memory device: get rendering, set semantics
  * (wireguard-go's), transactional validation, and the syncconf diff.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { keyToHex } from '../src/crypto/keys.js';
 import { Device } from '../src/device/device.js';
 import { parseGetReply } from '../src/uapi/client.js';
-import { applySet, Errno, UapiError, uapiGet, type UapiHost } from '../src/uapi/protocol.js';
+import { applySet, Errno, UapiError, uapiGet, uapiGetChunks, type UapiHost } from '../src/uapi/protocol.js';
+import { UapiServer } from '../src/uapi/server.js';
 import { syncLines } from '../src/uapi/sync.js';
 import { parsePrefix } from '../src/routing/ip.js';
 import { FakeClock } from './helpers/sim.js';
@@ -169,5 +174,52 @@ describe('syncconf diff', () => {
     expect(lines).toContain('persistent_keepalive_interval=25');
     applySet(h, lines);
     expect(syncLines(cur(), swapped)).toEqual([]);
+  });
+});
+
+describe('UAPI server: get=1 of a large device', () => {
+  it('is streamed in pieces that make up exactly the rendered reply, and the next operation waits for it', async () => {
+    const h = host();
+    const d = h.device;
+    d.setPrivateKey(d.crypto.generatePrivateKey());
+    for (let i = 0; i < 3000; i++) {
+      d.setPeer(d.crypto.publicKey(d.crypto.generatePrivateKey()), { allowedIps: [parsePrefix(`10.${(i >> 8) & 255}.${i & 255}.1/32`)] });
+    }
+    const whole = uapiGet(d, 0);
+    const pieces = [...uapiGetChunks(d, 0, 4096)];
+    expect(pieces.length).toBeGreaterThan(10);
+    expect(pieces.join('')).toBe(whole);
+    // Every piece but the first starts at a peer.
+    for (const p of pieces.slice(1)) expect(p.startsWith('public_key=')).toBe(true);
+
+    const dir = mkdtempSync(join(tmpdir(), 'tsguard-uapi-test-'));
+    const server = await UapiServer.listen(join(dir, 'x.sock'), { ...h, listenPort: () => 0 });
+    try {
+      const newPeer = hexKey(d);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(join(dir, 'x.sock'));
+        let got = '';
+        sock.setEncoding('utf8');
+        sock.on('data', (c: string) => {
+          got += c;
+          if (got.split('errno=').length === 4) {
+            sock.end();
+            resolve(got);
+          }
+        });
+        sock.on('error', reject);
+        // Three operations in one write: get, set (adds a peer), get.
+        sock.write(`get=1\n\nset=1\npublic_key=${pubHex(d, newPeer)}\n\nget=1\n\n`);
+      });
+      const [first, setReply, second] = reply.split('errno=0\n\n');
+      expect(first).toBe(whole);
+      expect(setReply).toBe('');
+      expect(second).toBe(uapiGet(d, 0));
+      expect(second!.length).toBeGreaterThan(whole.length);
+      expect(parseGetReply(second + 'errno=0\n\n').peers).toHaveLength(3001);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,20 +1,31 @@
-// Resident memory of a fleet hub with N registered devices.
+// Resident memory and start-up of a fleet hub with N registered devices.
 //
 // 1. Build a registry with N devices in a temp data dir, in this process, through the library
 //    (Registry.open(dir, { create }).addPeer(...)) — the same code path as `tsguard hub device add`.
-// 2. Start `tsguard hub up` in its own namespace, wait until `wg show IF peers` lists N peers.
-// 3. Read VmRSS / VmHWM of the hub process from /proc/PID/status (after a short settle), stop it.
+//    The data dir is on tmpfs (/dev/shm) when there is one: each add commits with fsync, which
+//    costs nothing there (the fixture is not what is measured).
+// 2. Start `tsguard hub up` in its own namespace on a copy of it, wait until `wg show IF peers`
+//    lists N peers.
+// 3. Read VmRSS / VmHWM and the smaps_rollup split of the hub process after a short settle, and
+//    its CPU seconds until every peer was listed; stop it.
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { collect, memKiB, sleep, waitFor } from './proc.mjs';
+import { collect, cpuSeconds, memKiB, sleep, waitFor } from './proc.mjs';
 import { NS_PREFIX, ROOT, TSGUARD, Topology, ifname, nsSpawn, wg } from './netns.mjs';
 
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
 
+/** A fresh temp directory on tmpfs when the host has one (see the file comment). */
+export function fixtureDir() {
+  return mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsguard-hubrss-'));
+}
+
 /**
  * Build a registry with `n` devices in `dir`. With `explicitIps` each device gets the address the
  * allocator would pick anyway (hub + 1 + i, in order); without, the allocator picks them (its cost
- * does not depend on the row count; `npm run bench:micro` measures it).
+ * does not depend on the row count; `npm run bench:micro` measures it). Returns the timings.
  */
 export async function buildRegistry(dir, n, subnet, explicitIps = true) {
   const { Registry } = await dist('hub/registry/index.js');
@@ -51,18 +62,30 @@ function hostAddress(subnet, k) {
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 }
 
-/** The whole measurement. Returns the figures; always tears its namespace down. */
-export async function hubRss({ peers = 10_000, subnet = '10.100.0.0/18', explicitIps = true, log = () => {} } = {}) {
+/** Resident set split of a process (kB) from /proc/PID/smaps_rollup. */
+function smapsRollup(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const get = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+    return { anon: get('Anonymous'), file: get('Pss_File'), shmem: get('Pss_Shmem') };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start `tsguard hub up` (the CLI at `tsguard`, default this checkout's) on a copy of the
+ * registry in `fixture` (left untouched), measure, stop. Always tears its namespace down.
+ */
+export async function hubUp({ fixture, peers, subnet, tsguard = TSGUARD, }) {
   const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
-    log(`hub: building a registry with ${peers} devices`);
-    const build = await buildRegistry(dir, peers, subnet, explicitIps);
-    log(`hub: registry built in ${build.seconds} s; starting hub up`);
+    cpSync(fixture, dir, { recursive: true });
     const name = ifname('tsghub');
     t.ifnames.add(name);
     const t0 = performance.now();
-    const hub = nsSpawn(t.a, process.execPath, [TSGUARD, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', '51900'], {
+    const hub = nsSpawn(t.a, process.execPath, [tsguard, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', '51900'], {
       ...process.env,
       LOG_LEVEL: 'error',
     });
@@ -85,23 +108,46 @@ export async function hubRss({ peers = 10_000, subnet = '10.100.0.0/18', explici
       500,
     );
     const readySeconds = Math.round((performance.now() - t0) / 10) / 100;
+    const readyCpu = cpuSeconds(hub.pid); // `ip netns exec` execs the command: same pid
     await sleep(2000);
-    const mem = memKiB(hub.pid); // `ip netns exec` execs the command: same pid
+    const mem = memKiB(hub.pid);
+    const split = smapsRollup(hub.pid);
     hub.kill('SIGTERM');
     await done.catch(() => undefined);
+    const mib = (kib) => Math.round((kib / 1024) * 10) / 10;
     return {
       peers,
       peers_listed: count,
-      vmrss_mib: Math.round((mem.rss / 1024) * 10) / 10,
-      vmhwm_mib: Math.round((mem.hwm / 1024) * 10) / 10,
+      vmrss_mib: mib(mem.rss),
+      vmhwm_mib: mib(mem.hwm),
+      rss_anon_mib: split ? mib(split.anon) : null,
+      pss_file_mib: split ? mib(split.file) : null,
+      pss_shmem_mib: split ? mib(split.shmem) : null,
       kib_per_peer: Math.round((mem.rss / peers) * 100) / 100,
       seconds_to_all_peers: readySeconds,
+      cpu_seconds_to_all_peers: readyCpu,
+    };
+  } finally {
+    await t.teardown();
+  }
+}
+
+/** The whole measurement with this checkout's CLI (fixture built here, then removed). */
+export async function hubRss({ peers = 10_000, subnet = '10.100.0.0/18', explicitIps = true, log = () => {} } = {}) {
+  const fixture = fixtureDir();
+  try {
+    log(`hub: building a registry with ${peers} devices`);
+    const build = await buildRegistry(fixture, peers, subnet, explicitIps);
+    log(`hub: registry built in ${build.seconds} s; starting hub up`);
+    const r = await hubUp({ fixture, peers, subnet, log });
+    return {
+      ...r,
       registry_build_s: build.seconds,
       registry_ms_per_add_first_1000: build.msPerAddFirst1000,
       registry_ms_per_add_last_1000: build.msPerAddLast1000,
       registry_addresses: build.explicitIps ? 'explicit (hub+1+i, what the allocator picks)' : 'allocator',
     };
   } finally {
-    await t.teardown();
+    rmSync(fixture, { recursive: true, force: true });
   }
 }

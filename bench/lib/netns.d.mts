@@ -141,7 +141,7 @@ export declare function iperf3(
   serverNs: string,
   serverAddr: string,
   clientNs: string,
-  o?: { seconds?: number; parallel?: number; udpMbps?: number; len?: number; reverse?: boolean; port?: number },
+  o?: { seconds?: number; parallel?: number; udpMbps?: number; len?: number; reverse?: boolean; port?: number; ipv6?: boolean },
 ): Promise<IperfResult>;
 
 /** Ping with per-reply RTTs (ms). */

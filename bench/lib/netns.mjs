@@ -312,14 +312,14 @@ async function iperfServer(ns, addr, port) {
 
 /**
  * iperf3 client in clientNs → server in serverNs (serverAddr). Options: seconds, parallel, udpMbps,
- * len, reverse (the server sends), port. TCP: { mbps (receiver), sentMbps, retransmits, bytesSent,
+ * len, reverse (the server sends), port, ipv6 (`-6`: serverAddr is an IPv6 address). TCP: { mbps (receiver), sentMbps, retransmits, bytesSent,
  * bytesReceived, seconds }. UDP: { mbps (receiver), sentMbps, lossPercent, jitterMs, packets, lost }.
  */
 export async function iperf3(serverNs, serverAddr, clientNs, o = {}) {
   const port = o.port ?? 5201;
   const srv = await iperfServer(serverNs, serverAddr, port);
   try {
-    const args = ['-c', serverAddr, '-p', String(port), '-t', String(o.seconds ?? 3), '-J', '--connect-timeout', '5000'];
+    const args = [...(o.ipv6 ? ['-6'] : []), '-c', serverAddr, '-p', String(port), '-t', String(o.seconds ?? 3), '-J', '--connect-timeout', '5000'];
     if (o.parallel) args.push('-P', String(o.parallel));
     if (o.reverse) args.push('-R');
     if (o.udpMbps) args.push('-u', '-b', `${o.udpMbps}M`, '-l', String(o.len ?? 1392));

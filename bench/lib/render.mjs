@@ -1,5 +1,6 @@
 // Render benchmark results: markdown table, SVG bar chart, README section. No dependencies.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { METRICS, udpAt, udpRates } from './ratio.mjs';
 
 /** Column label of a pair: "X ↔ X" for a same-implementation pair, "X (A) → Y (B)" for a mixed one. */
 export function pairLabel(id, a, b) {
@@ -28,15 +29,29 @@ export function renderMarkdown(r) {
   const row = (name, obj, f) => L.push(`| ${name} | ${pairs.map((p) => cell(obj, p, f)).join(' | ')} |`);
   row('TCP, 1 stream (Mbit/s)', r.tcp_mbps, (v) => fmt(v));
   row('TCP, 4 streams (Mbit/s)', r.tcp4_mbps, (v) => fmt(v));
-  row(`UDP at ${r.config?.udp_offered_mbps ?? '?'} Mbit/s offered: received (Mbit/s)`, r.udp, (v) => fmt(v.receiver_mbps));
-  row('UDP loss (%)', r.udp, (v) => fmt(v.loss_percent, 2));
+  if (r.tcp_ipv6_mbps && Object.keys(r.tcp_ipv6_mbps).length) {
+    row('TCP IPv6 inner, 1 stream (Mbit/s)', r.tcp_ipv6_mbps, (v) => fmt(v));
+    row('TCP IPv6 inner, 4 streams (Mbit/s)', r.tcp4_ipv6_mbps, (v) => fmt(v));
+  }
+  for (const rate of udpRates(r)) {
+    row(`UDP at ${rate} Mbit/s offered: received (Mbit/s)`, udpAt(r, rate), (v) => fmt(v.receiver_mbps));
+    row(`UDP at ${rate} Mbit/s offered: loss (%)`, udpAt(r, rate), (v) => fmt(v.loss_percent, 2));
+  }
   row('ping idle p50 / p99 (ms)', r.ping_idle_ms, (v) => `${fmt(v.p50, 3)} / ${fmt(v.p99, 3)}`);
   row('ping under TCP load p50 / p99 (ms)', r.ping_load_ms, (v) => `${fmt(v.p50, 2)} / ${fmt(v.p99, 2)}`);
   row('daemon CPU during TCP 1 stream, A / B (cores)', r.cpu_cores_tcp1, (v) => `${fmt(v.a, 2)} / ${fmt(v.b, 2)}`);
+  if (r.mbit_per_cpu_s && Object.keys(r.mbit_per_cpu_s).length) {
+    const keys = [['tcp', 'TCP 1 stream'], ['tcp_ipv6', 'TCP IPv6 inner 1 stream'], ...udpRates(r).map((n) => [`udp_${n}`, `UDP ${n}M`])];
+    const present = keys.filter(([k]) => Object.values(r.mbit_per_cpu_s).some((v) => v?.[k] !== undefined));
+    row(`received Mbit per daemon CPU-second (A + B): ${present.map(([, l]) => l).join(' / ')}`, r.mbit_per_cpu_s, (v) => present.map(([k]) => fmt(v[k])).join(' / '));
+  }
   row('daemon RSS after the tests, A / B (MiB)', r.daemon_rss_mib, (v) => `${fmt(v.a, 1)} / ${fmt(v.b, 1)}`);
   L.push('');
   const rt = r.ratio ?? {};
-  if (rt.fastest_wggo) {
+  if (rt.against_fastest) {
+    L.push(againstLine(r, rt.against_fastest), '');
+  } else if (rt.fastest_wggo) {
+    // Results written before the per-figure comparison: one reference build for every figure.
     L.push(
       `Against the fastest wireguard-go of the run (${labelOf(r, rt.fastest_wggo)}): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_fastest, 2)}×**, ` +
         `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_fastest, 2)}×, UDP received ${fmt(rt.udp_tsguard_vs_fastest, 2)}×, ` +
@@ -45,8 +60,10 @@ export function renderMarkdown(r) {
     );
   }
   L.push(
-    `Ratios (tsguard ↔ tsguard ÷ wireguard-go ↔ wireguard-go): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_wggo, 2)}**, ` +
-      `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_wggo, 2)}, UDP received ${fmt(rt.udp_tsguard_vs_wggo, 2)}; ` +
+    `Ratios (tsguard ↔ tsguard ÷ wireguard-go (PATH) ↔ wireguard-go (PATH)): TCP 1 stream **${fmt(rt.tcp_tsguard_vs_wggo, 2)}**, ` +
+      `TCP 4 streams ${fmt(rt.tcp4_tsguard_vs_wggo, 2)}, ` +
+      `${rt.tcp_ipv6_tsguard_vs_wggo !== undefined ? `TCP IPv6 inner 1 stream ${fmt(rt.tcp_ipv6_tsguard_vs_wggo, 2)}, ` : ''}` +
+      `UDP received${rt.udp1g_tsguard_vs_wggo !== undefined ? ' at 1 Gbit/s offered' : ''} ${fmt(rt.udp1g_tsguard_vs_wggo ?? rt.udp_tsguard_vs_wggo, 2)}; ` +
       `mixed pair ÷ wireguard-go pair, TCP 1 stream: ${fmt(rt.tcp_mixed_vs_wggo, 2)}.`,
   );
   L.push('');
@@ -111,16 +128,37 @@ export function renderMarkdown(r) {
   return L.join('\n') + '\n';
 }
 
+/** The wireguard-go build of a pair, short: "d0bc03c", "v0.0.20220316". */
+const buildOf = (r, p) => String(r.pairs?.[p]?.a ?? p).replace(/^wireguard-go /, '');
+
+/** "Against the best wireguard-go of the run on each figure: TCP 1 stream 0.53× (d0bc03c), …". */
+function againstLine(r, a) {
+  const parts = METRICS.map((m) => {
+    const x = a[m.key];
+    if (!x || x.wggo === null) return null;
+    const who = buildOf(r, x.wggo);
+    if (m.key === 'udp1g_loss') return `loss ${fmt(x.tsguard, 2)} % vs ${fmt(x.wggo_value, 2)} % (${who})`;
+    const v = m.key === 'tcp' ? `**${fmt(x.ratio, 2)}×**` : `${fmt(x.ratio, 2)}×`;
+    return `${m.key === 'udp1g' ? 'UDP at 1 Gbit/s offered: received' : m.label} ${v} (${who}${m.higher ? '' : '; lower is better'})`;
+  }).filter(Boolean);
+  return (
+    'Against the best wireguard-go of the run on each figure (tsguard ↔ tsguard ÷ that wireguard-go ↔ wireguard-go, build in brackets): ' +
+    `${parts.join(', ')}.`
+  );
+}
+
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Grouped bar chart of TCP throughput (1 and 4 streams) per pair. */
+/** Grouped bar chart of TCP throughput (1 and 4 streams, IPv4 and IPv6 inner when measured) per pair. */
 export function renderSvg(r) {
   const pairs = pairsOf(r);
   const series = [
     { key: 'tcp_mbps', label: 'TCP, 1 stream', color: '#4e79a7' },
     { key: 'tcp4_mbps', label: 'TCP, 4 streams', color: '#f28e2b' },
-  ];
-  const W = Math.max(680, 130 * pairs.length + 80);
+    { key: 'tcp_ipv6_mbps', label: 'TCP IPv6 inner, 1 stream', color: '#59a14f' },
+    { key: 'tcp4_ipv6_mbps', label: 'TCP IPv6 inner, 4 streams', color: '#e15759' },
+  ].filter((s) => Object.keys(r[s.key] ?? {}).length > 0);
+  const W = Math.max(680, (40 * series.length + 50) * pairs.length + 80);
   const H = 360;
   const m = { l: 60, r: 20, t: 40, b: 80 };
   const pw = W - m.l - m.r;
@@ -147,7 +185,7 @@ export function renderSvg(r) {
       if (v === undefined || v === null) return;
       const x = gx + j * bw;
       out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${(m.t + ph - y(v)).toFixed(1)}" fill="${s.color}"/>`);
-      out.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle">${Math.round(v)}</text>`);
+      out.push(`<text x="${(x + (bw - 4) / 2).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" text-anchor="middle" font-size="${bw < 40 ? 10 : 12}">${Math.round(v)}</text>`);
     });
     // Two lines per pair ("A" / "↔ B" or "→ B"), wireguard-go shortened, so that seven pairs fit.
     const [first, second = ''] = labelOf(r, p).replace(/wireguard-go /g, 'wg-go ').replace(/v0\.0\./g, '').replace(/ \((A|B)\)/g, '').split(/ (?=[↔→] )/);
@@ -157,7 +195,7 @@ export function renderSvg(r) {
   });
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#333"/>`);
   series.forEach((s, j) => {
-    const lx = m.l + j * 150;
+    const lx = m.l + j * 190;
     out.push(`<rect x="${lx}" y="${H - 22}" width="12" height="12" fill="${s.color}"/>`);
     out.push(`<text x="${lx + 18}" y="${H - 12}">${esc(s.label)}</text>`);
   });

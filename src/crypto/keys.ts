@@ -46,20 +46,40 @@ const B64_VALUE = new Uint8Array(128);
 for (let i = 0; i < B64.length; i++) B64_VALUE[B64.charCodeAt(i)] = i;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** Encode a key as base64 (wg's format). Any byte length works (padded with `=`). */
+/** Char codes of the base64 alphabet. */
+const B64_CODES = Array.from({ length: 64 }, (_, i) => B64[i]!.charCodeAt(0));
+/** Bytes encoded per String.fromCharCode call (its argument count stays small). */
+const B64_CHUNK = 3 * 1024;
+
+/**
+ * Encode a key as base64 (wg's format). Any byte length works (padded with `=`).
+ * The result is one flat string (not a chain of concatenations): peers keep it as their name.
+ */
 export function keyToBase64(key: Uint8Array): string {
-  let out = '';
+  if (key.length > B64_CHUNK) {
+    const parts: string[] = [];
+    for (let o = 0; o < key.length; o += B64_CHUNK) parts.push(keyToBase64(key.subarray(o, o + B64_CHUNK)));
+    return parts.join('');
+  }
   const n = key.length;
+  const codes = new Array<number>(Math.ceil(n / 3) * 4);
   let i = 0;
+  let o = 0;
   for (; i + 2 < n; i += 3) {
     const v = (key[i]! << 16) | (key[i + 1]! << 8) | key[i + 2]!;
-    out += B64[v >>> 18]! + B64[(v >>> 12) & 63]! + B64[(v >>> 6) & 63]! + B64[v & 63]!;
+    codes[o++] = B64_CODES[v >>> 18]!;
+    codes[o++] = B64_CODES[(v >>> 12) & 63]!;
+    codes[o++] = B64_CODES[(v >>> 6) & 63]!;
+    codes[o++] = B64_CODES[v & 63]!;
   }
   if (i < n) {
     const v = (key[i]! << 16) | ((i + 1 < n ? key[i + 1]! : 0) << 8);
-    out += B64[v >>> 18]! + B64[(v >>> 12) & 63]! + (i + 1 < n ? B64[(v >>> 6) & 63]! : '=') + '=';
+    codes[o++] = B64_CODES[v >>> 18]!;
+    codes[o++] = B64_CODES[(v >>> 12) & 63]!;
+    codes[o++] = i + 1 < n ? B64_CODES[(v >>> 6) & 63]! : 61; // '='
+    codes[o++] = 61;
   }
-  return out;
+  return String.fromCharCode.apply(null, codes);
 }
 
 /** Decode base64 that {@link BASE64_KEY} (or another caller) already validated. */

@@ -128,6 +128,8 @@ const REGISTRY_POLL_MS = 1000;
 /** Peers seen this recently get a handshake from a restarted hub (3 × REJECT_AFTER_TIME: older sessions are dead anyway). */
 const RECONNECT_IF_SEEN_WITHIN = 540_000;
 const CLIENTS_POLL_MS = 500;
+/** One string per kind for the per-peer tables (a record's own `kind` is a fresh copy per row). */
+const KINDS: Readonly<Record<PeerKind, PeerKind>> = { device: 'device', client: 'client', agent: 'agent' };
 
 /** A running hub. */
 export class Hub {
@@ -136,9 +138,13 @@ export class Hub {
   readonly relay: Relay;
   /** The other hubs of the registry and the home of every peer (see ./mesh.ts). */
   readonly mesh: Mesh;
-  #managed = new Map<string, { sig: string; kind: PeerKind; name: string; address: string }>();
-  /** `kind/name` → public key of the managed peers. */
-  #byName = new Map<string, string>();
+  /**
+   * The managed peers by public key (the device peer's own id string):
+   * `sig` is their prefixes as text, IPv4 host address first.
+   */
+  #managed = new Map<string, { sig: string; kind: PeerKind; name: string }>();
+  /** Public key of the managed peers by kind, then name. */
+  #byName = new Map<PeerKind, Map<string, string>>();
   /** Change sequence number applied so far. */
   #cursor = 0;
   #syncing: Promise<void> | null = null;
@@ -234,7 +240,7 @@ export class Hub {
       // The other hubs first, so that restored peers homed elsewhere go to their hub.
       hub.mesh.start(hubs);
       // Every peer is restored synchronously, before the event loop delivers the first datagram.
-      hub.#reconcileWith(records);
+      hub.#reconcileWith(records, true);
       hub.#reconnectRecentPeers(records);
       await hub.#configureLink();
       hub.#uapi = await serveUapi(opts.ifname, runtime, opts.log);
@@ -307,7 +313,7 @@ export class Hub {
 
   /** Every peer configured on the device, from the hub's own view (no registry read). */
   livePeers(): LivePeer[] {
-    return [...this.#managed].map(([publicKey, m]) => ({ publicKey, kind: m.kind, name: m.name, address: m.address }));
+    return [...this.#managed].map(([publicKey, m]) => ({ publicKey, kind: m.kind, name: m.name, address: m.sig.slice(0, m.sig.indexOf('/')) }));
   }
 
   /** `kind name` of a live peer, for log lines. */
@@ -329,15 +335,18 @@ export class Hub {
     await configureLink(this.opts.ifname, { addresses });
   }
 
-  /** Make the live device exactly the enabled peers of `records` (every peer of the registry), as a per-peer diff. */
-  #reconcileWith(records: PeerRecord[]): void {
+  /**
+   * Make the live device exactly the enabled peers of `records` (every peer of the registry), as a
+   * per-peer diff. `quiet`: the restore at start-up (see {@link Hub.#applyPeer}).
+   */
+  #reconcileWith(records: PeerRecord[], quiet = false): void {
     const enabled = records.filter((r) => r.enabled);
     this.runtime.batch(() => {
       const want = new Set(enabled.map((r) => r.publicKey));
       for (const id of [...this.#managed.keys()]) if (!want.has(id)) this.#removePeer(id);
       // A prefix that moved between two peers is free once its old owner is updated: retry refusals once.
-      const refused = enabled.filter((r) => !this.#tryApplyPeer(r, false));
-      for (const r of refused) this.#tryApplyPeer(r, true);
+      const refused = enabled.filter((r) => !this.#tryApplyPeer(r, false, quiet));
+      for (const r of refused) this.#tryApplyPeer(r, true, quiet);
     });
   }
 
@@ -373,12 +382,12 @@ export class Hub {
         if (this.#stopped) return;
         this.#reconcileWith(records);
       } else {
-        const recs: Array<{ id: string; rec: PeerRecord | null }> = [];
-        for (const p of batch.peers) recs.push({ id: `${p.kind}/${p.name}`, rec: await this.registry.getPeer(p.kind, p.name) });
+        const recs: Array<{ kind: PeerKind; name: string; rec: PeerRecord | null }> = [];
+        for (const p of batch.peers) recs.push({ kind: p.kind, name: p.name, rec: await this.registry.getPeer(p.kind, p.name) });
         if (this.#stopped) return;
         this.runtime.batch(() => {
-          for (const { id, rec } of recs) {
-            const old = this.#byName.get(id);
+          for (const { kind, name, rec } of recs) {
+            const old = this.#byName.get(kind)?.get(name);
             if (rec !== null && rec.enabled) {
               if (old !== undefined && old !== rec.publicKey) this.#removePeer(old);
               this.#tryApplyPeer(rec, true);
@@ -414,8 +423,14 @@ export class Hub {
     this.relay.setKind(id, null);
     this.mesh.forget(id);
     this.#managed.delete(id);
-    if (this.#byName.get(`${m.kind}/${m.name}`) === id) this.#byName.delete(`${m.kind}/${m.name}`);
+    this.#unname(m.kind, m.name, id);
     this.opts.log('info', `peer removed: ${m.kind} ${m.name} (${id})`);
+  }
+
+  /** Forget `kind/name` → `id` (when it still points there). */
+  #unname(kind: PeerKind, name: string, id: string): void {
+    const names = this.#byName.get(kind);
+    if (names?.get(name) === id) names.delete(name);
   }
 
   /**
@@ -423,9 +438,9 @@ export class Hub {
    * overlaps; this keeps a bad row from silently moving a route). Returns false when refused; the
    * refusal, naming the owner, is logged when `log` is set.
    */
-  #tryApplyPeer(r: PeerRecord, log: boolean): boolean {
+  #tryApplyPeer(r: PeerRecord, log: boolean, quiet = false): boolean {
     try {
-      this.#applyPeer(r);
+      this.#applyPeer(r, quiet);
       return true;
     } catch (e) {
       if (!(e instanceof AllowedIpsOverlapError)) throw e;
@@ -442,21 +457,26 @@ export class Hub {
     }
   }
 
-  /** Add or update one live peer from its registry record (no-op when nothing changed). Call inside a batch. */
-  #applyPeer(r: PeerRecord): void {
+  /**
+   * Add or update one live peer from its registry record (no-op when nothing changed). Call inside a
+   * batch. `quiet` (the restore at start-up) logs each peer at debug level only: the start line counts them.
+   */
+  #applyPeer(r: PeerRecord, quiet = false): void {
     const device = this.runtime.device;
+    const kind = KINDS[r.kind];
     const prefixes = [`${r.ipv4}/32`, ...(r.ipv6 ? [`${r.ipv6}/128`] : []), ...r.routes];
     const sig = prefixes.join(',');
     const cur = this.#managed.get(r.publicKey);
     const parsed = prefixes.map((t) => parsePrefix(t));
-    if (cur !== undefined && cur.sig === sig && cur.kind === r.kind && cur.name === r.name) return this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
+    if (cur !== undefined && cur.sig === sig && cur.kind === kind && cur.name === r.name) return this.mesh.placed(r.publicKey, kind, parsed, r.homeHub);
     // Replacing and adding happen in one synchronous step: no packet sees a peer without its addresses.
     // A peer new to this process starts from its last known endpoint, so a restarted hub can
     // initiate towards it at once instead of waiting for the peer to re-handshake.
     // Its prefixes leave the hub peer of its home first, so that the overlap check sees only other peers.
     const reattach = this.mesh.detach(r.publicKey);
+    let peer: Peer | undefined;
     try {
-      device.setPeer(keyFromBase64(r.publicKey), {
+      peer = device.setPeer(keyFromBase64(r.publicKey), {
         replaceAllowedIps: true,
         checkOverlap: true,
         allowedIps: parsed,
@@ -466,12 +486,16 @@ export class Hub {
       reattach();
       throw e;
     }
-    this.relay.setKind(r.publicKey, r.kind);
-    this.mesh.placed(r.publicKey, r.kind, parsed, r.homeHub);
-    if (cur !== undefined && this.#byName.get(`${cur.kind}/${cur.name}`) === r.publicKey) this.#byName.delete(`${cur.kind}/${cur.name}`);
-    this.#managed.set(r.publicKey, { sig, kind: r.kind, name: r.name, address: r.ipv4 });
-    this.#byName.set(`${r.kind}/${r.name}`, r.publicKey);
-    this.opts.log('info', `peer ${cur === undefined ? 'added' : 'updated'}: ${r.kind} ${r.name} ${sig}`);
+    // One string per key for every table: the device peer's own id.
+    const id = peer?.id ?? r.publicKey;
+    this.relay.setKind(id, kind);
+    this.mesh.placed(id, kind, parsed, r.homeHub);
+    if (cur !== undefined) this.#unname(cur.kind, cur.name, id);
+    this.#managed.set(id, { sig, kind, name: r.name });
+    let names = this.#byName.get(kind);
+    if (names === undefined) this.#byName.set(kind, (names = new Map()));
+    names.set(r.name, id);
+    if (!quiet || logEnabled(this.opts.log, 'debug')) this.opts.log(quiet ? 'debug' : 'info', `peer ${cur === undefined ? 'added' : 'updated'}: ${kind} ${r.name} ${sig}`);
   }
 
   /**

@@ -33,7 +33,7 @@ import type { Device } from '../device/device.js';
 import { resolveEndpoint } from '../os/resolve.js';
 import { parseEndpoint, type Endpoint } from '../device/types.js';
 import { AllowedIps } from '../routing/allowed-ips.js';
-import { comparePrefixes, type Prefix } from '../routing/ip.js';
+import { formatPrefix, parsePrefix, type Prefix } from '../routing/ip.js';
 import type { HubRecord, Registry } from './registry/index.js';
 import type { AddressKinds, PeerKind, Relay } from './relay.js';
 
@@ -76,9 +76,12 @@ export interface MeshOptions {
 interface FleetPeer {
   id: string;
   kind: PeerKind;
-  prefixes: Prefix[];
+  /** Its prefixes as CIDR text, comma-separated (compact: parsed again only to move them between peers). */
+  prefixes: string;
   /** Row id of its home hub (null: none). */
   home: number | null;
+  /** Its prefixes are in {@link Mesh}'s address → owner table (exactly while they sit on a hub peer). */
+  indexed: boolean;
 }
 
 /** The hub mesh of one hub process (see the module documentation). */
@@ -87,7 +90,11 @@ export class Mesh implements AddressKinds {
   readonly #now: () => number;
   /** Every fleet peer this hub configures. */
   readonly #fleet = new Map<string, FleetPeer>();
-  /** Address → fleet peer, for the kinds behind hub peers. */
+  /**
+   * Address → fleet peer, for the kinds behind hub peers: only the peers
+   * homed at another live hub (the others' addresses are on their own
+   * peers, whose kind the relay knows).
+   */
   readonly #owners = new AllowedIps<FleetPeer>();
   /** The other hubs configured as peers, by row id. */
   readonly #hubs = new Map<number, HubRecord>();
@@ -160,17 +167,20 @@ export class Mesh implements AddressKinds {
     const old = this.#fleet.get(id);
     // An unwritten claim of ours wins over a record read before it was written.
     const h = this.#pending.has(id) ? this.#selfId : home;
-    if (old !== undefined && old.kind === kind && old.home === h && samePrefixes(old.prefixes, prefixes)) return;
+    const text = prefixes.map(formatPrefix).join(',');
+    if (old !== undefined && old.kind === kind && old.home === h && old.prefixes === text) return;
+    let wasRemote = false;
     if (old !== undefined) {
-      this.#owners.removeOwner(old);
+      if (old.indexed) this.#owners.removeOwner(old);
       const remote = this.#remote(old.home);
+      wasRemote = remote !== undefined;
       // Prefixes the peer no longer has leave the hub peer of its old home.
-      if (remote !== undefined) for (const prefix of old.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
+      if (remote !== undefined) for (const prefix of parsed(old)) this.#o.device.allowedIps.remove(prefix, remote);
     }
-    const p: FleetPeer = { id, kind, prefixes, home: h };
+    const p: FleetPeer = { id, kind, prefixes: text, home: h, indexed: false };
     this.#fleet.set(id, p);
-    for (const prefix of prefixes) this.#owners.insert(prefix, p);
-    this.#route(p);
+    // The hub has just put the prefixes on the peer itself: only a remote home (now or before) moves them.
+    if (wasRemote || this.#remote(h) !== undefined) this.#route(p);
   }
 
   /**
@@ -182,7 +192,7 @@ export class Mesh implements AddressKinds {
     const p = this.#fleet.get(id);
     const remote = p === undefined ? undefined : this.#remote(p.home);
     if (p === undefined || remote === undefined) return () => undefined;
-    for (const prefix of p.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
+    for (const prefix of parsed(p)) this.#o.device.allowedIps.remove(prefix, remote);
     return () => this.#route(p);
   }
 
@@ -190,9 +200,9 @@ export class Mesh implements AddressKinds {
   forget(id: string): void {
     const p = this.#fleet.get(id);
     if (p === undefined) return;
-    this.#owners.removeOwner(p);
+    if (p.indexed) this.#owners.removeOwner(p);
     const remote = this.#remote(p.home);
-    if (remote !== undefined) for (const prefix of p.prefixes) this.#o.device.allowedIps.remove(prefix, remote);
+    if (remote !== undefined) for (const prefix of parsed(p)) this.#o.device.allowedIps.remove(prefix, remote);
     this.#fleet.delete(id);
     this.#pending.delete(id);
   }
@@ -253,7 +263,11 @@ export class Mesh implements AddressKinds {
   /** Put the prefixes of `p` on the peer that should hold them (an insertion moves a prefix from its old owner). */
   #route(p: FleetPeer): void {
     const remote = this.#remote(p.home);
-    this.#o.device.setPeer(remote?.publicKey ?? keyFromBase64(p.id), { allowedIps: p.prefixes });
+    const prefixes = parsed(p);
+    this.#o.device.setPeer(remote?.publicKey ?? keyFromBase64(p.id), { allowedIps: prefixes });
+    if (remote !== undefined && !p.indexed) for (const prefix of prefixes) this.#owners.insert(prefix, p);
+    else if (remote === undefined && p.indexed) this.#owners.removeOwner(p);
+    p.indexed = remote !== undefined;
   }
 
   #storeFailed(what: string, e: unknown): void {
@@ -362,8 +376,9 @@ export class Mesh implements AddressKinds {
   }
 }
 
-function samePrefixes(a: Prefix[], b: Prefix[]): boolean {
-  return a.length === b.length && a.every((p, i) => comparePrefixes(p, b[i]!) === 0);
+/** The prefixes of a fleet peer, parsed from its text. */
+function parsed(p: FleetPeer): Prefix[] {
+  return p.prefixes === '' ? [] : p.prefixes.split(',').map((t) => parsePrefix(t));
 }
 
 /** A hub endpoint `host:port` or `[v6]:port`, its host resolved (IP literal or name). */

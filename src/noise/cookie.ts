@@ -94,8 +94,9 @@ export class CookieChecker {
  * fresh cookie) to outgoing handshake messages and accepts cookie replies.
  */
 export class CookieGenerator {
-  #mac1Key: Uint8Array;
-  #decKey: Uint8Array;
+  /** Derived from the peer's key on first use (a hub holds many peers that never call). */
+  #mac1Key: Uint8Array | null = null;
+  #decKey: Uint8Array | null = null;
   #lastMac1: Uint8Array | null = null;
   #cookie: Uint8Array | null = null;
   #cookieSetAt = -Infinity;
@@ -104,15 +105,12 @@ export class CookieGenerator {
   constructor(
     private readonly p: CryptoProvider,
     private readonly now: () => number,
-    remoteStatic: Uint8Array,
-  ) {
-    this.#mac1Key = mac1Key(p, remoteStatic);
-    this.#decKey = cookieKey(p, remoteStatic);
-  }
+    private readonly remoteStatic: Uint8Array,
+  ) {}
 
   /** Fill in mac1 and mac2 of a handshake message in place. */
   addMacs(msg: Uint8Array): void {
-    const mac1 = this.p.mac(this.#mac1Key, mac1Input(msg));
+    const mac1 = this.p.mac((this.#mac1Key ??= mac1Key(this.p, this.remoteStatic)), mac1Input(msg));
     msg.set(mac1, msg.length - 2 * MAC_LEN);
     this.#lastMac1 = mac1;
     if (this.#cookie !== null && this.now() - this.#cookieSetAt < COOKIE_REFRESH_TIME) {
@@ -129,7 +127,7 @@ export class CookieGenerator {
   consumeReply(reply: Uint8Array): boolean {
     if (this.#lastMac1 === null) return false;
     const nonce = reply.subarray(COOKIE.nonce, COOKIE.nonce + XNONCE_LEN);
-    const cookie = this.p.xopen(this.#decKey, nonce, reply.subarray(COOKIE.cookie), this.#lastMac1);
+    const cookie = this.p.xopen((this.#decKey ??= cookieKey(this.p, this.remoteStatic)), nonce, reply.subarray(COOKIE.cookie), this.#lastMac1);
     if (cookie === null) return false;
     this.#cookie = cookie;
     this.#cookieSetAt = this.now();

@@ -22,6 +22,9 @@ import {
 import { encodeInitiation, encodeResponse, INIT, readU32, RESP } from './messages.js';
 
 const IDENTIFIER_BYTES = new TextEncoder().encode(IDENTIFIER);
+/** Shared initial values of every handshake (fields holding them are replaced, never written in place). */
+const ZERO_TIMESTAMP = new Uint8Array(12);
+const ZERO_PSK = new Uint8Array(32);
 
 /** Where a peer's handshake stands. */
 export enum HandshakeStage {
@@ -67,30 +70,44 @@ export class Handshake {
   localIndex = 0;
   /** The remote side's index. */
   remoteIndex = 0;
-  /** Greatest TAI64N timestamp accepted from this peer. */
-  lastTimestamp: Uint8Array = new Uint8Array(12);
+  /** Greatest TAI64N timestamp accepted from this peer (replaced, never written in place). */
+  lastTimestamp: Uint8Array = ZERO_TIMESTAMP;
   /** Monotonic ms of the last accepted initiation (flood protection). */
   lastInitiationConsumed = -Infinity;
-  /** Preshared key (all zero when none). */
-  presharedKey: Uint8Array = new Uint8Array(32);
-  /** DH(our static, peer static), or null if that is a low-order result. */
-  staticStatic: Uint8Array | null = null;
-  /** Initial Noise state for messages addressed to the peer. */
-  readonly initiatorState: NoiseState;
+  /** Preshared key (all zero when none; replaced, never written in place). */
+  presharedKey: Uint8Array = ZERO_PSK;
   /** Called with our index when the handshake releases it (to free it in the index table). */
   onReleaseIndex: ((index: number) => void) | null = null;
+  readonly #p: CryptoProvider;
+  #local: LocalIdentity | null = null;
+  /** The static-static DH; undefined until first needed (a hub holds many peers that never call). */
+  #staticStatic: Uint8Array | null | undefined = null;
+  #initiatorState: NoiseState | null = null;
 
   /** @param remoteStatic the peer's public key */
   constructor(
     p: CryptoProvider,
     readonly remoteStatic: Uint8Array,
   ) {
-    this.initiatorState = initialState(p, CONSTRUCTION, IDENTIFIER_BYTES, remoteStatic);
+    this.#p = p;
   }
 
-  /** Recompute the static-static DH after our private key changed. */
+  /** DH(our static, peer static), or null without a private key or for a low-order result; computed on first use. */
+  get staticStatic(): Uint8Array | null {
+    if (this.#staticStatic === undefined) this.#staticStatic = this.#local === null ? null : this.#p.dh(this.#local.privateKey, this.remoteStatic);
+    return this.#staticStatic;
+  }
+
+  /** Initial Noise state for messages addressed to the peer; computed on first use. */
+  get initiatorState(): NoiseState {
+    return (this.#initiatorState ??= initialState(this.#p, CONSTRUCTION, IDENTIFIER_BYTES, this.remoteStatic));
+  }
+
+  /** Use `local` (our identity, after it changed) from now on: the static-static DH is redone on its next use. */
   precompute(p: CryptoProvider, local: LocalIdentity | null): void {
-    this.staticStatic = local === null ? null : p.dh(local.privateKey, this.remoteStatic);
+    if (p !== this.#p) throw new Error('Handshake.precompute: a different crypto provider than the one the handshake was made with');
+    this.#local = local;
+    this.#staticStatic = local === null ? null : undefined;
   }
 
   /** Forget the in-flight handshake (keeps replay state and keys). */

@@ -44,13 +44,14 @@ class Node<T> {
   /** Prefix length. */
   bits: number;
   parent: Node<T> | null = null;
-  /** Canonical copy of the prefix; non-null exactly when `owner` is set. */
-  prefix: Prefix | null = null;
+  /** Address family (the node's prefix is rebuilt from the key words on demand: no per-node copy). */
+  readonly family: 4 | 6;
   /** Neighbours on the owner's list. */
   prevOfOwner: Node<T> | null = null;
   nextOfOwner: Node<T> | null = null;
 
-  constructor(key: Int32Array, bits: number) {
+  constructor(key: Int32Array, bits: number, family: 4 | 6) {
+    this.family = family;
     this.m0 = maskWord(bits, 0);
     this.k0 = key[0]! & this.m0;
     this.nextMask = 1 << (31 - (bits & 31));
@@ -123,8 +124,12 @@ function walk<T>(node: Node<T> | null, a0: number, a1: number, a2: number, a3: n
   return best;
 }
 
-function copyPrefix(p: Prefix): Prefix {
-  return { family: p.family, bytes: p.bytes.slice(), bits: p.bits };
+/** A fresh copy of the prefix of an owned node, from its key words. */
+function prefixOf<T>(n: Node<T>): Prefix {
+  const bytes = new Uint8Array(n.family === 4 ? 4 : 16);
+  const words = [n.k0, n.k1, n.k2, n.k3];
+  for (let i = 0; i < bytes.length; i++) bytes[i] = words[i >> 2]! >>> (24 - 8 * (i & 3));
+  return { family: n.family, bytes, bits: n.bits };
 }
 
 interface OwnerList<T> {
@@ -262,7 +267,7 @@ export class AllowedIps<T extends object> {
     let node = this.#root(prefix.family);
     for (;;) {
       if (node === null) {
-        const leaf = new Node<T>(key, bits);
+        const leaf = new Node<T>(key, bits, prefix.family);
         this.#nodes++;
         if (parent === null) {
           if (prefix.family === 4) this.#root4 = leaf;
@@ -272,13 +277,13 @@ export class AllowedIps<T extends object> {
           if (keyBit(key, parent.bits) === 0) parent.c0 = leaf;
           else parent.c1 = leaf;
         }
-        this.#setOwner(leaf, prefix, owner);
+        this.#setOwner(leaf, owner);
         return;
       }
       const cpl = commonBits(node, key, Math.min(node.bits, bits));
       if (cpl === node.bits) {
         if (node.bits === bits) {
-          this.#setOwner(node, prefix, owner);
+          this.#setOwner(node, owner);
           return;
         }
         parent = node;
@@ -287,21 +292,21 @@ export class AllowedIps<T extends object> {
       }
       if (cpl === bits) {
         // The new prefix strictly contains `node`: it goes in between.
-        const n = new Node<T>(key, bits);
+        const n = new Node<T>(key, bits, prefix.family);
         this.#nodes++;
         this.#replace(parent, node, n);
         this.#attach(n, nodeBit(node, bits), node);
-        this.#setOwner(n, prefix, owner);
+        this.#setOwner(n, owner);
         return;
       }
       // They diverge at bit `cpl`: a glue node splits the two.
-      const glue = new Node<T>(key, cpl);
-      const leaf = new Node<T>(key, bits);
+      const glue = new Node<T>(key, cpl, prefix.family);
+      const leaf = new Node<T>(key, bits, prefix.family);
       this.#nodes += 2;
       this.#replace(parent, node, glue);
       this.#attach(glue, nodeBit(node, cpl), node);
       this.#attach(glue, keyBit(key, cpl), leaf);
-      this.#setOwner(leaf, prefix, owner);
+      this.#setOwner(leaf, owner);
       return;
     }
   }
@@ -312,14 +317,13 @@ export class AllowedIps<T extends object> {
     else parent.c1 = child;
   }
 
-  #setOwner(node: Node<T>, prefix: Prefix, owner: T): void {
+  #setOwner(node: Node<T>, owner: T): void {
     const prev = node.owner;
     if (prev === owner) return;
     if (prev !== undefined) {
       this.#unlist(node, prev);
     } else {
       this.#size++;
-      node.prefix = this.#canonical(prefix.family, node.bits);
     }
     node.owner = owner;
     let list = this.#owners.get(owner);
@@ -330,13 +334,6 @@ export class AllowedIps<T extends object> {
     else list.head = node;
     list.tail = node;
     list.count++;
-  }
-
-  /** Prefix built from the scratch key words. */
-  #canonical(family: 4 | 6, bits: number): Prefix {
-    const bytes = new Uint8Array(family === 4 ? 4 : 16);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = this.#key[i >> 2]! >>> (24 - 8 * (i & 3));
-    return { family, bytes, bits };
   }
 
   #unlist(node: Node<T>, owner: T): void {
@@ -386,7 +383,7 @@ export class AllowedIps<T extends object> {
         return commonBits(node, key, bits) === bits ? firstIn(node, exceptOwner) : undefined;
       }
       if (commonBits(node, key, node.bits) !== node.bits) return undefined; // disjoint subtree
-      if (node.owner !== undefined && node.owner !== exceptOwner) return { prefix: copyPrefix(node.prefix!), owner: node.owner };
+      if (node.owner !== undefined && node.owner !== exceptOwner) return { prefix: prefixOf(node), owner: node.owner };
       if (node.bits === bits) {
         return (node.c0 && firstIn(node.c0, exceptOwner)) ?? (node.c1 && firstIn(node.c1, exceptOwner)) ?? undefined;
       }
@@ -417,7 +414,6 @@ export class AllowedIps<T extends object> {
     if (node === null || node.owner === undefined || (owner !== undefined && node.owner !== owner)) return false;
     this.#unlist(node, node.owner);
     node.owner = undefined;
-    node.prefix = null;
     this.#size--;
     this.#prune(node);
     return true;
@@ -433,7 +429,6 @@ export class AllowedIps<T extends object> {
       const next = node.nextOfOwner;
       node.prevOfOwner = node.nextOfOwner = null;
       node.owner = undefined;
-      node.prefix = null;
       this.#prune(node);
       node = next;
       n++;
@@ -449,7 +444,7 @@ export class AllowedIps<T extends object> {
    */
   prefixesOf(owner: T): Prefix[] {
     const out: Prefix[] = [];
-    for (let n = this.#owners.get(owner)?.head ?? null; n !== null; n = n.nextOfOwner) out.push(copyPrefix(n.prefix!));
+    for (let n = this.#owners.get(owner)?.head ?? null; n !== null; n = n.nextOfOwner) out.push(prefixOf(n));
     return out;
   }
 
@@ -465,7 +460,7 @@ export class AllowedIps<T extends object> {
    */
   *entries(): IterableIterator<[Prefix, T]> {
     for (const [owner, list] of this.#owners) {
-      for (let n = list.head; n !== null; n = n.nextOfOwner) yield [copyPrefix(n.prefix!), owner];
+      for (let n = list.head; n !== null; n = n.nextOfOwner) yield [prefixOf(n), owner];
     }
   }
 
@@ -536,7 +531,7 @@ function firstIn<T>(root: Node<T>, except: T | undefined): AllowedIpsEntry<T> | 
   const stack: Node<T>[] = [root];
   while (stack.length > 0) {
     const n = stack.pop()!;
-    if (n.owner !== undefined && n.owner !== except) return { prefix: copyPrefix(n.prefix!), owner: n.owner };
+    if (n.owner !== undefined && n.owner !== except) return { prefix: prefixOf(n), owner: n.owner };
     if (n.c1 !== null) stack.push(n.c1);
     if (n.c0 !== null) stack.push(n.c0);
   }

@@ -46,28 +46,49 @@ export interface UapiHost {
   log?(message: string): void;
 }
 
+/** The `preshared_key` of a peer without one. */
+const ZERO_KEY_HEX = '0'.repeat(64);
+
 /** Render the reply to `get=1` (without the trailing `errno=0` block). */
 export function uapiGet(device: Device, listenPort: number): string {
-  const out: string[] = [];
+  let out = '';
+  for (const piece of uapiGetChunks(device, listenPort)) out += piece;
+  return out;
+}
+
+/**
+ * The reply to `get=1` (without the trailing `errno=0` block) in pieces of
+ * about `chunkChars` characters, each rendered when it is taken: a device
+ * with tens of thousands of peers never holds its whole dump, nor a string
+ * per line.
+ */
+export function* uapiGetChunks(device: Device, listenPort: number, chunkChars = 64 * 1024): Generator<string, void, undefined> {
+  let out = '';
   const priv = device.privateKey;
-  if (priv !== null) out.push(`private_key=${keyToHex(priv)}`);
-  if (listenPort !== 0) out.push(`listen_port=${listenPort}`);
-  if (device.fwmark !== 0) out.push(`fwmark=${device.fwmark}`);
+  if (priv !== null) out += `private_key=${keyToHex(priv)}\n`;
+  if (listenPort !== 0) out += `listen_port=${listenPort}\n`;
+  if (device.fwmark !== 0) out += `fwmark=${device.fwmark}\n`;
   for (const peer of device.peers()) {
-    const info = device.peerInfo(peer);
-    out.push(`public_key=${keyToHex(peer.publicKey)}`);
-    out.push(`preshared_key=${keyToHex(peer.handshake.presharedKey)}`);
-    out.push('protocol_version=1');
-    if (info.endpoint !== null) out.push(`endpoint=${formatEndpoint(info.endpoint)}`);
-    const ms = info.lastHandshake;
-    out.push(`last_handshake_time_sec=${Math.floor(ms / 1000)}`);
-    out.push(`last_handshake_time_nsec=${Math.round((ms % 1000) * 1e6)}`);
-    out.push(`tx_bytes=${info.txBytes}`);
-    out.push(`rx_bytes=${info.rxBytes}`);
-    out.push(`persistent_keepalive_interval=${info.persistentKeepalive}`);
-    for (const p of info.allowedIps) out.push(`allowed_ip=${formatPrefix(p)}`);
+    out += peerLines(device, peer);
+    if (out.length >= chunkChars) {
+      yield out;
+      out = '';
+    }
   }
-  return out.map((l) => l + '\n').join('');
+  if (out !== '') yield out;
+}
+
+/** The `get=1` lines of one peer. */
+function peerLines(device: Device, peer: Peer): string {
+  const info = device.peerInfo(peer);
+  const ms = info.lastHandshake;
+  let s = `public_key=${keyToHex(peer.publicKey)}\npreshared_key=${info.hasPresharedKey ? keyToHex(peer.handshake.presharedKey) : ZERO_KEY_HEX}\nprotocol_version=1\n`;
+  if (info.endpoint !== null) s += `endpoint=${formatEndpoint(info.endpoint)}\n`;
+  s +=
+    `last_handshake_time_sec=${Math.floor(ms / 1000)}\nlast_handshake_time_nsec=${Math.round((ms % 1000) * 1e6)}\n` +
+    `tx_bytes=${info.txBytes}\nrx_bytes=${info.rxBytes}\npersistent_keepalive_interval=${info.persistentKeepalive}\n`;
+  for (const p of info.allowedIps) s += `allowed_ip=${formatPrefix(p)}\n`;
+  return s;
 }
 
 function parseUint(value: string, max: number, what: string): number {

@@ -8,7 +8,7 @@
 import { mkdirSync, statSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import net from 'node:net';
 import { dirname, basename } from 'node:path';
-import { applySet, Errno, UapiError, uapiGet, type UapiHost } from './protocol.js';
+import { applySet, Errno, UapiError, uapiGetChunks, type UapiHost } from './protocol.js';
 
 /** Directory of UAPI sockets. */
 export const SOCKET_DIR = '/var/run/wireguard';
@@ -159,8 +159,15 @@ function handleConnection(sock: net.Socket, host: UapiServerHost, server: UapiSe
           fail(Errno.EINVAL, 'trailing data after get=1');
           return false;
         }
-        sock.write(uapiGet(host.device, host.listenPort()) + 'errno=0\n\n');
         state = { kind: 'idle' };
+        // Streamed as the socket drains; the connection's next operation waits for the end.
+        streaming = true;
+        sock.pause();
+        writeChunks(sock, uapiGetChunks(host.device, host.listenPort()), 'errno=0\n\n', () => {
+          streaming = false;
+          sock.resume();
+          processLines();
+        });
         return true;
       case 'set': {
         if (line !== '') {
@@ -187,18 +194,41 @@ function handleConnection(sock: net.Socket, host: UapiServerHost, server: UapiSe
     }
   };
 
-  sock.on('data', (chunk: string) => {
-    buf += chunk;
+  let streaming = false;
+  const processLines = () => {
     let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    while (!streaming && (nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (line.length > MAX_LINE) return fail(Errno.EPROTO, `line longer than ${MAX_LINE} bytes`);
       if (!onLine(line)) return;
     }
-    if (buf.length > MAX_LINE) fail(Errno.EPROTO, `line longer than ${MAX_LINE} bytes`);
+    if (!streaming && buf.length > MAX_LINE) fail(Errno.EPROTO, `line longer than ${MAX_LINE} bytes`);
+  };
+  sock.on('data', (chunk: string) => {
+    buf += chunk;
+    processLines();
   });
   sock.on('error', () => undefined);
+}
+
+/** Write `chunks` then `tail` to `sock`, taking the next chunk only when the socket drains; then `done` (not when the socket closes first). */
+function writeChunks(sock: net.Socket, chunks: Iterator<string>, tail: string, done: () => void): void {
+  const pump = (): void => {
+    for (;;) {
+      if (sock.destroyed) return;
+      const n = chunks.next();
+      if (n.done === true) {
+        sock.write(tail);
+        return done();
+      }
+      if (!sock.write(n.value)) {
+        sock.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
 }
 
 function toUapiError(e: unknown): UapiError {

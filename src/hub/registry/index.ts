@@ -79,6 +79,9 @@ export function isPostgresUrl(url: string | undefined): url is string {
   return url !== undefined && /^postgres(ql)?:/i.test(url);
 }
 
+/** Rows per read of {@link Registry.listPeers}. */
+const LIST_PAGE = 2000;
+
 /** The peer registry of a hub (or of a fleet of hubs sharing it). See the module documentation. */
 export class Registry {
   /** The IPv4 subnet (canonical CIDR). */
@@ -285,9 +288,24 @@ export class Registry {
     });
   }
 
-  /** Every peer, ordered by kind, then name. */
+  /** Every peer, ordered by kind, then name (read in pages of {@link LIST_PAGE} rows). */
   async listPeers(): Promise<PeerRecord[]> {
-    return this.#read('read', async (ctx) => (await ctx.tx.all<PeerRow>('SELECT * FROM peers ORDER BY kind, name')).map(toRecord));
+    // In pages, each its own read: a registry of any size is read without one statement longer than
+    // the store's time bound, or one message holding every row. A peer changed meanwhile is seen as it
+    // was or as it is; the change log (read its sequence first, as the hub does) orders that.
+    const out: PeerRecord[] = [];
+    let after: PeerRow | null = null;
+    for (;;) {
+      const from: PeerRow | null = after;
+      const rows: PeerRow[] = await this.#read('read', (ctx): Promise<PeerRow[]> =>
+        from === null
+          ? ctx.tx.all<PeerRow>('SELECT * FROM peers ORDER BY kind, name LIMIT ?', [LIST_PAGE])
+          : ctx.tx.all<PeerRow>('SELECT * FROM peers WHERE (kind, name) > (?, ?) ORDER BY kind, name LIMIT ?', [from.kind, from.name, LIST_PAGE]),
+      );
+      for (const r of rows) out.push(toRecord(r));
+      if (rows.length < LIST_PAGE) return out;
+      after = rows[rows.length - 1]!;
+    }
   }
 
   /**
