@@ -2,6 +2,7 @@
 // Bundles the CLI entry points after `tsc -p tsconfig.json` (run by `npm run build` and `prepare`):
 //   src/cli/tsguard.ts    → dist/cli/tsguard.cjs    (+ .map, for the checkout: `npm pack` leaves maps out)
 //   src/cli/tsguard-wg.ts → dist/cli/tsguard-wg.cjs (+ .map)
+//   src/cli/sqlite-worker.ts → dist/cli/sqlite-worker.cjs (+ .map): the SQLite registry's worker thread
 // and replaces tsc's dist/cli/tsguard.js and dist/cli/tsguard-wg.js (the bins) with three-line
 // launchers that require the bundle. Why: loading ~50 ES modules one by one costs Node more than
 // compiling one file; see ARCHITECTURE.md ("Library choices", esbuild).
@@ -34,10 +35,13 @@ try {
 }
 
 const ENTRIES = ['tsguard', 'tsguard-wg'];
+// The SQLite registry's worker thread loads `./sqlite-worker.js` beside the module that starts it
+// (src/hub/registry/sqlite-store.ts), which in the bundle is dist/cli/: its launcher re-exports the bundle.
+const WORKER = 'sqlite-worker';
 
 await esbuild.build({
   absWorkingDir: ROOT,
-  entryPoints: ENTRIES.map((name) => ({ in: `src/cli/${name}.ts`, out: name })),
+  entryPoints: [...ENTRIES, WORKER].map((name) => ({ in: `src/cli/${name}.ts`, out: name })),
   outdir: 'dist/cli',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -68,3 +72,11 @@ createRequire(import.meta.url)('./${name}.cjs');
   );
   chmodSync(launcher, 0o755);
 }
+
+writeFileSync(
+  join(ROOT, 'dist/cli', `${WORKER}.js`),
+  `// Written by scripts/bundle-cli.mjs over tsc's output of src/cli/${WORKER}.ts: re-exports its bundle.
+import { createRequire } from 'node:module';
+export const { serve } = createRequire(import.meta.url)('./${WORKER}.cjs');
+`,
+);

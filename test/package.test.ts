@@ -39,7 +39,9 @@ beforeAll(async () => {
 /** Relative module specifiers a JS or declaration file loads (static and dynamic imports, require). */
 function relativeImports(text: string): string[] {
   const re = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|createRequire\(import\.meta\.url\)\(\s*)['"](\.\.?\/[^'"]+)['"]/g;
-  return [...text.matchAll(re)].map((m) => m[1]!);
+  // A module loaded by URL: `new URL('./x.js', import.meta.url)` (a worker thread's; in the CLI bundle import.meta.url is __tsguard_import_meta_url).
+  const byUrl = /\bnew URL\(\s*['"](\.\.?\/[^'"]+\.[cm]?js)['"]\s*,\s*(?:import\.meta\.url|__tsguard_import_meta_url)\s*\)/g;
+  return [...text.matchAll(re), ...text.matchAll(byUrl)].map((m) => m[1]!);
 }
 
 describe('npm pack', () => {

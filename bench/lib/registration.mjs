@@ -8,10 +8,11 @@
 //   included). The agent is stopped (SIGTERM) before the next run.
 // registrationRate: hub in one namespace with --api 127.0.0.1:18080 --api-insecure-http; the client
 //   (bench/lib/register-load.mjs) runs in the same namespace and POSTs /v1/register for N distinct
-//   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run.
+//   agents with a fixed concurrency. Accepted registrations ÷ wall time of the whole run, and the hub's
+//   CPU time (all threads) per accepted registration.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collect, percentile, waitFor } from './proc.mjs';
+import { collect, cpuSeconds, percentile, waitFor } from './proc.mjs';
 import { NS_PREFIX, OUTER, ROOT, TSGUARD, Topology, ifname, nsRun, nsSpawn } from './netns.mjs';
 import { makeAgents } from './register-load.mjs';
 
@@ -27,10 +28,10 @@ export const AGENT_ENV_NOTE = 'agent processes run without NODE_EXTRA_CA_CERTS /
 const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 
 /** Spawn `tsguard hub up …` in ns; resolves once the registration API listens. */
-async function startHub(t, ns, dir, { subnet, port, api, insecure }) {
+async function startHub(t, ns, dir, { subnet, port, api, insecure, nodeArgs = [], tsguard = TSGUARD }) {
   const name = ifname('tsgreg');
   t.ifnames.add(name);
-  const args = [TSGUARD, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', String(port), '--api', api];
+  const args = [...nodeArgs, tsguard, 'hub', 'up', '--data-dir', dir, '--interface', name, '--subnet', subnet, '--listen-port', String(port), '--api', api];
   if (insecure) args.push('--api-insecure-http');
   const hub = nsSpawn(ns, process.execPath, args, { ...process.env, LOG_LEVEL: 'info' });
   let out = '';
@@ -45,7 +46,7 @@ async function startHub(t, ns, dir, { subnet, port, api, insecure }) {
     30_000,
     20,
   );
-  const tok = JSON.parse((await nsRun(ns, process.execPath, [TSGUARD, 'hub', 'token', 'create', '--data-dir', dir, '--json'])).stdout);
+  const tok = JSON.parse((await nsRun(ns, process.execPath, [tsguard, 'hub', 'token', 'create', '--data-dir', dir, '--json'])).stdout);
   return { hub, name, token: tok.token, caHash: tok.caHash, url: tok.url, output: () => out };
 }
 
@@ -153,22 +154,30 @@ export async function joinLatency({ runs = 3, subnet = '10.90.0.0/16', log = () 
   }
 }
 
-/** N registrations of distinct agents, `concurrency` in flight. */
-export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {} } = {}) {
+/**
+ * N registrations of distinct agents, `concurrency` in flight. `hubNodeArgs`: Node options for the
+ * hub process (e.g. `['--cpu-prof', '--cpu-prof-dir', DIR]`: written when the hub stops at teardown);
+ * `tsguard`: the CLI to run the hub with (another build, for an A/B comparison).
+ */
+export async function registrationRate({ n = 2000, concurrency = 32, subnet = '10.96.0.0/16', log = () => {}, hubNodeArgs = [], tsguard = TSGUARD } = {}) {
   const t = await Topology.create({ single: true, prefix: NS_PREFIX });
   try {
     const dir = t.tempDir();
-    const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true });
+    const h = await startHub(t, t.a, dir, { subnet, port: 51911, api: '127.0.0.1:18080', insecure: true, nodeArgs: hubNodeArgs, tsguard });
     const agents = makeAgents(n, 'bench-reg-');
     const file = join(t.tempDir(), 'agents.json');
     writeFileSync(file, JSON.stringify(agents));
     log(`registrations: ${n} agents, concurrency ${concurrency}`);
+    const cpu0 = cpuSeconds(h.hub.pid);
     const child = nsSpawn(t.a, process.execPath, [join(ROOT, 'bench/lib/register-load.mjs'), h.url, h.token, file, String(concurrency)]);
     const r = await collect(child, 300_000);
+    const hubCpu = cpuSeconds(h.hub.pid) - cpu0;
     if (r.code !== 0) throw new Error(`register-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop());
     if (res.accepted === 0) throw new Error(`no registration accepted: ${JSON.stringify(res).slice(0, 500)}; hub: ${h.output().slice(-1000)}`);
-    return { ...res, transport: 'plain HTTP on 127.0.0.1 inside the hub namespace', subnet };
+    // The hub's CPU time (all threads, /proc/PID/stat) per accepted registration: less sensitive to the other load of the machine than the rate.
+    const hub_cpu_ms_per_registration = Math.round((hubCpu * 1000 * 100) / res.accepted) / 100;
+    return { ...res, hub_cpu_ms_per_registration, transport: 'plain HTTP on 127.0.0.1 inside the hub namespace', subnet };
   } finally {
     await t.teardown();
   }

@@ -40,7 +40,7 @@ import { formatEndpoint } from '../device/types.js';
 import type { ListenAddress } from '../util/listen-address.js';
 import type { Registry } from './registry/index.js';
 import { RegistryError, type HubRecord, type RegisterAgentResult } from './registry/types.js';
-import { isValidPeerName, validatePublicKey } from './registry/validate.js';
+import { isValidPeerName } from './registry/validate.js';
 import { AGENT_KEEPALIVE, isLoopback, type AcceptReason, type RefusalReason, type RegisterRequest, type RegisterResponse } from './protocol.js';
 
 /** Largest accepted request body. */
@@ -344,7 +344,7 @@ function parseBody(raw: Buffer): RegisterRequest {
   if (!isValidPeerName(o.agent_id)) throw new Refusal('invalid_request', 'agent_id must be 1–63 characters from A–Z, a–z, 0–9, ".", "_" and "-"');
   if (o.public_key === undefined) throw new Refusal('invalid_request', 'public_key is missing');
   if (typeof o.public_key !== 'string') throw new Refusal('invalid_public_key', 'public_key must be a base64 string as printed by "wg pubkey"');
-  validatePublicKey(o.public_key); // throws INVALID_KEY → invalid_public_key
+  // The key itself is checked once, by Registry.registerAgent (INVALID_KEY → invalid_public_key), before the store is touched.
   if (o.labels !== undefined && (typeof o.labels !== 'object' || o.labels === null || Array.isArray(o.labels))) {
     throw new Refusal('invalid_request', 'labels must be an object of name → text');
   }

@@ -11,7 +11,9 @@
  * @module
  */
 
+import type { Ctx } from './rows.js';
 import type { Tx } from './store.js';
+import type { Net4, Net6 } from './subnet.js';
 import type { ChangeBatch, PeerKind } from './types.js';
 
 /** How many change sequence numbers the log keeps. */
@@ -21,6 +23,18 @@ export const CHANGES_KEPT = 10_000;
 export async function nextSeq(tx: Tx): Promise<{ seq: number; hint: number }> {
   const r = (await tx.get<{ change_seq: number; alloc_hint: number }>('UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq, alloc_hint'))!;
   return { seq: r.change_seq, hint: r.alloc_hint };
+}
+
+/**
+ * Run `fn` as one change in the open transaction `tx`: it takes the next
+ * sequence number, and the peers it marks changed are logged under it.
+ */
+export async function runChange<T>(tx: Tx, v4: Net4, v6: Net6 | null, now: number, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
+  const { seq, hint } = await nextSeq(tx);
+  const ctx: Ctx = { tx, v4, v6, now, changed: new Map(), hint };
+  const r = await fn(ctx);
+  await recordChanges(tx, seq, ctx.changed.values(), ctx.now);
+  return r;
 }
 
 /** Record the peers changed under `seq`; prunes the log now and then. */

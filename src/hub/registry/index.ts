@@ -14,12 +14,14 @@
  * - **Validation first.** Names, keys (base64, 32 bytes, not all-zero, not a
  *   low-order point), addresses and routes are checked before the store is
  *   touched, so a bad request consumes nothing.
- * - **One transaction per change.** Every write is one transaction,
- *   serialised with all other writers of the store (SQLite `BEGIN IMMEDIATE`;
- *   on PostgreSQL the row lock of the change counter, taken first): token
- *   check, address choice, insert and token use commit together or not at
- *   all. Unique constraints on the address, the public key and (kind, name)
- *   back this up.
+ * - **One transaction per change.** Every write is atomic, serialised with
+ *   all other writers of the store (SQLite `BEGIN IMMEDIATE`; on PostgreSQL
+ *   the row lock of the change counter, taken first): token check, address
+ *   choice, insert and token use commit together or not at all. Changes that
+ *   arrive together share one transaction and one disk flush, each in its
+ *   own savepoint (group commit, `./group-commit.ts`); each is answered after
+ *   that commit. Unique constraints on the address, the public key and
+ *   (kind, name) back this up.
  * - **Allocation** is the lowest free host address, at a cost independent of
  *   the number of rows (`./allocator.ts`).
  * - **Changes** are logged with a sequence number in the same transaction
@@ -35,8 +37,10 @@ import { closeSync, chmodSync, existsSync, mkdirSync, openSync, readdirSync, sta
 import { join } from 'node:path';
 import { generateToken, hashSecret, parseToken } from '../tokens.js';
 import { purgeQuarantine } from './allocator.js';
-import { changesSince, currentSeq, nextSeq, recordChanges } from './changes.js';
-import { authenticToken, registerAgentTx, tokenInfo } from './enrollment.js';
+import { GroupCommit, storeRunner } from './group-commit.js';
+import { changesSince, currentSeq, runChange } from './changes.js';
+import { authenticToken, registerAgentTx, tokenInfo, type Registration } from './enrollment.js';
+import type { ProcedureJob } from './procedures.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
@@ -45,7 +49,7 @@ import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow, ty
 import { migratePostgres } from './schema-postgres.js';
 import { migrateSqlite } from './schema-sqlite.js';
 import { SqliteStore } from './sqlite-store.js';
-import { storeError, type RegistryStore } from './store.js';
+import { storeError, type RegistryStore, type Tx } from './store.js';
 import { checkHostAddress, ipv6For, parseSubnet4, parseSubnet6, v4Text, type Net4, type Net6 } from './subnet.js';
 import {
   REGISTRY_FILE,
@@ -98,6 +102,9 @@ export class Registry {
   readonly backend: RegistryStore['backend'];
 
   readonly #store: RegistryStore;
+  readonly #group: GroupCommit<(tx: Tx) => Promise<unknown>>;
+  /** Registrations, when the store runs named changes itself (SQLite: in its worker). */
+  readonly #procedures: GroupCommit<ProcedureJob> | null;
   readonly #v4: Net4;
   readonly #v6: Net6 | null;
   readonly #now: () => number;
@@ -107,6 +114,9 @@ export class Registry {
 
   private constructor(store: RegistryStore, v4: Net4, v6: Net6 | null, now: () => number) {
     this.#store = store;
+    this.#group = new GroupCommit(storeRunner(store));
+    const runner = store.procedureRunner?.({ v4, v6 });
+    this.#procedures = runner === undefined ? null : new GroupCommit(runner);
     this.#v4 = v4;
     this.#v6 = v6;
     this.#now = now;
@@ -184,16 +194,14 @@ export class Registry {
     }
   }
 
-  /** Run `fn` in a write transaction with a change sequence number; its changed peers go into the change log. */
+  /**
+   * Run `fn` as one change with its own change sequence number (its changed peers go into the
+   * change log), in a savepoint of the next group commit (`./group-commit.ts`): it settles after
+   * that transaction has committed (or rolled back).
+   */
   async #write<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
     this.#checkOpen(what);
-    return this.#store.write(what, async (tx) => {
-      const { seq, hint } = await nextSeq(tx);
-      const ctx: Ctx = { tx, v4: this.#v4, v6: this.#v6, now: this.#now(), changed: new Map(), hint };
-      const r = await fn(ctx);
-      await recordChanges(tx, seq, ctx.changed.values(), ctx.now);
-      return r;
-    });
+    return this.#group.run(what, (tx) => runChange(tx, this.#v4, this.#v6, this.#now(), fn));
   }
 
   #read<T>(what: string, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
@@ -466,9 +474,11 @@ export class Registry {
     if (input.credential !== undefined && (typeof input.credential !== 'string' || input.credential.length > 128)) {
       throw new RegistryError('INVALID_VALUE', 'the agent credential must be the text the hub returned at the first registration');
     }
-    return this.#write(`register agent/${name}`, (ctx) =>
-      registerAgentTx(ctx, { token: input.token, name, key, labels, credential: input.credential, homeHub: input.homeHub ?? null }),
-    );
+    const g: Registration = { token: input.token, name, key, labels, credential: input.credential, homeHub: input.homeHub ?? null };
+    const what = `register agent/${name}`;
+    if (this.#procedures === null) return this.#write(what, (ctx) => registerAgentTx(ctx, g));
+    this.#checkOpen(what);
+    return this.#procedures.run(what, { proc: 'registerAgent', args: g, now: this.#now() });
   }
 
   /**

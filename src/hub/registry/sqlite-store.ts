@@ -1,18 +1,21 @@
 /**
  * The SQLite store: `registry.sqlite` in the data directory, opened by
- * better-sqlite3 in a worker thread that owns the connection. Every
+ * better-sqlite3 in a worker thread that owns the connections. Every
  * statement, lock wait (`busy_timeout`) and fsync happens on that thread, so
  * the engine's thread never waits for the disk or for another process's write
- * lock; it only posts messages. Calls are serialised (one connection, one
- * transaction at a time) and bounded: a call that cannot finish within the
- * store timeout fails with `STORE_UNAVAILABLE` while the worker finishes or
- * rolls back behind it.
+ * lock; it only posts messages. Writes are serialised (one write transaction
+ * at a time; a group of registrations is one of them, run in the worker by
+ * {@link SqliteStore.procedureRunner}) and every call is bounded: one that
+ * cannot finish within the store timeout fails with `STORE_UNAVAILABLE`
+ * while the worker finishes or rolls back behind it.
  *
- * WAL mode lets readers run while one writer commits; every write is a
- * `BEGIN IMMEDIATE` transaction (the write lock is taken before anything is
- * read, so nobody can take the chosen address before the insert);
- * `synchronous = FULL` (an address handed out must survive a power cut),
- * except for bookkeeping writes (`durable: false`).
+ * WAL mode lets readers run while one writer commits: reads go to a second,
+ * read-only connection of the worker and do not wait for the writer's turn.
+ * Every write is a `BEGIN IMMEDIATE` transaction (the write lock is taken
+ * before anything is read, so nobody can take the chosen address before the
+ * insert); `synchronous = FULL` (an address handed out must survive a power
+ * cut), except for bookkeeping writes (`durable: false`). Statements whose
+ * answer nobody waits for (savepoints) travel with the next request.
  * @module
  */
 
@@ -20,7 +23,9 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { RegistryError } from './types.js';
 import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
-import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest } from './sqlite-worker.js';
+import { sqliteExecutor, sqliteWorkerSource, type ExecutorAnswer, type ExecutorRequest, type WireOutcome } from './sqlite-worker.js';
+import { GroupAbort, type GroupRunner, type Outcome } from './group-commit.js';
+import { refusalFromWire, type Geometry, type ProcedureJob } from './procedures.js';
 
 /** How requests reach the executor: a worker thread, or (CLI processes, which carry no packets) this thread. */
 interface Channel {
@@ -32,7 +37,9 @@ interface Channel {
 
 /** The executor in a worker thread. */
 async function workerChannel(path: string, driver: string, busyTimeoutMs: number): Promise<Channel> {
-  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs } });
+  // The worker loads ./sqlite-worker.js beside this module (in the CLI bundle: its launcher beside the bundle).
+  const module = new URL('./sqlite-worker.js', import.meta.url).href;
+  const worker = new Worker(sqliteWorkerSource, { eval: true, workerData: { path, driver, busyTimeoutMs, module } });
   worker.unref();
   const limit = busyTimeoutMs + 5000;
   const ready = await new Promise<{ ready: boolean; error?: { message: string } }>((resolve) => {
@@ -66,16 +73,26 @@ function inlineChannel(path: string, driver: string, busyTimeoutMs: number): Cha
   const ex = sqliteExecutor(createRequire(import.meta.url), { path, driver, busyTimeoutMs });
   if (!ex.ready) throw storeError(new Error(ex.error.message), 'open', path);
   let answer: (m: ExecutorAnswer) => void = () => undefined;
+  let chain: Promise<void> = Promise.resolve();
   return {
     post: (m) => {
       const a = ex.handle(m);
-      setImmediate(() => answer(a));
+      chain = chain.then(async () => {
+        const done = await a;
+        setImmediate(() => answer(done));
+      });
     },
     onAnswer: (f) => (answer = f),
     onFail: () => undefined,
     terminate: async () => undefined,
   };
 }
+
+/** Reads in flight at most (they queue in the worker behind each other and the writer's statements). */
+const READERS = 16;
+
+/** A request whose answer nobody waits for: sent with the next one. */
+type Deferred = NonNullable<ExecutorRequest['pre']>[number];
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -89,6 +106,8 @@ class SqliteFailure extends Error {
   constructor(
     message: string,
     readonly code: string | null,
+    /** `group`: the job at fault. */
+    readonly failed?: number,
   ) {
     super(message);
   }
@@ -108,7 +127,10 @@ export class SqliteStore implements RegistryStore {
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** Writers: one transaction at a time on the write connection. */
   readonly #gate: Gate;
+  /** Readers (the read connection): bounded only so that a stuck worker is noticed. */
+  readonly #readGate: Gate;
   #closed = false;
   #dead: Error | null = null;
 
@@ -116,14 +138,19 @@ export class SqliteStore implements RegistryStore {
     this.#channel = channel;
     this.where = path;
     this.#timeoutMs = timeoutMs;
-    this.#gate = new Gate(1, timeoutMs + 500, () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`));
+    const stalled = () => new Error(`the database was busy for ${timeoutMs} ms (a lock held by another process, or a slow disk)`);
+    this.#gate = new Gate(1, timeoutMs + 500, stalled);
+    this.#readGate = new Gate(READERS, timeoutMs + 500, stalled);
     channel.onAnswer((m) => {
       const p = this.#pending.get(m.id);
       if (p === undefined) return;
       this.#pending.delete(m.id);
-      if (!m.error) this.#gate.progress();
+      if (!m.error) {
+        this.#gate.progress();
+        this.#readGate.progress();
+      }
       if (p.timer) clearTimeout(p.timer);
-      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code));
+      if (m.error) p.reject(new SqliteFailure(m.error.message, m.error.code, m.failed));
       else p.resolve(m.result);
       p.done();
     });
@@ -164,7 +191,11 @@ export class SqliteStore implements RegistryStore {
   }
 
   /** Post one request; `deadline` (ms since epoch) bounds the wait for its answer. */
-  #send(op: string, deadline: number, extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean } = {}): { result: Promise<unknown>; answered: Promise<void> } {
+  #send(
+    op: string,
+    deadline: number,
+    extra: { sql?: string; params?: readonly SqlValue[]; durable?: boolean; read?: boolean; pre?: Deferred[]; jobs?: ProcedureJob[]; geometry?: Geometry; deadline?: number } = {},
+  ): { result: Promise<unknown>; answered: Promise<void> } {
     if (this.#dead) {
       const failed = Promise.reject(this.#dead);
       failed.catch(() => undefined); // callers that only wait for `answered` (rollbacks) do not look at it
@@ -189,36 +220,52 @@ export class SqliteStore implements RegistryStore {
     return { result, answered };
   }
 
-  /** Wait for the connection (one transaction at a time); the release function may wait for a promise first. */
-  async #acquire(what: string): Promise<(after?: Promise<unknown>) => void> {
-    const release = await this.#gate.admit(what, this.#closed, (e) => this.#map(e, what));
+  /** Wait for the connection (one transaction at a time; `read`: a reader's slot); the release function may wait for a promise first. */
+  async #acquire(what: string, read = false): Promise<(after?: Promise<unknown>) => void> {
+    const release = await (read ? this.#readGate : this.#gate).admit(what, this.#closed, (e) => this.#map(e, what));
     return (after) => {
       if (after) void after.then(release, release);
       else release();
     };
   }
 
-  #tx(deadline: number): Tx {
-    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => this.#send(op, deadline, { sql, params: params ?? [] }).result;
+  /**
+   * Statements of one session; `read`: on the read connection. Savepoint
+   * statements are deferred: `take()` returns those not sent yet (the
+   * commit carries them).
+   */
+  #tx(deadline: number, read: boolean): { tx: Tx; take: () => Deferred[] | undefined } {
+    let deferred: Deferred[] = [];
+    const take = () => {
+      if (deferred.length === 0) return undefined;
+      const d = deferred;
+      deferred = [];
+      return d;
+    };
+    const call = async (op: string, sql: string, params?: readonly SqlValue[]) => {
+      const pre = take();
+      return this.#send(op, deadline, { sql, params: params ?? [], ...(read ? { read } : {}), ...(pre ? { pre } : {}) }).result;
+    };
+    const later = (sql: string) => deferred.push({ op: 'exec', sql });
     const tx: Tx = {
       get: async <T>(sql: string, params?: readonly SqlValue[]) => ((await call('get', sql, params)) ?? undefined) as T | undefined,
       all: async <T>(sql: string, params?: readonly SqlValue[]) => (await call('all', sql, params)) as T[],
       run: async (sql: string, params?: readonly SqlValue[]) => (await call('run', sql, params)) as number,
       savepoint: async <T>(fn: () => Promise<T>) => {
-        await call('exec', 'SAVEPOINT sp');
+        later('SAVEPOINT sp');
         try {
           const r = await fn();
-          await call('exec', 'RELEASE sp');
+          later('RELEASE sp');
           return r;
         } catch (e) {
           if (isStoreFailure(e) || !(e instanceof RegistryError)) throw e;
-          await call('exec', 'ROLLBACK TO sp');
-          await call('exec', 'RELEASE sp');
+          later('ROLLBACK TO sp');
+          later('RELEASE sp');
           throw e;
         }
       },
     };
-    return tx;
+    return { tx, take };
   }
 
   #map(e: unknown, what: string): unknown {
@@ -237,8 +284,10 @@ export class SqliteStore implements RegistryStore {
       throw this.#map(e, what);
     }
     try {
-      const r = await fn(this.#tx(deadline));
-      await this.#send('commit', deadline).result;
+      const session = this.#tx(deadline, false);
+      const r = await fn(session.tx);
+      const pre = session.take();
+      await this.#send('commit', deadline, pre ? { pre } : {}).result;
       release();
       return r;
     } catch (e) {
@@ -249,15 +298,40 @@ export class SqliteStore implements RegistryStore {
   }
 
   async read<T>(what: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const release = await this.#acquire(what);
+    const release = await this.#acquire(what, true);
     const deadline = Date.now() + this.#timeoutMs + 500;
     try {
-      return await fn(this.#tx(deadline));
+      return await fn(this.#tx(deadline, true).tx);
     } catch (e) {
       throw this.#map(e, what);
     } finally {
       release();
     }
+  }
+
+  /**
+   * A {@link GroupRunner} that runs a whole group of named changes in the
+   * worker, in one message (see `./sqlite-worker.ts`, op `group`).
+   */
+  procedureRunner(geometry: Geometry): GroupRunner<ProcedureJob> {
+    let geometrySent = false; // the worker keeps it: cloning it costs more than a job
+    return async (what, jobs) => {
+      const release = await this.#acquire(what);
+      const deadline = Date.now() + this.#timeoutMs + 500;
+      // The worker rolls back rather than commit a group this side may already have given up on.
+      const sent = this.#send('group', deadline, { jobs: [...jobs], ...(geometrySent ? {} : { geometry }), deadline: deadline - 250 });
+      geometrySent = true;
+      let answer: WireOutcome[];
+      try {
+        answer = (await sent.result) as WireOutcome[];
+      } catch (e) {
+        throw new GroupAbort(this.#map(e, what), e instanceof SqliteFailure && e.failed !== undefined ? e.failed : 0);
+      } finally {
+        // After a timeout, the next writer waits until the worker has finished (and rolled back) this group.
+        release(sent.answered);
+      }
+      return answer.map((o): Outcome => (o.ok ? o : { ok: false, error: refusalFromWire(o.refusal) }));
+    };
   }
 
   async listen(): Promise<null> {

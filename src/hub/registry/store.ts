@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { GroupRunner } from './group-commit.js';
+import type { Geometry, ProcedureJob } from './procedures.js';
 import { RegistryError } from './types.js';
 
 /** A value bound to a placeholder. Booleans are stored as 0/1. */
@@ -46,6 +48,12 @@ export interface RegistryStore {
    * hub over its control socket instead).
    */
   listen(onNotify: () => void): Promise<(() => Promise<void>) | null>;
+  /**
+   * Optional: a runner for groups of named changes (`./procedures.ts`)
+   * cheaper than running them statement by statement from this thread
+   * (SQLite: the whole group in one message to its worker).
+   */
+  procedureRunner?(geometry: Geometry): GroupRunner<ProcedureJob>;
   /** Close every connection. Idempotent. */
   close(): Promise<void>;
 }
