@@ -1,9 +1,8 @@
 // The handshake's primitives through the OpenSSL that Node itself links: X25519, BLAKE2s-256,
 // HMAC-BLAKE2s and keyed BLAKE2s-128 (WireGuard's MAC). node:crypto reaches the same OpenSSL code
 // but builds JavaScript objects per call (a Hash/Hmac object per hash, a JWK round trip per key
-// import), which cost more than the primitives: a responder handshake spent ~370 µs of which about
-// 160 µs were the four scalar multiplications. Here each call is one N-API call into a context that is
-// created once per thread and reused.
+// import), which cost more than the primitives. Here each call is one N-API call into a context that
+// is created once per thread and reused.
 //
 // X25519 private keys live in an EVP_PKEY owned by a JavaScript External: importing a private key
 // makes OpenSSL derive its public key (a scalar multiplication), so the JavaScript side caches the
@@ -13,6 +12,10 @@
 // keeps filled, so that their scalar multiplication runs on another core, off the event loop. The
 // thread starts on first use, sleeps while the pool is full, and is stopped and joined (and the
 // pooled keys freed) when the Node environment shuts down.
+//
+// x25519Batch does many scalar multiplications in one call, spread over the crypto pool
+// (crypto_pool.cc, shared with the data path's AEAD): the handshake worker computes the DH values of
+// all the initiations (and then all the responses) of one event-loop turn at once.
 #include "hscrypto.h"
 
 #include <openssl/core_names.h>
@@ -25,9 +28,12 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common.h"
+#include "crypto_pool.h"
 
 namespace tsg {
 namespace {
@@ -272,6 +278,37 @@ Napi::Value X25519Public(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
+// OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
+// Makes X25519 public-key objects from raw bytes with a context created once per thread:
+// EVP_PKEY_new_raw_public_key would look the key type up by name on every call.
+struct PeerKeys {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+  bool ok = ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1;
+  ~PeerKeys() { EVP_PKEY_CTX_free(ctx); }
+
+  EVP_PKEY* Make(const uint8_t* pub) {
+    if (!ok) return EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, kKeyLen);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(pub), kKeyLen),
+                           OSSL_PARAM_construct_end()};
+    EVP_PKEY* peer = nullptr;
+    return EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) == 1 ? peer : nullptr;
+  }
+};
+
+bool Derive(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
+  static thread_local PeerKeys peers;
+  EVP_PKEY* peer = peers.Make(pub);
+  EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
+  size_t len = kKeyLen;
+  bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+            EVP_PKEY_derive(ctx, out, &len) == 1 && len == kKeyLen;
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(peer);
+  if (!ok) std::memset(out, 0, kKeyLen);
+  return ok;
+}
+
 // x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
 // all zero (a low-order peer point) or OpenSSL refuses the peer key.
 Napi::Value X25519(const Napi::CallbackInfo& info) {
@@ -283,16 +320,50 @@ Napi::Value X25519(const Napi::CallbackInfo& info) {
       outLen != kKeyLen) {
     return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
   }
-  EVP_PKEY* peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, pubLen);
-  EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
-  size_t len = kKeyLen;
-  // OpenSSL fails the derivation when the shared secret is all zero.
-  bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
-            EVP_PKEY_derive(ctx, out, &len) == 1 && len == kKeyLen;
-  EVP_PKEY_CTX_free(ctx);
-  EVP_PKEY_free(peer);
-  if (!ok) std::memset(out, 0, outLen);
-  return Napi::Boolean::New(env, ok);
+  return Napi::Boolean::New(env, Derive(key, pub, out));
+}
+
+struct DhJobs {
+  std::vector<EVP_PKEY*> keys;
+  std::vector<const uint8_t*> pubs;
+  uint8_t* out;
+  uint8_t* ok;
+};
+
+void RunDh(size_t begin, size_t end, void* arg) {
+  auto* b = static_cast<DhJobs*>(arg);
+  for (size_t i = begin; i < end; i++) b->ok[i] = Derive(b->keys[i], b->pubs[i], b->out + i * kKeyLen) ? 1 : 0;
+}
+
+// x25519Batch(keys, publicKeys, out, ok): job i is DH(keys[i], publicKeys[i]) into out[32i, 32i + 32),
+// ok[i] = 1, or zeros and ok[i] = 0 as x25519 refuses. Every argument is checked before any work;
+// the jobs run on the crypto pool (one scalar multiplication is worth a thread hand-off).
+Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* kUsage =
+      "x25519Batch(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes)";
+  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsArray()) return ThrowType(env, kUsage);
+  Napi::Array keys = info[0].As<Napi::Array>();
+  Napi::Array pubs = info[1].As<Napi::Array>();
+  const size_t n = keys.Length();
+  uint8_t *out, *ok;
+  size_t outLen, okLen;
+  if (pubs.Length() != n || !GetUint8Array(info[2], &out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &ok, &okLen) ||
+      okLen != n) {
+    return ThrowType(env, kUsage);
+  }
+  DhJobs b{std::vector<EVP_PKEY*>(n), std::vector<const uint8_t*>(n), out, ok};
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* pub;
+    size_t len;
+    b.keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
+    if (b.keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
+      return ThrowType(env, std::string("x25519Batch: job ") + std::to_string(i) + ": " + kUsage);
+    }
+    b.pubs[i] = pub;
+  }
+  ParallelFor(n, 1, &RunDh, &b);
+  return env.Undefined();
 }
 
 }  // namespace
@@ -309,6 +380,7 @@ void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Import", Napi::Function::New<X25519Import>(env, "x25519Import"));
   exports.Set("x25519Public", Napi::Function::New<X25519Public>(env, "x25519Public"));
   exports.Set("x25519", Napi::Function::New<X25519>(env, "x25519"));
+  exports.Set("x25519Batch", Napi::Function::New<X25519Batch>(env, "x25519Batch"));
 }
 
 }  // namespace tsg

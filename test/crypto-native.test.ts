@@ -120,6 +120,33 @@ describe('native handshake primitives', () => {
     expect(nativeCrypto.hmac(new Uint8Array(0), long)).toEqual(nobleCrypto.hmac(new Uint8Array(0), long));
   });
 
+  it('HMAC and MAC agree with @noble for every key length the addon takes (HMAC 1–64, MAC 1–32 bytes)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 0, maxLength: 200 }), (key, data) => {
+        expect(nativeCrypto.hmac(key, data)).toEqual(nobleCrypto.hmac(key, data));
+        const k = key.subarray(0, 32);
+        expect(nativeCrypto.mac(k, data)).toEqual(nobleCrypto.mac(k, data));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('dhBatch gives what dh gives, job by job, low-order points included', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(9)), { minLength: 0, maxLength: 40 }), (jobs) => {
+        const privs = jobs.map(([k]) => k);
+        // One job in ten gets a low-order point (zero), the rest a real public key.
+        const pubs = jobs.map(([k, r]) => (r === 0 ? new Uint8Array(32) : nobleCrypto.publicKey(k.map((x) => x ^ 0x55))));
+        const got = nativeCrypto.dhBatch!(privs, pubs);
+        expect(got).toHaveLength(jobs.length);
+        got.forEach((g, i) => expect(g).toEqual(nobleCrypto.dh(privs[i]!, pubs[i]!)));
+      }),
+      { numRuns: 30 },
+    );
+    expect(() => nativeCrypto.dhBatch!([new Uint8Array(32)], [])).toThrow(/1 private keys but 0 public keys/);
+    expect(() => nativeCrypto.dhBatch!([new Uint8Array(32)], [new Uint8Array(31)])).toThrow(/32 bytes/);
+  });
+
   it('X25519 agrees with @noble; generated keys are clamped and unique; low-order points are refused', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 300; i++) {

@@ -86,7 +86,9 @@ describe.skipIf(SKIP)('hub status page, metrics and health (network namespaces, 
 
       // cli1 → dev1 through the hub's relay.
       const r = await ping(cli1.ns, dev1.ip, { count: 10, interval: 0.05 });
-      expect(r.received, r.output).toBe(10);
+      // With a deadline ping sends until 10 replies are in; two replies read in one wakeup can make it 11.
+      expect(r.received, r.output).toBeGreaterThanOrEqual(10);
+      expect(r.received, r.output).toBeLessThanOrEqual(r.transmitted);
       b.child.stdin!.write(`traffic dev1 ${rx0} cli1 ${relayed0}\n`);
       const updated = await b.next('updated');
       await b.next('done');

@@ -14,10 +14,10 @@
 //   *before* the measurement window by worker threads, so the generator's crypto does not compete
 //   with the responder for the CPU during the window. The sender index is not covered by the Noise
 //   transcript, so it is patched in at send time, and the MACs (cheap BLAKE2s) are added then.
-// - Closed loop: at most --window initiations are outstanding. This keeps wireguard-go's handshake
-//   queue (its "under load" signal is a queue length ≥ 128) below its threshold, so it answers
-//   without cookies; tsguard's signal is a rate (> 1000 handshake messages/s within one second),
-//   so at full speed it goes under load and answers with cookie replies.
+// - Closed loop: at most --window initiations are outstanding. Both responders are under load while
+//   ≥ 128 handshake messages wait in their queue (wireguard-go's rule, tsguard's too), so with a
+//   window below that a responder that keeps up answers without cookies; one that falls behind
+//   fills its queue, answers with cookie replies and is then held to the per-source rate limit.
 // - Each identity has at most one initiation outstanding and waits 52 ms after an answer before its
 //   next one: responders drop initiations from a peer that come < 50 ms after the previous one
 //   ("flood"), so the achievable rate is capped at about identities × 19/s (reported as rate_cap_per_s).

@@ -4,10 +4,11 @@
  * the primitive:
  * - ChaCha20-Poly1305 seal/open (data path and handshake) with one reused EVP
  *   context (node:crypto creates a Cipher object per call);
- * - BLAKE2s-256, HMAC-BLAKE2s and keyed BLAKE2s-128 (the handshake's hashes,
- *   KDF and MACs) with reused contexts;
+ * - BLAKE2s-256, HMAC-BLAKE2s, the KDF and keyed BLAKE2s-128 (the handshake's
+ *   hashes and MACs) through OpenSSL with contexts reused per thread;
  * - X25519 with the private key held in an OpenSSL key object cached per key
- *   array; new key pairs (one per handshake) come from a pool that a
+ *   array, one at a time or many in one call on the addon's crypto pool
+ *   (`dhBatch`); new key pairs (one per handshake) come from a pool that a
  *   background thread of the addon keeps filled, so their scalar
  *   multiplication is off the event loop.
  *
@@ -50,6 +51,8 @@ interface HandshakeBinding {
   x25519Import(privateKey: Uint8Array): NativeKey;
   x25519Public(key: NativeKey, out: Uint8Array): void;
   x25519(key: NativeKey, publicKey: Uint8Array, out: Uint8Array): boolean;
+  /** DH of each key with each public key into `out` (32 bytes per job) on the crypto pool; `ok[i]` as {@link HandshakeBinding.x25519}. */
+  x25519Batch(keys: NativeKey[], publicKeys: readonly Uint8Array[], out: Uint8Array, ok: Uint8Array): void;
 }
 
 /** The addon's crypto exports, as the shell loaded them (any may be missing in an old build). */
@@ -132,10 +135,33 @@ function handshakeSelfTest(b: HandshakeBinding): boolean {
   if (!same(out, nodeCrypto.publicKey(alice))) return false;
   if (!b.x25519(k, bobPub, out) || !same(out, nodeCrypto.dh(alice, bobPub))) return false;
   if (b.x25519(k, new Uint8Array(KEY_LEN), out)) return false; // low-order point: refused
+  if (!dhBatchSelfTest(b, k, bobPub)) return false;
   const fresh = new Uint8Array(KEY_LEN);
   b.x25519Public(b.x25519Generate(fresh), out);
   const clamped = (fresh[0]! & 7) === 0 && (fresh[31]! & 0xc0) === 0x40;
   return clamped && same(out, nodeCrypto.publicKey(fresh));
+}
+
+/** Twenty DH jobs in one batch (enough for the pool), one of them low-order: each as x25519 gives it. */
+function dhBatchSelfTest(b: HandshakeBinding, k: NativeKey, pub: Uint8Array): boolean {
+  const keys: NativeKey[] = [];
+  const pubs: Uint8Array[] = [];
+  const raws: Uint8Array[] = [];
+  for (let i = 0; i < 20; i++) {
+    const raw = Uint8Array.from({ length: KEY_LEN }, (_, j) => (i * 37 + j * 11 + 1) & 255);
+    raws.push(raw);
+    keys.push(i % 2 === 0 ? k : b.x25519Import(raw));
+    pubs.push(i === 13 ? new Uint8Array(KEY_LEN) : i % 3 === 0 ? pub : nodeCrypto.publicKey(raw));
+  }
+  const out = new Uint8Array(20 * KEY_LEN);
+  const ok = new Uint8Array(20);
+  b.x25519Batch(keys, pubs, out, ok);
+  const one = new Uint8Array(KEY_LEN);
+  for (let i = 0; i < 20; i++) {
+    const want = b.x25519(keys[i]!, pubs[i]!, one);
+    if ((ok[i] === 1) !== want || (want && !same(out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN), one))) return false;
+  }
+  return ok[13] === 0;
 }
 
 function checked<T>(addon: Partial<T>, names: (keyof T)[], test: (b: T) => boolean): T | null {
@@ -159,7 +185,7 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
   const batch = checked<AeadBatchBinding>(addon, ['aeadBatch', 'cryptoThreads'], batchSelfTest);
   const hs = checked<HandshakeBinding>(
     addon,
-    ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519'],
+    ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519', 'x25519Batch'],
     handshakeSelfTest,
   );
   return {
@@ -193,7 +219,9 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
 }
 
 /** The handshake primitives on the addon (XChaCha20-Poly1305 and random bytes stay node.ts's). */
-function nativeHandshake(hs: HandshakeBinding): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
+function nativeHandshake(
+  hs: HandshakeBinding,
+): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'dhBatch' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
   /** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
   const keys = new KeyCache<NativeKey>();
   const imported = (raw: Uint8Array) => hs.x25519Import(raw);
@@ -215,6 +243,20 @@ function nativeHandshake(hs: HandshakeBinding): Pick<CryptoProvider, 'generatePr
       checkKeyLen(publicKey, 'dh public key');
       const out = new Uint8Array(KEY_LEN);
       return hs.x25519(keys.get(privateKey, imported), publicKey, out) ? out : null;
+    },
+    /** One addon call; the scalar multiplications run on the crypto pool. */
+    dhBatch(privateKeys, publicKeys) {
+      const n = privateKeys.length;
+      if (publicKeys.length !== n) throw new RangeError(`dhBatch: ${n} private keys but ${publicKeys.length} public keys`);
+      const natives = privateKeys.map((k, i) => {
+        checkKeyLen(k, `dhBatch private key ${i}`);
+        checkKeyLen(publicKeys[i]!, `dhBatch public key ${i}`);
+        return keys.get(k, imported);
+      });
+      const out = new Uint8Array(n * KEY_LEN);
+      const ok = new Uint8Array(n);
+      hs.x25519Batch(natives, publicKeys, out, ok);
+      return natives.map((_, i) => (ok[i] === 1 ? out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN) : null));
     },
     hash(...parts) {
       const out = new Uint8Array(KEY_LEN);

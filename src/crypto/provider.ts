@@ -41,6 +41,14 @@ export interface CryptoProvider {
    * caller must then abort the handshake.
    */
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
+  /**
+   * Optional: many {@link CryptoProvider.dh} at once — result `i` is
+   * `dh(privateKeys[i], publicKeys[i])` — which a provider may spread over
+   * several threads (the handshake worker computes the DH values of a whole
+   * event-loop turn in one call). Without it, {@link dhMany} loops over
+   * {@link CryptoProvider.dh}.
+   */
+  dhBatch?(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): (Uint8Array | null)[];
   /** BLAKE2s-256 of the concatenation of `parts`. */
   hash(...parts: Uint8Array[]): Uint8Array;
   /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC). */
@@ -89,4 +97,13 @@ export interface CryptoProvider {
   xseal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /** XChaCha20-Poly1305 open. Returns the plaintext or `null`. */
   xopen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
+}
+
+/** `dh(privateKeys[i], publicKeys[i])` for every `i`: `p`'s {@link CryptoProvider.dhBatch}, else one call each. */
+export function dhMany(p: CryptoProvider, privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): (Uint8Array | null)[] {
+  if (privateKeys.length !== publicKeys.length) {
+    throw new RangeError(`dhMany: ${privateKeys.length} private keys but ${publicKeys.length} public keys`);
+  }
+  if (p.dhBatch !== undefined && privateKeys.length > 1) return p.dhBatch(privateKeys, publicKeys);
+  return privateKeys.map((k, i) => p.dh(k, publicKeys[i]!));
 }

@@ -6,13 +6,12 @@
  * opened in place all together at the flush, then accepted in order
  * ({@link flushReceives}); handshake messages
  * (initiation, response, cookie reply) wait in the device's bounded queue
- * (load.ts) until {@link workHandshakes} processes them, so that a burst of
- * handshakes does not hold back the data packets behind it.
+ * (load.ts) until the handshake worker (handshakes.ts) processes them, so
+ * that a burst of handshakes does not hold back the data packets behind it.
  * @module
  */
 
 import { AEAD_ROW, runAeadBatch } from '../crypto/batch.js';
-import { keyToBase64 } from '../crypto/keys.js';
 import { TAG_LEN } from '../crypto/provider.js';
 import {
   COOKIE_REPLY_SIZE,
@@ -26,16 +25,13 @@ import {
   RESPONSE_SIZE,
   TRANSPORT_HEADER_SIZE,
 } from '../noise/constants.js';
-import { CookieGenerator } from '../noise/cookie.js';
-import { consumeInitiation, consumeResponse, senderOf } from '../noise/handshake.js';
 import { readU32 } from '../noise/messages.js';
-import { innerPacketLength, parseIp } from '../routing/ip.js';
+import { innerPacketLength } from '../routing/ip.js';
 import type { Keypair } from '../session/keypair.js';
 import { confirmNext } from '../session/keypairs.js';
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
 import type { Peer } from './peer.js';
-import { sendInitiation, sendKeepalive, sendResponse, sendStaged } from './send.js';
-import { beginSession } from './sessions.js';
+import { sendInitiation, sendStaged } from './send.js';
 import { drop, ownBytes, type DeviceState } from './state.js';
 import {
   timersAuthenticatedReceived,
@@ -65,68 +61,6 @@ export function receiveDatagram(d: DeviceState, data: Uint8Array, from: Endpoint
   } catch {
     drop(d, 'exception');
   }
-}
-
-/** Process up to `max` queued handshake messages (wireguard-go RoutineHandshake). Returns how many. */
-export function workHandshakes(d: DeviceState, max: number): number {
-  const q = d.handshakes;
-  let n = 0;
-  for (; n < max && q.length > 0; n++) {
-    const data = q.peekData();
-    const from = q.peekFrom();
-    q.shift();
-    try {
-      const type = data[0];
-      if (type === MSG_COOKIE_REPLY) receiveCookieReply(d, data);
-      else receiveHandshake(d, data, from, type === MSG_INITIATION);
-    } catch {
-      drop(d, 'exception');
-    }
-  }
-  return n;
-}
-
-function receiveHandshake(d: DeviceState, data: Uint8Array, from: Endpoint, isInitiation: boolean): void {
-  const underLoad = d.handshakes.underLoad(d.clock.now());
-  const local = d.local;
-  if (local === null) return drop(d, 'noPrivateKey');
-  if (!d.cookieChecker.checkMac1(data)) return drop(d, 'badMac1');
-  if (underLoad) {
-    const ip = from.ip ?? parseIp(from.host).bytes;
-    const src = sourceBytes(ip, from.port);
-    if (!d.cookieChecker.checkMac2(data, src)) {
-      const reply = d.cookieChecker.createReply(data, senderOf(data), src);
-      if (reply !== null) d.io.sendDatagram(reply, from);
-      return drop(d, 'cookieReplySent');
-    }
-    if (!d.rateLimiter.allow(ip)) return drop(d, 'rateLimited');
-  }
-  if (isInitiation) {
-    const r = consumeInitiation(d.p, local, data, d.clock.now(), (key) => d.peers.get(keyToBase64(key))?.handshake);
-    if ('refused' in r) {
-      return drop(d, r.refused === 'replay' || r.refused === 'flood' ? 'handshakeReplay' : 'handshakeFailed');
-    }
-    const peer = d.peers.get(keyToBase64(r.handshake.remoteStatic))!;
-    authenticatedFrom(d, peer, from, data.length);
-    sendResponse(d, peer);
-    return;
-  }
-  const hs = consumeResponse(d.p, local, data, (index) => {
-    const e = d.indices.get(index);
-    return e !== undefined && e.keypair === null ? e.peer.handshake : undefined;
-  });
-  if (hs === null) return drop(d, 'unexpectedResponse');
-  const peer = d.peers.get(keyToBase64(hs.remoteStatic))!;
-  authenticatedFrom(d, peer, from, data.length);
-  if (!beginSession(d, peer)) return;
-  timersHandshakeComplete(d, peer, true);
-  sendKeepalive(d, peer);
-}
-
-function receiveCookieReply(d: DeviceState, data: Uint8Array): void {
-  const e = d.indices.get(CookieGenerator.receiverOf(data));
-  if (e === undefined) return drop(d, 'unknownIndex');
-  if (!e.peer.cookies.consumeReply(data)) return drop(d, 'badCookieReply');
 }
 
 function receiveTransport(d: DeviceState, data: Uint8Array, from: Endpoint): void {
@@ -221,7 +155,7 @@ function acceptTransport(d: DeviceState, peer: Peer, kp: Keypair, lo: number, hi
 }
 
 /** An authenticated message of `len` bytes came from the peer at `from`: timers, roaming, counters. */
-function authenticatedFrom(d: DeviceState, peer: Peer, from: Endpoint, len: number): void {
+export function authenticatedFrom(d: DeviceState, peer: Peer, from: Endpoint, len: number): void {
   timersAuthenticatedTraversal(d, peer);
   timersAuthenticatedReceived(d, peer);
   setEndpoint(d, peer, from);

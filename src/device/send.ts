@@ -13,6 +13,7 @@ import { TAG_LEN } from '../crypto/provider.js';
 import { tai64nNow } from '../crypto/tai64n.js';
 import { MSG_TRANSPORT, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from '../noise/constants.js';
 import { createInitiation, createResponse } from '../noise/handshake.js';
+import type { ResponderDh } from '../noise/ikpsk2.js';
 import { writeU32 } from '../noise/messages.js';
 import { innerPacketLength } from '../routing/ip.js';
 import type { Keypair } from '../session/keypair.js';
@@ -197,11 +198,33 @@ export function sendInitiation(d: DeviceState, peer: Peer, isRetry: boolean): vo
   timersHandshakeInitiated(d, peer);
 }
 
-/** Answer the initiation just consumed into the peer's handshake, and install the session. */
-export function sendResponse(d: DeviceState, peer: Peer): void {
+/** A response whose index and ephemeral key are drawn and whose DH values may be computed in a batch. */
+export interface PendingResponse {
+  /** The peer whose consumed initiation it answers. */
+  readonly peer: Peer;
+  /** Our new index. */
+  readonly index: number;
+  /** Our ephemeral private key (zeroed by {@link finishResponse}). */
+  readonly ephemeral: Uint8Array;
+}
+
+/**
+ * Answer the initiation just consumed into the peer's handshake, first half:
+ * draw our index and ephemeral key ({@link finishResponse} completes it).
+ */
+export function beginResponse(d: DeviceState, peer: Peer): PendingResponse {
   peer.lastSentHandshake = d.clock.now();
   const index = d.indices.allocate(peer);
-  const msg = createResponse(d.p, peer.handshake, index);
+  return { peer, index, ephemeral: d.p.generatePrivateKey() };
+}
+
+/**
+ * Second half: create the response (with `ee` and `se` computed in a batch,
+ * or, without `dh`, here), install the session and send it.
+ */
+export function finishResponse(d: DeviceState, r: PendingResponse, dh?: ResponderDh): void {
+  const { peer, index } = r;
+  const msg = createResponse(d.p, peer.handshake, index, r.ephemeral, dh);
   if (msg === null) {
     d.indices.delete(index);
     return;

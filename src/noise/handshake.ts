@@ -18,6 +18,7 @@ import {
   writeMessageA,
   writeMessageB,
   type NoiseState,
+  type ResponderDh,
 } from './ikpsk2.js';
 import { encodeInitiation, encodeResponse, INIT, readU32, RESP } from './messages.js';
 
@@ -152,10 +153,17 @@ export function createInitiation(
 /** Why an initiation was refused (for counters). */
 export type InitiationRefusal = 'decrypt' | 'unknown-peer' | 'replay' | 'flood';
 
+/** The initiator's ephemeral public key in an initiation (a view of `msg`): `es` is DH(our static, this). */
+export function initiationEphemeral(msg: Uint8Array): Uint8Array {
+  return msg.subarray(INIT.ephemeral, INIT.ephemeral + 32);
+}
+
 /**
  * Consume an initiation whose mac1 was already checked. `lookup` maps the
- * decrypted static key to the peer's handshake. On success the peer's
- * handshake moves to {@link HandshakeStage.InitiationConsumed}.
+ * decrypted static key to the peer's handshake. `es` is DH(our static key,
+ * {@link initiationEphemeral}) when the caller computed it already (for a
+ * batch of initiations at once), else it is computed here. On success the
+ * peer's handshake moves to {@link HandshakeStage.InitiationConsumed}.
  */
 export function consumeInitiation(
   p: CryptoProvider,
@@ -163,6 +171,7 @@ export function consumeInitiation(
   msg: Uint8Array,
   now: number,
   lookup: (staticKey: Uint8Array) => Handshake | undefined,
+  es?: Uint8Array | null,
 ): { handshake: Handshake } | { refused: InitiationRefusal } {
   const st = cloneState(local.responderState);
   let hs: Handshake | undefined;
@@ -172,7 +181,7 @@ export function consumeInitiation(
     st,
     local.privateKey,
     {
-      ephemeral: msg.subarray(INIT.ephemeral, INIT.ephemeral + 32),
+      ephemeral: initiationEphemeral(msg),
       encryptedStatic: msg.subarray(INIT.static, INIT.static + 48),
       encryptedPayload: msg.subarray(INIT.timestamp, INIT.timestamp + 28),
     },
@@ -181,6 +190,7 @@ export function consumeInitiation(
       hs = lookup(staticKey);
       return hs?.staticStatic ?? null;
     },
+    es === undefined ? p.dh(local.privateKey, initiationEphemeral(msg)) : es,
   );
   if (a === null) return { refused: looked && hs === undefined ? 'unknown-peer' : 'decrypt' };
   if (hs === undefined || !bytesEqual(hs.remoteStatic, a.initiatorStatic)) return { refused: 'unknown-peer' };
@@ -202,19 +212,36 @@ export function senderOf(msg: Uint8Array): number {
 }
 
 /**
+ * The two DH inputs of the response to a consumed initiation, as
+ * [private key, public key] pairs: `ee` then `se` (for computing them in a
+ * batch before {@link createResponse}); null if the handshake is not in the
+ * right stage.
+ */
+export function responseDhInputs(hs: Handshake, ephemeralPrivate: Uint8Array): [Uint8Array, Uint8Array][] | null {
+  if (hs.stage !== HandshakeStage.InitiationConsumed || hs.remoteEphemeral === null) return null;
+  return [
+    [ephemeralPrivate, hs.remoteEphemeral],
+    [ephemeralPrivate, hs.remoteStatic],
+  ];
+}
+
+/**
  * Create the response (MACs left zero) to a consumed initiation, with our new
- * index `sender`. Returns null if the handshake is not in the right stage or
- * a DH result is zero.
+ * index `sender`. `dh` holds `ee` and `se` when the caller computed them
+ * already from {@link responseDhInputs}, else they are computed here.
+ * Returns null if the handshake is not in the right stage or a DH result is
+ * zero.
  */
 export function createResponse(
   p: CryptoProvider,
   hs: Handshake,
   sender: number,
   ephemeralPrivate: Uint8Array = p.generatePrivateKey(),
+  dh?: ResponderDh,
 ): Uint8Array | null {
   if (hs.stage !== HandshakeStage.InitiationConsumed || hs.state === null || hs.remoteEphemeral === null) return null;
   const ephemeralPublic = p.publicKey(ephemeralPrivate);
-  const b = writeMessageB(p, hs.state, ephemeralPrivate, ephemeralPublic, hs.remoteEphemeral, hs.remoteStatic, hs.presharedKey);
+  const b = writeMessageB(p, hs.state, ephemeralPrivate, ephemeralPublic, hs.remoteEphemeral, hs.remoteStatic, hs.presharedKey, undefined, dh);
   ephemeralPrivate.fill(0);
   if (b === null) return null;
   hs.localIndex = sender;

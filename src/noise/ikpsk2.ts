@@ -112,7 +112,9 @@ export interface ReadA {
 /**
  * Read message A as the responder. `resolveStaticStatic` is called with the
  * decrypted initiator static key and returns DH(our static, that key) — or
- * null to refuse an unknown peer. Returns null on any failure.
+ * null to refuse an unknown peer. `es` is DH(our static, the initiator's
+ * ephemeral) when the caller computed it already (a batch), else computed
+ * here. Returns null on any failure.
  */
 export function readMessageA(
   p: CryptoProvider,
@@ -120,10 +122,10 @@ export function readMessageA(
   staticPrivate: Uint8Array,
   msg: MessageA,
   resolveStaticStatic: (initiatorStatic: Uint8Array) => Uint8Array | null,
+  es: Uint8Array | null = p.dh(staticPrivate, msg.ephemeral),
 ): ReadA | null {
   st.h = p.hash(st.h, msg.ephemeral);
   st.ck = kdf1(p, st.ck, msg.ephemeral);
-  const es = p.dh(staticPrivate, msg.ephemeral);
   if (es === null) return null;
   let key: Uint8Array;
   [st.ck, key] = kdf2(p, st.ck, es);
@@ -145,7 +147,19 @@ export interface MessageB {
   encryptedPayload: Uint8Array;
 }
 
-/** Write message B as the responder. Returns null if a DH result is zero. */
+/** The responder's two DH values of message B: `ee` and `se` (null where one is zero). */
+export interface ResponderDh {
+  /** DH(responder ephemeral, initiator ephemeral). */
+  ee: Uint8Array | null;
+  /** DH(responder ephemeral, initiator static). */
+  se: Uint8Array | null;
+}
+
+/**
+ * Write message B as the responder. `dh` holds `ee` and `se` when the caller
+ * computed them already (a batch), else they are computed here. Returns
+ * null if a DH result is zero.
+ */
 export function writeMessageB(
   p: CryptoProvider,
   st: NoiseState,
@@ -155,13 +169,14 @@ export function writeMessageB(
   initiatorStatic: Uint8Array,
   psk: Uint8Array,
   payload: Uint8Array = EMPTY,
+  dh?: ResponderDh,
 ): MessageB | null {
   st.h = p.hash(st.h, ephemeralPublic);
   st.ck = kdf1(p, st.ck, ephemeralPublic);
-  const ee = p.dh(ephemeralPrivate, initiatorEphemeral);
+  const ee = dh === undefined ? p.dh(ephemeralPrivate, initiatorEphemeral) : dh.ee;
   if (ee === null) return null;
   st.ck = kdf1(p, st.ck, ee);
-  const se = p.dh(ephemeralPrivate, initiatorStatic);
+  const se = dh === undefined ? p.dh(ephemeralPrivate, initiatorStatic) : dh.se;
   if (se === null) return null;
   st.ck = kdf1(p, st.ck, se);
   const [ck, tau, key] = kdf3(p, st.ck, psk);
