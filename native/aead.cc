@@ -7,6 +7,7 @@
 #include "common.h"
 #include "crypto_pool.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <cstdint>
@@ -23,22 +24,39 @@ constexpr size_t kMinParallel = 8;
 // A pool thread takes at least this many packets at a time.
 constexpr size_t kMinChunk = 4;
 
-// The calling thread's two contexts, set to ChaCha20-Poly1305 once; freed with the thread.
+// The calling thread's two contexts, set to ChaCha20-Poly1305 once; freed with the thread. Each
+// remembers the key it holds: consecutive packets of a session only set the nonce (OpenSSL then
+// skips the key schedule and its copies).
 struct Contexts {
   EVP_CIPHER_CTX* seal = EVP_CIPHER_CTX_new();
   EVP_CIPHER_CTX* open = EVP_CIPHER_CTX_new();
+  uint8_t sealKey[kKeyLen] = {};
+  uint8_t openKey[kKeyLen] = {};
+  bool sealKeyed = false;
+  bool openKeyed = false;
   bool ok = seal != nullptr && open != nullptr &&
             EVP_EncryptInit_ex(seal, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1 &&
             EVP_DecryptInit_ex(open, EVP_chacha20_poly1305(), nullptr, nullptr, nullptr) == 1;
   ~Contexts() {
     EVP_CIPHER_CTX_free(seal);
     EVP_CIPHER_CTX_free(open);
+    OPENSSL_cleanse(sealKey, sizeof sealKey);
+    OPENSSL_cleanse(openKey, sizeof openKey);
   }
 };
 
 Contexts& Ctx() {
   static thread_local Contexts holder;
   return holder;
+}
+
+// The key to pass to EVP_*Init_ex: null when `ctx` already holds `key` (only the nonce changes), else
+// `key`, remembered in `held`. A failed init forgets it (`keyed` is cleared by the caller on failure).
+const uint8_t* KeyFor(const uint8_t* key, uint8_t held[kKeyLen], bool* keyed) {
+  if (*keyed && CRYPTO_memcmp(held, key, kKeyLen) == 0) return nullptr;
+  std::memcpy(held, key, kKeyLen);
+  *keyed = true;
+  return key;
 }
 
 void Nonce(uint8_t nonce[12], uint32_t lo, uint32_t hi) {
@@ -54,8 +72,12 @@ bool SealOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* pt, si
   uint8_t nonce[12];
   Nonce(nonce, lo, hi);
   int n = 0, fin = 0, adOut = 0;
-  return c.ok && EVP_EncryptInit_ex(c.seal, nullptr, nullptr, key, nonce) == 1 &&
-         (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+  if (!c.ok) return false;
+  if (EVP_EncryptInit_ex(c.seal, nullptr, nullptr, KeyFor(key, c.sealKey, &c.sealKeyed), nonce) != 1) {
+    c.sealKeyed = false;
+    return false;
+  }
+  return (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
          (len == 0 || EVP_EncryptUpdate(c.seal, dst, &n, pt, static_cast<int>(len)) == 1) &&
          EVP_EncryptFinal_ex(c.seal, dst + n, &fin) == 1 &&
          EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
@@ -72,7 +94,9 @@ bool OpenOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* ct, si
   uint8_t tag[kTagLen];
   std::memcpy(tag, ct + ptLen, kTagLen);
   int n = 0, fin = 0, adOut = 0;
-  const bool ok = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, key, nonce) == 1 &&
+  const bool inited = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, KeyFor(key, c.openKey, &c.openKeyed), nonce) == 1;
+  if (!inited) c.openKeyed = false;
+  const bool ok = inited &&
                   (adLen == 0 || EVP_DecryptUpdate(c.open, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
                   (ptLen == 0 || EVP_DecryptUpdate(c.open, dst, &n, ct, static_cast<int>(ptLen)) == 1) &&
                   EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
@@ -151,29 +175,31 @@ void RunJobs(size_t begin, size_t end, void* arg) {
   }
 }
 
-// aeadBatch(seal, keys, bufs, table, count, ok): seals (seal = true) or opens in place `count` packets.
-// Row i of table (Uint32Array, 5 per row) is [key index, counter lo, counter hi, offset, length]: packet
-// i is bufs[i][offset, offset + length) with keys[key index]; sealing writes the tag after it, opening
-// reads ciphertext || tag. ok[i] becomes 1 (sealed / authentic) or 0. Returns the number of 0s. Every
-// row is checked before any work starts (a RangeError means nothing was touched).
+// aeadBatch(seal, keys, stores, table, count, ok): seals (seal = true) or opens in place `count`
+// packets. Row i of table (Uint32Array, 7 per row) is [key index, counter lo, counter hi, offset in the
+// job's own buffer (unused here), length, store index, offset in the store]: packet i is
+// stores[store][offset, offset + length) with keys[key index]; sealing writes the tag after it,
+// opening reads ciphertext || tag. A batch's packets share a few stores (whole backing buffers), so
+// nothing is looked up per packet. ok[i] becomes 1 (sealed / authentic) or 0. Returns the number of
+// 0s. Every row is checked before any work starts (a RangeError means nothing was touched).
 Napi::Value AeadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  static const char* kUsage = "aeadBatch(seal: boolean, keys: Uint8Array[], bufs: Uint8Array[], table: Uint32Array, count, ok: Uint8Array)";
+  static const char* kUsage = "aeadBatch(seal: boolean, keys: Uint8Array[], stores: Uint8Array[], table: Uint32Array, count, ok: Uint8Array)";
+  constexpr size_t kRow = 7;
   if (info.Length() < 6 || !info[0].IsBoolean() || !info[1].IsArray() || !info[2].IsArray() || !info[3].IsTypedArray() ||
       info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array || !info[4].IsNumber()) {
     return ThrowType(env, kUsage);
   }
   const bool seal = info[0].As<Napi::Boolean>().Value();
   Napi::Array keys = info[1].As<Napi::Array>();
-  Napi::Array bufs = info[2].As<Napi::Array>();
+  Napi::Array stores = info[2].As<Napi::Array>();
   Napi::Uint32Array table = info[3].As<Napi::Uint32Array>();
   const int64_t count = info[4].As<Napi::Number>().Int64Value();
   uint8_t* ok;
   size_t okLen;
   if (!GetUint8Array(info[5], &ok, &okLen)) return ThrowType(env, kUsage);
-  if (count < 0 || static_cast<uint64_t>(count) * 5 > table.ElementLength() || static_cast<uint64_t>(count) > okLen ||
-      static_cast<uint64_t>(count) > bufs.Length()) {
-    return ThrowRange(env, "aeadBatch: count exceeds the table, ok or bufs");
+  if (count < 0 || static_cast<uint64_t>(count) * kRow > table.ElementLength() || static_cast<uint64_t>(count) > okLen) {
+    return ThrowRange(env, "aeadBatch: count exceeds the table or ok");
   }
   const size_t n = static_cast<size_t>(count);
   const uint32_t keyCount = keys.Length();
@@ -184,18 +210,24 @@ Napi::Value AeadBatch(const Napi::CallbackInfo& info) {
     if (!GetUint8Array(keys.Get(k), &p, &len) || len != kKeyLen) return ThrowType(env, "aeadBatch: every key must be a 32-byte Uint8Array");
     keyPtrs[k] = p;
   }
+  const uint32_t storeCount = stores.Length();
+  std::vector<Span> storeSpans(storeCount);
+  for (uint32_t k = 0; k < storeCount; k++) {
+    uint8_t* p;
+    size_t len;
+    if (!GetUint8Array(stores.Get(k), &p, &len) || len > UINT32_MAX) return ThrowType(env, "aeadBatch: stores must hold Uint8Arrays (< 4 GiB)");
+    storeSpans[k] = Span{p, static_cast<uint32_t>(len)};
+  }
   static thread_local std::vector<Job> jobs;
   jobs.resize(n);
   const uint32_t* row = table.Data();
-  for (size_t i = 0; i < n; i++, row += 5) {
-    uint8_t* data;
-    size_t len;
-    if (!GetUint8Array(bufs.Get(static_cast<uint32_t>(i)), &data, &len)) return ThrowType(env, "aeadBatch: bufs must hold Uint8Arrays");
-    const uint64_t end = static_cast<uint64_t>(row[3]) + row[4] + (seal ? kTagLen : 0);
-    if (row[0] >= keyCount || end > len || (!seal && row[4] < kTagLen)) {
-      return ThrowRange(env, "aeadBatch: row " + std::to_string(i) + " is out of range (key index, or offset + length beyond its buffer)");
+  for (size_t i = 0; i < n; i++, row += kRow) {
+    const uint32_t store = row[5];
+    const uint64_t end = static_cast<uint64_t>(row[6]) + row[4] + (seal ? kTagLen : 0);
+    if (row[0] >= keyCount || store >= storeCount || end > storeSpans[store].len || (!seal && row[4] < kTagLen)) {
+      return ThrowRange(env, "aeadBatch: row " + std::to_string(i) + " is out of range (key or store index, or offset + length beyond its store)");
     }
-    jobs[i] = Job{keyPtrs[row[0]], row[1], row[2], data + row[3], row[4]};
+    jobs[i] = Job{keyPtrs[row[0]], row[1], row[2], const_cast<uint8_t*>(storeSpans[store].data) + row[6], row[4]};
   }
   Batch b{jobs.data(), ok, seal};
   const size_t threads = n < kMinParallel ? 1 : CryptoThreads();

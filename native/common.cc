@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <cstring>
+
 #include <cerrno>
 
 #include <net/if.h>
@@ -101,6 +103,57 @@ bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
     napi_fatal_exception(env, exc);
   }
   return false;
+}
+
+Napi::Buffer<uint8_t> PackBatch(Napi::Env env, const Span* spans, size_t count) {
+  size_t bytes = count * sizeof(uint32_t);
+  for (size_t i = 0; i < count; i++) bytes += spans[i].len;
+  Napi::Buffer<uint8_t> ab = Napi::Buffer<uint8_t>::New(env, bytes);
+  uint8_t* base = ab.Data();
+  uint8_t* at = base + count * sizeof(uint32_t);
+  for (size_t i = 0; i < count; i++) {
+    std::memcpy(base + i * sizeof(uint32_t), &spans[i].len, sizeof(uint32_t));
+    std::memcpy(at, spans[i].data, spans[i].len);
+    at += spans[i].len;
+  }
+  return ab;
+}
+
+bool ResolveViews(Napi::Env env, const Napi::Value& stores, const Napi::Value& views, uint32_t count, const char* what,
+                  std::vector<const uint8_t*>* ptrs, std::vector<size_t>* lens) {
+  if (!stores.IsArray() || !views.IsTypedArray() || views.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowType(env, std::string(what) + ": stores must be an array of Uint8Array and views a Uint32Array");
+    return false;
+  }
+  Napi::Array arr = stores.As<Napi::Array>();
+  Napi::Uint32Array table = views.As<Napi::Uint32Array>();
+  if (static_cast<uint64_t>(count) * 3 > table.ElementLength()) {
+    ThrowRange(env, std::string(what) + ": count exceeds the views table");
+    return false;
+  }
+  const uint32_t n_stores = arr.Length();
+  std::vector<Span> spans(n_stores);
+  for (uint32_t k = 0; k < n_stores; k++) {
+    uint8_t* p;
+    size_t len;
+    if (!GetUint8Array(arr.Get(k), &p, &len) || len > UINT32_MAX) {
+      ThrowType(env, std::string(what) + ": stores[" + std::to_string(k) + "] is not a Uint8Array (< 4 GiB)");
+      return false;
+    }
+    spans[k] = Span{p, static_cast<uint32_t>(len)};
+  }
+  ptrs->resize(count);
+  lens->resize(count);
+  const uint32_t* row = table.Data();
+  for (uint32_t i = 0; i < count; i++, row += 3) {
+    if (row[0] >= n_stores || static_cast<uint64_t>(row[1]) + row[2] > spans[row[0]].len) {
+      ThrowRange(env, std::string(what) + ": view " + std::to_string(i) + " is outside its store");
+      return false;
+    }
+    (*ptrs)[i] = spans[row[0]].data + row[1];
+    (*lens)[i] = row[2];
+  }
+  return true;
 }
 
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code) {

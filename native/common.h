@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tsg {
 
@@ -35,6 +36,24 @@ Napi::Value ThrowType(Napi::Env env, const std::string& message,
 // is returned. Must be called inside a HandleScope.
 bool CallJs(Napi::Env env, const Napi::FunctionReference& fn, napi_value recv,
             Napi::AsyncContext* ctx, std::initializer_list<napi_value> args);
+
+// One packet of a batch for PackBatch.
+struct Span {
+  const uint8_t* data;
+  uint32_t len;
+};
+
+// A batch of packets for one JavaScript callback as one Buffer: `count` uint32 lengths (native byte
+// order), then the packets back to back (JavaScript cuts views from it: src/io/packet-batch.ts).
+// One allocation per batch instead of one Buffer per packet, not zero-filled (all of it is written).
+Napi::Buffer<uint8_t> PackBatch(Napi::Env env, const Span* spans, size_t count);
+
+// Packets given as views of a few stores (src/util/store-table.ts): `stores` a JS array of
+// Uint8Arrays, `views` a Uint32Array of (store index, byte offset, length) per packet. Resolves the
+// first `count` into ptrs/lens; on a wrong type or a range outside its store it throws a TypeError or
+// RangeError naming `what` and returns false (nothing resolved is used then).
+bool ResolveViews(Napi::Env env, const Napi::Value& stores, const Napi::Value& views, uint32_t count, const char* what,
+                  std::vector<const uint8_t*>* ptrs, std::vector<size_t>* lens);
 
 // Throws a RangeError with `.code = code` and returns undefined.
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");

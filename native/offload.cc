@@ -138,9 +138,24 @@ void EncodeVnetHdr(const VnetHdr& h, uint8_t* p) {
 }
 
 uint64_t SumBytes(const uint8_t* p, size_t len, uint64_t initial) {
-  // Sum native 32-bit words, fold to a native 16-bit one's-complement sum, then swap it into
-  // big-endian word order (the one's-complement sum is byte-order independent up to that swap).
-  uint64_t s = 0;
+  // Sum native 64-bit words (two 128-bit accumulators: add-with-carry, two chains), then 32-bit
+  // ones, fold to a native 16-bit one's-complement sum, then swap it into big-endian word order
+  // (the one's-complement sum is byte-order independent up to that swap).
+  unsigned __int128 acc0 = 0, acc1 = 0;
+  while (len >= 16) {
+    uint64_t w0, w1;
+    std::memcpy(&w0, p, 8);
+    std::memcpy(&w1, p + 8, 8);
+    acc0 += w0;
+    acc1 += w1;
+    p += 16;
+    len -= 16;
+  }
+  acc0 += acc1;
+  const uint64_t lo = static_cast<uint64_t>(acc0);
+  uint64_t s = lo + static_cast<uint64_t>(acc0 >> 64);
+  if (s < lo) s++;  // end-around carry
+  s = (s & 0xffffffffu) + (s >> 32);
   while (len >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);

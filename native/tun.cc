@@ -240,7 +240,9 @@ void Tun::ReadBatches() {
   Napi::Object self = Value();  // pins the wrapper while JS runs
   for (int round = 0; round < kMaxBatchesPerWake; round++) {
     Napi::HandleScope scope(env);
-    Napi::Array packets = Napi::Array::New(env);
+    // The round's packets, back to back in split_ (lengths in split_lens_).
+    split_.clear();
+    split_lens_.clear();
     uint32_t n = 0;
     int reads = 0;
     int err = 0;
@@ -254,7 +256,9 @@ void Tun::ReadBatches() {
       if (r == 0) break;
       reads++;
       if (!vnet_) {
-        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buf_.get(), static_cast<size_t>(r)));
+        split_.insert(split_.end(), buf_.get(), buf_.get() + r);
+        split_lens_.push_back(static_cast<uint32_t>(r));
+        n++;
         rx_packets_++;
         rx_bytes_ += static_cast<uint64_t>(r);
         continue;
@@ -264,25 +268,28 @@ void Tun::ReadBatches() {
         continue;
       }
       const offload::VnetHdr h = offload::DecodeVnetHdr(buf_.get());
-      split_.clear();
-      split_lens_.clear();
+      const size_t before = split_lens_.size();
       if (offload::GsoSplit(h, buf_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen, &split_, &split_lens_) !=
           offload::SplitResult::kSplit) {
         rx_malformed_++;
         continue;
       }
-      if (split_lens_.size() > 1) rx_gso_++;
-      size_t at = 0;
-      for (uint32_t len : split_lens_) {
-        packets.Set(n++, Napi::Buffer<uint8_t>::Copy(env, split_.data() + at, len));
-        at += len;
+      if (split_lens_.size() - before > 1) rx_gso_++;
+      for (size_t i = before; i < split_lens_.size(); i++) {
+        n++;
         rx_packets_++;
-        rx_bytes_ += len;
+        rx_bytes_ += split_lens_[i];
       }
     }
     if (n > 0) {
       rx_batches_++;
-      CallJs(env, on_packets_, self, async_.get(), {packets});
+      spans_.resize(n);
+      const uint8_t* at = split_.data();
+      for (uint32_t i = 0; i < n; i++) {
+        spans_[i] = Span{at, split_lens_[i]};
+        at += split_lens_[i];
+      }
+      CallJs(env, on_packets_, self, async_.get(), {PackBatch(env, spans_.data(), n), Napi::Number::New(env, n)});
       // The callback may have stopped or closed us.
       if (fd_ < 0 || !reading_) return;
     }
@@ -312,37 +319,30 @@ void Tun::Fail(int err, const char* syscall) {
   CallJs(env, on_error, self, async_.get(), {e.Value()});
 }
 
+// writePackets(stores, views, count?): the packets are views of stores (src/util/store-table.ts).
 Napi::Value Tun::WritePackets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArray()) {
-    return ThrowType(env, "Tun.writePackets(packets, count?): packets must be an array of Uint8Array");
+  if (info.Length() < 2 || !info[1].IsTypedArray()) {
+    return ThrowType(env, "Tun.writePackets(stores, views, count?): stores must be an array of Uint8Array, views a Uint32Array");
   }
-  Napi::Array arr = info[0].As<Napi::Array>();
-  uint32_t count = arr.Length();
-  if (info.Length() >= 2 && !info[1].IsUndefined()) {
-    if (!info[1].IsNumber()) return ThrowType(env, "Tun.writePackets: count must be a number");
-    double c = info[1].As<Napi::Number>().DoubleValue();
+  const size_t rows = info[1].As<Napi::TypedArray>().ElementLength() / 3;
+  uint32_t count = rows > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(rows);
+  if (info.Length() >= 3 && !info[2].IsUndefined()) {
+    if (!info[2].IsNumber()) return ThrowType(env, "Tun.writePackets: count must be a number");
+    double c = info[2].As<Napi::Number>().DoubleValue();
     if (!(c >= 0) || c > count || c != static_cast<double>(static_cast<uint32_t>(c))) {
-      Napi::RangeError e = Napi::RangeError::New(env, "Tun.writePackets: count must be an integer between 0 and packets.length");
+      Napi::RangeError e = Napi::RangeError::New(env, "Tun.writePackets: count must be an integer between 0 and the views in the table");
       e.Value().Set("code", "ERR_OUT_OF_RANGE");
       e.ThrowAsJavaScriptException();
       return env.Undefined();
     }
     count = static_cast<uint32_t>(c);
   }
+  if (!ResolveViews(env, info[0], info[1], count, "Tun.writePackets", &wptrs_, &wlens_)) return env.Undefined();
   if (fd_ < 0) {
     // Closed (e.g. while shutting down after ELINKGONE): drop, do not throw.
     tx_drops_ += count;
     return Napi::Number::New(env, 0);
-  }
-  wptrs_.resize(count);
-  wlens_.resize(count);
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    if (napi_get_element(env, arr, i, &v) != napi_ok) return env.Undefined();
-    if (!GetBytes(env, v, &wptrs_[i], &wlens_[i])) {
-      return ThrowType(env, "Tun.writePackets: packets[" + std::to_string(i) + "] is not a Uint8Array");
-    }
   }
   uint32_t written = 0;
   if (!coalesce_ || count < 2) {

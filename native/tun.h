@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common.h"
 #include "offload.h"
 #include "poll_handle.h"
 
@@ -56,8 +57,9 @@ class Tun : public PollHandle<Tun> {
   bool tso_ = false;         // TUNSETOFFLOAD took CSUM|TSO4|TSO6: reads may be TCP super-packets
   bool uso_ = false;         // ... and USO4|USO6: UDP super-packets too, and UDP writes coalesce
   bool coalesce_ = false;    // writes coalesce; off for good once the kernel refuses a coalesced write
-  std::vector<uint8_t> split_;         // segments of one read
+  std::vector<uint8_t> split_;         // the packets of one read round, back to back
   std::vector<uint32_t> split_lens_;
+  std::vector<Span> spans_;            // split_ cut for PackBatch
   std::vector<offload::WriteUnit> units_;  // plan of one writePackets call
   std::vector<uint32_t> next_;
   std::vector<const uint8_t*> wptrs_;

@@ -89,15 +89,15 @@ void Udp::ReadBatches() {
     }
     if (r == 0) return;
     Napi::HandleScope scope(env);
-    Napi::Array datas = Napi::Array::New(env);
+    Span datas[udp::kMaxPerCallback];
     uint32_t n = 0;
-    // Hands the datagrams so far to JS (their sources are in the record table); false when the
-    // callback stopped or closed us.
+    // Hands the datagrams so far to JS as one packed ArrayBuffer (their sources are in the record
+    // table); false when the callback stopped or closed us.
     auto deliver = [&]() {
       rx_batches_++;
-      CallJs(env, on_datagrams_, self, async_ctx_.get(), {datas});
+      Napi::HandleScope call(env);
+      CallJs(env, on_datagrams_, self, async_ctx_.get(), {PackBatch(env, datas, n), Napi::Number::New(env, n)});
       if (fd_ < 0 || !reading_) return false;
-      datas = Napi::Array::New(env);
       n = 0;
       return true;
     };
@@ -118,7 +118,7 @@ void Udp::ReadBatches() {
       size_t off = 0;
       do {
         const size_t dl = len - off < step ? len - off : step;
-        datas.Set(n, Napi::Buffer<uint8_t>::Copy(env, base + off, dl));
+        datas[n] = Span{base + off, static_cast<uint32_t>(dl)};
         std::memcpy(rx_table_ + n * kRecordLen, rec, kRecordLen);
         n++;
         rx_datagrams_++;

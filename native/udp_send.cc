@@ -315,41 +315,31 @@ void Udp::DeliverSendErrors() {
 }
 
 // sendBatch(datas, records, count?): datas[i] goes to the endpoint record at records[i * 48].
+// sendBatch(stores, views, records, count): the datagrams are views of stores
+// (src/util/store-table.ts); datagram i goes to endpoint record i.
 Napi::Value Udp::SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint8_t* table;
   size_t table_len;
-  if (info.Length() < 2 || !info[0].IsArray() || !GetUint8Array(info[1], &table, &table_len)) {
-    return ThrowType(env, "UdpSocket.sendBatch(datas, records, count?): datas must be an array, records a Uint8Array");
+  if (info.Length() < 4 || !GetUint8Array(info[2], &table, &table_len) || !info[3].IsNumber()) {
+    return ThrowType(env, "UdpSocket.sendBatch(stores, views, records, count): records must be a Uint8Array, count a number");
   }
-  Napi::Array datas = info[0].As<Napi::Array>();
-  uint32_t count = datas.Length();
-  if (info.Length() >= 3 && !info[2].IsUndefined()) {
-    if (!info[2].IsNumber()) return ThrowType(env, "UdpSocket.sendBatch: count must be a number");
-    double c = info[2].As<Napi::Number>().DoubleValue();
-    if (!(c >= 0) || c > 4294967295.0 || c != static_cast<double>(static_cast<uint32_t>(c))) {
-      return ThrowRange(env, "UdpSocket.sendBatch: count must be a non-negative integer", "ERR_OUT_OF_RANGE");
-    }
-    count = static_cast<uint32_t>(c);
+  const double c = info[3].As<Napi::Number>().DoubleValue();
+  if (!(c >= 0) || c > 4294967295.0 || c != static_cast<double>(static_cast<uint32_t>(c))) {
+    return ThrowRange(env, "UdpSocket.sendBatch: count must be a non-negative integer", "ERR_OUT_OF_RANGE");
   }
-  if (count > datas.Length() || count > table_len / kRecordLen) {
-    return ThrowRange(env, "UdpSocket.sendBatch: count exceeds the datas or the endpoint records", "ERR_OUT_OF_RANGE");
+  const uint32_t count = static_cast<uint32_t>(c);
+  if (count > table_len / kRecordLen) {
+    return ThrowRange(env, "UdpSocket.sendBatch: count exceeds the endpoint records", "ERR_OUT_OF_RANGE");
   }
+  // Validate everything before sending anything.
+  std::vector<const uint8_t*> ptrs;
+  std::vector<size_t> lens;
+  if (!ResolveViews(env, info[0], info[1], count, "UdpSocket.sendBatch", &ptrs, &lens)) return env.Undefined();
   if (!RequireBound(env, "sendBatch")) return env.Undefined();
   if (count == 0) return Napi::Number::New(env, 0);
-
-  // Validate everything before sending anything.
-  std::vector<const uint8_t*> ptrs(count);
-  std::vector<size_t> lens(count);
   std::vector<Dest> dests(count);
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value d;
-    if (napi_get_element(env, datas, i, &d) != napi_ok) return env.Undefined();
-    if (!GetBytes(env, d, &ptrs[i], &lens[i])) {
-      return ThrowType(env, "UdpSocket.sendBatch: datas[" + std::to_string(i) + "] is not a Uint8Array");
-    }
-    DecodeRecord(table + i * kRecordLen, af_, &dests[i]);
-  }
+  for (uint32_t i = 0; i < count; i++) DecodeRecord(table + i * kRecordLen, af_, &dests[i]);
   uint32_t accepted = SendDatagrams(ptrs.data(), lens.data(), dests.data(), count);
   return Napi::Number::New(env, accepted);
 }

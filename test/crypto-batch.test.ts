@@ -6,12 +6,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AeadBatch, runAeadBatch } from '../src/crypto/batch.js';
+import { AEAD_ROW, AeadBatch, runAeadBatch } from '../src/crypto/batch.js';
 import type { NativeCryptoProvider } from '../src/crypto/native.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
-import { loadNativeCrypto } from '../src/io/native.js';
+import { loadNative, loadNativeCrypto } from '../src/io/native.js';
 
 const nativeCrypto = loadNativeCrypto() as NativeCryptoProvider;
 const providers: CryptoProvider[] = [nativeCrypto, nodeCrypto, nobleCrypto];
@@ -84,6 +84,52 @@ describe('AeadBatch', () => {
       );
     });
   }
+
+  it('jobs carved from a few shared buffers (as the data path does) seal and open like one @noble call per packet', () => {
+    fc.assert(
+      fc.property(batchArb, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 40 }), ({ keys, jobs }, nStores, skew) => {
+        // nStores backing buffers; each job is a view at a running offset in one of them, some of
+        // those views themselves offset (byteOffset != 0), as UDP batch views and datagram blocks are.
+        const backings = Array.from({ length: nStores }, () => new Uint8Array(skew + jobs.reduce((n, j) => n + HEAD + j.len + 16 + 8, 0)));
+        const used = backings.map(() => skew);
+        const seal = new AeadBatch(true);
+        const views = jobs.map((j, i) => {
+          const s = i % nStores;
+          const v = backings[s]!.subarray(used[s]!, used[s]! + HEAD + j.len + 16);
+          used[s]! += v.length + (i & 7);
+          v.set(plaintext(j.len, j.seed), HEAD);
+          seal.add(keys[j.key]!, j.counter[0], j.counter[1], v, HEAD, j.len);
+          return v;
+        });
+        expect(seal.stores.length).toBe(Math.min(nStores, jobs.length));
+        expect(runAeadBatch(nativeCrypto, seal)).toBe(0);
+        jobs.forEach((j, i) => {
+          expect(views[i]!.subarray(HEAD)).toEqual(nobleCrypto.seal(keys[j.key]!, j.counter[0], j.counter[1], plaintext(j.len, j.seed)));
+        });
+        seal.clear();
+        expect(seal.stores.length).toBe(0);
+        const open = new AeadBatch(false);
+        jobs.forEach((j, i) => open.add(keys[j.key]!, j.counter[0], j.counter[1], views[i]!, HEAD, views[i]!.length - HEAD));
+        expect(runAeadBatch(nativeCrypto, open)).toBe(0);
+        jobs.forEach((j, i) => expect(views[i]!.subarray(HEAD, HEAD + j.len)).toEqual(plaintext(j.len, j.seed)));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the addon refuses a row beyond its store before touching anything', () => {
+    const addon = loadNative() as unknown as { aeadBatch(...a: unknown[]): number };
+    const seal = new AeadBatch(true);
+    const buf = new Uint8Array(HEAD + 100 + 16);
+    for (let i = 0; i < 10; i++) seal.add(new Uint8Array(32), i, 0, buf, HEAD, 100);
+    const before = buf.slice();
+    seal.table[9 * AEAD_ROW + 6] = HEAD + 1; // one byte further: the tag would end past the buffer
+    expect(() => addon.aeadBatch(true, seal.keys, seal.stores, seal.table, seal.length, seal.ok)).toThrow(/row 9 is out of range/);
+    seal.table[9 * AEAD_ROW + 6] = HEAD;
+    seal.table[9 * AEAD_ROW + 5] = 1; // no such store
+    expect(() => addon.aeadBatch(true, seal.keys, seal.stores, seal.table, seal.length, seal.ok)).toThrow(RangeError);
+    expect(buf).toEqual(before);
+  });
 
   it('keys are snapshotted when a job is added: erasing the key afterwards changes nothing; clear() zeroes the snapshots', () => {
     const key = Uint8Array.from({ length: 32 }, (_, i) => i + 9);

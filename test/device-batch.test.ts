@@ -8,7 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { REKEY_AFTER_TIME } from '../src/device/constants.js';
 import { MSG_INITIATION, MSG_TRANSPORT } from '../src/noise/constants.js';
 import { readU32 } from '../src/noise/messages.js';
-import { countType, ipv4Packet, pair, type Flight } from './helpers/sim.js';
+import { AEAD_ROW, loopAeadBatch } from '../src/crypto/batch.js';
+import { nodeCrypto } from '../src/crypto/node.js';
+import type { CryptoProvider } from '../src/crypto/provider.js';
+import { countType, ipv4Packet, pair, Sim, type Flight } from './helpers/sim.js';
+import { parsePrefix } from '../src/routing/ip.js';
 
 const payload = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 const packetsAtoB = (n: number, seed = 0) =>
@@ -25,6 +29,54 @@ function established(batched: boolean) {
 }
 
 describe('Device.batch', () => {
+  it('reuseDatagrams: later batches carve from the same block, and every byte of a datagram is written (type, reserved zeros, zero padding)', () => {
+    // What A seals, checked just before the seal: the block held longer datagrams of an earlier batch.
+    const problems: string[] = [];
+    let sealed = 0;
+    const backings = new Set<ArrayBufferLike>();
+    const checking: CryptoProvider = {
+      ...nodeCrypto,
+      aeadBatch(b) {
+        if (b.seal) {
+          for (let i = 0, r = 0; i < b.length; i++, r += AEAD_ROW) {
+            const buf = b.bufs[i]!;
+            backings.add(buf.buffer);
+            sealed++;
+            if (readU32(buf, 0) !== MSG_TRANSPORT) problems.push(`job ${i}: type/reserved bytes ${Array.from(buf.subarray(0, 4))}`);
+            const plain = buf.subarray(b.table[r + 3]!, b.table[r + 3]! + b.table[r + 4]!);
+            const ipLen = plain.length === 0 ? 0 : (plain[2]! << 8) | plain[3]!;
+            if (plain.subarray(ipLen).some((x) => x !== 0)) problems.push(`job ${i}: padding after ${ipLen} of ${plain.length} not zero`);
+          }
+        }
+        return loopAeadBatch(this, b);
+      },
+    };
+    const sim = new Sim(checking);
+    sim.batched = true;
+    const a = sim.add({ host: '192.0.2.1', port: 51820 }, { reuseDatagrams: true });
+    const b = sim.add({ host: '192.0.2.2', port: 51821 });
+    const ka = checking.generatePrivateKey();
+    const kb = checking.generatePrivateKey();
+    a.device.setPrivateKey(ka);
+    b.device.setPrivateKey(kb);
+    a.device.setPeer(checking.publicKey(kb), { endpoint: b.endpoint, allowedIps: [parsePrefix('10.0.0.2/32')] });
+    b.device.setPeer(checking.publicKey(ka), { endpoint: a.endpoint, allowedIps: [parsePrefix('10.0.0.1/32')] });
+    a.device.batch(() => a.device.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', payload(30))));
+    sim.pump();
+    const sent: Uint8Array[] = [ipv4Packet('10.0.0.1', '10.0.0.2', payload(30))];
+    // Long packets first, then ever shorter ones whose padding lands where earlier plaintext was.
+    for (const len of [1300, 1000, 700, 333, 101, 17, 1]) {
+      const pkts = Array.from({ length: 20 }, (_, i) => ipv4Packet('10.0.0.1', '10.0.0.2', payload(len + (i % 5), 0xff - i), i));
+      a.device.batch(() => pkts.forEach((p) => a.device.sendPacket(p)));
+      sent.push(...pkts);
+      sim.pump();
+    }
+    expect(problems).toEqual([]);
+    expect(sealed).toBe(sent.length);
+    expect(backings.size).toBe(1); // one block, reused by every batch
+    expect(b.delivered).toEqual(sent);
+  });
+
   it('holds sealed datagrams until the batch ends, then hands them over in order with ascending counters', () => {
     const { sim, a, b } = established(true);
     const pkts = packetsAtoB(100);

@@ -50,9 +50,10 @@ function collector(sock: UdpSocket): {
       batches.push(datas.length);
       expect(datas.length).toBe(froms.length);
       datas.forEach((d, i) => {
-        expect(Buffer.isBuffer(d)).toBe(true);
+        expect(d).toBeInstanceOf(Uint8Array);
         const from = froms[i]!;
-        received.push({ data: d.toString(), bytes: d, host: from.host, port: from.port, from });
+        const bytes = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+        received.push({ data: bytes.toString(), bytes, host: from.host, port: from.port, from });
       });
       if (received.length >= want) wake?.();
     },

@@ -54,11 +54,13 @@ export class Topology {
 
   /**
    * Create namespaces `<prefix>A-<tag>` and `<prefix>B-<tag>` joined by veth vA/vB with IPv4 and
-   * IPv6 (nodad) addresses, lo up. With `single: true` only A (with lo up) is created.
+   * IPv6 (nodad) addresses, lo up. With `single: true` only A (with lo up) is created. The tag
+   * starts with this process's pid (`<pid>p<random>`), so that {@link removeStale} leaves the
+   * namespaces of a run still going (another benchmark on the same host) alone.
    */
   static async create({ single = false, prefix = 'tsg' } = {}) {
     assertBuilt();
-    const tag = rand(3);
+    const tag = `${process.pid}p${rand(3)}`;
     const t = new Topology(`${prefix}A-${tag}`, single ? null : `${prefix}B-${tag}`);
     live.add(t);
     try {
@@ -134,12 +136,28 @@ export async function teardownAll() {
   for (const t of [...live]) await t.teardown();
 }
 
-/** Remove namespaces left by a previous, killed run (only those starting with `prefix`). */
+/** True when process `pid` exists. */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
+/**
+ * Remove namespaces left by a previous, killed run: those starting with `prefix` whose creating
+ * process (the pid in the tag, see {@link Topology.create}) is gone. Namespaces without a pid in
+ * the name may belong to a run still going and are left alone.
+ */
 export async function removeStale(prefix = NS_PREFIX) {
   const r = await run('ip', ['netns', 'list'], { allowFail: true });
   for (const line of r.stdout.split('\n')) {
     const ns = line.split(/\s+/)[0];
     if (!ns || !ns.startsWith(prefix)) continue;
+    const owner = /^[AB]-(\d+)p[0-9a-f]+$/.exec(ns.slice(prefix.length));
+    if (owner === null || alive(Number(owner[1]))) continue;
     await terminate(await nsPids(ns));
     await run('ip', ['netns', 'del', ns], { allowFail: true });
   }

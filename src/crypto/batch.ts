@@ -10,10 +10,14 @@
  */
 
 import type { CryptoProvider } from './provider.js';
+import { StoreTable } from '../util/store-table.js';
 import { KEY_LEN, TAG_LEN } from './provider.js';
 
-/** Numbers per job in {@link AeadBatch.table}: key index, counter lo, counter hi, offset, length. */
-export const AEAD_ROW = 5;
+/**
+ * Numbers per job in {@link AeadBatch.table}: key index, counter lo, counter
+ * hi, offset (in the job's buffer), length, store index, offset in the store.
+ */
+export const AEAD_ROW = 7;
 
 const INITIAL_JOBS = 128;
 
@@ -35,12 +39,15 @@ export class AeadBatch {
   readonly keys: Uint8Array[] = [];
   /** The buffer of each job. */
   readonly bufs: Uint8Array[] = [];
+  readonly #stores = new StoreTable();
   /** Rows of {@link AEAD_ROW} numbers per job. */
   table = new Uint32Array(INITIAL_JOBS * AEAD_ROW);
   /** Per job, after the batch ran: 1 sealed / authentic, 0 failed. */
   ok = new Uint8Array(INITIAL_JOBS);
   #keyCount = 0;
   readonly #keyIndex = new Map<Uint8Array, number>();
+  #lastKey: Uint8Array | null = null;
+  #lastK = 0;
 
   /** @param seal true: a batch of seals; false: of opens */
   constructor(readonly seal: boolean) {}
@@ -55,13 +62,17 @@ export class AeadBatch {
     if (offset < 0 || offset + len + (this.seal ? TAG_LEN : 0) > buf.length || (!this.seal && len < TAG_LEN)) {
       throw new RangeError(`AeadBatch.add: range ${offset}+${len} does not fit a ${buf.length}-byte buffer`);
     }
-    let k = this.#keyIndex.get(key);
+    // Consecutive jobs mostly share a key: check the previous one before the map.
+    let k = key === this.#lastKey ? this.#lastK : this.#keyIndex.get(key);
     if (k === undefined) {
       k = this.#keyCount++;
       if (k === this.keys.length) this.keys.push(new Uint8Array(KEY_LEN));
       this.keys[k]!.set(key);
       this.#keyIndex.set(key, k);
     }
+    this.#lastKey = key;
+    this.#lastK = k;
+    const st = this.#stores.indexOf(buf);
     const i = this.length++;
     if (i === this.ok.length) this.#grow();
     const r = i * AEAD_ROW;
@@ -71,8 +82,20 @@ export class AeadBatch {
     t[r + 2] = hi;
     t[r + 3] = offset;
     t[r + 4] = len;
+    t[r + 5] = st;
+    t[r + 6] = buf.byteOffset + offset;
     this.bufs.push(buf);
     return i;
+  }
+
+  /**
+   * One view of the whole backing buffer of each distinct job buffer
+   * (`table[7i+5]` indexes this, `table[7i+6]` is the job's offset in it):
+   * a batch whose packets share a few buffers crosses to the addon as those
+   * few views and a table of numbers, not an object per packet.
+   */
+  get stores(): readonly Uint8Array[] {
+    return this.#stores.stores;
   }
 
   /** Forget every job and zero the key snapshots (the arrays are kept for the next batch). */
@@ -80,6 +103,8 @@ export class AeadBatch {
     for (let k = 0; k < this.#keyCount; k++) this.keys[k]!.fill(0);
     this.#keyCount = 0;
     this.#keyIndex.clear();
+    this.#lastKey = null;
+    this.#stores.clear();
     this.bufs.length = 0;
     this.length = 0;
   }

@@ -37,7 +37,7 @@ interface AeadBinding {
 
 interface AeadBatchBinding {
   /** Seal or open `count` jobs in place (rows of {@link AEAD_ROW}); returns the number that failed. */
-  aeadBatch(seal: boolean, keys: Uint8Array[], bufs: Uint8Array[], table: Uint32Array, count: number, ok: Uint8Array): number;
+  aeadBatch(seal: boolean, keys: Uint8Array[], stores: readonly Uint8Array[], table: Uint32Array, count: number, ok: Uint8Array): number;
   /** Threads a large batch runs on, the caller included. */
   cryptoThreads(): number;
 }
@@ -102,14 +102,14 @@ function batchSelfTest(b: AeadBatchBinding): boolean {
     plain.push(pt);
     seal.add(keys[i % 2]!, 0xfffffff0 + i, i % 3, buf, 16, pt.length);
   }
-  if (b.aeadBatch(true, seal.keys, seal.bufs, seal.table, seal.length, seal.ok) !== 0) return false;
+  if (b.aeadBatch(true, seal.keys, seal.stores, seal.table, seal.length, seal.ok) !== 0) return false;
   for (let i = 0; i < 20; i++) {
     const buf = seal.bufs[i]!;
     if (!same(buf.subarray(16), nodeCrypto.seal(keys[i % 2]!, 0xfffffff0 + i, i % 3, plain[i]!))) return false;
     open.add(keys[i % 2]!, 0xfffffff0 + i, i % 3, buf, 16, buf.length - 16);
   }
   open.bufs[7]![16]! ^= 1;
-  if (b.aeadBatch(false, open.keys, open.bufs, open.table, open.length, open.ok) !== 1 || open.ok[7] !== 0) return false;
+  if (b.aeadBatch(false, open.keys, open.stores, open.table, open.length, open.ok) !== 1 || open.ok[7] !== 0) return false;
   return plain.every((pt, i) => i === 7 || same(open.bufs[i]!.subarray(16, 16 + pt.length), pt));
 }
 
@@ -197,7 +197,7 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
 
     aeadBatch(b) {
       if (batch === null) return loopAeadBatch(this, b);
-      return b.length === 0 ? 0 : batch.aeadBatch(b.seal, b.keys, b.bufs, b.table, b.length, b.ok);
+      return b.length === 0 ? 0 : batch.aeadBatch(b.seal, b.keys, b.stores, b.table, b.length, b.ok);
     },
 
     seal(key, counterLo, counterHi, plaintext, ad) {

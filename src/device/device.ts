@@ -42,6 +42,14 @@ export interface DeviceOptions {
   mtu?: number;
   /** Uniform random number in [0, 1) for timer jitter; default Math.random. */
   random?: () => number;
+  /**
+   * True when the sink is done with every datagram once the outermost
+   * {@link Device.batch} that produced it has returned (it sends or copies
+   * them by then, as the I/O shell does): each outermost batch then carves
+   * its transport datagrams from the start of the same block again instead
+   * of from fresh memory. Default false: datagrams are never reused.
+   */
+  reuseDatagrams?: boolean;
 }
 
 /**
@@ -104,6 +112,7 @@ export class Device {
   constructor(opts: DeviceOptions) {
     this.#s = new DeviceState(opts.io, opts.clock ?? systemClock, opts.crypto ?? getCrypto(), opts.random ?? Math.random);
     this.#s.mtu = opts.mtu ?? DEFAULT_MTU;
+    this.#s.reuseDatagrams = opts.reuseDatagrams ?? false;
   }
 
   // ─── configuration ────────────────────────────────────────────────────────
@@ -359,15 +368,27 @@ export class Device {
    * at the flush, in the order they were produced; protocol decisions
    * (replay window, sessions, timers, roaming) are the same as outside a
    * batch. Inside a batch the device owns the datagrams given to
-   * {@link Device.receiveDatagram}: they are decrypted in place.
+   * {@link Device.receiveDatagram}: they are decrypted in place. The
+   * monotonic clock is read once per outermost batch: all of its packets
+   * (and its flush) see that instant.
    */
   batch<T>(fn: () => T): T {
     const s = this.#s;
-    s.batchDepth++;
+    if (s.batchDepth++ === 0) {
+      s.timeFrozen = true;
+      s.frozenNow = Number.NaN;
+      if (s.reuseDatagrams) s.arenaUsed = 0;
+    }
     try {
       return fn();
     } finally {
-      if (--s.batchDepth === 0) this.flush();
+      if (--s.batchDepth === 0) {
+        try {
+          this.flush();
+        } finally {
+          s.timeFrozen = false;
+        }
+      }
     }
   }
 

@@ -16,6 +16,9 @@ export interface IndexEntry<P> {
 /** Table of local indices. */
 export class IndexTable<P> {
   #map = new Map<number, IndexEntry<P>>();
+  /** The last index looked up and its entry: consecutive datagrams of a flow name the same index. */
+  #lastIndex = -1;
+  #lastEntry: IndexEntry<P> | undefined = undefined;
 
   /** @param random32 source of random 32-bit values */
   constructor(private readonly random32: () => number) {}
@@ -33,17 +36,30 @@ export class IndexTable<P> {
 
   /** Look an index up. */
   get(index: number): IndexEntry<P> | undefined {
-    return this.#map.get(index);
+    if (index === this.#lastIndex) return this.#lastEntry;
+    const e = this.#map.get(index);
+    if (e !== undefined) {
+      this.#lastIndex = index;
+      this.#lastEntry = e;
+    }
+    return e;
   }
 
   /** Point an index at a keypair (when a handshake turns into a session). */
   bindKeypair(index: number, peer: P, keypair: Keypair): void {
     this.#map.set(index, { peer, keypair });
+    if (index === this.#lastIndex) this.#forget();
   }
 
   /** Free an index. */
   delete(index: number): void {
     this.#map.delete(index);
+    if (index === this.#lastIndex) this.#forget();
+  }
+
+  #forget(): void {
+    this.#lastIndex = -1;
+    this.#lastEntry = undefined;
   }
 
   /** Number of live indices. */

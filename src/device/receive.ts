@@ -32,7 +32,7 @@ import { confirmNext } from '../session/keypairs.js';
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
 import type { Peer } from './peer.js';
 import { sendInitiation, sendStaged } from './send.js';
-import { drop, type DeviceState } from './state.js';
+import { drop, ownBytes, type DeviceState } from './state.js';
 import {
   timersAuthenticatedReceived,
   timersAuthenticatedTraversal,
@@ -57,7 +57,7 @@ export function receiveDatagram(d: DeviceState, data: Uint8Array, from: Endpoint
     else if (type === MSG_COOKIE_REPLY) size = COOKIE_REPLY_SIZE;
     else return drop(d, 'unknownType');
     if (len !== size) return drop(d, 'malformed');
-    if (!d.handshakes.push(data, from)) drop(d, 'handshakeQueueFull');
+    if (!d.handshakes.push(ownBytes(data), from)) drop(d, 'handshakeQueueFull');
   } catch {
     drop(d, 'exception');
   }

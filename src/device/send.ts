@@ -20,7 +20,7 @@ import type { Keypair } from '../session/keypair.js';
 import { MAX_STAGED_PACKETS, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI, REKEY_AFTER_TIME, REKEY_TIMEOUT } from './constants.js';
 import type { Peer } from './peer.js';
 import { beginSession } from './sessions.js';
-import { drop, type DeviceState } from './state.js';
+import { drop, ownBytes, type DeviceState } from './state.js';
 import { timersAuthenticatedSent, timersAuthenticatedTraversal, timersDataSent, timersHandshakeInitiated } from './timers.js';
 
 /** Size of the blocks outgoing datagrams are carved from. */
@@ -49,7 +49,7 @@ export function sendPacketTo(d: DeviceState, peer: Peer, packet: Uint8Array): vo
     peer.txDropped++;
     drop(d, 'stagedOverflow');
   }
-  peer.staged.push(packet);
+  peer.staged.push(ownBytes(packet));
   sendStaged(d, peer);
 }
 
@@ -84,13 +84,16 @@ function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Ar
   const plen = packet.length;
   const padded = paddedLength(plen, d.mtu);
   const out = datagramBuffer(d, TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
-  out[0] = MSG_TRANSPORT;
+  // Every byte is written (the block may hold an earlier batch's datagram): type, 3 reserved zero
+  // bytes, index, counter, plaintext, zero padding, tag.
+  writeU32(out, 0, MSG_TRANSPORT);
   writeU32(out, 4, kp.remoteIndex);
   writeU32(out, 8, kp.sendLo);
   writeU32(out, 12, kp.sendHi);
   if (d.batchDepth > 0) {
-    // Sealed in place with the rest of the batch at the flush; the padding is already zero.
+    // Sealed in place with the rest of the batch at the flush.
     out.set(packet, TRANSPORT_HEADER_SIZE);
+    if (padded !== plen) out.fill(0, TRANSPORT_HEADER_SIZE + plen, TRANSPORT_HEADER_SIZE + padded);
     d.seals.add(kp.send, kp.sendLo, kp.sendHi, out, TRANSPORT_HEADER_SIZE, padded);
   } else {
     let plain = packet;
@@ -105,7 +108,7 @@ function encryptAndSend(d: DeviceState, peer: Peer, kp: Keypair, packet: Uint8Ar
   sendTo(d, peer, out);
 }
 
-/** Zeroed bytes for one outgoing datagram, carved from the device's current block (fewer allocations than one array each). */
+/** Bytes for one outgoing datagram, carved from the device's current block (fewer allocations than one array each); the caller writes all of them. */
 function datagramBuffer(d: DeviceState, size: number): Uint8Array {
   let off = d.arenaUsed;
   if (off + size > d.arena.length) {

@@ -36,6 +36,17 @@ export class DeviceState {
   readonly rateLimiter: RateLimiter;
   /** Monotonic ms (the clock's `now`, bound once for the helpers that take a function). */
   readonly now: () => number;
+  /**
+   * The injected clock as the device's modules read it: inside an outermost
+   * {@link Device.batch} (its flush included) `now()` is read once and then
+   * repeated, so a batch of packets costs one clock read, not several per
+   * packet; every decision of the batch sees the same instant.
+   */
+  readonly clock: Clock;
+  /** True from the start of an outermost batch until its flush has run. */
+  timeFrozen = false;
+  /** The instant of the current batch, NaN until first read. */
+  frozenNow = Number.NaN;
   /** Frees a dropped keypair's receiver index (bound once: no closure per call). */
   readonly releaseKeypair: (kp: Keypair) => void;
   /** Scratch space for padding a plaintext before sealing. */
@@ -56,17 +67,27 @@ export class DeviceState {
   readonly opens = new AeadBatch(false);
   readonly rxKeypair: Keypair[] = [];
   readonly rxFrom: Endpoint[] = [];
-  /** Where outgoing transport datagrams are carved from (a fresh zeroed block when full, never reused). */
+  /** Where outgoing transport datagrams are carved from (a fresh block when full). */
   arena = new Uint8Array(0);
   arenaUsed = 0;
+  /** DeviceOptions.reuseDatagrams: each outermost batch starts carving at the start of the block again. */
+  reuseDatagrams = false;
 
   constructor(
     readonly io: DeviceIo,
-    readonly clock: Clock,
+    clock: Clock,
     readonly p: CryptoProvider,
     readonly random: () => number,
   ) {
     this.now = () => clock.now();
+    this.clock = {
+      now: () => {
+        if (!this.timeFrozen) return clock.now();
+        if (Number.isNaN(this.frozenNow)) this.frozenNow = clock.now();
+        return this.frozenNow;
+      },
+      wallNow: () => clock.wallNow(),
+    };
     this.indices = new IndexTable<Peer>(() => {
       const b = p.randomBytes(4);
       return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
@@ -81,4 +102,13 @@ export class DeviceState {
 /** Count a dropped input. */
 export function drop(d: DeviceState, reason: DropReason): void {
   d.stats[reason]++;
+}
+
+/**
+ * `b` itself when it spans its whole buffer, else a copy: what the device
+ * keeps beyond a batch (staged packets, queued handshake messages) must not
+ * pin the I/O shell's batch buffer it is a view of.
+ */
+export function ownBytes(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
 }

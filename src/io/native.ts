@@ -71,12 +71,16 @@ export interface NativeTun {
   readonly name: string;
   /** The file descriptor, or -1 once closed. */
   readonly fd: number;
-  /** Starts reading: `onPackets` gets batches of packets, `onError` a fatal error (reading stops). */
-  start(onPackets: (packets: Buffer[]) => void, onError: (err: NativeError) => void): void;
+  /** Starts reading: `onPackets` gets batches of packets packed in one buffer (src/io/packet-batch.ts), `onError` a fatal error (reading stops). */
+  start(onPackets: (batch: Buffer, count: number) => void, onError: (err: NativeError) => void): void;
   /** Stops reading (the interface stays). */
   stop(): void;
-  /** Writes the first `count` (default all) packets; returns how many were written. Never throws for per-packet errors. */
-  writePackets(packets: readonly Uint8Array[], count?: number): number;
+  /**
+   * Writes the first `count` (default all) packets of `views` (store index,
+   * offset, length per packet, over `stores`: src/util/store-table.ts);
+   * returns how many were written. Never throws for per-packet errors.
+   */
+  writePackets(stores: readonly Uint8Array[], views: Uint32Array, count?: number): number;
   /** Counters. */
   stats(): NativeTunStats;
   /** Stops reading and closes the fd (a non-persistent interface disappears). Idempotent. */
@@ -140,15 +144,16 @@ export interface NativeUdp {
   /** Sets SO_MARK (0 clears). Needs CAP_NET_ADMIN. */
   setFwmark(mark: number): void;
   /**
-   * Starts receiving. Before each `onDatagrams` call the source of
-   * `datas[i]` is written to `sources` at `i * ENDPOINT_RECORD_LEN` (an
+   * Starts receiving. `onDatagrams` gets `count` datagrams packed in one
+   * buffer (src/io/packet-batch.ts); before each call the source of
+   * datagram i is written to `sources` at `i * ENDPOINT_RECORD_LEN` (an
    * endpoint record, see {@link NativeBinding.encodeEndpoint}; `sources`
    * holds 128 of them). `onError` gets fatal receive errors (reading stops);
    * `onSendError`, if given, gets per-datagram send errors asynchronously
    * (at most 64 per loop iteration are kept; all are counted).
    */
   start(
-    onDatagrams: (datas: Buffer[]) => void,
+    onDatagrams: (batch: Buffer, count: number) => void,
     onError: (err: NativeError) => void,
     onSendError: ((err: NativeError) => void) | undefined,
     sources: Uint8Array,
@@ -156,11 +161,12 @@ export interface NativeUdp {
   /** Stops receiving; queued sends are still flushed. */
   stop(): void;
   /**
-   * Sends `datas[i]` to the endpoint record at `records[i * ENDPOINT_RECORD_LEN]`
-   * for i < count (default datas.length), from the record's local source
-   * address when it has one. Returns the number of datagrams sent or queued.
+   * Sends datagram i (store index, offset, length at `views[3i]`, over
+   * `stores`: src/util/store-table.ts) to the endpoint record at
+   * `records[i * ENDPOINT_RECORD_LEN]` for i < count, from the record's local
+   * source address when it has one. Returns the number of datagrams sent or queued.
    */
-  sendBatch(datas: readonly Uint8Array[], records: Uint8Array, count?: number): number;
+  sendBatch(stores: readonly Uint8Array[], views: Uint32Array, records: Uint8Array, count: number): number;
   /** Sends one datagram to one endpoint record; returns true when it was sent or queued. */
   send(data: Uint8Array, record: Uint8Array): boolean;
   /** Counters. */

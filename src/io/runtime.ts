@@ -69,6 +69,9 @@ export class Runtime {
     this.#udp = udp;
     this.device = new Device({
       ...opts.device,
+      // #flush sends (or the socket's EAGAIN queue copies) every datagram when the batch ends; only
+      // with device batches (every one of them inside a runtime batch).
+      reuseDatagrams: this.#cryptoBatch,
       io: {
         sendDatagram: (data, to) => this.#queueDatagram(data, to),
         deliverPacket: (packet, fromPeer) => {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { StoreTable, viewTable } from '../util/store-table.js';
+import { unpackBatch } from './packet-batch.js';
 import { loadNative, NativeHandle, type NativeError, type NativeTun, type NativeTunStats } from './native.js';
 
 export type { NativeError } from './native.js';
@@ -15,8 +17,13 @@ export type { NativeError } from './native.js';
 /** Counters of a {@link Tun}; see {@link NativeTunStats}. */
 export type TunStats = NativeTunStats;
 
-/** Receives a batch of IP packets read from the interface (up to 64 reads, each maybe split into several packets). The buffers are the callee's. */
-export type TunPacketsHandler = (packets: Buffer[]) => void;
+/**
+ * Receives a batch of IP packets read from the interface (up to 64 reads,
+ * each maybe split into several packets). The packets are the callee's; they
+ * are views of one buffer per batch. `packets` is reused by the next call:
+ * keep the packets, not the array.
+ */
+export type TunPacketsHandler = (packets: readonly Uint8Array[]) => void;
 
 /**
  * Receives a fatal error; reading has stopped. `err.code === 'ELINKGONE'`
@@ -27,6 +34,9 @@ export type TunErrorHandler = (err: NativeError) => void;
 
 /** A TUN interface opened with `IFF_TUN | IFF_NO_PI` (and `IFF_VNET_HDR` with offloads), non-blocking. */
 export class Tun extends NativeHandle<NativeTun> {
+  readonly #stores = new StoreTable();
+  #views: Uint32Array = new Uint32Array(128 * 3);
+
   private constructor(native: NativeTun) {
     super(native);
   }
@@ -64,7 +74,8 @@ export class Tun extends NativeHandle<NativeTun> {
    * again replaces the handlers.
    */
   start(onPackets: TunPacketsHandler, onError: TunErrorHandler): void {
-    this.native.start(onPackets, onError);
+    const packets: Uint8Array[] = [];
+    this.native.start((batch, count) => onPackets(unpackBatch(batch, count, packets)), onError);
   }
 
   /** Stops reading; packets queue up in the kernel (and are then dropped by it). */
@@ -79,8 +90,16 @@ export class Tun extends NativeHandle<NativeTun> {
    * counted in `stats.txDrops`; refused ones in `stats.txErrors`. Writing to
    * a closed Tun drops. Returns the number of packets written.
    */
-  write(packets: readonly Uint8Array[], count?: number): number {
-    return this.native.writePackets(packets, count);
+  write(packets: readonly Uint8Array[], count = packets.length): number {
+    if (!(count >= 0 && count <= packets.length && Number.isInteger(count))) {
+      throw Object.assign(new RangeError(`Tun.write: count must be an integer between 0 and ${packets.length}, got ${count}`), { code: 'ERR_OUT_OF_RANGE' });
+    }
+    this.#views = viewTable(this.#stores, packets, count, this.#views);
+    try {
+      return this.native.writePackets(this.#stores.stores, this.#views, count);
+    } finally {
+      this.#stores.clear();
+    }
   }
 
   /** The interface MTU. */

@@ -6,6 +6,8 @@
 
 import type { Endpoint } from '../device/types.js';
 import { ENDPOINT_RECORD_LEN, ENDPOINT_RECORD_WORDS, EndpointInterner, endpointRecord, makeEndpoint } from './endpoint.js';
+import { StoreTable, viewTable } from '../util/store-table.js';
+import { unpackBatch } from './packet-batch.js';
 import { loadNative, NativeHandle, type NativeError, type NativeUdp, type NativeUdpStats, type UdpFamily } from './native.js';
 
 export type { NativeError, UdpFamily } from './native.js';
@@ -23,9 +25,11 @@ const MAX_PER_CALLBACK = 128;
  * address. Its `host` is an IPv4 dotted quad (IPv4-mapped IPv6 sources are
  * plain IPv4) or canonical IPv6 text without brackets, a link-local source
  * with its scope as `%ifname`; it is made only when read. `froms` is reused
- * by the next call: keep the endpoints, not the array.
+ * by the next call, and so is `datas`: keep the endpoints and datagrams, not
+ * the arrays. The datagrams are the callee's; they are views of one buffer
+ * per batch.
  */
-export type UdpDatagramsHandler = (datas: Buffer[], froms: readonly Endpoint[]) => void;
+export type UdpDatagramsHandler = (datas: readonly Uint8Array[], froms: readonly Endpoint[]) => void;
 
 /** Receives a fatal receive error; receiving has stopped. */
 export type UdpErrorHandler = (err: NativeError) => void;
@@ -55,6 +59,8 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
   readonly #froms: Endpoint[] = [];
   #tx32 = new Uint32Array(64 * ENDPOINT_RECORD_WORDS);
   #tx8 = new Uint8Array(this.#tx32.buffer);
+  readonly #stores = new StoreTable();
+  #views: Uint32Array = new Uint32Array(64 * 3);
 
   private constructor(native: NativeUdp, port: number, family: UdpFamily) {
     super(native);
@@ -120,9 +126,10 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
     const sources = new Uint32Array(MAX_PER_CALLBACK * ENDPOINT_RECORD_WORDS);
     const interner = this.#interner;
     const froms = this.#froms;
+    const datas: Uint8Array[] = [];
     this.native.start(
-      (datas) => {
-        const n = datas.length;
+      (batch, n) => {
+        unpackBatch(batch, n, datas);
         froms.length = n;
         for (let i = 0; i < n; i++) froms[i] = interner.intern(sources, i);
         onDatagrams(datas, froms);
@@ -159,9 +166,15 @@ export class UdpSocket extends NativeHandle<NativeUdp> {
       this.#tx32 = new Uint32Array(words);
       this.#tx8 = new Uint8Array(this.#tx32.buffer);
     }
+    if (count > datas.length) throw new RangeError(`UdpSocket.sendBatch: count ${count} exceeds the ${datas.length} datagrams`);
     const t = this.#tx32;
     for (let i = 0; i < count; i++) t.set(endpointRecord(to[i]!), i * ENDPOINT_RECORD_WORDS);
-    return this.native.sendBatch(datas, this.#tx8, count);
+    this.#views = viewTable(this.#stores, datas, count, this.#views);
+    try {
+      return this.native.sendBatch(this.#stores.stores, this.#views, this.#tx8, count);
+    } finally {
+      this.#stores.clear();
+    }
   }
 
   /** Sends one datagram; see {@link UdpSocket.sendBatch}. Returns true when it was sent or queued. */

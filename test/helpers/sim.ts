@@ -70,7 +70,8 @@ export class Sim {
       ...opts,
       io: {
         sendDatagram: (data, to) => {
-          const f = { from: endpoint, to, data };
+          // A device that reuses its datagram blocks needs a sink that is done with them when the batch ends.
+          const f = { from: endpoint, to, data: opts.reuseDatagrams === true ? data.slice() : data };
           node.sent.push(f);
           this.log.push(f);
           this.queue.push(f);
