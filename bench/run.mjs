@@ -91,7 +91,7 @@ const PAIRS = [
   { id: 'tsguard_tsguard', a: 'tsguard', b: 'tsguard', handshakes: 'tsguard' },
   { id: 'tsguard_wggo', a: 'tsguard', b: 'wireguard-go', handshakes: null }, // the responder (wireguard-go) is measured above
   ...WGGO_EXTRA.map((w) => ({ id: `tsguard_${w.name}`, a: 'tsguard', b: w, handshakes: null })),
-  ...VARIANTS.map((v) => ({ id: v.id, a: 'tsguard', b: 'tsguard', handshakes: null, env: v.env })),
+  ...VARIANTS.map((v) => ({ id: v.id, a: 'tsguard', b: 'tsguard', handshakes: v.id, env: v.env })),
 ].filter((p) => ONLY === null || ONLY.includes(p.id));
 /** How an implementation is named in labels: "tsguard", "wireguard-go v0.0.20220316" (PATH), "wireguard-go NAME". */
 const implName = (impl) =>
