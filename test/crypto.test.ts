@@ -6,6 +6,7 @@ import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { keyToHex, LOW_ORDER_KEYS } from '../src/crypto/keys.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { loadNativeCrypto } from '../src/io/native.js';
 import { nodeCrypto, nodeCryptoAvailable, aeadSealRaw as nodeSealRaw, aeadOpenRaw as nodeOpenRaw } from '../src/crypto/node.js';
@@ -83,15 +84,7 @@ const XCHACHA = {
 // Encodings u that are low-order after RFC 7748's masking of bit 255 (the
 // result of the ladder with any clamped scalar is zero): 0, 1, the two
 // order-8 points, p−1, and the non-canonical p (≡ 0) and p+1 (≡ 1).
-const LOW_ORDER = [
-  '0000000000000000000000000000000000000000000000000000000000000000',
-  '0100000000000000000000000000000000000000000000000000000000000000',
-  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-];
+const LOW_ORDER = LOW_ORDER_KEYS.map(keyToHex);
 // The rest of libsodium's blacklist: low-order only for implementations that
 // do not mask bit 255. With masking they are ordinary points; both providers
 // must agree on them.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { getCrypto } from '../src/crypto/index.js';
-import { isLowOrderKey, LOW_ORDER_KEYS, validatePublicKey } from '../src/hub/registry/validate.js';
+import { isLowOrderKey, LOW_ORDER_KEYS } from '../src/crypto/keys.js';
+import { validatePublicKey } from '../src/hub/registry/validate.js';
 import { RegistryError } from '../src/hub/registry/types.js';
 
 const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');

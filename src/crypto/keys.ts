@@ -128,3 +128,26 @@ function redact(s: string): string {
   if (s.length <= 8) return s;
   return `${s.slice(0, 4)}…(${s.length} characters)`;
 }
+
+/**
+ * The X25519 u-coordinates of small order once bit 255 is masked (RFC 7748): 0, 1, the two
+ * order-8 points, p-1, and the non-canonical p and p+1. With any clamped scalar (a multiple of 8)
+ * these and only these give the all-zero shared secret; comparing bytes avoids a ladder per key.
+ */
+export const LOW_ORDER_KEYS: readonly Uint8Array[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => keyFromHex(h, 'small-order point'));
+
+/** True if the 32-byte X25519 public key `key` is a small-order point (a DH with it yields zero). */
+export function isLowOrderKey(key: Uint8Array): boolean {
+  return LOW_ORDER_KEYS.some((p) => {
+    for (let i = 0; i < 31; i++) if (key[i] !== p[i]) return false;
+    return (key[31]! & 0x7f) === p[31];
+  });
+}
