@@ -15,7 +15,8 @@
 //
 // x25519Batch does many scalar multiplications in one call, spread over the crypto pool
 // (crypto_pool.cc, shared with the data path's AEAD): the handshake worker computes the DH values of
-// all the initiations (and then all the responses) of one event-loop turn at once.
+// all the initiations (and then all the responses) of one event-loop turn at once; x25519BatchAsync
+// does the same on a libuv worker thread and calls back, so the event loop serves packets meanwhile.
 #include "hscrypto.h"
 
 #include <openssl/core_names.h>
@@ -366,6 +367,56 @@ Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// x25519BatchAsync(keys, publicKeys, out, ok, done): x25519Batch's jobs on a libuv worker thread
+// (not the crypto pool, whose one-batch-at-a-time lock the data path's AEAD batches take on the event
+// loop); done() is called on the event loop when all are computed. The arrays are held by
+// references until then, so neither the keys nor the buffers can be collected meanwhile.
+class DhAsync : public Napi::AsyncWorker {
+ public:
+  DhAsync(Napi::Function done, DhJobs jobs, Napi::Array keys, Napi::Array pubs, Napi::Object out, Napi::Object ok)
+      : Napi::AsyncWorker(done, "tsguard.x25519BatchAsync"), jobs_(std::move(jobs)) {
+    refs_[0] = Napi::Persistent(Napi::Object(keys));
+    refs_[1] = Napi::Persistent(Napi::Object(pubs));
+    refs_[2] = Napi::Persistent(out);
+    refs_[3] = Napi::Persistent(ok);
+  }
+  void Execute() override { RunDh(0, jobs_.keys.size(), &jobs_); }
+
+ private:
+  DhJobs jobs_;
+  Napi::ObjectReference refs_[4];
+};
+
+Napi::Value X25519BatchAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* kUsage =
+      "x25519BatchAsync(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes, "
+      "done: () => void)";
+  if (info.Length() < 5 || !info[0].IsArray() || !info[1].IsArray() || !info[4].IsFunction()) return ThrowType(env, kUsage);
+  Napi::Array keys = info[0].As<Napi::Array>();
+  Napi::Array pubs = info[1].As<Napi::Array>();
+  const size_t n = keys.Length();
+  uint8_t *out, *ok;
+  size_t outLen, okLen;
+  if (pubs.Length() != n || !GetUint8Array(info[2], &out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &ok, &okLen) ||
+      okLen != n) {
+    return ThrowType(env, kUsage);
+  }
+  DhJobs b{std::vector<EVP_PKEY*>(n), std::vector<const uint8_t*>(n), out, ok};
+  for (size_t i = 0; i < n; i++) {
+    uint8_t* pub;
+    size_t len;
+    b.keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
+    if (b.keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
+      return ThrowType(env, std::string("x25519BatchAsync: job ") + std::to_string(i) + ": " + kUsage);
+    }
+    b.pubs[i] = pub;
+  }
+  auto* w = new DhAsync(info[4].As<Napi::Function>(), std::move(b), keys, pubs, info[2].As<Napi::Object>(), info[3].As<Napi::Object>());
+  w->Queue();  // deleted by node-addon-api after done() ran
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
@@ -381,6 +432,7 @@ void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Public", Napi::Function::New<X25519Public>(env, "x25519Public"));
   exports.Set("x25519", Napi::Function::New<X25519>(env, "x25519"));
   exports.Set("x25519Batch", Napi::Function::New<X25519Batch>(env, "x25519Batch"));
+  exports.Set("x25519BatchAsync", Napi::Function::New<X25519BatchAsync>(env, "x25519BatchAsync"));
 }
 
 }  // namespace tsg

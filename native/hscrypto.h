@@ -3,6 +3,6 @@
 #include <napi.h>
 
 namespace tsg {
-// Adds blake2s, hmacBlake2s, kdfBlake2s, macBlake2s, x25519Generate, x25519Import, x25519Public, x25519 and x25519Batch to the addon's exports.
+// Adds blake2s, hmacBlake2s, kdfBlake2s, macBlake2s, x25519Generate, x25519Import, x25519Public, x25519, x25519Batch and x25519BatchAsync to the addon's exports.
 void InitHandshakeCrypto(Napi::Env env, Napi::Object exports);
 }  // namespace tsg

@@ -1,11 +1,15 @@
 /**
  * The handshake worker's batches (src/device/handshakes.ts) against the
- * one-message-at-a-time path: two responders with the same keys, peers and
- * random streams, one whose provider has `dhBatch` and one without, are fed
- * the same random mix of initiations (fresh, replayed, duplicated, too
- * early, with bad MACs, floods that put the device under load), responses,
- * cookie replies and clock steps, and must send the same datagrams, count
- * the same drops and end in the same peer and session state.
+ * one-message-at-a-time path: responders with the same keys, peers and
+ * random streams — one whose provider has neither `dhBatch` nor
+ * `dhBatchAsync`, one with `dhBatch`, one with a `dhBatchAsync` whose
+ * batches the test completes later, in random order — are fed the same
+ * random mix of initiations (fresh, replayed, duplicated, too early, with
+ * bad MACs, floods that put the device under load), responses, cookie
+ * replies and clock steps, and must send the same datagrams, count the same
+ * drops and end in the same peer and session state. State changes while an
+ * asynchronous batch is out (own initiation, peer removed, key changed,
+ * device closed) have their own cases.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -21,8 +25,24 @@ import { FakeClock, ipv4Packet, mulberry32 } from './helpers/sim.js';
 
 const base = getCrypto();
 
-/** `base` with a seeded random stream, and with or without dhBatch (counting its calls). */
-function seeded(seed: number, batch: boolean, calls: { batches: number; jobs: number }): CryptoProvider {
+/** Asynchronous DH batches that the test completes when it chooses (`release`). */
+class Deferred {
+  readonly waiting: (() => void)[] = [];
+  /** Complete `k` of the waiting batches (all by default), in an order drawn from `order`; then let their callbacks run. */
+  async release(k = Infinity, order: (n: number) => number = () => 0): Promise<void> {
+    for (let i = 0; i < k && this.waiting.length > 0; i++) this.waiting.splice(order(this.waiting.length) % this.waiting.length, 1)[0]!();
+    await new Promise((r) => setImmediate(r));
+  }
+  /** Release until nothing is waiting (a completion may start the next batch). */
+  async drain(): Promise<void> {
+    while (this.waiting.length > 0) await this.release();
+  }
+}
+
+type Mode = 'seq' | 'batch' | 'async';
+
+/** `base` with a seeded random stream and one DH mode (counting its batch calls). */
+function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number }, deferred?: Deferred): CryptoProvider {
   let counter = 0;
   const seedBytes = Uint8Array.of(seed & 255, (seed >>> 8) & 255, 0x42);
   const randomBytes = (n: number): Uint8Array => {
@@ -33,6 +53,11 @@ function seeded(seed: number, batch: boolean, calls: { batches: number; jobs: nu
       out.set(block.subarray(0, Math.min(32, n - off)), off);
     }
     return out;
+  };
+  const batch = (privs: readonly Uint8Array[], pubs: readonly Uint8Array[]) => {
+    calls.batches++;
+    calls.jobs += privs.length;
+    return privs.map((k, i) => base.dh(k, pubs[i]!));
   };
   const p: CryptoProvider = Object.create(base);
   Object.defineProperties(p, {
@@ -45,14 +70,17 @@ function seeded(seed: number, batch: boolean, calls: { batches: number; jobs: nu
         return k;
       },
     },
-    dhBatch: {
-      value: batch
-        ? (privs: readonly Uint8Array[], pubs: readonly Uint8Array[]) => {
-            calls.batches++;
-            calls.jobs += privs.length;
-            return base.dhBatch !== undefined ? base.dhBatch(privs, pubs) : privs.map((k, i) => base.dh(k, pubs[i]!));
-          }
-        : undefined,
+    dhBatch: { value: mode === 'batch' ? batch : undefined },
+    dhBatchAsync: {
+      value:
+        mode === 'async'
+          ? (privs: readonly Uint8Array[], pubs: readonly Uint8Array[]) => {
+              // Inputs copied now: the worker must not change them while the batch is out.
+              const ks = privs.map((k) => k.slice());
+              const ps = pubs.map((k) => k.slice());
+              return new Promise<(Uint8Array | null)[]>((resolve) => deferred!.waiting.push(() => resolve(batch(ks, ps))));
+            }
+          : undefined,
     },
   });
   return p;
@@ -73,6 +101,7 @@ type Step =
   | { kind: 'flood'; who: number; n: number }
   | { kind: 'junk'; type: 2 | 3 }
   | { kind: 'work'; max: number }
+  | { kind: 'complete'; k: number; order: number }
   | { kind: 'advance'; ms: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -81,50 +110,60 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('flood' as const), who: fc.nat(4), n: fc.integer({ min: 100, max: 160 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('junk' as const), type: fc.constantFrom(2 as const, 3 as const) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('work' as const), max: fc.integer({ min: 1, max: 40 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('complete' as const), k: fc.integer({ min: 1, max: 3 }), order: fc.nat(7) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(0, 10, 60, 1200) }) },
 );
 
+/** A responder with `initiators` as peers (peer 1 with a preshared key) on a seeded provider in `mode`. */
+function responder(clock: FakeClock | { now(): number; wallNow(): number }, seed: number, mode: Mode, key: Uint8Array, initiators: LocalIdentity[], calls: { batches: number; jobs: number }, deferred?: Deferred) {
+  const sent: { to: Endpoint; data: Uint8Array }[] = [];
+  const d = new Device({
+    clock,
+    crypto: seeded(seed, mode, calls, deferred),
+    random: mulberry32(seed + 1),
+    io: { sendDatagram: (data, to) => sent.push({ to, data: data.slice() }), deliverPacket: () => undefined },
+  });
+  d.setPrivateKey(key.slice());
+  initiators.forEach((ini, k) => d.setPeer(ini.publicKey, { allowedIps: [parsePrefix(`10.1.${k}.0/24`)], ...(k === 1 ? { presharedKey: new Uint8Array(32).fill(9) } : {}) }));
+  return { d, sent };
+}
+
+/** An initiator's side: its handshake with the responder and a cookie generator for its MACs. */
+function initiatorOf(id: LocalIdentity, k: number, responderPub: Uint8Array, clock: { now(): number }): Initiator {
+  const hs = new Handshake(base, responderPub);
+  hs.presharedKey = k === 1 ? new Uint8Array(32).fill(9) : new Uint8Array(32);
+  hs.precompute(base, id);
+  return { id, hs, gen: new CookieGenerator(base, () => clock.now(), responderPub), from: { host: `192.0.2.${k + 1}`, port: 4000 + k }, ms: 1000, sent: [] };
+}
+
+/** A fresh initiation of `w` (or, `stale`, one with the timestamp of its previous one), MACs added. */
+function initiation(w: Initiator, stale: boolean): Uint8Array {
+  if (!stale) w.ms += 1000;
+  const m = createInitiation(base, w.id, w.hs, (w.ms * 7919) >>> 0 || 1, tai64n(1_700_000_000_000 + w.ms))!;
+  w.gen.addMacs(m);
+  w.sent.push(m);
+  return m;
+}
+
 describe('handshake worker: batches against one message at a time', () => {
-  it('sends the same datagrams, counts the same drops and ends in the same state', () => {
+  it('sends the same datagrams, counts the same drops and ends in the same state (sync and async batches)', async () => {
     const calls = { batches: 0, jobs: 0 };
+    const asyncCalls = { batches: 0, jobs: 0 };
     let responses = 0;
     let cookies = 0;
     const responderKey = base.generatePrivateKey();
     const initiators: LocalIdentity[] = Array.from({ length: 5 }, () => makeIdentity(base, base.generatePrivateKey()));
-    fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), fc.nat(1000), (steps, seed) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), fc.nat(1000), async (steps, seed) => {
         const clock = new FakeClock();
-        const mk = (batch: boolean) => {
-          const sent: { to: Endpoint; data: Uint8Array }[] = [];
-          const d = new Device({
-            clock,
-            crypto: seeded(seed, batch, calls),
-            random: mulberry32(seed + 1),
-            io: { sendDatagram: (data, to) => sent.push({ to, data: data.slice() }), deliverPacket: () => undefined },
-          });
-          d.setPrivateKey(responderKey.slice());
-          initiators.forEach((ini, k) => d.setPeer(ini.publicKey, { allowedIps: [parsePrefix(`10.1.${k}.0/24`)], ...(k === 1 ? { presharedKey: new Uint8Array(32).fill(9) } : {}) }));
-          return { d, sent };
-        };
-        const seq = mk(false);
-        const bat = mk(true);
-        const responderPub = seq.d.publicKey!;
-        const who: Initiator[] = initiators.map((id, k) => {
-          const hs = new Handshake(base, responderPub);
-          hs.presharedKey = k === 1 ? new Uint8Array(32).fill(9) : new Uint8Array(32);
-          hs.precompute(base, id);
-          return { id, hs, gen: new CookieGenerator(base, () => clock.now(), responderPub), from: { host: `192.0.2.${k + 1}`, port: 4000 + k }, ms: 1000, sent: [] };
-        });
+        const deferred = new Deferred();
+        const seq = responder(clock, seed, 'seq', responderKey, initiators, calls);
+        const bat = responder(clock, seed, 'batch', responderKey, initiators, calls);
+        const asy = responder(clock, seed, 'async', responderKey, initiators, asyncCalls, deferred);
+        const all = [seq, bat, asy];
+        const who = initiators.map((id, k) => initiatorOf(id, k, seq.d.publicKey!, clock));
         const feed = (data: Uint8Array, from: Endpoint) => {
-          seq.d.receiveDatagram(data.slice(), from);
-          bat.d.receiveDatagram(data.slice(), from);
-        };
-        const initiation = (w: Initiator, stale: boolean): Uint8Array => {
-          if (!stale) w.ms += 1000;
-          const m = createInitiation(base, w.id, w.hs, (w.ms * 7919) >>> 0 || 1, tai64n(1_700_000_000_000 + w.ms))!;
-          w.gen.addMacs(m);
-          w.sent.push(m);
-          return m;
+          for (const r of all) r.d.receiveDatagram(data.slice(), from);
         };
         for (const s of steps) {
           if (s.kind === 'init') {
@@ -145,35 +184,43 @@ describe('handshake worker: batches against one message at a time', () => {
             if (s.type === 2) who[0]!.gen.addMacs(m);
             feed(m, who[0]!.from);
           } else if (s.kind === 'work') {
-            expect(bat.d.workHandshakes(s.max)).toBe(seq.d.workHandshakes(s.max));
+            const n = seq.d.workHandshakes(s.max);
+            expect(bat.d.workHandshakes(s.max)).toBe(n);
+            expect(asy.d.workHandshakes(s.max)).toBe(n);
+          } else if (s.kind === 'complete') {
+            // Batches complete in any order; the steps must still be processed in queue order.
+            await deferred.release(s.k, (n) => s.order % n);
           } else {
+            // Time moves only once the asynchronous device has made the decisions the others made.
+            await deferred.drain();
             clock.t += s.ms;
           }
         }
-        seq.d.workHandshakes();
-        bat.d.workHandshakes();
+        await deferred.drain();
+        for (const r of all) r.d.workHandshakes();
+        await deferred.drain();
+        expect(asy.d.handshakesInFlight).toBe(0);
         // Data to every peer: sealed with the same session keys and counters, or the same new initiation.
         for (let k = 0; k < initiators.length; k++) {
           const pkt = ipv4Packet('10.0.0.1', `10.1.${k}.1`, Uint8Array.of(k));
-          seq.d.sendPacket(pkt.slice());
-          bat.d.sendPacket(pkt.slice());
+          for (const r of all) r.d.sendPacket(pkt.slice());
         }
-        expect(bat.sent).toEqual(seq.sent);
-        expect(bat.d.stats).toEqual(seq.d.stats);
-        for (const ini of initiators) {
-          expect(bat.d.peerInfo(bat.d.getPeer(ini.publicKey)!)).toEqual(seq.d.peerInfo(seq.d.getPeer(ini.publicKey)!));
+        for (const r of [bat, asy]) {
+          expect(r.sent).toEqual(seq.sent);
+          expect(r.d.stats).toEqual(seq.d.stats);
+          for (const ini of initiators) expect(r.d.peerInfo(r.d.getPeer(ini.publicKey)!)).toEqual(seq.d.peerInfo(seq.d.getPeer(ini.publicKey)!));
         }
         responses += seq.sent.filter((f) => f.data[0] === 2).length;
         cookies += seq.sent.filter((f) => f.data[0] === 3).length;
-        seq.d.close();
-        bat.d.close();
+        for (const r of all) r.d.close();
       }),
-      { numRuns: 40 },
+      { numRuns: 60 },
     );
     // Not vacuous: responses and cookie replies were sent, and batches of several DH values ran.
     expect(responses).toBeGreaterThan(0);
     expect(cookies).toBeGreaterThan(0);
     expect(calls.jobs).toBeGreaterThan(calls.batches);
+    expect(asyncCalls.jobs).toBeGreaterThan(asyncCalls.batches);
   });
 
   it('answers two initiations of one peer in one batch correctly when the clock lets both through', () => {
@@ -183,7 +230,7 @@ describe('handshake worker: batches against one message at a time', () => {
     const clock = { now: () => (t += 100), wallNow: () => 1_700_000_000_000 + t };
     const calls = { batches: 0, jobs: 0 };
     const sent: Uint8Array[] = [];
-    const d = new Device({ clock, crypto: seeded(7, true, calls), io: { sendDatagram: (data) => sent.push(data.slice()), deliverPacket: () => undefined } });
+    const d = new Device({ clock, crypto: seeded(7, 'batch', calls), io: { sendDatagram: (data) => sent.push(data.slice()), deliverPacket: () => undefined } });
     d.setPrivateKey(base.generatePrivateKey());
     const id = makeIdentity(base, base.generatePrivateKey());
     d.setPeer(id.publicKey, {});
@@ -205,5 +252,107 @@ describe('handshake worker: batches against one message at a time', () => {
       expect(hs).not.toBeNull();
     }
     d.close();
+  });
+
+  describe('asynchronous batches: state that changes before a batch completes', () => {
+    const key = base.generatePrivateKey();
+    const ids: LocalIdentity[] = Array.from({ length: 3 }, () => makeIdentity(base, base.generatePrivateKey()));
+    /** An async responder and a one-at-a-time one, and the initiators' side. */
+    const setup = () => {
+      const clock = new FakeClock();
+      const deferred = new Deferred();
+      const calls = { batches: 0, jobs: 0 };
+      const asy = responder(clock, 5, 'async', key, ids, calls, deferred);
+      const seq = responder(clock, 5, 'seq', key, ids, calls);
+      const who = ids.map((id, k) => initiatorOf(id, k, asy.d.publicKey!, clock));
+      const feed = (m: Uint8Array, w: Initiator) => {
+        asy.d.receiveDatagram(m.slice(), w.from);
+        seq.d.receiveDatagram(m.slice(), w.from);
+      };
+      return { clock, deferred, asy, seq, who, feed };
+    };
+    const types = (sent: { data: Uint8Array }[]) => sent.map((f) => f.data[0]);
+
+    it('pipelines runs and answers in queue order when a later batch completes first', async () => {
+      const { deferred, asy, seq, who, feed } = setup();
+      feed(initiation(who[0]!, false), who[0]!);
+      feed(initiation(who[1]!, false), who[1]!);
+      expect(asy.d.workHandshakes()).toBe(2);
+      feed(initiation(who[2]!, false), who[2]!);
+      expect(asy.d.workHandshakes()).toBe(1); // a second run while the first one's es is out
+      expect(deferred.waiting).toHaveLength(2);
+      expect(asy.d.handshakesInFlight).toBe(2);
+      await deferred.release(1, () => 1); // the second run's es first: nothing may be decided yet
+      expect(asy.sent).toHaveLength(0);
+      await deferred.drain();
+      seq.d.workHandshakes();
+      expect(types(asy.sent)).toEqual([2, 2, 2]);
+      expect(asy.sent).toEqual(seq.sent);
+      expect(asy.d.stats).toEqual(seq.d.stats);
+      expect(asy.d.handshakesInFlight).toBe(0);
+    });
+
+    it('drops the response when our own initiation to the peer came first', async () => {
+      const { clock, deferred, asy, who, feed } = setup();
+      feed(initiation(who[0]!, false), who[0]!);
+      feed(initiation(who[1]!, false), who[1]!);
+      asy.d.workHandshakes();
+      await deferred.release(1); // es in: both consumed, ee/se out
+      expect(deferred.waiting).toHaveLength(1);
+      clock.t += 6000; // past REKEY_TIMEOUT: a packet to peer 0 makes us initiate
+      asy.d.sendPacket(ipv4Packet('10.0.0.1', '10.1.0.1', Uint8Array.of(1)));
+      expect(types(asy.sent)).toEqual([1]);
+      const before = asy.d.stats.handshakeFailed;
+      await deferred.drain();
+      expect(types(asy.sent)).toEqual([1, 2]); // peer 1 answered, peer 0 not
+      expect(asy.sent[1]!.to).toEqual(who[1]!.from);
+      expect(asy.d.stats.handshakeFailed).toBe(before + 1);
+    });
+
+    it('answers nothing for a peer removed before its es or its response completes', async () => {
+      const { deferred, asy, who, feed } = setup();
+      feed(initiation(who[0]!, false), who[0]!);
+      feed(initiation(who[1]!, false), who[1]!);
+      asy.d.workHandshakes();
+      asy.d.removePeer(ids[0]!.publicKey); // before es: unknown peer when consumed
+      await deferred.release(1);
+      asy.d.removePeer(ids[1]!.publicKey); // before ee/se: the response is abandoned
+      await deferred.drain();
+      expect(asy.sent).toHaveLength(0);
+      expect(asy.d.stats.handshakeFailed).toBe(2);
+      expect(asy.d.handshakesInFlight).toBe(0);
+    });
+
+    it('takes a run as the new private key would when the key changed before its es completed', async () => {
+      const { deferred, asy, who, feed } = setup();
+      feed(initiation(who[0]!, false), who[0]!);
+      feed(initiation(who[1]!, false), who[1]!);
+      asy.d.workHandshakes();
+      asy.d.setPrivateKey(base.generatePrivateKey());
+      await deferred.drain();
+      expect(asy.sent).toHaveLength(0);
+      expect(asy.d.stats.badMac1).toBe(2); // mac1 was made for the old public key
+    });
+
+    it('abandons responses pending when the key changed, and does nothing after close', async () => {
+      const { deferred, asy, who, feed } = setup();
+      feed(initiation(who[0]!, false), who[0]!);
+      feed(initiation(who[1]!, false), who[1]!);
+      asy.d.workHandshakes();
+      await deferred.release(1);
+      asy.d.setPrivateKey(base.generatePrivateKey());
+      await deferred.drain();
+      expect(asy.sent).toHaveLength(0);
+      expect(asy.d.stats.handshakeFailed).toBe(2);
+
+      const other = setup();
+      other.feed(initiation(other.who[0]!, false), other.who[0]!);
+      other.feed(initiation(other.who[1]!, false), other.who[1]!);
+      other.asy.d.workHandshakes();
+      other.asy.d.close();
+      await other.deferred.drain();
+      expect(other.asy.sent).toHaveLength(0);
+      expect(other.asy.d.handshakesInFlight).toBe(0);
+    });
   });
 });

@@ -8,7 +8,8 @@
  *   hashes and MACs) through OpenSSL with contexts reused per thread;
  * - X25519 with the private key held in an OpenSSL key object cached per key
  *   array, one at a time or many in one call on the addon's crypto pool
- *   (`dhBatch`); new key pairs (one per handshake) come from a pool that a
+ *   (`dhBatch`), or asynchronously on libuv worker threads (`dhBatchAsync`,
+ *   so that the event loop serves packets meanwhile); new key pairs (one per handshake) come from a pool that a
  *   background thread of the addon keeps filled, so their scalar
  *   multiplication is off the event loop.
  *
@@ -53,6 +54,8 @@ interface HandshakeBinding {
   x25519(key: NativeKey, publicKey: Uint8Array, out: Uint8Array): boolean;
   /** DH of each key with each public key into `out` (32 bytes per job) on the crypto pool; `ok[i]` as {@link HandshakeBinding.x25519}. */
   x25519Batch(keys: NativeKey[], publicKeys: readonly Uint8Array[], out: Uint8Array, ok: Uint8Array): void;
+  /** As {@link HandshakeBinding.x25519Batch} on a libuv worker thread; `done` runs on the event loop once `out` and `ok` are filled. */
+  x25519BatchAsync?(keys: NativeKey[], publicKeys: readonly Uint8Array[], out: Uint8Array, ok: Uint8Array, done: () => void): void;
 }
 
 /** The addon's crypto exports, as the shell loaded them (any may be missing in an old build). */
@@ -190,7 +193,7 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
   );
   return {
     ...nodeCrypto,
-    ...(hs === null ? {} : nativeHandshake(hs)),
+    ...(hs === null ? {} : nativeHandshake(hs, batch === null ? 1 : batch.cryptoThreads())),
     name: 'native',
     nativeHandshake: hs !== null,
     batchThreads: batch === null ? 0 : batch.cryptoThreads(),
@@ -221,10 +224,26 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
 /** The handshake primitives on the addon (XChaCha20-Poly1305 and random bytes stay node.ts's). */
 function nativeHandshake(
   hs: HandshakeBinding,
-): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'dhBatch' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
+  threads: number,
+): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'dhBatch' | 'dhBatchAsync' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
   /** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
   const keys = new KeyCache<NativeKey>();
   const imported = (raw: Uint8Array) => hs.x25519Import(raw);
+  /** The checked native keys of a batch. */
+  const batchKeys = (what: string, privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): NativeKey[] => {
+    const n = privateKeys.length;
+    if (publicKeys.length !== n) throw new RangeError(`${what}: ${n} private keys but ${publicKeys.length} public keys`);
+    return privateKeys.map((k, i) => {
+      checkKeyLen(k, `${what} private key ${i}`);
+      checkKeyLen(publicKeys[i]!, `${what} public key ${i}`);
+      return keys.get(k, imported);
+    });
+  };
+  const results = (out: Uint8Array, ok: Uint8Array): (Uint8Array | null)[] =>
+    Array.from(ok, (v, i) => (v === 1 ? out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN) : null));
+  const batchAsync = hs.x25519BatchAsync?.bind(hs);
+  /** Parts an asynchronous batch is cut into: one libuv thread each, leaving a core to the event loop. */
+  const parts = Math.max(1, threads - 1);
   return {
     /** From the addon's pool of pre-generated key pairs; the public key is then free. */
     generatePrivateKey() {
@@ -246,18 +265,36 @@ function nativeHandshake(
     },
     /** One addon call; the scalar multiplications run on the crypto pool. */
     dhBatch(privateKeys, publicKeys) {
-      const n = privateKeys.length;
-      if (publicKeys.length !== n) throw new RangeError(`dhBatch: ${n} private keys but ${publicKeys.length} public keys`);
-      const natives = privateKeys.map((k, i) => {
-        checkKeyLen(k, `dhBatch private key ${i}`);
-        checkKeyLen(publicKeys[i]!, `dhBatch public key ${i}`);
-        return keys.get(k, imported);
-      });
-      const out = new Uint8Array(n * KEY_LEN);
-      const ok = new Uint8Array(n);
+      const natives = batchKeys('dhBatch', privateKeys, publicKeys);
+      const out = new Uint8Array(natives.length * KEY_LEN);
+      const ok = new Uint8Array(natives.length);
       hs.x25519Batch(natives, publicKeys, out, ok);
-      return natives.map((_, i) => (ok[i] === 1 ? out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN) : null));
+      return results(out, ok);
     },
+    /** The same jobs (x25519Batch's, self-tested) on libuv worker threads, in up to `parts` slices. */
+    ...(batchAsync === undefined
+      ? {}
+      : {
+          dhBatchAsync(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
+            const natives = batchKeys('dhBatchAsync', privateKeys, publicKeys);
+            const n = natives.length;
+            const out = new Uint8Array(n * KEY_LEN);
+            const ok = new Uint8Array(n);
+            const slices = Math.min(parts, n);
+            if (slices === 0) return Promise.resolve([]);
+            return new Promise((resolve) => {
+              let left = slices;
+              const done = () => {
+                if (--left === 0) resolve(results(out, ok));
+              };
+              for (let j = 0; j < slices; j++) {
+                const a = Math.floor((j * n) / slices);
+                const b = Math.floor(((j + 1) * n) / slices);
+                batchAsync(natives.slice(a, b), publicKeys.slice(a, b), out.subarray(a * KEY_LEN, b * KEY_LEN), ok.subarray(a, b), done);
+              }
+            });
+          },
+        }),
     hash(...parts) {
       const out = new Uint8Array(KEY_LEN);
       hs.blake2s(out, ...parts);

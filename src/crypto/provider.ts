@@ -5,7 +5,8 @@
  * pure-JavaScript @noble libraries: the reference, and runtimes without
  * node:crypto).
  *
- * All keys and data are `Uint8Array`s. Every function is synchronous.
+ * All keys and data are `Uint8Array`s. Every function is synchronous except
+ * the optional `dhBatchAsync`.
  * @module
  */
 
@@ -49,6 +50,14 @@ export interface CryptoProvider {
    * {@link CryptoProvider.dh}.
    */
   dhBatch?(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): (Uint8Array | null)[];
+  /**
+   * Optional: {@link CryptoProvider.dhBatch} computed off the caller's
+   * thread; the promise resolves with the same results once all are done.
+   * The handshake worker then keeps serving other work meanwhile (and
+   * re-checks peer and key state when it resolves). Providers that compute
+   * on the caller's thread leave it out.
+   */
+  dhBatchAsync?(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]>;
   /** BLAKE2s-256 of the concatenation of `parts`. */
   hash(...parts: Uint8Array[]): Uint8Array;
   /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC). */

@@ -20,7 +20,7 @@ import type { Prefix } from '../routing/ip.js';
 import type { Emitter } from '../util/emitter.js';
 import { DEFAULT_MTU } from './constants.js';
 import { Peer } from './peer.js';
-import { workHandshakes } from './handshakes.js';
+import { abandonHandshakes, workHandshakes } from './handshakes.js';
 import { flushReceives, receiveDatagram } from './receive.js';
 import { flushSends, sendKeepalive, sendPacket, sendPacketTo } from './send.js';
 import { expireCurrentKeypairs, removePeer, zeroKeyMaterial } from './sessions.js';
@@ -294,6 +294,7 @@ export class Device {
     const s = this.#s;
     s.closed = true;
     s.handshakes.clear();
+    abandonHandshakes(s);
     // What a batch still holds is dropped with the keys (its key snapshots are zeroed).
     s.seals.clear();
     s.opens.clear();
@@ -347,9 +348,11 @@ export class Device {
 
   /**
    * Process up to `max` queued handshake messages (all by default) and
-   * return how many were processed. A shell calls it from its own turn of
-   * the event loop while {@link Device.pendingHandshakes} is non-zero, so
-   * that handshakes (expensive) never delay the data packets of a batch.
+   * return how many were taken from the queue. A shell calls it from its own
+   * turn of the event loop while {@link Device.pendingHandshakes} is
+   * non-zero, so that handshakes (expensive) never delay the data packets of
+   * a batch. With {@link CryptoProvider.dhBatchAsync} the work after the MAC
+   * checks finishes later, in queue order ({@link Device.handshakesInFlight}).
    */
   workHandshakes(max = Infinity): number {
     if (this.#s.closed) return 0;
@@ -407,6 +410,16 @@ export class Device {
   /** Handshake messages waiting for {@link Device.workHandshakes}. */
   get pendingHandshakes(): number {
     return this.#s.handshakes.length;
+  }
+
+  /**
+   * Handshake steps taken from the queue but not finished: waiting for an
+   * asynchronous DH batch ({@link CryptoProvider.dhBatchAsync}) or behind
+   * one. They complete on their own (through {@link DeviceIo.resume}); the
+   * shell bounds how many it lets {@link Device.workHandshakes} start.
+   */
+  get handshakesInFlight(): number {
+    return this.#s.hsSteps.length;
   }
 
   /**

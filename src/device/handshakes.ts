@@ -20,6 +20,21 @@
  * An initiation whose peer already has an accepted one pending in the run
  * completes that one first (from inside the lookup), so a peer's state moves
  * exactly as it would one message at a time.
+ *
+ * With {@link CryptoProvider.dhBatchAsync} the two DH batches of a run are
+ * computed off the event loop and the runs are pipelined: the MAC checks of
+ * each message still happen when it leaves the queue, everything after them
+ * becomes a step of `DeviceState.hsSteps`, and the steps are processed
+ * strictly in queue order, each once its DH values are in (a later run's
+ * `es` is computed while an earlier run is consumed or answered). What can
+ * change between a batch's submission and its completion is re-checked
+ * then: a changed private key makes each initiation of the run be taken as
+ * it would be now (mac1 again, `es` recomputed); a peer removed, or whose
+ * handshake moved on (our own initiation), gets no response (as
+ * wireguard-go's CreateMessageResponse refuses a handshake that is no
+ * longer "initiation consumed"); a response pending when the key changed is
+ * abandoned. A single initiation with nothing in flight takes the
+ * synchronous path, so an idle responder answers as fast as before.
  * @module
  */
 
@@ -27,7 +42,16 @@ import { dhMany, type CryptoProvider } from '../crypto/provider.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { MSG_COOKIE_REPLY, MSG_INITIATION } from '../noise/constants.js';
 import { CookieGenerator } from '../noise/cookie.js';
-import { consumeInitiation, consumeResponse, initiationEphemeral, responseDhInputs, senderOf, type Handshake } from '../noise/handshake.js';
+import {
+  consumeInitiation,
+  consumeResponse,
+  HandshakeStage,
+  initiationEphemeral,
+  responseDhInputs,
+  senderOf,
+  type Handshake,
+  type LocalIdentity,
+} from '../noise/handshake.js';
 import { parseIp } from '../routing/ip.js';
 import type { Peer } from './peer.js';
 import { authenticatedFrom, sourceBytes } from './receive.js';
@@ -43,10 +67,80 @@ interface Queued {
   readonly from: Endpoint;
 }
 
+/**
+ * A step of the asynchronous pipeline (see the module comment): processed
+ * when it reaches the head of `DeviceState.hsSteps` and is `ready`.
+ * @internal
+ */
+export interface HandshakeStep {
+  /** False while its DH values are being computed. */
+  ready: boolean;
+  /** The step's protocol work (may put a new, not yet ready step at the head). */
+  process(): void;
+  /** Forget the step without processing it (device closed): erase what it holds. */
+  discard(): void;
+}
+
+const nothing = (): void => undefined;
+
+/** Queue a step that needs no DH values, or do it now when nothing is in flight. */
+function inOrder(d: DeviceState, process: () => void): void {
+  if (d.hsSteps.length === 0) process();
+  else d.hsSteps.push({ ready: true, process, discard: nothing });
+}
+
+/**
+ * Compute `dh(privs[i], pubs[i])` on the provider's async batch and then
+ * `use` the results when the step is reached; at the head (`first`, for the
+ * responses of the run being processed) or the tail of the pipeline.
+ */
+function dhStep(
+  d: DeviceState,
+  privs: Uint8Array[],
+  pubs: Uint8Array[],
+  first: boolean,
+  use: (dh: (Uint8Array | null)[] | null) => void,
+  discard: () => void,
+): void {
+  let dh: (Uint8Array | null)[] | null = null;
+  const step: HandshakeStep = { ready: false, process: () => use(dh), discard };
+  if (first) d.hsSteps.unshift(step);
+  else d.hsSteps.push(step);
+  const done = (r: (Uint8Array | null)[] | null): void => {
+    if (d.closed || !d.hsSteps.includes(step)) return;
+    const go = (): void => {
+      dh = r;
+      step.ready = true;
+      drainSteps(d);
+    };
+    if (d.io.resume !== undefined) d.io.resume(go);
+    else go();
+  };
+  d.p.dhBatchAsync!(privs, pubs).then(done, () => done(null));
+}
+
+/** Process the ready steps at the head of the pipeline, in order. */
+export function drainSteps(d: DeviceState): void {
+  const steps = d.hsSteps;
+  while (steps.length > 0 && steps[0]!.ready && !d.closed) {
+    try {
+      steps.shift()!.process();
+    } catch {
+      drop(d, 'exception');
+    }
+  }
+}
+
+/** Drop every pipelined step (device closed), erasing the ephemeral keys they hold. */
+export function abandonHandshakes(d: DeviceState): void {
+  for (const s of d.hsSteps.splice(0)) s.discard();
+}
+
 /** Process up to `max` queued handshake messages. Returns how many were taken from the queue. */
 export function workHandshakes(d: DeviceState, max: number): number {
   const q = d.handshakes;
   const run: Queued[] = [];
+  const batching = d.p.dhBatch !== undefined || d.p.dhBatchAsync !== undefined;
   let n = 0;
   try {
     for (; n < max && q.length > 0; n++) {
@@ -54,19 +148,25 @@ export function workHandshakes(d: DeviceState, max: number): number {
       const from = q.peekFrom();
       q.shift();
       try {
-        if (data[0] === MSG_INITIATION && d.p.dhBatch !== undefined) {
-          const verdict = checkMacs(d, data, from, true);
-          if (verdict === 'pass') run.push({ data, from });
-          else if (verdict === 'cookie') {
-            finishRun(d, run);
-            sendCookieReply(d, data, from);
-          }
+        if (!batching) {
+          if (data[0] === MSG_COOKIE_REPLY) receiveCookieReply(d, data);
+          else if (data[0] === MSG_INITIATION) receiveInitiation(d, data, from);
+          else receiveResponse(d, data, from);
+          continue;
+        }
+        if (data[0] === MSG_COOKIE_REPLY) {
+          finishRun(d, run);
+          inOrder(d, () => receiveCookieReply(d, data));
+          continue;
+        }
+        const verdict = checkMacs(d, data, from, true);
+        if (verdict === 'pass' && data[0] === MSG_INITIATION) {
+          run.push({ data, from });
           continue;
         }
         finishRun(d, run);
-        if (data[0] === MSG_COOKIE_REPLY) receiveCookieReply(d, data);
-        else if (data[0] === MSG_INITIATION) receiveInitiation(d, data, from);
-        else receiveResponse(d, data, from);
+        if (verdict === 'cookie') inOrder(d, () => sendCookieReply(d, data, from));
+        else if (verdict === 'pass') inOrder(d, () => consumeResponseMessage(d, data, from));
       } catch {
         drop(d, 'exception');
       }
@@ -119,7 +219,7 @@ function sendCookieReply(d: DeviceState, data: Uint8Array, from: Endpoint): void
   drop(d, 'cookieReplySent');
 }
 
-/** One initiation, start to finish (providers without {@link CryptoProvider.dhBatch}). */
+/** One initiation, start to finish (providers without a DH batch). */
 function receiveInitiation(d: DeviceState, data: Uint8Array, from: Endpoint): void {
   if (checkMacs(d, data, from, false) !== 'pass') return;
   const peer = consumeOne(d, data, from, undefined, (key) => d.peers.get(keyToBase64(key))?.handshake);
@@ -147,7 +247,11 @@ function consumeOne(
   return peer;
 }
 
-/** Finish a run of initiations (see the module comment) and empty it. */
+/**
+ * Finish a run of initiations (see the module comment) and empty it: `es`
+ * of all of them at once, asynchronously when the provider can and there is
+ * more than one initiation or something in flight already.
+ */
 function finishRun(d: DeviceState, run: Queued[]): void {
   if (run.length === 0) return;
   const local = d.local;
@@ -156,13 +260,29 @@ function finishRun(d: DeviceState, run: Queued[]): void {
     for (let i = 0; i < items.length; i++) drop(d, 'noPrivateKey');
     return;
   }
-  const es = dhMany(d.p, items.map(() => local.privateKey), items.map((q) => initiationEphemeral(q.data)));
+  const privs = items.map(() => local.privateKey);
+  const pubs = items.map((q) => initiationEphemeral(q.data));
+  if (d.p.dhBatchAsync !== undefined && (items.length > 1 || d.hsSteps.length > 0)) {
+    dhStep(d, privs, pubs, false, (es) => consumeRun(d, items, local, es, true), nothing);
+    return;
+  }
+  consumeRun(d, items, local, dhMany(d.p, privs, pubs), false);
+}
+
+/**
+ * Consume the initiations of a run in order (their `es` computed with
+ * `local`'s key, or null when that failed), then answer the accepted ones:
+ * their `ee`/`se` asynchronously (a step at the head) when `async`.
+ */
+function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, es: (Uint8Array | null)[] | null, async: boolean): void {
+  // The key changed since the MAC checks (or the batch failed): each message as it would be taken now.
+  const redo = d.local !== local || es === null;
   const pending: PendingResponse[] = [];
   const pendingPeers = new Set<Handshake>();
   const lookup = (key: Uint8Array): Handshake | undefined => {
     const hs = d.peers.get(keyToBase64(key))?.handshake;
     if (hs !== undefined && pendingPeers.has(hs)) {
-      completeResponses(d.p, d, pending);
+      completeResponses(d, pending, false);
       pendingPeers.clear();
     }
     return hs;
@@ -170,7 +290,16 @@ function finishRun(d: DeviceState, run: Queued[]): void {
   try {
     for (let i = 0; i < items.length; i++) {
       try {
-        const peer = consumeOne(d, items[i]!.data, items[i]!.from, es[i]!, lookup);
+        const { data, from } = items[i]!;
+        if (redo && d.local === null) {
+          drop(d, 'noPrivateKey');
+          continue;
+        }
+        if (redo && !d.cookieChecker.checkMac1(data)) {
+          drop(d, 'badMac1');
+          continue;
+        }
+        const peer = consumeOne(d, data, from, redo ? undefined : es![i]!, lookup);
         if (peer === null) continue;
         pending.push(beginResponse(d, peer));
         pendingPeers.add(peer.handshake);
@@ -179,14 +308,18 @@ function finishRun(d: DeviceState, run: Queued[]): void {
       }
     }
   } finally {
-    completeResponses(d.p, d, pending);
+    completeResponses(d, pending, async);
   }
 }
 
-/** `ee` and `se` of every pending response in one batch, then each completed and sent in order; empties `pending`. */
-function completeResponses(p: CryptoProvider, d: DeviceState, pending: PendingResponse[]): void {
+/**
+ * `ee` and `se` of every pending response in one batch (asynchronously when
+ * `async`), then each completed and sent in order; empties `pending`.
+ */
+function completeResponses(d: DeviceState, pending: PendingResponse[], async: boolean): void {
   if (pending.length === 0) return;
   const items = pending.splice(0);
+  const local = d.local;
   const privs: Uint8Array[] = [];
   const pubs: Uint8Array[] = [];
   const at: number[] = [];
@@ -198,19 +331,49 @@ function completeResponses(p: CryptoProvider, d: DeviceState, pending: PendingRe
       pubs.push(pub);
     }
   }
-  const dh = dhMany(p, privs, pubs);
-  for (let i = 0; i < items.length; i++) {
-    try {
-      const j = at[i]!;
-      finishResponse(d, items[i]!, j < 0 ? undefined : { ee: dh[j]!, se: dh[j + 1]! });
-    } catch {
-      drop(d, 'exception');
+  const complete = (dh: (Uint8Array | null)[] | null): void => {
+    for (let i = 0; i < items.length; i++) {
+      const r = items[i]!;
+      try {
+        const j = at[i]!;
+        if (!current(d, r, local) || (j >= 0 && dh === null)) abandonResponse(d, r, 'handshakeFailed');
+        else finishResponse(d, r, j < 0 ? undefined : { ee: dh![j]!, se: dh![j + 1]! });
+        r.ephemeral.fill(0); // also when the handshake had moved on and no response was made
+      } catch {
+        drop(d, 'exception');
+      }
     }
-  }
+  };
+  if (async && d.p.dhBatchAsync !== undefined && privs.length > 0) {
+    dhStep(d, privs, pubs, true, complete, () => {
+      for (const r of items) r.ephemeral.fill(0);
+    });
+  } else complete(dhMany(d.p, privs, pubs));
+}
+
+/**
+ * Whether a begun response can still be completed: same private key, the
+ * peer still configured and its handshake still at the consumed initiation
+ * (our own initiation, or the peer's removal, moves it on).
+ */
+function current(d: DeviceState, r: PendingResponse, local: LocalIdentity | null): boolean {
+  return d.local === local && !r.peer.removed && r.peer.handshake.stage === HandshakeStage.InitiationConsumed;
+}
+
+/** A begun response that will not be sent: free its index, erase its key, count it. */
+function abandonResponse(d: DeviceState, r: PendingResponse, reason: 'handshakeFailed'): void {
+  r.ephemeral.fill(0);
+  d.indices.delete(r.index);
+  drop(d, reason);
 }
 
 function receiveResponse(d: DeviceState, data: Uint8Array, from: Endpoint): void {
-  if (checkMacs(d, data, from, false) !== 'pass') return;
+  if (checkMacs(d, data, from, false) === 'pass') consumeResponseMessage(d, data, from);
+}
+
+/** A response whose MACs passed: the Noise part, the session and the confirming keepalive. */
+function consumeResponseMessage(d: DeviceState, data: Uint8Array, from: Endpoint): void {
+  if (d.local === null) return drop(d, 'noPrivateKey');
   const hs = consumeResponse(d.p, d.local!, data, (index) => {
     const e = d.indices.get(index);
     return e !== undefined && e.keypair === null ? e.peer.handshake : undefined;

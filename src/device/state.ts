@@ -19,6 +19,7 @@ import { Emitter } from '../util/emitter.js';
 import { DEFAULT_MTU } from './constants.js';
 import { IndexTable } from './index-table.js';
 import { HandshakeQueue } from './load.js';
+import type { HandshakeStep } from './handshakes.js';
 import type { Peer } from './peer.js';
 import { TimerQueue } from './timer-queue.js';
 import { DROP_REASONS, type Clock, type DeviceEvents, type DeviceIo, type DeviceStats, type DropReason, type Endpoint } from './types.js';
@@ -31,6 +32,8 @@ export class DeviceState {
   readonly peers = new Map<string, Peer>();
   readonly timers = new TimerQueue<Peer>();
   readonly handshakes = new HandshakeQueue();
+  /** Handshake work past its MAC checks, in queue order, waiting for asynchronous DH batches (handshakes.ts). */
+  readonly hsSteps: HandshakeStep[] = [];
   readonly indices: IndexTable<Peer>;
   readonly cookieChecker: CookieChecker;
   readonly rateLimiter: RateLimiter;

@@ -78,6 +78,12 @@ export interface DeviceIo {
    * relay policy.
    */
   deliverPacket(packet: Uint8Array, fromPeer: string): void;
+  /**
+   * Optional: run `fn`, work the device does later on its own (a handshake
+   * batch whose DH values were computed asynchronously), so that the shell
+   * can batch and flush what it produces. Without it `fn` runs directly.
+   */
+  resume?(fn: () => void): void;
 }
 
 /** Events a device emits (for agents that embed the engine). */

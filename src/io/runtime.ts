@@ -9,8 +9,9 @@
  *
  * The device queues handshake messages itself (see device/load.ts); the
  * runtime only schedules their processing, a few per turn of the event loop
- * (setImmediate), so that a burst of handshakes does not hold back the data
- * packets of the batches behind it.
+ * (setImmediate, more when many wait), so that a burst of handshakes does
+ * not hold back the data packets of the batches behind it; their DH batches
+ * complete later through the device's `resume` hook.
  * @module
  */
 
@@ -21,8 +22,12 @@ import { UdpSocket } from './udp.js';
 
 /** How often the interface MTU is re-read. */
 const MTU_POLL_MS = 2000;
-/** Handshake messages handled per turn of the event loop before I/O gets its turn again. */
+/** Handshake messages taken per turn of the event loop before I/O gets its turn again, with a short queue. */
 const HANDSHAKES_PER_TURN = 16;
+/** Per turn when more than that many wait (a flood): larger DH batches, fewer turns. */
+const HANDSHAKES_PER_TURN_LOADED = Number(process.env['TSGUARD_HANDSHAKES_PER_TURN_LOADED'] ?? 64) || HANDSHAKES_PER_TURN;
+/** Handshake steps in flight (asynchronous DH batches and what waits behind them) before the queue is left alone. */
+const HANDSHAKE_STEPS_IN_FLIGHT = 4;
 
 /** Options of {@link Runtime.start}. */
 export interface RuntimeOptions {
@@ -77,6 +82,12 @@ export class Runtime {
         deliverPacket: (packet, fromPeer) => {
           if (opts.onPacket?.(packet, fromPeer)) return;
           this.#tunOut.push(packet);
+        },
+        // A handshake batch computed off the event loop: its outputs as a batch, then more queue work.
+        resume: (fn) => {
+          if (this.#closed) return;
+          this.batch(fn);
+          if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
         },
       },
     });
@@ -142,11 +153,18 @@ export class Runtime {
     this.#hsScheduled ??= setImmediate(() => this.#workHandshakes());
   }
 
-  /** Let the device handle up to {@link HANDSHAKES_PER_TURN} queued handshake messages, then yield to I/O. */
+  /**
+   * Let the device take some queued handshake messages, then yield to I/O:
+   * {@link HANDSHAKES_PER_TURN}, or {@link HANDSHAKES_PER_TURN_LOADED} when
+   * more than that wait. With {@link HANDSHAKE_STEPS_IN_FLIGHT} steps in
+   * flight the queue waits (a completion reschedules), so that a flood stays
+   * in the queue, where the under-load rules see it.
+   */
   #workHandshakes(): void {
     this.#hsScheduled = null;
-    if (this.#closed) return;
-    this.batch(() => this.device.workHandshakes(HANDSHAKES_PER_TURN));
+    if (this.#closed || this.device.handshakesInFlight >= HANDSHAKE_STEPS_IN_FLIGHT) return;
+    const max = this.device.pendingHandshakes > HANDSHAKES_PER_TURN ? HANDSHAKES_PER_TURN_LOADED : HANDSHAKES_PER_TURN;
+    this.batch(() => this.device.workHandshakes(max));
     if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();
   }
 
