@@ -318,9 +318,20 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
           '--window', String(HS_WINDOW),
           '--responder-pid', String(p.b.daemon.pid),
         ]);
+        // Data-packet latency through the responder while it is flooded (reported, not asserted):
+        // pings A → B every PING_INTERVAL over the warm-up and the counted window.
+        let pingP = Promise.resolve(null);
+        let started = '';
+        child.stderr.on('data', (d) => {
+          if (pingP !== null && !started.includes('flood started') && (started += d).includes('flood started')) {
+            const count = Math.round((HS_SECONDS + 0.5) / PING_INTERVAL);
+            pingP = pingStats(p.a.ns, p.b.inner4, { count, interval: PING_INTERVAL, deadline: HS_SECONDS + 5 }).catch(() => null);
+          }
+        });
         const r = await collect(child, 300_000);
+        const ping = await pingP;
         if (r.code !== 0) throw new Error(`handshake-load exited ${r.code}: ${r.stderr.slice(-1500)}`);
-        return { responder: implName(pair.b), ...JSON.parse(r.stdout.trim().split('\n').pop()) };
+        return { responder: implName(pair.b), ...JSON.parse(r.stdout.trim().split('\n').pop()), ping_during_flood_ms: ping };
       });
       if (hs) {
         R.handshakes[pair.handshakes] = hs;

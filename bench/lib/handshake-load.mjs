@@ -5,7 +5,7 @@
 //   node bench/lib/handshake-load.mjs --target 192.168.241.2:51821 --responder-key BASE64 \
 //        --keys FILE [--seconds 3] [--warmup 0.5] [--window 64] [--responder-pid PID]
 // FILE holds one initiator private key (base64) per line; each must be a peer of the responder.
-// Prints one JSON object on stdout.
+// Prints one JSON object on stdout, and `handshake-load: flood started` on stderr when the flood begins.
 //
 // How it works
 // - Every initiation is valid: fresh ephemeral key, strictly increasing TAI64N timestamp per identity,
@@ -249,6 +249,7 @@ async function main() {
     genCpuStart = process.cpuUsage();
   }, Math.max(0, tStart - now()));
 
+  process.stderr.write('handshake-load: flood started\n'); // bench/run.mjs starts its pings on this line
   pump();
   await new Promise((r) => setTimeout(r, Math.max(0, tEnd - now())));
   stopped = true;

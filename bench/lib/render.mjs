@@ -69,11 +69,12 @@ export function renderMarkdown(r) {
   L.push('');
   const hs = r.handshakes ?? {};
   if (Object.keys(hs).length) {
-    L.push('| Handshake responder | handshakes/s | cookie replies | timeouts | responder CPU (s) | handshakes per responder CPU-second |');
-    L.push('|---|---:|---:|---:|---:|---:|');
+    L.push('| Handshake responder | handshakes/s | cookie replies | timeouts | responder CPU (s) | handshakes per responder CPU-second | ping through it meanwhile, p50 / p99 (ms) |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|');
     for (const [k, v] of Object.entries(hs)) {
       if (v === null) continue;
-      L.push(`| ${k} | ${fmt(v.handshakes_per_s)} | ${fmt(v.cookie_replies)} | ${fmt(v.timeouts)} | ${fmt(v.responder_cpu_s, 2)} | ${fmt(v.handshakes_per_responder_cpu_s)} |`);
+      const ping = v.ping_during_flood_ms ? `${fmt(v.ping_during_flood_ms.p50, 2)} / ${fmt(v.ping_during_flood_ms.p99, 2)}` : '–';
+      L.push(`| ${k} | ${fmt(v.handshakes_per_s)} | ${fmt(v.cookie_replies)} | ${fmt(v.timeouts)} | ${fmt(v.responder_cpu_s, 2)} | ${fmt(v.handshakes_per_responder_cpu_s)} | ${ping} |`);
     }
     const any = Object.values(hs).find(Boolean);
     if (any) L.push('', `(${any.identities} initiator identities, ≤ ${any.window} initiations outstanding, ${any.seconds} s window; see "Handshakes" in bench/README.md.)`);
