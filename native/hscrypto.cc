@@ -336,35 +336,45 @@ void RunDh(size_t begin, size_t end, void* arg) {
   for (size_t i = begin; i < end; i++) b->ok[i] = Derive(b->keys[i], b->pubs[i], b->out + i * kKeyLen) ? 1 : 0;
 }
 
-// x25519Batch(keys, publicKeys, out, ok): job i is DH(keys[i], publicKeys[i]) into out[32i, 32i + 32),
-// ok[i] = 1, or zeros and ok[i] = 0 as x25519 refuses. Every argument is checked before any work;
-// the jobs run on the crypto pool (one scalar multiplication is worth a thread hand-off).
-Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
+// Reads the jobs of x25519Batch / x25519BatchAsync (arguments 0–3) into `b`; on bad input throws a
+// TypeError naming `usage` (and the job) and returns false. Every argument is checked before any work.
+bool ReadDhJobs(const Napi::CallbackInfo& info, const char* name, const char* usage, DhJobs* b) {
   Napi::Env env = info.Env();
-  static const char* kUsage =
-      "x25519Batch(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes)";
-  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsArray()) return ThrowType(env, kUsage);
+  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsArray()) return ThrowType(env, usage), false;
   Napi::Array keys = info[0].As<Napi::Array>();
   Napi::Array pubs = info[1].As<Napi::Array>();
   const size_t n = keys.Length();
-  uint8_t *out, *ok;
   size_t outLen, okLen;
-  if (pubs.Length() != n || !GetUint8Array(info[2], &out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &ok, &okLen) ||
+  if (pubs.Length() != n || !GetUint8Array(info[2], &b->out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &b->ok, &okLen) ||
       okLen != n) {
-    return ThrowType(env, kUsage);
+    return ThrowType(env, usage), false;
   }
-  DhJobs b{std::vector<EVP_PKEY*>(n), std::vector<const uint8_t*>(n), out, ok};
+  b->keys.assign(n, nullptr);
+  b->pubs.assign(n, nullptr);
   for (size_t i = 0; i < n; i++) {
     uint8_t* pub;
     size_t len;
-    b.keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
-    if (b.keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
-      return ThrowType(env, std::string("x25519Batch: job ") + std::to_string(i) + ": " + kUsage);
+    b->keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
+    if (b->keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
+      return ThrowType(env, std::string(name) + ": job " + std::to_string(i) + ": " + usage), false;
     }
-    b.pubs[i] = pub;
+    b->pubs[i] = pub;
   }
-  ParallelFor(n, 1, &RunDh, &b);
-  return env.Undefined();
+  return true;
+}
+
+// x25519Batch(keys, publicKeys, out, ok): job i is DH(keys[i], publicKeys[i]) into out[32i, 32i + 32),
+// ok[i] = 1, or zeros and ok[i] = 0 as x25519 refuses. The jobs run on the crypto pool (one scalar
+// multiplication is worth a thread hand-off).
+Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
+  DhJobs b{};
+  if (!ReadDhJobs(info, "x25519Batch",
+                  "x25519Batch(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes)",
+                  &b)) {
+    return info.Env().Undefined();
+  }
+  ParallelFor(b.keys.size(), 1, &RunDh, &b);
+  return info.Env().Undefined();
 }
 
 // x25519BatchAsync(keys, publicKeys, out, ok, done): x25519Batch's jobs on a libuv worker thread
@@ -373,12 +383,8 @@ Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
 // references until then, so neither the keys nor the buffers can be collected meanwhile.
 class DhAsync : public Napi::AsyncWorker {
  public:
-  DhAsync(Napi::Function done, DhJobs jobs, Napi::Array keys, Napi::Array pubs, Napi::Object out, Napi::Object ok)
-      : Napi::AsyncWorker(done, "tsguard.x25519BatchAsync"), jobs_(std::move(jobs)) {
-    refs_[0] = Napi::Persistent(Napi::Object(keys));
-    refs_[1] = Napi::Persistent(Napi::Object(pubs));
-    refs_[2] = Napi::Persistent(out);
-    refs_[3] = Napi::Persistent(ok);
+  DhAsync(const Napi::CallbackInfo& info, DhJobs jobs) : Napi::AsyncWorker(info[4].As<Napi::Function>(), "tsguard.x25519BatchAsync"), jobs_(std::move(jobs)) {
+    for (size_t i = 0; i < 4; i++) refs_[i] = Napi::Persistent(info[i].As<Napi::Object>());
   }
   void Execute() override { RunDh(0, jobs_.keys.size(), &jobs_); }
 
@@ -388,33 +394,14 @@ class DhAsync : public Napi::AsyncWorker {
 };
 
 Napi::Value X25519BatchAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   static const char* kUsage =
       "x25519BatchAsync(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes, "
       "done: () => void)";
-  if (info.Length() < 5 || !info[0].IsArray() || !info[1].IsArray() || !info[4].IsFunction()) return ThrowType(env, kUsage);
-  Napi::Array keys = info[0].As<Napi::Array>();
-  Napi::Array pubs = info[1].As<Napi::Array>();
-  const size_t n = keys.Length();
-  uint8_t *out, *ok;
-  size_t outLen, okLen;
-  if (pubs.Length() != n || !GetUint8Array(info[2], &out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &ok, &okLen) ||
-      okLen != n) {
-    return ThrowType(env, kUsage);
-  }
-  DhJobs b{std::vector<EVP_PKEY*>(n), std::vector<const uint8_t*>(n), out, ok};
-  for (size_t i = 0; i < n; i++) {
-    uint8_t* pub;
-    size_t len;
-    b.keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
-    if (b.keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
-      return ThrowType(env, std::string("x25519BatchAsync: job ") + std::to_string(i) + ": " + kUsage);
-    }
-    b.pubs[i] = pub;
-  }
-  auto* w = new DhAsync(info[4].As<Napi::Function>(), std::move(b), keys, pubs, info[2].As<Napi::Object>(), info[3].As<Napi::Object>());
-  w->Queue();  // deleted by node-addon-api after done() ran
-  return env.Undefined();
+  DhJobs b{};
+  if (info.Length() < 5 || !info[4].IsFunction()) return ThrowType(info.Env(), kUsage);
+  if (!ReadDhJobs(info, "x25519BatchAsync", kUsage, &b)) return info.Env().Undefined();
+  (new DhAsync(info, std::move(b)))->Queue();  // node-addon-api deletes it after done() ran
+  return info.Env().Undefined();
 }
 
 }  // namespace
