@@ -270,7 +270,9 @@ let nativeProvider: NativeCryptoProvider | null | undefined;
 export function loadNativeCrypto(): NativeCryptoProvider | null {
   if (nativeProvider === undefined) {
     try {
-      nativeProvider = createNativeCrypto(loadNative());
+      const addon = loadNative();
+      // TSGUARD_HANDSHAKE_ASYNC=0: the handshake worker's DH batches wait on the event loop (dhBatch only).
+      nativeProvider = createNativeCrypto(process.env['TSGUARD_HANDSHAKE_ASYNC'] === '0' ? { ...addon, x25519BatchAsync: undefined } : addon);
     } catch {
       nativeProvider = null;
     }
