@@ -271,8 +271,9 @@ export function loadNativeCrypto(): NativeCryptoProvider | null {
   if (nativeProvider === undefined) {
     try {
       const addon = loadNative();
-      // TSGUARD_HANDSHAKE_ASYNC=0: the handshake worker's DH batches wait on the event loop (dhBatch only).
-      nativeProvider = createNativeCrypto(process.env['TSGUARD_HANDSHAKE_ASYNC'] === '0' ? { ...addon, x25519BatchAsync: undefined } : addon);
+      // The handshake worker's DH batches wait on the event loop (dhBatch) unless TSGUARD_HANDSHAKE_ASYNC=1
+      // (dhBatchAsync: lower packet latency during a flood, fewer handshakes/s here; bench/README.md step 7).
+      nativeProvider = createNativeCrypto(process.env['TSGUARD_HANDSHAKE_ASYNC'] === '1' ? addon : { ...addon, x25519BatchAsync: undefined });
     } catch {
       nativeProvider = null;
     }
