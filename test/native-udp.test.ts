@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { runChild } from './helpers/native-child.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -131,7 +131,7 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
       process.env.TSGUARD_UDP_RCVBUF = '1048576';
       expect(rcvbuf(bind({ port: 0 }).port)).toBe(2 * 1048576);
       process.env.TSGUARD_UDP_RCVBUF = '0'; // the kernel default
-      const def = Number(execFileSync('sysctl', ['-n', 'net.core.rmem_default'], { encoding: 'utf8' }).trim());
+      const def = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8').trim());
       expect(rcvbuf(bind({ port: 0 }).port)).toBe(def);
     } finally {
       if (saved === undefined) delete process.env.TSGUARD_UDP_RCVBUF;
