@@ -42,10 +42,10 @@ export async function recordChanges(tx: Tx, seq: number, peers: Iterable<{ kind:
   let any = false;
   for (const p of peers) {
     any = true;
-    await tx.run('INSERT INTO changes (seq, kind, name, at) VALUES (?, ?, ?, ?)', [seq, p.kind, p.name, now]);
+    await tx.later('INSERT INTO changes (seq, kind, name, at) VALUES (?, ?, ?, ?)', [seq, p.kind, p.name, now]);
   }
   if (!any) return;
-  if (seq % 1000 === 0) await tx.run('DELETE FROM changes WHERE seq <= ?', [seq - CHANGES_KEPT]);
+  if (seq % 1000 === 0) await tx.later('DELETE FROM changes WHERE seq <= ?', [seq - CHANGES_KEPT]);
 }
 
 /** The current change sequence number. */
