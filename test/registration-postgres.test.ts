@@ -5,7 +5,8 @@
  * register again through the other hub; a change through one hub reaches the
  * other by NOTIFY; with the server stopped, registrations are refused with
  * 503 store_unavailable, and succeed again once it is back, without
- * restarting anything.
+ * restarting anything; a transaction whose connection the server drops
+ * fails with STORE_UNAVAILABLE instead of crashing the process.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWithHub } from '../src/agent/join.js';
 import { RegistrationApi, type RegisterResponse } from '../src/hub/api.js';
-import { Registry } from '../src/hub/registry/index.js';
+import { Registry, RegistryError } from '../src/hub/registry/index.js';
+import { PostgresStore } from '../src/hub/registry/postgres-store.js';
 import { skipPostgres, TestPostgres } from './helpers/postgres.js';
 import { newKey, refusal } from './helpers/registry.js';
 
@@ -113,6 +115,38 @@ describe.skipIf(SKIP)('hubs sharing a PostgreSQL registry', () => {
       await b.close();
     }
   });
+
+  it('a server stop while a transaction holds its connection fails that call with STORE_UNAVAILABLE and does not crash the process', async () => {
+    const url = await server!.newDatabase('dropped');
+    const store = await PostgresStore.open(url, { timeoutMs: 5000 });
+    try {
+      let held!: () => void;
+      const holding = new Promise<void>((r) => (held = r));
+      let resume!: () => void;
+      const resumed = new Promise<void>((r) => (resume = r));
+      const call = store.write('a held transaction', async (tx) => {
+        await tx.get('SELECT 1 AS one');
+        held();
+        await resumed; // the connection is checked out, no statement running: the server's FATAL arrives now
+        return tx.get('SELECT 2 AS two');
+      });
+      await holding;
+      await server!.stopServer();
+      try {
+        // Unhandled 'error' events of the pg client would surface here as an uncaught exception (vitest fails the run).
+        await new Promise((r) => setTimeout(r, 300));
+        resume();
+        const err = await call.then(() => null, (e: unknown) => e);
+        expect(err).toBeInstanceOf(RegistryError);
+        expect((err as RegistryError).code).toBe('STORE_UNAVAILABLE');
+      } finally {
+        await server!.startServer();
+      }
+      expect(await store.read('after the restart', (tx) => tx.get<{ three: number }>('SELECT 3 AS three'))).toEqual({ three: 3 });
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 
   it('with PostgreSQL stopped registrations are refused with 503 store_unavailable; once it is back they succeed without a restart', async () => {
     const url = await server!.newDatabase('outage');

@@ -111,8 +111,11 @@ export class PostgresStore implements RegistryStore {
     this.#gate = new Gate(POOL_SIZE, timeoutMs + 500, stalled);
     this.#writers = new Gate(1, timeoutMs + 500, stalled);
     this.#pool = new pg.Pool({ ...config, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
-    // An idle connection that breaks (server restart) must not crash the hub: the next call reconnects.
+    // A connection that breaks (server stopped or restarted) must not crash the hub. The pool only
+    // listens on idle clients; one checked out by a transaction emits 'error' on itself, which without
+    // a listener is an uncaught exception. The call using it fails on its next statement instead.
     this.#pool.on('error', () => undefined);
+    this.#pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /**
