@@ -6,7 +6,7 @@
  */
 
 import { generateCredential, hashesEqual, hashSecret, parseToken } from '../tokens.js';
-import { addPeerTx, updatePeerTx } from './peers.js';
+import { addPeerTx, addReads, updatePeerTx } from './peers.js';
 import { markChanged, peerLookup, peerRowById, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
 import type { Statement } from './store.js';
 import { RegistryError, type RegisterAgentResult, type TokenInfo, type TokenState } from './types.js';
@@ -62,12 +62,20 @@ export interface Registration {
 }
 
 /**
- * Register an agent (see `Registry.registerAgent`).
+ * What {@link registerAgentTx} reads first, in one batch: the token, the
+ * agent's row, and for a new agent the key's owner and the expired quarantine.
+ */
+export function registrationReads(g: Registration, now: number): Statement[] {
+  return [tokenLookup(g.token), peerLookup('agent', g.name), ...addReads(g.key, now)];
+}
+
+/**
+ * Register an agent (see `Registry.registerAgent`); `first`: the rows of
+ * {@link registrationReads} when already read (else they are read here).
  * @throws RegistryError `UNAUTHORIZED`, `IDENTITY_CONFLICT`, `NAME_CONFLICT`, `KEY_CONFLICT`, `SUBNET_EXHAUSTED`
  */
-export async function registerAgentTx(ctx: Ctx, g: Registration): Promise<RegisterAgentResult> {
-  // The token and the agent's row in one read.
-  const [toks, peers] = await ctx.tx.batch([tokenLookup(g.token), peerLookup('agent', g.name)]);
+export async function registerAgentTx(ctx: Ctx, g: Registration, first?: unknown[][]): Promise<RegisterAgentResult> {
+  const [toks, peers, ...forAdd] = first ?? (await ctx.tx.batch(registrationReads(g, ctx.now)));
   const tok = authenticRow(g.token, toks![0] as TokenRow | undefined);
   const existing = peers![0] as PeerRow | undefined;
   const returning = existing !== undefined && existing.public_key === g.key;
@@ -106,6 +114,7 @@ export async function registerAgentTx(ctx: Ctx, g: Registration): Promise<Regist
       credentialHash: credential === undefined ? null : hashSecret(credential),
     },
     existing ?? null,
+    forAdd,
   );
   if (existing !== undefined && g.labels !== undefined && (await updatePeerTx(ctx, existing, { labels: g.labels }))) {
     r = { ...toRecord(await peerRowById(ctx.tx, r.id)), created: false, rekeyed: r.rekeyed, ...(r.previousPublicKey ? { previousPublicKey: r.previousPublicKey } : {}) };

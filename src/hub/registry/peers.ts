@@ -106,12 +106,18 @@ export async function checkRouteOverlaps(ctx: Ctx, routes: Prefix[], selfId: num
   }
 }
 
+/** The reads {@link addPeerTx} makes for a new peer with `key` (its owner, the expired quarantine), to batch with others. */
+export function addReads(key: string, now: number): Statement[] {
+  return [keyOwner(key), expiredQuarantine(now)];
+}
+
 /**
  * Add a peer, or return the existing one (same key: unchanged; another key
- * and the same source: re-keyed, the address kept).
+ * and the same source: re-keyed, the address kept). `known`: the peer's row
+ * (null: none) when already read; `reads`: the rows of {@link addReads} when already read.
  * @throws RegistryError `NAME_CONFLICT`, `KEY_CONFLICT`, `OVERLAP`, `ADDRESS_TAKEN`, `SUBNET_EXHAUSTED`
  */
-export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null): Promise<AddPeerResult> {
+export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null, reads?: unknown[][]): Promise<AddPeerResult> {
   const who = `${p.kind}/${p.name}`;
   const existing = known === undefined ? await peerRow(ctx.tx, p.kind, p.name) : (known ?? undefined);
   if (existing) {
@@ -124,8 +130,7 @@ export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null): P
     markChanged(ctx, existing);
     return { ...toRecord(await peerRowById(ctx.tx, existing.id)), created: false, rekeyed: true, previousPublicKey: existing.public_key };
   }
-  // The key's owner and the expired quarantine entries in one read.
-  const [owner, expired] = await ctx.tx.batch([keyOwner(p.key), expiredQuarantine(ctx.now)]);
+  const [owner, expired] = reads !== undefined && reads.length === 2 ? reads : await ctx.tx.batch(addReads(p.key, ctx.now));
   refuseKeyOwner(owner![0] as { id: number; kind: string; name: string } | undefined, p.key, null);
   await checkRouteOverlaps(ctx, p.routes, null);
   await dropExpired(ctx, expired![0] as { m: number | null } | undefined);
