@@ -18,13 +18,12 @@ namespace tsg {
 
 namespace {
 
-// Socket buffer sizes. The receive buffer stays at the kernel default (net.core.rmem_default,
-// ~208 KiB): measured with `npm run bench`, a 4 MiB one let TCP through the tunnel keep ~4 MiB queued
-// in it, and ping under load rose from ~3 ms to ~12 ms with no gain in throughput. The send buffer is
-// enlarged so that a batch from sendmmsg rarely meets a full socket. TSGUARD_UDP_RCVBUF and
-// TSGUARD_UDP_SNDBUF (bytes; 0 = kernel default) override them, e.g. for links where bursts
-// must outlast a garbage-collection pause.
-constexpr int kDefaultRcvBuf = 0;
+// Socket buffer sizes. The receive buffer (7 MiB, as in wireguard-go) must hold a peer's whole burst:
+// its batches arrive at once (TSO super-packets split into dozens of datagrams, sent with GSO), and a
+// kernel-default one overflows, which TCP through the tunnel sees as loss. The send buffer is enlarged
+// so that a batch from sendmmsg rarely meets a full socket. TSGUARD_UDP_RCVBUF and TSGUARD_UDP_SNDBUF
+// (bytes; 0 = kernel default) override them; SO_*BUFFORCE lifts the cap of net.core.[rw]mem_max.
+constexpr int kDefaultRcvBuf = 7 * 1024 * 1024;
 constexpr int kDefaultSndBuf = 4 * 1024 * 1024;
 
 int BufSize(const char* env_name, int def) {

@@ -49,6 +49,25 @@ function browser(ns: string, args: string[]): { child: ChildProcess; next: (step
   return { child, next, stderr: () => err };
 }
 
+/** Let the fixture close chromium and exit (it does after its last step); SIGTERM, then SIGKILL, if it does not. */
+async function stopBrowser(child: ChildProcess): Promise<void> {
+  const exited = (ms: number) =>
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve(true)
+      : new Promise<boolean>((resolve) => {
+          const t = setTimeout(() => resolve(false), ms);
+          child.once('exit', () => {
+            clearTimeout(t);
+            resolve(true);
+          });
+        });
+  if (await exited(10_000)) return;
+  child.kill('SIGTERM');
+  if (await exited(10_000)) return;
+  child.kill('SIGKILL');
+  await exited(5_000);
+}
+
 describe.skipIf(SKIP)('hub status page, metrics and health (network namespaces, headless chromium)', () => {
   let t: HubTopology;
   let dev1: HubPeer;
@@ -105,9 +124,10 @@ describe.skipIf(SKIP)('hub status page, metrics and health (network namespaces, 
         copyFileSync(shot, keep);
       }
     } finally {
-      if (b.child.exitCode === null) b.child.kill('SIGTERM');
-      rmSync(dataDir, { recursive: true, force: true });
-      rmSync(shotDir, { recursive: true, force: true });
+      await stopBrowser(b.child);
+      // chromium may still be flushing its profile when the fixture exits: retry on ENOTEMPTY/EBUSY.
+      rmSync(dataDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+      rmSync(shotDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     }
     // The page's numbers are the device's: /status.json agrees with wg show.
     const status = JSON.parse((await nsGet(t.hubNs, `${METRICS}/status.json`)).body) as { peers: Array<{ publicKey: string; rxBytes: number; txBytes: number }> };

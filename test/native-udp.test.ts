@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { runChild } from './helpers/native-child.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -115,6 +115,28 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     const s4 = bind({ port: 0, family: '4' });
     expect(s4.family).toBe('4');
     expect(s4.port).toBeGreaterThan(0);
+  });
+
+  it('sizes the receive buffer for bursts (7 MiB), TSGUARD_UDP_RCVBUF overrides it', () => {
+    // The kernel reports twice the size asked for (it adds its bookkeeping overhead).
+    const rcvbuf = (port: number): number => {
+      const out = execFileSync('ss', ['-uamnH', 'sport', '=', `:${port}`], { encoding: 'utf8' });
+      const m = /skmem:\([^)]*\brb(\d+)/.exec(out);
+      if (m === null) throw new Error(`no skmem for UDP port ${port} in: ${out}`);
+      return Number(m[1]);
+    };
+    expect(rcvbuf(bind({ port: 0 }).port)).toBe(2 * 7 * 1024 * 1024);
+    const saved = process.env.TSGUARD_UDP_RCVBUF;
+    try {
+      process.env.TSGUARD_UDP_RCVBUF = '1048576';
+      expect(rcvbuf(bind({ port: 0 }).port)).toBe(2 * 1048576);
+      process.env.TSGUARD_UDP_RCVBUF = '0'; // the kernel default
+      const def = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8').trim());
+      expect(rcvbuf(bind({ port: 0 }).port)).toBe(def);
+    } finally {
+      if (saved === undefined) delete process.env.TSGUARD_UDP_RCVBUF;
+      else process.env.TSGUARD_UDP_RCVBUF = saved;
+    }
   });
 
   it('reports EADDRINUSE for a taken port', () => {

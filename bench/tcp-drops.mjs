@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// Where TCP through the tunnel loses datagrams: alternating A/B of tsguard ↔ tsguard configurations
+// (environment switches, other builds) and wireguard-go builds on the bench topology (bench/lib/netns.mjs).
+//
+//   node bench/tcp-drops.mjs --rounds 3 --seconds 5 this rcv0:TSGUARD_UDP_RCVBUF=0 main@/path/to/main d0=wggo:/path/to/wireguard-go
+//
+// Each NAME is a pair: `this` (this checkout), NAME:KEY=VALUE[,KEY=VALUE] (this checkout with that
+// environment), NAME@DIR (the checkout or copy at DIR: its dist/, build/ and bench/lib) or
+// NAME=wggo:PATH (a wireguard-go binary on both sides). Per iperf3 TCP run (one stream, A sends): Mbit/s,
+// retransmits, the growth of `Udp: RcvbufErrors` in each namespace, B's socket `skmem` (ss), Mbit per
+// CPU-second of both daemons and ping A → B every 10 ms during the stream; then medians per pair.
+// Writes every run to bench/results/tcp-drops-TIME.json. Needs root, iperf3, ping, ss and a built tree.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from './lib/netns.mjs';
+
+const argv = process.argv.slice(2);
+const val = (f, def) => {
+  const i = argv.indexOf(f);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
+};
+const rounds = Math.max(1, Number(val('--rounds', 3)));
+const seconds = Number(val('--seconds', 5));
+const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds'].includes(argv[i - 1] ?? ''));
+if (specs.length === 0 || !Number.isFinite(seconds) || seconds < 2) {
+  process.stderr.write('tcp-drops: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ 2\n');
+  process.exit(2);
+}
+
+/** Parse one pair spec into { name, root, env, impl }. */
+function parseSpec(spec) {
+  let m;
+  if (spec === 'this') return { name: 'this', root: ROOT, env: {}, impl: 'tsguard' };
+  if ((m = /^([\w.-]+)=wggo:(.+)$/.exec(spec))) return { name: m[1], root: ROOT, env: {}, impl: { name: m[1], path: m[2] } };
+  if ((m = /^([\w.-]+)@(.+)$/.exec(spec))) return { name: m[1], root: m[2], env: {}, impl: 'tsguard' };
+  if ((m = /^([\w.-]+):([A-Z0-9_]+=[^,]*(?:,[A-Z0-9_]+=[^,]*)*)$/.exec(spec))) {
+    return { name: m[1], root: ROOT, env: Object.fromEntries(m[2].split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])), impl: 'tsguard' };
+  }
+  process.stderr.write(`tcp-drops: ${spec}: expected this, NAME:KEY=VALUE[,KEY=VALUE], NAME@DIR or NAME=wggo:PATH\n`);
+  process.exit(2);
+}
+
+/** The Udp counters of /proc/net/snmp in `ns`. */
+async function udpCounters(lib, ns) {
+  const lines = (await lib.nsRun(ns, 'cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const keys = lines[0].split(/\s+/);
+  const values = lines[1].split(/\s+/).map(Number);
+  return Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+}
+
+const pairs = [];
+for (const spec of specs) {
+  const p = parseSpec(spec);
+  // Each tree's own bench library, so that its daemons are its dist/ and build/.
+  p.lib = await import(pathToFileURL(join(p.root, 'bench/lib/netns.mjs')).href);
+  p.runs = [];
+  pairs.push(p);
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+try {
+  for (const p of pairs) {
+    p.topology = await p.lib.Topology.create({ prefix: p.lib.NS_PREFIX });
+    p.pair = await p.lib.configurePair(p.topology, p.impl, p.impl, { env: p.env });
+    const { a, b } = p.pair;
+    await p.lib.waitFor('tunnel', async () => (await p.lib.nsRun(a.ns, 'ping', ['-n', '-c', '1', '-W', '1', b.inner4], { allowFail: true })).code === 0, 20_000, 200);
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
+      const { lib } = p;
+      const { a, b } = p.pair;
+      const load1 = Math.round(os.loadavg()[0] * 100) / 100;
+      const u0 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
+      const c0 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
+      const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds });
+      await lib.sleep(700);
+      const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
+      const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
+      const [tcp, ping] = await Promise.all([tcpP, pingP]);
+      const c1 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
+      const u1 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
+      const cpu = c1[0] - c0[0] + (c1[1] - c0[1]);
+      const run = {
+        round: r + 1,
+        load1,
+        mbps: Math.round(tcp.mbps),
+        retransmits: tcp.retransmits,
+        rcvbuf_errors_a: u1[0].RcvbufErrors - u0[0].RcvbufErrors,
+        rcvbuf_errors_b: u1[1].RcvbufErrors - u0[1].RcvbufErrors,
+        in_datagrams_b: u1[1].InDatagrams - u0[1].InDatagrams,
+        cpu_s: { a: Math.round((c1[0] - c0[0]) * 100) / 100, b: Math.round((c1[1] - c0[1]) * 100) / 100 },
+        mbit_per_cpu_s: cpu > 0 ? Math.round((tcp.mbps * tcp.seconds) / cpu) : null,
+        ping_p50_ms: ping.p50,
+        ping_p99_ms: ping.p99,
+        b_skmem: skmem,
+      };
+      p.runs.push(run);
+      process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
+    }
+  }
+} finally {
+  for (const p of pairs) await p.topology?.teardown();
+}
+const keys = ['mbps', 'retransmits', 'rcvbuf_errors_b', 'mbit_per_cpu_s', 'ping_p50_ms', 'ping_p99_ms'];
+const summary = Object.fromEntries(pairs.map((p) => [p.name, Object.fromEntries(keys.map((k) => [k, median(p.runs.map((x) => x[k] ?? NaN))]))]));
+for (const [name, s] of Object.entries(summary)) process.stdout.write(`median ${name} ${JSON.stringify(s)}\n`);
+const out = join(ROOT, 'bench/results', `tcp-drops-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`);
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, rounds, pairs: pairs.map((p) => ({ name: p.name, root: p.root, env: p.env, impl: p.impl, runs: p.runs })), summary }, null, 2) + '\n');
+process.stdout.write(`wrote ${out}\n`);
