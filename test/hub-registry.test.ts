@@ -469,6 +469,23 @@ describe.each(backends.filter((b) => b.name === 'sqlite' || pgAvailable))('Regis
       expect((await reg.listTokens())[0]!.uses).toBe(3);
     });
 
+    it('stores text with quotes, backslashes, placeholders and non-ASCII exactly (statements a store sends together carry it inlined)', async () => {
+      const reg = await open(tmp(), '10.9.0.0/24');
+      const odd = `it's a \\ "q" ? $1 $$ E'\\x00' ünï 🦊 ;--`;
+      const { token } = await reg.createToken({ maxUses: 5 });
+      const k1 = newKey();
+      const a = await reg.registerAgent({ token, agentId: 'odd', publicKey: k1, labels: { note: odd } });
+      expect((await reg.getPeer('agent', 'odd'))?.labels).toEqual({ note: odd });
+      // The credential (stored as its hash, bytes) still opens a re-key.
+      const k2 = newKey();
+      expect(await reg.registerAgent({ token, agentId: 'odd', publicKey: k2, credential: a.credential!, labels: { note: odd + '2' } })).toMatchObject({ rekeyed: true, ipv4: a.ipv4 });
+      expect((await reg.getPeer('agent', 'odd'))?.labels).toEqual({ note: odd + '2' });
+      const d = await reg.addPeer(dev('odd-dev', { ip: '10.9.0.77', comment: odd }));
+      expect(d).toMatchObject({ ipv4: '10.9.0.77', comment: odd });
+      expect((await reg.updatePeer('device', 'odd-dev', { comment: odd + '!' })).comment).toBe(odd + '!');
+      expect((await reg.getPeer('device', 'odd-dev'))?.comment).toBe(odd + '!');
+    });
+
     it('records the home hub and lists the hubs', async () => {
       const reg = await open(tmp(), '10.9.0.0/24');
       const hubKey = newKey();

@@ -14,6 +14,7 @@
 
 import { RegistryError, ident } from './types.js';
 import type { Ctx, PeerRow } from './rows.js';
+import type { Statement } from './store.js';
 import { v4Text } from './subnet.js';
 
 /** Addresses probed per query. */
@@ -23,14 +24,24 @@ const WINDOW = 256;
 export async function freed(ctx: Ctx, n: number): Promise<void> {
   if (n >= ctx.hint) return;
   ctx.hint = n;
-  await ctx.tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [n]);
+  await ctx.tx.later('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [n]);
+}
+
+/** The read of {@link purgeQuarantine} (the lowest expired address), to batch with others; its first row goes to {@link dropExpired}. */
+export function expiredQuarantine(now: number): Statement {
+  return { sql: 'SELECT MIN(ipv4_int) AS m FROM quarantine WHERE until_ms <= ?', params: [now] };
 }
 
 /** Drop expired quarantine entries (their addresses become free). */
 export async function purgeQuarantine(ctx: Ctx): Promise<void> {
-  const m = await ctx.tx.get<{ m: number | null }>('SELECT MIN(ipv4_int) AS m FROM quarantine WHERE until_ms <= ?', [ctx.now]);
+  const [rows] = await ctx.tx.batch([expiredQuarantine(ctx.now)]);
+  await dropExpired(ctx, rows![0] as { m: number | null } | undefined);
+}
+
+/** {@link purgeQuarantine} with its read done: `m` is the first row of {@link expiredQuarantine}. */
+export async function dropExpired(ctx: Ctx, m: { m: number | null } | undefined): Promise<void> {
   if (m?.m === null || m?.m === undefined) return;
-  await ctx.tx.run('DELETE FROM quarantine WHERE until_ms <= ?', [ctx.now]);
+  await ctx.tx.later('DELETE FROM quarantine WHERE until_ms <= ?', [ctx.now]);
   await freed(ctx, m.m);
 }
 
@@ -45,7 +56,7 @@ export async function storedQuarantine(ctx: Pick<Ctx, 'tx'>): Promise<number> {
 export async function release(ctx: Ctx, row: PeerRow, seconds: number | undefined): Promise<void> {
   seconds ??= await storedQuarantine(ctx);
   if (seconds > 0) {
-    await ctx.tx.run(
+    await ctx.tx.later(
       'INSERT INTO quarantine (ipv4_int, until_ms, former) VALUES (?, ?, ?) ON CONFLICT (ipv4_int) DO UPDATE SET until_ms = excluded.until_ms, former = excluded.former',
       [row.ipv4_int, ctx.now + Math.round(seconds * 1000), ident(row)],
     );
@@ -72,7 +83,7 @@ export async function checkIpFree(ctx: Ctx, n: number, who: string, selfId: numb
 
 /** Mark address `n` as taken by a peer: its quarantine entry (if any, same identity) goes. */
 export async function take(ctx: Ctx, n: number): Promise<void> {
-  await ctx.tx.run('DELETE FROM quarantine WHERE ipv4_int = ?', [n]);
+  await ctx.tx.later('DELETE FROM quarantine WHERE ipv4_int = ?', [n]);
 }
 
 /**
@@ -95,7 +106,7 @@ export async function allocate(ctx: Ctx): Promise<number> {
     while (c <= end && taken.has(c)) c++;
     if (c <= end) {
       ctx.hint = c + 1;
-      await tx.run('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [ctx.hint]);
+      await tx.later('UPDATE registry_state SET alloc_hint = ? WHERE id = 1', [ctx.hint]);
       return c;
     }
   }

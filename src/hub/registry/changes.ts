@@ -12,27 +12,34 @@
  */
 
 import type { Ctx } from './rows.js';
-import type { Tx } from './store.js';
+import type { Statement, Tx } from './store.js';
 import type { Net4, Net6 } from './subnet.js';
 import type { ChangeBatch, PeerKind } from './types.js';
 
 /** How many change sequence numbers the log keeps. */
 export const CHANGES_KEPT = 10_000;
 
-/** Take the next change sequence number (and, on PostgreSQL, the writers' lock); also reads the allocation hint. */
-export async function nextSeq(tx: Tx): Promise<{ seq: number; hint: number }> {
-  const r = (await tx.get<{ change_seq: number; alloc_hint: number }>('UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq, alloc_hint'))!;
-  return { seq: r.change_seq, hint: r.alloc_hint };
-}
+/** Takes the next change sequence number (and, on PostgreSQL, the writers' lock); also reads the allocation hint. */
+const NEXT_SEQ: Statement = { sql: 'UPDATE registry_state SET change_seq = change_seq + 1 WHERE id = 1 RETURNING change_seq, alloc_hint' };
 
 /**
  * Run `fn` as one change in the open transaction `tx`: it takes the next
  * sequence number, and the peers it marks changed are logged under it.
+ * `first` are reads the change starts with, sent with the sequence number's
+ * update (after it: they see what the writers before committed); `fn` gets their rows.
  */
-export async function runChange<T>(tx: Tx, v4: Net4, v6: Net6 | null, now: number, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
-  const { seq, hint } = await nextSeq(tx);
+export async function runChange<T>(
+  tx: Tx,
+  v4: Net4,
+  v6: Net6 | null,
+  now: number,
+  fn: (ctx: Ctx, first: unknown[][]) => Promise<T>,
+  first: readonly Statement[] = [],
+): Promise<T> {
+  const [seqRows, ...rows] = await tx.batch([NEXT_SEQ, ...first]);
+  const { change_seq: seq, alloc_hint: hint } = seqRows![0] as { change_seq: number; alloc_hint: number };
   const ctx: Ctx = { tx, v4, v6, now, changed: new Map(), hint };
-  const r = await fn(ctx);
+  const r = await fn(ctx, rows);
   await recordChanges(tx, seq, ctx.changed.values(), ctx.now);
   return r;
 }
@@ -42,10 +49,10 @@ export async function recordChanges(tx: Tx, seq: number, peers: Iterable<{ kind:
   let any = false;
   for (const p of peers) {
     any = true;
-    await tx.run('INSERT INTO changes (seq, kind, name, at) VALUES (?, ?, ?, ?)', [seq, p.kind, p.name, now]);
+    await tx.later('INSERT INTO changes (seq, kind, name, at) VALUES (?, ?, ?, ?)', [seq, p.kind, p.name, now]);
   }
   if (!any) return;
-  if (seq % 1000 === 0) await tx.run('DELETE FROM changes WHERE seq <= ?', [seq - CHANGES_KEPT]);
+  if (seq % 1000 === 0) await tx.later('DELETE FROM changes WHERE seq <= ?', [seq - CHANGES_KEPT]);
 }
 
 /** The current change sequence number. */

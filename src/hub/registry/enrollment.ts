@@ -6,8 +6,9 @@
  */
 
 import { generateCredential, hashesEqual, hashSecret, parseToken } from '../tokens.js';
-import { addPeerTx, updatePeerTx } from './peers.js';
-import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type TokenRow } from './rows.js';
+import { addPeerTx, addReads, updatePeerTx } from './peers.js';
+import { markChanged, peerLookup, peerRowById, toRecord, type Ctx, type PeerRow, type TokenRow } from './rows.js';
+import type { Statement } from './store.js';
 import { RegistryError, type RegisterAgentResult, type TokenInfo, type TokenState } from './types.js';
 
 /** Compared against when a token id is unknown (constant-time path). */
@@ -20,11 +21,22 @@ export function tokenInfo(r: TokenRow, now: number): TokenInfo {
   return { id: r.id, createdAt: r.created_at, expiresAt: r.expires_at, maxUses: r.max_uses, uses: r.uses, revokedAt: r.revoked_at, comment: r.comment, state };
 }
 
+/** The read of {@link authenticToken}, to batch with others; its first row goes to {@link authenticRow}. */
+function tokenLookup(token: unknown): Statement {
+  return { sql: 'SELECT * FROM tokens WHERE id = ?', params: [parseToken(token)?.id ?? ''] };
+}
+
 /** Find the token and check its secret in constant time; not its usability. @throws RegistryError `UNAUTHORIZED` */
 export async function authenticToken(ctx: Pick<Ctx, 'tx'>, token: unknown): Promise<TokenRow> {
+  const [rows] = await ctx.tx.batch([tokenLookup(token)]);
+  return authenticRow(token, rows![0] as TokenRow | undefined);
+}
+
+/** {@link authenticToken} with its read done: `found` is the first row of {@link tokenLookup}. @throws RegistryError `UNAUTHORIZED` */
+function authenticRow(token: unknown, found: TokenRow | undefined): TokenRow {
   const parsed = parseToken(token);
   const given = hashSecret(parsed?.secret ?? '');
-  const r = parsed ? await ctx.tx.get<TokenRow>('SELECT * FROM tokens WHERE id = ?', [parsed.id]) : undefined;
+  const r = parsed ? found : undefined;
   // Compare even when the id is unknown, so both cases take the same time.
   const ok = hashesEqual(given, r ? r.secret_hash : UNKNOWN_HASH) && r !== undefined && parsed !== null;
   if (!ok || !r) throw new RegistryError('UNAUTHORIZED', 'the enrollment token is not valid (unknown or mistyped); create one with "tsguard hub token create"');
@@ -50,12 +62,22 @@ export interface Registration {
 }
 
 /**
- * Register an agent (see `Registry.registerAgent`).
+ * What {@link registerAgentTx} reads first, in one batch: the token, the
+ * agent's row, and for a new agent the key's owner and the expired quarantine.
+ */
+export function registrationReads(g: Registration, now: number): Statement[] {
+  return [tokenLookup(g.token), peerLookup('agent', g.name), ...addReads(g.key, now)];
+}
+
+/**
+ * Register an agent (see `Registry.registerAgent`); `first`: the rows of
+ * {@link registrationReads} when already read (else they are read here).
  * @throws RegistryError `UNAUTHORIZED`, `IDENTITY_CONFLICT`, `NAME_CONFLICT`, `KEY_CONFLICT`, `SUBNET_EXHAUSTED`
  */
-export async function registerAgentTx(ctx: Ctx, g: Registration): Promise<RegisterAgentResult> {
-  const tok = await authenticToken(ctx, g.token);
-  const existing = await peerRow(ctx.tx, 'agent', g.name);
+export async function registerAgentTx(ctx: Ctx, g: Registration, first?: unknown[][]): Promise<RegisterAgentResult> {
+  const [toks, peers, ...forAdd] = first ?? (await ctx.tx.batch(registrationReads(g, ctx.now)));
+  const tok = authenticRow(g.token, toks![0] as TokenRow | undefined);
+  const existing = peers![0] as PeerRow | undefined;
   const returning = existing !== undefined && existing.public_key === g.key;
   if (existing !== undefined && !returning && existing.source === 'registration') {
     const presented = g.credential !== undefined && existing.credential_hash !== null && hashesEqual(hashSecret(g.credential), existing.credential_hash);
@@ -92,23 +114,24 @@ export async function registerAgentTx(ctx: Ctx, g: Registration): Promise<Regist
       credentialHash: credential === undefined ? null : hashSecret(credential),
     },
     existing ?? null,
+    forAdd,
   );
   if (existing !== undefined && g.labels !== undefined && (await updatePeerTx(ctx, existing, { labels: g.labels }))) {
     r = { ...toRecord(await peerRowById(ctx.tx, r.id)), created: false, rekeyed: r.rekeyed, ...(r.previousPublicKey ? { previousPublicKey: r.previousPublicKey } : {}) };
   }
   if (existing !== undefined && g.homeHub !== null && existing.home_hub !== g.homeHub) {
-    await ctx.tx.run('UPDATE peers SET home_hub = ? WHERE id = ?', [g.homeHub, r.id]);
+    await ctx.tx.later('UPDATE peers SET home_hub = ? WHERE id = ?', [g.homeHub, r.id]);
     r = { ...r, homeHub: g.homeHub };
     markChanged(ctx, r);
   }
   if (existing !== undefined && (r.rekeyed || existing.credential_hash === null)) {
     credential = generateCredential();
-    await ctx.tx.run('UPDATE peers SET credential_hash = ?, rekey_allowed = 0 WHERE id = ?', [hashSecret(credential), r.id]);
+    await ctx.tx.later('UPDATE peers SET credential_hash = ?, rekey_allowed = 0 WHERE id = ?', [hashSecret(credential), r.id]);
   }
   const consumed = r.created || r.rekeyed;
   if (consumed) {
-    await ctx.tx.run('UPDATE tokens SET uses = uses + 1 WHERE id = ?', [tok.id]);
-    await ctx.tx.run(
+    await ctx.tx.later('UPDATE tokens SET uses = uses + 1 WHERE id = ?', [tok.id]);
+    await ctx.tx.later(
       'INSERT INTO enrollments (name, token_id, public_key, at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET token_id = excluded.token_id, public_key = excluded.public_key, at = excluded.at',
       [g.name, tok.id, g.key, ctx.now],
     );

@@ -124,10 +124,21 @@ export class GroupCommit<J> {
   }
 }
 
-/** A {@link GroupRunner} on this thread for jobs that are functions of a transaction, on any store. */
+/**
+ * A {@link GroupRunner} on this thread for jobs that are functions of a transaction, on any store.
+ * A job alone in its group runs without a savepoint: its refusal rolls the transaction back.
+ */
 export function storeRunner(store: RegistryStore): GroupRunner<(tx: Tx) => Promise<unknown>> {
   return async (what, jobs) => {
     const outcomes: Outcome[] = [];
+    if (jobs.length === 1) {
+      try {
+        return [{ ok: true, value: await store.write(what, jobs[0]!) }];
+      } catch (e) {
+        if (isRefusal(e)) return [{ ok: false, error: e }];
+        throw new GroupAbort(e, 0);
+      }
+    }
     try {
       await store.write(what, async (tx) => {
         outcomes.length = 0; // a store may run this again (PostgreSQL retries a serialization failure)

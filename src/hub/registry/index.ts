@@ -39,8 +39,8 @@ import { generateToken, hashSecret, parseToken } from '../tokens.js';
 import { purgeQuarantine } from './allocator.js';
 import { GroupCommit, storeRunner } from './group-commit.js';
 import { changesSince, currentSeq, runChange } from './changes.js';
-import { authenticToken, registerAgentTx, tokenInfo, type Registration } from './enrollment.js';
-import type { ProcedureJob } from './procedures.js';
+import { authenticToken, tokenInfo, type Registration } from './enrollment.js';
+import { runProcedure, type ProcedureJob } from './procedures.js';
 import { listHubsTx, upsertHubTx } from './hubs.js';
 import { setMeta, settleMeta } from './meta.js';
 import { addPeerTx, removePeerTx, updatePeerTx } from './peers.js';
@@ -487,9 +487,10 @@ export class Registry {
     }
     const g: Registration = { token: input.token, name, key, labels, credential: input.credential, homeHub: input.homeHub ?? null };
     const what = `register agent/${name}`;
-    if (this.#procedures === null) return this.#write(what, (ctx) => registerAgentTx(ctx, g));
     this.#checkOpen(what);
-    return this.#procedures.run(what, { proc: 'registerAgent', args: g, now: this.#now() });
+    const job: ProcedureJob = { proc: 'registerAgent', args: g, now: this.#now() };
+    if (this.#procedures !== null) return this.#procedures.run(what, job);
+    return this.#group.run(what, (tx) => runProcedure(tx, { v4: this.#v4, v6: this.#v6 }, job));
   }
 
   /**

@@ -6,7 +6,8 @@
  */
 
 import { formatIp, formatPrefix, parsePrefix, prefixAddress, prefixesOverlap, prefixRange, type Prefix } from '../../routing/ip.js';
-import { allocate, checkIpFree, purgeQuarantine, release, take } from './allocator.js';
+import { allocate, checkIpFree, dropExpired, expiredQuarantine, purgeQuarantine, release, take } from './allocator.js';
+import type { Statement } from './store.js';
 import { markChanged, peerRow, peerRowById, toRecord, type Ctx, type PeerRow } from './rows.js';
 import { ipv6For, v4Text } from './subnet.js';
 import { ident, RegistryError, type AddPeerResult, type PeerKind, type PeerSource } from './types.js';
@@ -37,9 +38,19 @@ export interface PeerChanges {
   enabled?: boolean;
 }
 
+/** The read of {@link checkKeyFree}, to batch with others; its first row goes to {@link refuseKeyOwner}. */
+export function keyOwner(key: string): Statement {
+  return { sql: 'SELECT id, kind, name FROM peers WHERE public_key = ?', params: [key] };
+}
+
 /** The key must not belong to another peer. @throws RegistryError `KEY_CONFLICT` */
 export async function checkKeyFree(ctx: Ctx, key: string, selfId: number | null): Promise<void> {
-  const o = await ctx.tx.get<{ id: number; kind: string; name: string }>('SELECT id, kind, name FROM peers WHERE public_key = ?', [key]);
+  const [rows] = await ctx.tx.batch([keyOwner(key)]);
+  refuseKeyOwner(rows![0] as { id: number; kind: string; name: string } | undefined, key, selfId);
+}
+
+/** {@link checkKeyFree} with its read done: `o` is the first row of {@link keyOwner}. @throws RegistryError `KEY_CONFLICT` */
+export function refuseKeyOwner(o: { id: number; kind: string; name: string } | undefined, key: string, selfId: number | null): void {
   if (o && o.id !== selfId) {
     throw new RegistryError(
       'KEY_CONFLICT',
@@ -95,12 +106,18 @@ export async function checkRouteOverlaps(ctx: Ctx, routes: Prefix[], selfId: num
   }
 }
 
+/** The reads {@link addPeerTx} makes for a new peer with `key` (its owner, the expired quarantine), to batch with others. */
+export function addReads(key: string, now: number): Statement[] {
+  return [keyOwner(key), expiredQuarantine(now)];
+}
+
 /**
  * Add a peer, or return the existing one (same key: unchanged; another key
- * and the same source: re-keyed, the address kept).
+ * and the same source: re-keyed, the address kept). `known`: the peer's row
+ * (null: none) when already read; `reads`: the rows of {@link addReads} when already read.
  * @throws RegistryError `NAME_CONFLICT`, `KEY_CONFLICT`, `OVERLAP`, `ADDRESS_TAKEN`, `SUBNET_EXHAUSTED`
  */
-export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null): Promise<AddPeerResult> {
+export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null, reads?: unknown[][]): Promise<AddPeerResult> {
   const who = `${p.kind}/${p.name}`;
   const existing = known === undefined ? await peerRow(ctx.tx, p.kind, p.name) : (known ?? undefined);
   if (existing) {
@@ -113,9 +130,10 @@ export async function addPeerTx(ctx: Ctx, p: NewPeer, known?: PeerRow | null): P
     markChanged(ctx, existing);
     return { ...toRecord(await peerRowById(ctx.tx, existing.id)), created: false, rekeyed: true, previousPublicKey: existing.public_key };
   }
-  await checkKeyFree(ctx, p.key, null);
+  const [owner, expired] = reads !== undefined && reads.length === 2 ? reads : await ctx.tx.batch(addReads(p.key, ctx.now));
+  refuseKeyOwner(owner![0] as { id: number; kind: string; name: string } | undefined, p.key, null);
   await checkRouteOverlaps(ctx, p.routes, null);
-  await purgeQuarantine(ctx);
+  await dropExpired(ctx, expired![0] as { m: number | null } | undefined);
   let n: number;
   if (p.ip !== null) {
     await checkIpFree(ctx, p.ip, who, null);

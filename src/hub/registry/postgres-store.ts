@@ -16,7 +16,7 @@ import pg from 'pg';
 import pgpass from 'pgpass';
 import { RegistryError } from './types.js';
 import { NOTIFY_CHANNEL } from './schema-postgres.js';
-import { Gate, storeError, type RegistryStore, type SqlValue, type Tx, type WriteOptions } from './store.js';
+import { Gate, storeError, type RegistryStore, type SqlValue, type Statement, type Tx, type WriteOptions } from './store.js';
 
 /** Connections of the pool (calls beyond it queue in a {@link Gate}). */
 const POOL_SIZE = 8;
@@ -45,6 +45,31 @@ function isRetryable(e: unknown): boolean {
 function numbered(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/** A value as an SQL literal (for statements sent in one simple-query message, which takes no parameters). */
+function literal(client: pg.PoolClient, v: SqlValue | undefined): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new TypeError(`registry statement value ${v} is not a finite number`);
+    return String(v);
+  }
+  if (typeof v === 'string') return client.escapeLiteral(v);
+  return `decode('${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}', 'hex')`;
+}
+
+/** `sql` with its `?` placeholders replaced by the literals of `params`. */
+function inline(client: pg.PoolClient, sql: string, params?: readonly SqlValue[]): string {
+  let n = 0;
+  const text = sql.replace(/\?/g, () => literal(client, params?.[n++]));
+  if (n !== (params?.length ?? 0)) throw new TypeError(`registry statement has ${n} placeholders for ${params?.length ?? 0} values: ${sql}`);
+  return text;
+}
+
+/** A session's statements and the call that sends what is still held (with `last`, e.g. COMMIT). */
+interface PgSession {
+  tx: Tx;
+  finish(last: string | null): Promise<void>;
 }
 
 /** Check a registry URL and describe it without secrets. @throws RegistryError `INVALID_VALUE` */
@@ -149,33 +174,65 @@ export class PostgresStore implements RegistryStore {
     return storeError(e, what, this.where);
   }
 
-  #tx(client: pg.PoolClient): Tx {
+  /**
+   * Statements of one session on `client`. Writes whose result nobody reads
+   * ({@link Tx.later}), savepoint statements and `opening` (the BEGIN) are
+   * held and sent, with their values inlined as literals, in one simple-query
+   * message together with the next statement, the end of the savepoint or
+   * the commit ({@link PgSession.finish}): one round trip instead of several.
+   * A savepoint's held statements go out before it ends, so a failure is
+   * always reported inside the change that caused it.
+   */
+  #tx(client: pg.PoolClient, opening: string | null): PgSession {
+    const held: string[] = opening === null ? [] : [opening];
+    let sends = 0;
     let sp = 0;
-    const q = async (sql: string, params?: readonly SqlValue[]) => {
-      const r = await client.query(numbered(sql), params as unknown[] | undefined);
+    /** Send what is held and `statements` in one message; resolves with the results of `statements`. */
+    const sendAll = async (statements: readonly Statement[]): Promise<pg.QueryResult[]> => {
+      sends++;
+      let r: pg.QueryResult[];
+      if (held.length === 0 && statements.length === 1) {
+        r = [await client.query(numbered(statements[0]!.sql), statements[0]!.params as unknown[] | undefined)];
+      } else {
+        const text = [...held.splice(0), ...statements.map((st) => inline(client, st.sql, st.params))].join(';\n');
+        const all = (await client.query(text)) as pg.QueryResult | pg.QueryResult[];
+        r = (Array.isArray(all) ? all : [all]).slice(-statements.length);
+      }
       this.#gate.progress();
       this.#writers.progress();
       return r;
     };
-    return {
-      get: async <T>(sql: string, params?: readonly SqlValue[]) => (await q(sql, params)).rows[0] as T | undefined,
-      all: async <T>(sql: string, params?: readonly SqlValue[]) => (await q(sql, params)).rows as T[],
-      run: async (sql: string, params?: readonly SqlValue[]) => (await q(sql, params)).rowCount ?? 0,
+    const send = async (sql: string, params?: readonly SqlValue[]) => (await sendAll([{ sql, ...(params ? { params } : {}) }]))[0]!;
+    const tx: Tx = {
+      get: async <T>(sql: string, params?: readonly SqlValue[]) => (await send(sql, params)).rows[0] as T | undefined,
+      all: async <T>(sql: string, params?: readonly SqlValue[]) => (await send(sql, params)).rows as T[],
+      run: async (sql: string, params?: readonly SqlValue[]) => (await send(sql, params)).rowCount ?? 0,
+      later: async (sql: string, params?: readonly SqlValue[]) => void held.push(inline(client, sql, params)),
+      batch: async (statements) => (statements.length === 0 ? [] : (await sendAll(statements)).map((r) => r.rows as unknown[])),
       savepoint: async <T>(fn: () => Promise<T>) => {
         const name = `sp${++sp}`;
-        await client.query(`SAVEPOINT ${name}`);
+        const mark = held.length;
+        held.push(`SAVEPOINT ${name}`);
+        const before = sends;
+        let r: T;
         try {
-          const r = await fn();
-          await client.query(`RELEASE SAVEPOINT ${name}`);
-          return r;
+          r = await fn();
         } catch (e) {
           if (!(e instanceof RegistryError)) throw e;
-          await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
-          await client.query(`RELEASE SAVEPOINT ${name}`);
+          // Nothing sent since: the savepoint and what followed it were never sent, just drop them.
+          if (sends === before) held.length = mark;
+          else {
+            held.length = 0; // statements of the savepoint not sent yet: undone anyway
+            await send(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+          }
           throw e;
         }
+        if (sends === before && held.length === mark + 1) held.length = mark; // it ran no statement
+        else await send(`RELEASE SAVEPOINT ${name}`);
+        return r;
       },
     };
+    return { tx, finish: async (last) => void (held.length > 0 || last !== null ? await send(last ?? 'SELECT 1') : undefined) };
   }
 
   async #session<T>(what: string, write: boolean, fn: (tx: Tx) => Promise<T>, durable = true): Promise<T> {
@@ -190,12 +247,13 @@ export class PostgresStore implements RegistryStore {
       }
       let broken: Error | undefined;
       try {
-        if (write) await client.query(durable ? 'BEGIN' : "BEGIN; SET LOCAL synchronous_commit = 'off'");
-        const r = await fn(this.#tx(client));
-        if (write) await client.query('COMMIT');
+        const session = this.#tx(client, write ? (durable ? 'BEGIN' : "BEGIN; SET LOCAL synchronous_commit = 'off'") : null);
+        const r = await fn(session.tx);
+        await session.finish(write ? 'COMMIT' : null);
         this.#gate.progress();
         return r;
       } catch (e) {
+        // (A BEGIN still held was never sent: ROLLBACK outside a transaction is only a warning.)
         if (write) await client.query('ROLLBACK').catch((err: Error) => (broken = err));
         if (!isRequestError(e) && !(e instanceof RegistryError) && !isRetryable(e)) broken ??= e as Error;
         if (isRetryable(e) && attempt < 4) continue;

@@ -9,7 +9,7 @@
  */
 
 import { runChange } from './changes.js';
-import { registerAgentTx, type Registration } from './enrollment.js';
+import { registerAgentTx, registrationReads, type Registration } from './enrollment.js';
 import type { Tx } from './store.js';
 import type { Net4, Net6 } from './subnet.js';
 import { RegistryError, type RegistryErrorCode } from './types.js';
@@ -29,15 +29,16 @@ export interface Geometry {
   v6: Net6 | null;
 }
 
+/** Each procedure: the reads it starts with (sent with the change sequence number's update) and its body. */
 const PROCEDURES = {
-  registerAgent: registerAgentTx,
+  registerAgent: { first: registrationReads, run: registerAgentTx },
 } as const;
 
 /** Run `job` as one change in the open transaction `tx`. */
 export function runProcedure(tx: Tx, geo: Geometry, job: ProcedureJob): Promise<unknown> {
-  const fn = PROCEDURES[job.proc];
-  if (fn === undefined) throw new Error(`unknown registry procedure ${String(job.proc)}`);
-  return runChange(tx, geo.v4, geo.v6, job.now, (ctx) => fn(ctx, job.args));
+  const p = PROCEDURES[job.proc];
+  if (p === undefined) throw new Error(`unknown registry procedure ${String(job.proc)}`);
+  return runChange(tx, geo.v4, geo.v6, job.now, (ctx, first) => p.run(ctx, job.args, first), p.first(job.args, job.now));
 }
 
 /** A `RegistryError` as it crosses a thread boundary. */

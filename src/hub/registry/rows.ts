@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Tx } from './store.js';
+import type { Statement, Tx } from './store.js';
 import type { Net4, Net6 } from './subnet.js';
 import type { PeerKind, PeerRecord, PeerSource } from './types.js';
 
@@ -86,9 +86,15 @@ export function markChanged(ctx: Ctx, r: { kind: PeerKind; name: string }): void
   ctx.changed.set(`${r.kind}/${r.name}`, { kind: r.kind, name: r.name });
 }
 
+/** The read of {@link peerRow}, to batch with others (its first row is the peer). */
+export function peerLookup(kind: string, name: string): Statement {
+  return { sql: 'SELECT * FROM peers WHERE kind = ? AND name = ?', params: [kind, name] };
+}
+
 /** The peer `kind/name`, or undefined. */
-export function peerRow(tx: Tx, kind: string, name: string): Promise<PeerRow | undefined> {
-  return tx.get<PeerRow>('SELECT * FROM peers WHERE kind = ? AND name = ?', [kind, name]);
+export async function peerRow(tx: Tx, kind: string, name: string): Promise<PeerRow | undefined> {
+  const [rows] = await tx.batch([peerLookup(kind, name)]);
+  return rows![0] as PeerRow | undefined;
 }
 
 /** The peers named in `keys` that exist (any order), a few statements for any number of names. */

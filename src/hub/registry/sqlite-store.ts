@@ -251,6 +251,12 @@ export class SqliteStore implements RegistryStore {
       get: async <T>(sql: string, params?: readonly SqlValue[]) => ((await call('get', sql, params)) ?? undefined) as T | undefined,
       all: async <T>(sql: string, params?: readonly SqlValue[]) => (await call('all', sql, params)) as T[],
       run: async (sql: string, params?: readonly SqlValue[]) => (await call('run', sql, params)) as number,
+      later: async (sql: string, params?: readonly SqlValue[]) => void (await call('run', sql, params)),
+      batch: async (statements) => {
+        const rows: unknown[][] = [];
+        for (const st of statements) rows.push((await call('all', st.sql, st.params)) as unknown[]);
+        return rows;
+      },
       savepoint: async <T>(fn: () => Promise<T>) => {
         later('SAVEPOINT sp');
         try {

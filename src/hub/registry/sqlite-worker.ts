@@ -172,6 +172,8 @@ export function sqliteExecutor(
     get: async <T>(sql: string, params?: readonly SqlValue[]) => (run({ op: 'get', sql, params: params as unknown[] }) ?? undefined) as T | undefined,
     all: async <T>(sql: string, params?: readonly SqlValue[]) => run({ op: 'all', sql, params: params as unknown[] }) as T[],
     run: async (sql: string, params?: readonly SqlValue[]) => run({ op: 'run', sql, params: params as unknown[] }) as number,
+    later: async (sql: string, params?: readonly SqlValue[]) => void run({ op: 'run', sql, params: params as unknown[] }),
+    batch: async (statements) => statements.map((st) => run({ op: 'all', sql: st.sql, params: (st.params ?? []) as unknown[] }) as unknown[]),
     savepoint: async <T>(fn: () => Promise<T>) => {
       db.exec('SAVEPOINT sp');
       try {

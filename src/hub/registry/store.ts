@@ -13,6 +13,12 @@ import { RegistryError } from './types.js';
 /** A value bound to a placeholder. Booleans are stored as 0/1. */
 export type SqlValue = string | number | null | Uint8Array;
 
+/** One statement of {@link Tx.batch}. */
+export interface Statement {
+  sql: string;
+  params?: readonly SqlValue[];
+}
+
 /** Statements inside one transaction (or, for {@link RegistryStore.read}, one snapshot-less read session). */
 export interface Tx {
   /** The first row, or undefined. */
@@ -21,6 +27,17 @@ export interface Tx {
   all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   /** Run a statement; resolves with the number of rows it changed. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /**
+   * Run statements that do not depend on each other's results, in order;
+   * resolves with the rows of each. A store may send them in one round trip.
+   */
+  batch(statements: readonly Statement[]): Promise<unknown[][]>;
+  /**
+   * Run a write whose result nobody reads. A store may hold it and send it
+   * with the next statement, the end of the enclosing savepoint or the commit
+   * (one round trip instead of two); a failure then fails that one.
+   */
+  later(sql: string, params?: readonly SqlValue[]): Promise<void>;
   /** Run `fn` in a savepoint: its statements are undone when it throws (the transaction goes on). */
   savepoint<T>(fn: () => Promise<T>): Promise<T>;
 }
