@@ -279,8 +279,6 @@ Napi::Value X25519Public(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
-// OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
 // Makes X25519 public-key objects from raw bytes with a context created once per thread:
 // EVP_PKEY_new_raw_public_key would look the key type up by name on every call.
 struct PeerKeys {
@@ -297,6 +295,8 @@ struct PeerKeys {
   }
 };
 
+// DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
+// OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
 bool Derive(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
   static thread_local PeerKeys peers;
   EVP_PKEY* peer = peers.Make(pub);

@@ -336,11 +336,12 @@ function completeResponses(d: DeviceState, pending: PendingResponse[], async: bo
       const r = items[i]!;
       try {
         const j = at[i]!;
-        if (!current(d, r, local) || (j >= 0 && dh === null)) abandonResponse(d, r, 'handshakeFailed');
+        if (!current(d, r, local) || (j >= 0 && dh === null)) abandonResponse(d, r);
         else finishResponse(d, r, j < 0 ? undefined : { ee: dh![j]!, se: dh![j + 1]! });
-        r.ephemeral.fill(0); // also when the handshake had moved on and no response was made
       } catch {
         drop(d, 'exception');
+      } finally {
+        r.ephemeral.fill(0); // also when no response was made
       }
     }
   };
@@ -360,11 +361,10 @@ function current(d: DeviceState, r: PendingResponse, local: LocalIdentity | null
   return d.local === local && !r.peer.removed && r.peer.handshake.stage === HandshakeStage.InitiationConsumed;
 }
 
-/** A begun response that will not be sent: free its index, erase its key, count it. */
-function abandonResponse(d: DeviceState, r: PendingResponse, reason: 'handshakeFailed'): void {
-  r.ephemeral.fill(0);
+/** A begun response that will not be sent: free its index and count it (the caller erases its key). */
+function abandonResponse(d: DeviceState, r: PendingResponse): void {
   d.indices.delete(r.index);
-  drop(d, reason);
+  drop(d, 'handshakeFailed');
 }
 
 function receiveResponse(d: DeviceState, data: Uint8Array, from: Endpoint): void {
@@ -374,7 +374,7 @@ function receiveResponse(d: DeviceState, data: Uint8Array, from: Endpoint): void
 /** A response whose MACs passed: the Noise part, the session and the confirming keepalive. */
 function consumeResponseMessage(d: DeviceState, data: Uint8Array, from: Endpoint): void {
   if (d.local === null) return drop(d, 'noPrivateKey');
-  const hs = consumeResponse(d.p, d.local!, data, (index) => {
+  const hs = consumeResponse(d.p, d.local, data, (index) => {
     const e = d.indices.get(index);
     return e !== undefined && e.keypair === null ? e.peer.handshake : undefined;
   });

@@ -190,7 +190,7 @@ export function consumeInitiation(
       hs = lookup(staticKey);
       return hs?.staticStatic ?? null;
     },
-    es === undefined ? p.dh(local.privateKey, initiationEphemeral(msg)) : es,
+    es, // undefined: readMessageA computes it
   );
   if (a === null) return { refused: looked && hs === undefined ? 'unknown-peer' : 'decrypt' };
   if (hs === undefined || !bytesEqual(hs.remoteStatic, a.initiatorStatic)) return { refused: 'unknown-peer' };
