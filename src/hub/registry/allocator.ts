@@ -34,8 +34,8 @@ export function expiredQuarantine(now: number): Statement {
 
 /** Drop expired quarantine entries (their addresses become free). */
 export async function purgeQuarantine(ctx: Ctx): Promise<void> {
-  const [rows] = await ctx.tx.batch([expiredQuarantine(ctx.now)]);
-  await dropExpired(ctx, rows![0] as { m: number | null } | undefined);
+  const st = expiredQuarantine(ctx.now);
+  await dropExpired(ctx, await ctx.tx.get<{ m: number | null }>(st.sql, st.params));
 }
 
 /** {@link purgeQuarantine} with its read done: `m` is the first row of {@link expiredQuarantine}. */

@@ -28,8 +28,8 @@ function tokenLookup(token: unknown): Statement {
 
 /** Find the token and check its secret in constant time; not its usability. @throws RegistryError `UNAUTHORIZED` */
 export async function authenticToken(ctx: Pick<Ctx, 'tx'>, token: unknown): Promise<TokenRow> {
-  const [rows] = await ctx.tx.batch([tokenLookup(token)]);
-  return authenticRow(token, rows![0] as TokenRow | undefined);
+  const st = tokenLookup(token);
+  return authenticRow(token, await ctx.tx.get<TokenRow>(st.sql, st.params));
 }
 
 /** {@link authenticToken} with its read done: `found` is the first row of {@link tokenLookup}. @throws RegistryError `UNAUTHORIZED` */

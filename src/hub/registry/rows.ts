@@ -92,9 +92,9 @@ export function peerLookup(kind: string, name: string): Statement {
 }
 
 /** The peer `kind/name`, or undefined. */
-export async function peerRow(tx: Tx, kind: string, name: string): Promise<PeerRow | undefined> {
-  const [rows] = await tx.batch([peerLookup(kind, name)]);
-  return rows![0] as PeerRow | undefined;
+export function peerRow(tx: Tx, kind: string, name: string): Promise<PeerRow | undefined> {
+  const st = peerLookup(kind, name);
+  return tx.get<PeerRow>(st.sql, st.params);
 }
 
 /** The peers named in `keys` that exist (any order), a few statements for any number of names. */
