@@ -45,8 +45,8 @@ export function keyOwner(key: string): Statement {
 
 /** The key must not belong to another peer. @throws RegistryError `KEY_CONFLICT` */
 export async function checkKeyFree(ctx: Ctx, key: string, selfId: number | null): Promise<void> {
-  const [rows] = await ctx.tx.batch([keyOwner(key)]);
-  refuseKeyOwner(rows![0] as { id: number; kind: string; name: string } | undefined, key, selfId);
+  const st = keyOwner(key);
+  refuseKeyOwner(await ctx.tx.get<{ id: number; kind: string; name: string }>(st.sql, st.params), key, selfId);
 }
 
 /** {@link checkKeyFree} with its read done: `o` is the first row of {@link keyOwner}. @throws RegistryError `KEY_CONFLICT` */
