@@ -8,6 +8,7 @@
         "native/common.cc",
         "native/crypto_pool.cc",
         "native/endpoint.cc",
+        "native/flow_queue.cc",
         "native/hscrypto.cc",
         "native/offload.cc",
         "native/tun.cc",

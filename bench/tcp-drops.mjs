@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './lib/netns.mjs';
+import { parsePairSpec } from './lib/pair-spec.mjs';
 
 const argv = process.argv.slice(2);
 const val = (f, def) => {
@@ -23,23 +24,39 @@ const val = (f, def) => {
 };
 const rounds = Math.max(1, Number(val('--rounds', 3)));
 const seconds = Number(val('--seconds', 5));
+const probe = argv.includes('--probe');
 const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds'].includes(argv[i - 1] ?? ''));
 if (specs.length === 0 || !Number.isFinite(seconds) || seconds < 2) {
   process.stderr.write('tcp-drops: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ 2\n');
   process.exit(2);
 }
 
-/** Parse one pair spec into { name, root, env, impl }. */
-function parseSpec(spec) {
-  let m;
-  if (spec === 'this') return { name: 'this', root: ROOT, env: {}, impl: 'tsguard' };
-  if ((m = /^([\w.-]+)=wggo:(.+)$/.exec(spec))) return { name: m[1], root: ROOT, env: {}, impl: { name: m[1], path: m[2] } };
-  if ((m = /^([\w.-]+)@(.+)$/.exec(spec))) return { name: m[1], root: m[2], env: {}, impl: 'tsguard' };
-  if ((m = /^([\w.-]+):([A-Z0-9_]+=[^,]*(?:,[A-Z0-9_]+=[^,]*)*)$/.exec(spec))) {
-    return { name: m[1], root: ROOT, env: Object.fromEntries(m[2].split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])), impl: 'tsguard' };
-  }
-  process.stderr.write(`tcp-drops: ${spec}: expected this, NAME:KEY=VALUE[,KEY=VALUE], NAME@DIR or NAME=wggo:PATH\n`);
-  process.exit(2);
+/** Bytes waiting in a socket's receive queue (`skmem:(r…)`, kernel truesize) from one `ss` line. */
+const skmemR = (line) => Number(/skmem:\(r(\d+)/.exec(line)?.[1] ?? NaN);
+
+/**
+ * One sample of where the stream's bytes stand: A's TCP sender (srtt, cwnd, unacked segments,
+ * bytes not yet sent), the queued bytes of both daemons' UDP sockets and the TUN qdiscs' backlog.
+ */
+async function sampleQueues(lib, a, b) {
+  const [tcp, ua, ub, qa, qb] = await Promise.all([
+    lib.nsRun(a.ns, 'ss', ['-tinH', 'dst', b.inner4, 'dport', '=', ':5201']),
+    lib.nsRun(a.ns, 'ss', ['-uamnH', 'sport', '=', `:${a.port}`]),
+    lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`]),
+    lib.nsRun(a.ns, 'tc', ['-s', 'qdisc', 'show', 'dev', a.ifname], { allowFail: true }),
+    lib.nsRun(b.ns, 'tc', ['-s', 'qdisc', 'show', 'dev', b.ifname], { allowFail: true }),
+  ]);
+  // The data connection is the one with the most bytes acked (iperf3's control connection is idle).
+  const conns = tcp.stdout.split(/\n(?=\S)/).map((c) => ({
+    rtt_ms: Number(/ rtt:([\d.]+)/.exec(c)?.[1] ?? NaN),
+    cwnd: Number(/ cwnd:(\d+)/.exec(c)?.[1] ?? NaN),
+    unacked: Number(/ unacked:(\d+)/.exec(c)?.[1] ?? 0),
+    notsent: Number(/ notsent:(\d+)/.exec(c)?.[1] ?? 0),
+    acked: Number(/ bytes_acked:(\d+)/.exec(c)?.[1] ?? 0),
+  }));
+  const data = conns.sort((x, y) => y.acked - x.acked)[0] ?? {};
+  const backlog = (out) => Number(/backlog (\d+)b/.exec(out.stdout)?.[1] ?? 0);
+  return { ...data, acked: undefined, udp_a: skmemR(ua.stdout), udp_b: skmemR(ub.stdout), qdisc_a: backlog(qa), qdisc_b: backlog(qb) };
 }
 
 /** The Udp counters of /proc/net/snmp in `ns`. */
@@ -52,7 +69,7 @@ async function udpCounters(lib, ns) {
 
 const pairs = [];
 for (const spec of specs) {
-  const p = parseSpec(spec);
+  const p = parsePairSpec(spec, 'tcp-drops');
   // Each tree's own bench library, so that its daemons are its dist/ and build/.
   p.lib = await import(pathToFileURL(join(p.root, 'bench/lib/netns.mjs')).href);
   p.runs = [];
@@ -77,7 +94,17 @@ try {
       await lib.sleep(700);
       const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
       const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
+      const samples = [];
+      let sampling = probe;
+      const sampler = (async () => {
+        while (sampling) {
+          samples.push(await sampleQueues(lib, a, b));
+          await lib.sleep(150);
+        }
+      })();
       const [tcp, ping] = await Promise.all([tcpP, pingP]);
+      sampling = false;
+      await sampler;
       const c1 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
       const u1 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
       const cpu = c1[0] - c0[0] + (c1[1] - c0[1]);
@@ -95,6 +122,11 @@ try {
         ping_p99_ms: ping.p99,
         b_skmem: skmem,
       };
+      if (probe && samples.length > 0) {
+        // Medians over the stream (the last sample, after it ended, left out).
+        const mid = samples.slice(0, -1);
+        run.queues = Object.fromEntries(Object.keys(mid[0]).filter((k) => mid[0][k] !== undefined).map((k) => [k, median(mid.map((x) => x[k]))]));
+      }
       p.runs.push(run);
       process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
     }

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -20,6 +21,7 @@
 #include "endpoint.h"
 #include "hscrypto.h"
 #include "common.h"
+#include "flow_queue.h"
 #include "offload.h"
 #include "tun.h"
 #include "udp.h"
@@ -250,6 +252,60 @@ Napi::Value GroCoalesceForTest(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// _flowSchedule(ops: (Uint8Array | number)[], seed: number): number[]. A packet pushes a
+// copy of it (tagged with its index among the pushes) into a FlowQueue (native/flow_queue.h), a
+// number n pops up to n items; then the rest is popped. Returns the tags in the order popped.
+Napi::Value FlowScheduleForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsNumber()) {
+    return ThrowType(env, "_flowSchedule(ops: (Uint8Array | number)[], seed: number)");
+  }
+  Napi::Array ops = info[0].As<Napi::Array>();
+  const uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
+  FlowQueue q(SIZE_MAX, 65536, seed);
+  std::vector<double> out;
+  uint64_t pushed = 0;
+  auto pop = [&](double n) {
+    for (double i = 0; i < n; i++) {
+      FlowQueue::Item* it = q.Pop();
+      if (it == nullptr) return;
+      out.push_back(static_cast<double>(it->tag));
+      q.Free(it);
+    }
+  };
+  for (uint32_t k = 0; k < ops.Length(); k++) {
+    Napi::Value op = ops.Get(k);
+    if (op.IsNumber()) {
+      pop(op.As<Napi::Number>().DoubleValue());
+      continue;
+    }
+    uint8_t* d;
+    size_t len;
+    if (!GetUint8Array(op, &d, &len) || len > 65536) return ThrowType(env, "_flowSchedule: packets must be Uint8Arrays of ≤ 65536 bytes");
+    FlowQueue::Item* it = q.Alloc();
+    if (it == nullptr) return ThrowRange(env, "_flowSchedule: out of memory", "ENOMEM");
+    std::memcpy(it->data(), d, len);
+    it->tag = pushed++;
+    q.Push(it, static_cast<uint32_t>(len), 0);
+  }
+  pop(INFINITY);
+  Napi::Array r = Napi::Array::New(env, out.size());
+  for (size_t i = 0; i < out.size(); i++) r.Set(static_cast<uint32_t>(i), Napi::Number::New(env, out[i]));
+  return r;
+}
+
+// _flowBucket(packet: Uint8Array, seed: number): number — the FlowQueue bucket of an IP packet.
+Napi::Value FlowBucketForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* d;
+  size_t len;
+  if (info.Length() < 2 || !GetUint8Array(info[0], &d, &len) || !info[1].IsNumber()) {
+    return ThrowType(env, "_flowBucket(packet: Uint8Array, seed: number)");
+  }
+  FlowQueue q(0, 0, info[1].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(env, q.Bucket(d, len));
+}
+
 }  // namespace
 }  // namespace tsg
 
@@ -264,6 +320,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setUp", Napi::Function::New<SetUp>(env, "setUp"));
   exports.Set("_gsoSplit", Napi::Function::New<GsoSplitForTest>(env, "_gsoSplit"));
   exports.Set("_groCoalesce", Napi::Function::New<GroCoalesceForTest>(env, "_groCoalesce"));
+  exports.Set("_flowSchedule", Napi::Function::New<FlowScheduleForTest>(env, "_flowSchedule"));
+  exports.Set("_flowBucket", Napi::Function::New<FlowBucketForTest>(env, "_flowBucket"));
   InitEndpoint(env, exports);
   InitAead(env, exports);
   InitHandshakeCrypto(env, exports);

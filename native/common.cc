@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include <cerrno>
@@ -236,6 +237,16 @@ std::string IfNameLengthProblem(const std::string& name, const char** code) {
 
 void CloseFd(int fd) {
   if (fd >= 0) ::close(fd);
+}
+
+long EnvBytes(const char* name, long def, long max) {
+  const char* v = getenv(name);
+  if (v == nullptr || *v == '\0') return def;
+  char* end = nullptr;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 0 || n > max) return def;
+  return n;
 }
 
 }  // namespace tsg

@@ -58,6 +58,10 @@ bool ResolveViews(Napi::Env env, const Napi::Value& stores, const Napi::Value& v
 // Throws a RangeError with `.code = code` and returns undefined.
 Napi::Value ThrowRange(Napi::Env env, const std::string& message, const char* code = "ERR_OUT_OF_RANGE");
 
+// A byte count from environment variable `name` (decimal, 0 ≤ n ≤ max), or `def` when it is unset,
+// empty or not such a count (a tuning knob: a typo keeps the default rather than failing the device).
+long EnvBytes(const char* name, long def, long max);
+
 // The libuv loop of this environment.
 uv_loop_t* GetLoop(Napi::Env env);
 

@@ -6,6 +6,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <poll.h>
+
 #include "common.h"
 
 namespace tsg {
@@ -71,6 +73,28 @@ class PollHandle : public Napi::ObjectWrap<T> {
 
   bool HasPoll() const { return poll_ != nullptr; }
 
+  // Whether the other direction's fd (yieldTo) has input waiting: then a wake's rounds end early, so
+  // that the loop serves it before this handle's next batch (one poll() with zero timeout per round).
+  bool YieldWanted() const {
+    if (yield_fd_ < 0) return false;
+    pollfd p{yield_fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
+  }
+
+  // The class property "yieldTo" for DefineClass.
+  static Napi::ClassPropertyDescriptor<T> YieldToMethod() {
+    using Method = Napi::Value (T::*)(const Napi::CallbackInfo&);
+    return Napi::ObjectWrap<T>::InstanceMethod("yieldTo", static_cast<Method>(&PollHandle::YieldTo));
+  }
+
+  // JS: yieldTo(fd) — the fd whose input ends a wake's rounds early; -1 for none.
+  Napi::Value YieldTo(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(info.Env(), "yieldTo(fd: number)");
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    yield_fd_ = fd >= 0 ? fd : -1;
+    return info.Env().Undefined();
+  }
+
   // The class properties "ref" and "unref" for DefineClass.
   static Napi::ClassPropertyDescriptor<T> RefMethod() {
     using Method = Napi::Value (T::*)(const Napi::CallbackInfo&);
@@ -92,6 +116,7 @@ class PollHandle : public Napi::ObjectWrap<T> {
   }
 
   int fd_ = -1;
+  int yield_fd_ = -1;
 
  private:
   static void Dispatch(uv_poll_t* handle, int status, int events) {

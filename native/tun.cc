@@ -8,6 +8,7 @@
 #include <net/if.h>  // before linux/if_tun.h; never together with linux/if.h
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,6 +32,11 @@ constexpr int kBatch = 64;            // reads per JS callback at most
 constexpr uint32_t kMaxPackets = 128;
 constexpr int kMaxBatchesPerWake = 8; // then yield to the loop (level-triggered)
 constexpr size_t kBufSize = 65536;    // > largest possible TUN MTU (65535)
+// Bytes read ahead into the flow queue (TSGUARD_TUN_QUEUE; 0 = one batch at a time). It must hold the
+// standing queue of a bulk TCP flow (its window: a few MiB) for a sparse flow to overtake it.
+constexpr long kDefaultQueueBytes = 4L << 20;
+// Reads per Fill at most, so that one turn of the loop stays short when the kernel holds a lot.
+constexpr int kMaxReadsPerFill = 256;
 
 const char kDevPath[] = "/dev/net/tun";
 
@@ -69,6 +75,7 @@ Napi::Function Tun::Init(Napi::Env env) {
                          InstanceMethod<&Tun::Close>("close"),
                          RefMethod(),
                          UnrefMethod(),
+                         YieldToMethod(),
                      });
 }
 
@@ -192,7 +199,17 @@ Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
   on_packets_ = Napi::Persistent(info[0].As<Napi::Function>());
   on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   if (!async_) async_ = std::make_unique<Napi::AsyncContext>(env, "tsguard:Tun", Value());
-  if (!buf_) buf_.reset(new uint8_t[kBufSize + kVnetHdrLen]);
+  if (!queue_) {
+    uint32_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed) seed = static_cast<uint32_t>(uv_hrtime());
+    queue_ = std::make_unique<FlowQueue>(static_cast<size_t>(EnvBytes("TSGUARD_TUN_QUEUE", kDefaultQueueBytes, 1L << 30)),
+                                         static_cast<uint32_t>(kBufSize + kVnetHdrLen), seed);
+  }
+  if (idle_ == nullptr) {
+    idle_ = new uv_idle_t;
+    uv_idle_init(GetLoop(env), idle_);
+    idle_->data = this;
+  }
   int r = SetPollEvents(UV_READABLE);
   if (r != 0) {
     TunError(env, name_, std::string("uv_poll_start failed: ") + uv_strerror(r), uv_err_name(r), 0, "uv_poll_start")
@@ -207,6 +224,7 @@ Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
 void Tun::StopPolling() {
   SetPollEvents(0);
   reading_ = false;
+  UpdateIdle();
   Unpin();
 }
 
@@ -231,56 +249,116 @@ void Tun::OnPoll(int status, int events) {
     }
     return;
   }
-  if (events & UV_READABLE) ReadBatches();
+  if (!(events & UV_READABLE)) return;
+  if (idle_on_) {
+    // The idle handle takes the batches while the queue holds reads; here only read ahead.
+    int err = Fill();
+    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) Fail(err, "read");
+    return;
+  }
+  Service();
 }
 
-void Tun::ReadBatches() {
+void Tun::OnIdle(uv_idle_t* idle) {
+  auto* self = static_cast<Tun*>(idle->data);
+  if (self != nullptr) self->Service();
+}
+
+void Tun::UpdateIdle() {
+  if (idle_ == nullptr) return;
+  const bool want = reading_ && fd_ >= 0 && queue_ && !queue_->Empty();
+  if (want == idle_on_) return;
+  idle_on_ = want;
+  if (want) {
+    uv_idle_start(idle_, &Tun::OnIdle);
+  } else {
+    uv_idle_stop(idle_);
+  }
+}
+
+int Tun::Fill() {
+  // At least one batch's worth even with a zero limit (TSGUARD_TUN_QUEUE=0: the old read-and-forward).
+  for (int reads = 0; reads < kMaxReadsPerFill && (queue_->items() < static_cast<size_t>(kBatch) || !queue_->Full());) {
+    FlowQueue::Item* it = queue_->Alloc();
+    if (it == nullptr) {
+      rx_nomem_++;
+      return 0;  // the packets stay in the kernel's queue until memory is back
+    }
+    ssize_t r = ::read(fd_, it->data(), kBufSize + kVnetHdrLen);
+    if (r <= 0) {
+      const int err = r < 0 ? errno : EAGAIN;
+      queue_->Free(it);
+      if (err == EINTR) continue;
+      return err;
+    }
+    reads++;
+    if (vnet_ && static_cast<size_t>(r) <= kVnetHdrLen) {
+      rx_malformed_++;
+      queue_->Free(it);
+      continue;
+    }
+    queue_->Push(it, static_cast<uint32_t>(r), vnet_ ? kVnetHdrLen : 0);
+  }
+  return 0;
+}
+
+uint32_t Tun::TakeBatch() {
+  split_.clear();
+  split_lens_.clear();
+  uint32_t n = 0;
+  // Packets of flows that were idle (a ping, a DNS query, a keystroke) make a batch of their own, so
+  // that they leave without waiting for the crypto of a bulk flow's 128 packets.
+  bool sparse = queue_->HasNew();
+  for (int reads = 0; reads < kBatch && n < kMaxPackets; reads++) {
+    FlowQueue::Item* it = queue_->Pop(sparse);
+    if (it == nullptr && sparse && reads == 0) {
+      sparse = false;  // the new flows had used their quantum: an ordinary batch
+      it = queue_->Pop();
+    }
+    if (it == nullptr) break;
+    const uint8_t* data = it->data();
+    const size_t len = it->len;
+    if (!vnet_) {
+      split_.insert(split_.end(), data, data + len);
+      split_lens_.push_back(static_cast<uint32_t>(len));
+      n++;
+      rx_packets_++;
+      rx_bytes_ += len;
+      queue_->Free(it);
+      continue;
+    }
+    const offload::VnetHdr h = offload::DecodeVnetHdr(data);
+    const size_t before = split_lens_.size();
+    const bool ok = offload::GsoSplit(h, data + kVnetHdrLen, len - kVnetHdrLen, &split_, &split_lens_) ==
+                    offload::SplitResult::kSplit;
+    queue_->Free(it);
+    if (!ok) {
+      rx_malformed_++;
+      continue;
+    }
+    if (split_lens_.size() - before > 1) rx_gso_++;
+    for (size_t i = before; i < split_lens_.size(); i++) {
+      n++;
+      rx_packets_++;
+      rx_bytes_ += split_lens_[i];
+    }
+  }
+  return n;
+}
+
+void Tun::Service() {
   Napi::Env env = Env();
   Napi::HandleScope outer(env);
   Napi::Object self = Value();  // pins the wrapper while JS runs
   for (int round = 0; round < kMaxBatchesPerWake; round++) {
     Napi::HandleScope scope(env);
-    // The round's packets, back to back in split_ (lengths in split_lens_).
-    split_.clear();
-    split_lens_.clear();
-    uint32_t n = 0;
-    int reads = 0;
-    int err = 0;
-    while (reads < kBatch && n < kMaxPackets) {
-      ssize_t r = ::read(fd_, buf_.get(), kBufSize + kVnetHdrLen);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        err = errno;
-        break;
-      }
-      if (r == 0) break;
-      reads++;
-      if (!vnet_) {
-        split_.insert(split_.end(), buf_.get(), buf_.get() + r);
-        split_lens_.push_back(static_cast<uint32_t>(r));
-        n++;
-        rx_packets_++;
-        rx_bytes_ += static_cast<uint64_t>(r);
-        continue;
-      }
-      if (static_cast<size_t>(r) <= kVnetHdrLen) {
-        rx_malformed_++;
-        continue;
-      }
-      const offload::VnetHdr h = offload::DecodeVnetHdr(buf_.get());
-      const size_t before = split_lens_.size();
-      if (offload::GsoSplit(h, buf_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen, &split_, &split_lens_) !=
-          offload::SplitResult::kSplit) {
-        rx_malformed_++;
-        continue;
-      }
-      if (split_lens_.size() - before > 1) rx_gso_++;
-      for (size_t i = before; i < split_lens_.size(); i++) {
-        n++;
-        rx_packets_++;
-        rx_bytes_ += split_lens_[i];
-      }
+    // Read what arrived since the last round first, so that a sparse flow's packet overtakes.
+    const int err = Fill();
+    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) {
+      Fail(err, "read");
+      return;
     }
+    const uint32_t n = TakeBatch();
     if (n > 0) {
       rx_batches_++;
       spans_.resize(n);
@@ -293,12 +371,10 @@ void Tun::ReadBatches() {
       // The callback may have stopped or closed us.
       if (fd_ < 0 || !reading_) return;
     }
-    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) {
-      Fail(err, "read");
-      return;
-    }
-    if (reads < kBatch && n < kMaxPackets) return;  // drained
+    if (queue_->Empty()) break;  // drained: the poll wakes us for more
+    if (YieldWanted()) break;     // the idle handle brings us back after the UDP socket's turn
   }
+  UpdateIdle();
 }
 
 void Tun::Fail(int err, const char* syscall) {
@@ -439,6 +515,9 @@ Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
   o.Set("rxGsoPackets", Napi::Number::New(env, static_cast<double>(rx_gso_)));
   o.Set("rxMalformed", Napi::Number::New(env, static_cast<double>(rx_malformed_)));
   o.Set("txCoalesced", Napi::Number::New(env, static_cast<double>(tx_coalesced_)));
+  o.Set("rxQueueBytes", Napi::Number::New(env, queue_ ? static_cast<double>(queue_->bytes()) : 0));
+  o.Set("rxQueuePeakBytes", Napi::Number::New(env, queue_ ? static_cast<double>(queue_->peak_bytes()) : 0));
+  o.Set("rxNoMemory", Napi::Number::New(env, static_cast<double>(rx_nomem_)));
   std::string offloads = !vnet_ ? "off" : uso_ ? "tso,uso" : tso_ ? "tso" : "vnet";
   if (vnet_ && !coalesce_) offloads += ",no-coalesce";
   o.Set("offloads", Napi::String::New(env, offloads));
@@ -453,6 +532,14 @@ Napi::Value Tun::Stats(const Napi::CallbackInfo& info) {
 void Tun::CloseAll() {
   ClosePoll();
   reading_ = false;
+  if (idle_ != nullptr) {
+    uv_idle_stop(idle_);
+    idle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    idle_ = nullptr;
+    idle_on_ = false;
+  }
+  queue_.reset();
 }
 
 Napi::Value Tun::Close(const Napi::CallbackInfo& info) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common.h"
+#include "flow_queue.h"
 #include "offload.h"
 #include "poll_handle.h"
 
@@ -37,7 +38,15 @@ class Tun : public PollHandle<Tun> {
 
   friend class PollHandle<Tun>;
   void OnPoll(int status, int events);
-  void ReadBatches();
+  // Reads ahead into queue_ (up to its limit); the errno that ended it (EAGAIN: drained), or 0.
+  int Fill();
+  // Up to kMaxBatchesPerWake rounds of Fill and one batch from queue_ to JavaScript.
+  void Service();
+  // One batch from queue_ into split_/split_lens_; the number of packets.
+  uint32_t TakeBatch();
+  // The idle handle runs Service on every loop turn while queue_ holds reads (the fd may be drained).
+  void UpdateIdle();
+  static void OnIdle(uv_idle_t* idle);
   // Stops reading and reports a fatal error to the error callback.
   void Fail(int err, const char* syscall);
   void StopPolling();
@@ -52,7 +61,9 @@ class Tun : public PollHandle<Tun> {
   std::string name_;
   bool reading_ = false;
   bool failed_ = false;
-  std::unique_ptr<uint8_t[]> buf_;
+  std::unique_ptr<FlowQueue> queue_;  // reads ahead of the batches, per flow (native/flow_queue.h)
+  uv_idle_t* idle_ = nullptr;
+  bool idle_on_ = false;
   bool vnet_ = false;        // opened with IFF_VNET_HDR: every read and write has a virtio_net_hdr
   bool tso_ = false;         // TUNSETOFFLOAD took CSUM|TSO4|TSO6: reads may be TCP super-packets
   bool uso_ = false;         // ... and USO4|USO6: UDP super-packets too, and UDP writes coalesce
@@ -69,7 +80,7 @@ class Tun : public PollHandle<Tun> {
   std::unique_ptr<Napi::AsyncContext> async_;
 
   uint64_t rx_packets_ = 0, rx_bytes_ = 0, rx_batches_ = 0;
-  uint64_t rx_gso_ = 0, rx_malformed_ = 0;
+  uint64_t rx_gso_ = 0, rx_malformed_ = 0, rx_nomem_ = 0;
   uint64_t tx_packets_ = 0, tx_bytes_ = 0, tx_drops_ = 0, tx_errors_ = 0, tx_coalesced_ = 0;
   int last_tx_errno_ = 0;
 };

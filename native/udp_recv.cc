@@ -130,6 +130,7 @@ void Udp::ReadBatches() {
     }
     if (n > 0 && !deliver()) return;
     if (static_cast<unsigned>(r) < kBatch) return;
+    if (YieldWanted()) return;  // level-triggered: the rest waits one turn of the loop
   }
 }
 

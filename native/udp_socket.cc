@@ -26,19 +26,9 @@ namespace {
 constexpr int kDefaultRcvBuf = 7 * 1024 * 1024;
 constexpr int kDefaultSndBuf = 4 * 1024 * 1024;
 
-int BufSize(const char* env_name, int def) {
-  const char* v = getenv(env_name);
-  if (v == nullptr || *v == '\0') return def;
-  char* end = nullptr;
-  errno = 0;
-  long n = strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || n < 0 || n > (1L << 30)) return def;  // not a byte count: keep the default
-  return static_cast<int>(n);
-}
-
 void SetBuf(int fd, int force_opt, int opt) {
   const bool rcv = opt == SO_RCVBUF;
-  int v = BufSize(rcv ? "TSGUARD_UDP_RCVBUF" : "TSGUARD_UDP_SNDBUF", rcv ? kDefaultRcvBuf : kDefaultSndBuf);
+  int v = static_cast<int>(EnvBytes(rcv ? "TSGUARD_UDP_RCVBUF" : "TSGUARD_UDP_SNDBUF", rcv ? kDefaultRcvBuf : kDefaultSndBuf, 1L << 30));
   if (v == 0) return;
   if (::setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof v) == 0) return;
   ::setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);  // capped by net.core.[rw]mem_max
@@ -62,6 +52,7 @@ Napi::Function Udp::Init(Napi::Env env) {
                          InstanceMethod<&Udp::Close>("close"),
                          RefMethod(),
                          UnrefMethod(),
+                         YieldToMethod(),
                      });
 }
 

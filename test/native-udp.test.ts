@@ -181,6 +181,41 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     expect(cb.errors).toEqual([]);
   });
 
+  it('takes turns with the handle it yields to: one batch, then the other side, instead of eight batches', async () => {
+    // Without UDP GRO every datagram is one message: a round of recvmmsg takes 64 of them.
+    const saved = process.env['TSGUARD_UDP_GRO'];
+    process.env['TSGUARD_UDP_GRO'] = '0';
+    let x: UdpSocket;
+    let y: UdpSocket;
+    try {
+      x = bind({ port: 0 });
+      y = bind({ port: 0 });
+    } finally {
+      if (saved === undefined) delete process.env['TSGUARD_UDP_GRO'];
+      else process.env['TSGUARD_UDP_GRO'] = saved;
+    }
+    const s = bind({ port: 0 });
+    const n = 1500;
+    // Both have input before either starts reading: x a backlog, y one datagram.
+    expect(s.sendBatch(Array.from({ length: n }, (_, i) => Buffer.from(`bulk-${i}`)), eps(n, '127.0.0.1', x.port))).toBe(n);
+    expect(s.send(Buffer.from('sparse'), ep('127.0.0.1', y.port))).toBe(true);
+    await until(() => /\bskmem:\(r[1-9]/.test(execFileSync('ss', ['-uamnH', 'sport', '=', `:${y.port}`], { encoding: 'utf8' })), 'the datagram to y');
+    x.yieldTo(y);
+    y.yieldTo(x);
+    const order: string[] = [];
+    let xCount = 0;
+    x.start((datas) => {
+      xCount += datas.length;
+      order.push(`x${datas.length}`);
+    }, () => undefined);
+    y.start(() => order.push(`y:after ${xCount}`), () => undefined);
+    await until(() => xCount === n && order.some((o) => o.startsWith('y')), 'both sockets to read everything');
+    // Whichever the loop served first, y did not wait for more than one of x's batches (64 datagrams).
+    const yAt = order.findIndex((o) => o.startsWith('y'));
+    expect(order.slice(0, yAt).length).toBeLessThanOrEqual(1);
+    expect(Number(order[yAt]!.slice('y:after '.length))).toBeLessThanOrEqual(64);
+  });
+
   it.each(['1', '0'])('sends runs of equal datagrams intact, in order, with UDP GSO %s', async (gso) => {
     const saved = process.env['TSGUARD_UDP_GSO'];
     process.env['TSGUARD_UDP_GSO'] = gso; // read when the socket is created

@@ -43,7 +43,7 @@ export interface NativeTunStats {
   rxPackets: number;
   /** Bytes read from the interface. */
   rxBytes: number;
-  /** JS callbacks made (one per batch of up to 64 packets). */
+  /** JS callbacks made (one per batch of up to 128 packets). */
   rxBatches: number;
   /** Packets written to the interface. */
   txPackets: number;
@@ -61,6 +61,12 @@ export interface NativeTunStats {
   rxMalformed: number;
   /** Writes that carried several coalesced packets (the packets count in txPackets). */
   txCoalesced: number;
+  /** Bytes read ahead from the interface and waiting in the flow queue (native/flow_queue.h) now. */
+  rxQueueBytes: number;
+  /** The most bytes the flow queue has held (`TSGUARD_TUN_QUEUE` bounds it, default 4 MiB). */
+  rxQueuePeakBytes: number;
+  /** Times reading ahead stopped because memory for a read could not be had (the packets stayed in the kernel). */
+  rxNoMemory: number;
   /** `'off'` (TSGUARD_TUN_OFFLOAD=0), `'vnet'` (no offloads taken), `'tso'` or `'tso,uso'`; `',no-coalesce'` once the kernel refused a coalesced write. */
   offloads: string;
 }
@@ -89,6 +95,8 @@ export interface NativeTun {
   ref(): void;
   /** Lets the process exit even while reading. */
   unref(): void;
+  /** Ends a wake's read rounds early while `fd` has input waiting (-1: never). */
+  yieldTo(fd: number): void;
 }
 
 /** Counters of a raw UDP socket. */
@@ -177,6 +185,8 @@ export interface NativeUdp {
   ref(): void;
   /** Lets the process exit even while receiving. */
   unref(): void;
+  /** Ends a wake's read rounds early while `fd` has input waiting (-1: never). */
+  yieldTo(fd: number): void;
 }
 
 /** The addon's exports (its crypto functions are typed by the provider that uses them). */
@@ -285,7 +295,7 @@ export function loadNativeCrypto(): NativeCryptoProvider | null {
  * What {@link Tun} and {@link UdpSocket} share: the addon object, the loop
  * reference of its read handle, and closing.
  */
-export abstract class NativeHandle<N extends { close(): void; ref(): void; unref(): void }> {
+export abstract class NativeHandle<N extends { readonly fd: number; close(): void; ref(): void; unref(): void; yieldTo(fd: number): void }> {
   /** The addon object. */
   protected readonly native: N;
   #closed = false;
@@ -307,6 +317,21 @@ export abstract class NativeHandle<N extends { close(): void; ref(): void; unref
   /** Undoes {@link NativeHandle.unref}. */
   ref(): void {
     this.native.ref();
+  }
+
+  /**
+   * Ends a wake's read rounds early (after the current batch) whenever `other` has input waiting, so
+   * that the event loop serves the other direction before this one's next batch: the TUN and the UDP
+   * socket of one device take turns batch by batch under load instead of eight batches at a time.
+   * `null` turns it off.
+   */
+  yieldTo(other: { readonly fd: number } | null): void {
+    this.native.yieldTo(other === null ? -1 : other.fd);
+  }
+
+  /** The file descriptor, or -1 once closed. */
+  get fd(): number {
+    return this.native.fd;
   }
 
   /**

@@ -68,6 +68,8 @@ export class Runtime {
   #hsScheduled: NodeJS.Immediate | null = null;
   /** Whether a batch's crypto runs as one batch (Device.batch); TSGUARD_CRYPTO_BATCH=0 seals and opens per packet. */
   readonly #cryptoBatch = process.env['TSGUARD_CRYPTO_BATCH'] !== '0';
+  /** Whether the TUN and the UDP socket take turns batch by batch (#pairTurns); TSGUARD_TURNS=0 turns it off. */
+  readonly #turns = process.env['TSGUARD_TURNS'] !== '0';
   readonly #opts: RuntimeOptions;
   readonly #clock: Clock;
 
@@ -143,6 +145,17 @@ export class Runtime {
     this.#startUdp(this.#udp);
   }
 
+  /**
+   * The TUN and the UDP socket take turns batch by batch while both have input (NativeHandle.yieldTo),
+   * so that a packet in one direction does not wait for up to eight batches of the other (a ping's
+   * reply behind a bulk upload's batches; bench/README.md, step 8). `TSGUARD_TURNS=0` turns it off.
+   */
+  #pairTurns(): void {
+    if (this.#tun === null || !this.#turns) return;
+    this.#tun.yieldTo(this.#udp);
+    this.#udp.yieldTo(this.#tun);
+  }
+
   #startUdp(udp: UdpSocket): void {
     udp.start(
       (datas, froms) => this.batch(() => {
@@ -151,6 +164,7 @@ export class Runtime {
       }),
       (err) => this.#opts.log?.(`udp: ${err.message}`),
     );
+    this.#pairTurns();
   }
 
   #scheduleHandshakes(): void {

@@ -19,7 +19,11 @@ export type TunStats = NativeTunStats;
 
 /**
  * Receives a batch of IP packets read from the interface (up to 64 reads,
- * each maybe split into several packets). The packets are the callee's; they
+ * each maybe split into several packets). The interface is read ahead into a
+ * flow-fair queue (fq_codel's scheduler: one queue per flow, deficit round
+ * robin, flows that were idle first; `TSGUARD_TUN_QUEUE` bytes, default
+ * 4 MiB), so a batch holds packets in that order, in arrival order within a
+ * flow, and the packets of flows that were idle come in a batch of their own. The packets are the callee's; they
  * are views of one buffer per batch. `packets` is reused by the next call:
  * keep the packets, not the array.
  */
@@ -69,7 +73,7 @@ export class Tun extends NativeHandle<NativeTun> {
 
   /**
    * Starts reading. Packets are read from the libuv loop when the fd is
-   * readable, up to 64 per `onPackets` call. `onError` is called at most
+   * readable (and while read-ahead packets wait), up to 128 per `onPackets` call. `onError` is called at most
    * once, with a fatal error; see {@link TunErrorHandler}. Calling start
    * again replaces the handlers.
    */
