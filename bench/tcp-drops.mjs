@@ -25,7 +25,8 @@ const val = (f, def) => {
 const rounds = Math.max(1, Number(val('--rounds', 3)));
 const seconds = Number(val('--seconds', 5));
 const probe = argv.includes('--probe');
-const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds'].includes(argv[i - 1] ?? ''));
+const parallel = Math.max(1, Number(val('--parallel', 1)));
+const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds', '--parallel'].includes(argv[i - 1] ?? ''));
 if (specs.length === 0 || !Number.isFinite(seconds) || seconds < 2) {
   process.stderr.write('tcp-drops: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ 2\n');
   process.exit(2);
@@ -90,7 +91,7 @@ try {
       const load1 = Math.round(os.loadavg()[0] * 100) / 100;
       const u0 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
       const c0 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
-      const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds });
+      const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds, parallel });
       await lib.sleep(700);
       const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
       const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });

@@ -12,6 +12,12 @@
 
 namespace tsg {
 
+// A wake's share of the loop before it gives way to the other direction (yieldTo). Every batch (0)
+// halved the ping under a bulk transfer but cost up to 16 % of its throughput here, because the
+// other side's batches get smaller; 0.5 ms (two or three batches) keeps the ping and costs less
+// (bench/README.md, step 8).
+constexpr uint64_t kTurnNs = 500'000;
+
 template <class T>
 class PollHandle : public Napi::ObjectWrap<T> {
  protected:
@@ -73,10 +79,15 @@ class PollHandle : public Napi::ObjectWrap<T> {
 
   bool HasPoll() const { return poll_ != nullptr; }
 
-  // Whether the other direction's fd (yieldTo) has input waiting: then a wake's rounds end early, so
-  // that the loop serves it before this handle's next batch (one poll() with zero timeout per round).
+  // Marks the start of a wake's rounds (for YieldWanted's budget).
+  void WakeStarted() { wake_start_ = uv_hrtime(); }
+
+  // Whether this wake has had its time (kTurnNs) and the other direction's fd (yieldTo) has input
+  // waiting: then the wake's rounds end early, so that the loop serves it before this handle's next
+  // batch (one poll() with zero timeout per round once the time is used).
   bool YieldWanted() const {
     if (yield_fd_ < 0) return false;
+    if (uv_hrtime() - wake_start_ < kTurnNs) return false;
     pollfd p{yield_fd_, POLLIN, 0};
     return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
   }
@@ -117,6 +128,7 @@ class PollHandle : public Napi::ObjectWrap<T> {
 
   int fd_ = -1;
   int yield_fd_ = -1;
+  uint64_t wake_start_ = 0;
 
  private:
   static void Dispatch(uv_poll_t* handle, int status, int events) {

@@ -350,6 +350,7 @@ void Tun::Service() {
   Napi::Env env = Env();
   Napi::HandleScope outer(env);
   Napi::Object self = Value();  // pins the wrapper while JS runs
+  WakeStarted();
   for (int round = 0; round < kMaxBatchesPerWake; round++) {
     Napi::HandleScope scope(env);
     // Read what arrived since the last round first, so that a sparse flow's packet overtakes.

@@ -62,6 +62,7 @@ void Udp::ReadBatches() {
     char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo))];
   };
   Control controls[kBatch];
+  WakeStarted();
   for (int round = 0; round < udp::kMaxBatchesPerWake; round++) {
     for (unsigned i = 0; i < kBatch; i++) {
       iovs[i].iov_base = rx_buf_.get() + i * kSlot;

@@ -181,7 +181,7 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     expect(cb.errors).toEqual([]);
   });
 
-  it('takes turns with the handle it yields to: one batch, then the other side, instead of eight batches', async () => {
+  it('takes turns with the handle it yields to once a wake has had its 0.5 ms, instead of eight batches', async () => {
     // Without UDP GRO every datagram is one message: a round of recvmmsg takes 64 of them.
     const saved = process.env['TSGUARD_UDP_GRO'];
     process.env['TSGUARD_UDP_GRO'] = '0';
@@ -207,10 +207,14 @@ describe.skipIf(!isRoot)('native UDP on loopback', () => {
     x.start((datas) => {
       xCount += datas.length;
       order.push(`x${datas.length}`);
+      // Each batch takes 1 ms, so a wake has used its time after the first.
+      const until1ms = performance.now() + 1;
+      while (performance.now() < until1ms);
     }, () => undefined);
     y.start(() => order.push(`y:after ${xCount}`), () => undefined);
     await until(() => xCount === n && order.some((o) => o.startsWith('y')), 'both sockets to read everything');
     // Whichever the loop served first, y did not wait for more than one of x's batches (64 datagrams).
+    // (Without yieldTo, x takes eight batches per wake.)
     const yAt = order.findIndex((o) => o.startsWith('y'));
     expect(order.slice(0, yAt).length).toBeLessThanOrEqual(1);
     expect(Number(order[yAt]!.slice('y:after '.length))).toBeLessThanOrEqual(64);

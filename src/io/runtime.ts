@@ -146,9 +146,10 @@ export class Runtime {
   }
 
   /**
-   * The TUN and the UDP socket take turns batch by batch while both have input (NativeHandle.yieldTo),
-   * so that a packet in one direction does not wait for up to eight batches of the other (a ping's
-   * reply behind a bulk upload's batches; bench/README.md, step 8). `TSGUARD_TURNS=0` turns it off.
+   * The TUN and the UDP socket take turns while both have input (NativeHandle.yieldTo: after 0.5 ms
+   * of one side's batches), so that a packet in one direction does not wait for up to eight batches
+   * of the other (a ping's reply behind a bulk upload's batches; bench/README.md, step 8).
+   * `TSGUARD_TURNS=0` turns it off.
    */
   #pairTurns(): void {
     if (this.#tun === null || !this.#turns) return;
