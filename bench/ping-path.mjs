@@ -17,22 +17,10 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ROOT } from './lib/netns.mjs';
-import { parsePairSpec } from './lib/pair-spec.mjs';
+import { abArgs, closePairs, openPairs } from './lib/pair-spec.mjs';
 
-const argv = process.argv.slice(2);
-const val = (f, def) => {
-  const i = argv.indexOf(f);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
-};
-const rounds = Math.max(1, Number(val('--rounds', 2)));
-const seconds = Number(val('--seconds', 6));
-const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds'].includes(argv[i - 1] ?? ''));
-if (specs.length === 0 || !Number.isFinite(seconds) || seconds < 3) {
-  process.stderr.write('ping-path: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ 3\n');
-  process.exit(2);
-}
+const { rounds, seconds, specs } = abArgs('ping-path', { rounds: 2, seconds: 6, minSeconds: 3 });
 
 const median = (xs) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[xs.length >> 1]);
 const ms = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
@@ -89,19 +77,8 @@ function firstAfter(times, t) {
 }
 
 const pairs = [];
-for (const spec of specs) {
-  const p = parsePairSpec(spec, 'ping-path');
-  p.lib = await import(pathToFileURL(join(p.root, 'bench/lib/netns.mjs')).href);
-  p.runs = [];
-  pairs.push(p);
-}
 try {
-  for (const p of pairs) {
-    p.topology = await p.lib.Topology.create({ prefix: p.lib.NS_PREFIX });
-    p.pair = await p.lib.configurePair(p.topology, p.impl, p.impl, { env: p.env });
-    const { a, b } = p.pair;
-    await p.lib.waitFor('tunnel', async () => (await p.lib.nsRun(a.ns, 'ping', ['-n', '-c', '1', '-W', '1', b.inner4], { allowFail: true })).code === 0, 20_000, 200);
-  }
+  await openPairs(specs, 'ping-path', pairs);
   for (let r = 0; r < rounds; r++) {
     for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
       const { lib } = p;
@@ -148,7 +125,7 @@ try {
     }
   }
 } finally {
-  for (const p of pairs) await p.topology?.teardown();
+  await closePairs(pairs);
 }
 for (const p of pairs) {
   const keys = Object.keys(p.runs[0]?.p50_ms ?? {});

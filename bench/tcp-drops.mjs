@@ -6,31 +6,21 @@
 //
 // Each NAME is a pair: `this` (this checkout), NAME:KEY=VALUE[,KEY=VALUE] (this checkout with that
 // environment), NAME@DIR (the checkout or copy at DIR: its dist/, build/ and bench/lib) or
-// NAME=wggo:PATH (a wireguard-go binary on both sides). Per iperf3 TCP run (one stream, A sends): Mbit/s,
+// NAME=wggo:PATH (a wireguard-go binary on both sides). Per iperf3 TCP run (one stream, or --parallel N; A sends): Mbit/s,
 // retransmits, the growth of `Udp: RcvbufErrors` in each namespace, B's socket `skmem` (ss), Mbit per
 // CPU-second of both daemons and ping A → B every 10 ms during the stream; then medians per pair.
+// --probe also samples, every 150 ms, where the stream's bytes stand (A's TCP srtt, cwnd, unacked and
+// unsent bytes; both daemons' UDP receive queues; the TUN qdiscs' backlog; medians in `queues`).
 // Writes every run to bench/results/tcp-drops-TIME.json. Needs root, iperf3, ping, ss and a built tree.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ROOT } from './lib/netns.mjs';
-import { parsePairSpec } from './lib/pair-spec.mjs';
+import { abArgs, closePairs, openPairs } from './lib/pair-spec.mjs';
 
-const argv = process.argv.slice(2);
-const val = (f, def) => {
-  const i = argv.indexOf(f);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
-};
-const rounds = Math.max(1, Number(val('--rounds', 3)));
-const seconds = Number(val('--seconds', 5));
-const probe = argv.includes('--probe');
+const { val, has, rounds, seconds, specs } = abArgs('tcp-drops', { rounds: 3, seconds: 5, minSeconds: 2, valueFlags: ['--parallel'] });
+const probe = has('--probe');
 const parallel = Math.max(1, Number(val('--parallel', 1)));
-const specs = argv.filter((a, i) => !a.startsWith('--') && !['--rounds', '--seconds', '--parallel'].includes(argv[i - 1] ?? ''));
-if (specs.length === 0 || !Number.isFinite(seconds) || seconds < 2) {
-  process.stderr.write('tcp-drops: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ 2\n');
-  process.exit(2);
-}
 
 /** Bytes waiting in a socket's receive queue (`skmem:(r…)`, kernel truesize) from one `ss` line. */
 const skmemR = (line) => Number(/skmem:\(r(\d+)/.exec(line)?.[1] ?? NaN);
@@ -68,22 +58,10 @@ async function udpCounters(lib, ns) {
   return Object.fromEntries(keys.map((k, i) => [k, values[i]]));
 }
 
-const pairs = [];
-for (const spec of specs) {
-  const p = parsePairSpec(spec, 'tcp-drops');
-  // Each tree's own bench library, so that its daemons are its dist/ and build/.
-  p.lib = await import(pathToFileURL(join(p.root, 'bench/lib/netns.mjs')).href);
-  p.runs = [];
-  pairs.push(p);
-}
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const pairs = [];
 try {
-  for (const p of pairs) {
-    p.topology = await p.lib.Topology.create({ prefix: p.lib.NS_PREFIX });
-    p.pair = await p.lib.configurePair(p.topology, p.impl, p.impl, { env: p.env });
-    const { a, b } = p.pair;
-    await p.lib.waitFor('tunnel', async () => (await p.lib.nsRun(a.ns, 'ping', ['-n', '-c', '1', '-W', '1', b.inner4], { allowFail: true })).code === 0, 20_000, 200);
-  }
+  await openPairs(specs, 'tcp-drops', pairs);
   for (let r = 0; r < rounds; r++) {
     for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
       const { lib } = p;
@@ -133,12 +111,12 @@ try {
     }
   }
 } finally {
-  for (const p of pairs) await p.topology?.teardown();
+  await closePairs(pairs);
 }
 const keys = ['mbps', 'retransmits', 'rcvbuf_errors_b', 'mbit_per_cpu_s', 'ping_p50_ms', 'ping_p99_ms'];
 const summary = Object.fromEntries(pairs.map((p) => [p.name, Object.fromEntries(keys.map((k) => [k, median(p.runs.map((x) => x[k] ?? NaN))]))]));
 for (const [name, s] of Object.entries(summary)) process.stdout.write(`median ${name} ${JSON.stringify(s)}\n`);
 const out = join(ROOT, 'bench/results', `tcp-drops-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`);
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, rounds, pairs: pairs.map((p) => ({ name: p.name, root: p.root, env: p.env, impl: p.impl, runs: p.runs })), summary }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, rounds, parallel, pairs: pairs.map((p) => ({ name: p.name, root: p.root, env: p.env, impl: p.impl, runs: p.runs })), summary }, null, 2) + '\n');
 process.stdout.write(`wrote ${out}\n`);

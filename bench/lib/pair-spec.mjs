@@ -1,6 +1,9 @@
-// Pair specs of the A/B tools (bench/tcp-drops.mjs, bench/ping-path.mjs): `this` (this checkout),
-// NAME:KEY=VALUE[,KEY=VALUE] (this checkout with that environment), NAME@DIR (the checkout or copy at
-// DIR: its dist/, build/ and bench/lib) or NAME=wggo:PATH (a wireguard-go binary on both sides).
+// Pairs of the A/B tools (bench/tcp-drops.mjs, bench/ping-path.mjs): command line, specs and setup.
+// A spec is `this` (this checkout), NAME:KEY=VALUE[,KEY=VALUE] (this checkout with that environment),
+// NAME@DIR (the checkout or copy at DIR: its dist/, build/ and bench/lib) or NAME=wggo:PATH (a
+// wireguard-go binary on both sides).
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ROOT } from './netns.mjs';
 
 /** Parse one pair spec into { name, root, env, impl }; exits with a usage message naming `tool` when it is none. */
@@ -14,4 +17,51 @@ export function parsePairSpec(spec, tool) {
   }
   process.stderr.write(`${tool}: ${spec}: expected this, NAME:KEY=VALUE[,KEY=VALUE], NAME@DIR or NAME=wggo:PATH\n`);
   process.exit(2);
+}
+
+/**
+ * The command line of an A/B tool: `--rounds N` (default `rounds`), `--seconds S` (≥ `minSeconds`),
+ * the flags in `valueFlags` (their values through `val`), and the pair specs (every other word).
+ * Exits with a usage message when no pair is named or S is not a number ≥ minSeconds.
+ */
+export function abArgs(tool, { rounds = 3, seconds = 5, minSeconds = 2, valueFlags = [] } = {}) {
+  const argv = process.argv.slice(2);
+  const val = (f, def) => {
+    const i = argv.indexOf(f);
+    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
+  };
+  const takesValue = ['--rounds', '--seconds', ...valueFlags];
+  const specs = argv.filter((a, i) => !a.startsWith('--') && !takesValue.includes(argv[i - 1] ?? ''));
+  const s = Number(val('--seconds', seconds));
+  if (specs.length === 0 || !Number.isFinite(s) || s < minSeconds) {
+    process.stderr.write(`${tool}: name at least one pair (this, NAME:KEY=VALUE, NAME@DIR, NAME=wggo:PATH); --seconds ≥ ${minSeconds}\n`);
+    process.exit(2);
+  }
+  return { val, has: (f) => argv.includes(f), rounds: Math.max(1, Number(val('--rounds', rounds))), seconds: s, specs };
+}
+
+/**
+ * Parse `specs`, then start each pair on the bench topology (its tree's own bench library, so that its
+ * daemons are its dist/ and build/) and wait until a ping crosses its tunnel. Each pair gets `lib`,
+ * `topology`, `pair` and an empty `runs`; close them with {@link closePairs}, also after a failure.
+ */
+export async function openPairs(specs, tool, pairs = []) {
+  for (const spec of specs) {
+    const p = parsePairSpec(spec, tool);
+    p.lib = await import(pathToFileURL(join(p.root, 'bench/lib/netns.mjs')).href);
+    p.runs = [];
+    pairs.push(p);
+  }
+  for (const p of pairs) {
+    p.topology = await p.lib.Topology.create({ prefix: p.lib.NS_PREFIX });
+    p.pair = await p.lib.configurePair(p.topology, p.impl, p.impl, { env: p.env });
+    const { a, b } = p.pair;
+    await p.lib.waitFor('tunnel', async () => (await p.lib.nsRun(a.ns, 'ping', ['-n', '-c', '1', '-W', '1', b.inner4], { allowFail: true })).code === 0, 20_000, 200);
+  }
+  return pairs;
+}
+
+/** Tear down every pair's topology (daemons and namespaces). */
+export async function closePairs(pairs) {
+  for (const p of pairs) await p.topology?.teardown();
 }
