@@ -218,6 +218,7 @@ Napi::Value Tun::Start(const Napi::CallbackInfo& info) {
   }
   reading_ = true;
   Pin();
+  UpdateIdle();  // reads queued before a stop() are taken without waiting for new ones
   return env.Undefined();
 }
 

@@ -73,6 +73,10 @@ describe.skipIf(!isRoot)('native TUN in a network namespace', () => {
     expect(r.stats.rxBatches).toBe(r.batches.length);
     expect(r.stats.txPackets).toBe(r.v6 !== null ? 2 : 1);
     expect(r.stats.txErrors).toBe(0);
+    // Every read went through the flow queue (native/flow_queue.cc), which is empty again.
+    expect(r.stats.rxQueuePeakBytes).toBeGreaterThan(0);
+    expect(r.stats.rxQueueBytes).toBe(0);
+    expect(r.stats.rxNoMemory).toBe(0);
     expect(r.mtu).toBe(1500);
     expect(r.mtuAfterSet).toBe(1380);
     expect(r.ifIndex).toBeGreaterThan(0);

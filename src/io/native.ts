@@ -320,10 +320,10 @@ export abstract class NativeHandle<N extends { readonly fd: number; close(): voi
   }
 
   /**
-   * Ends a wake's read rounds early (after the current batch) whenever `other` has input waiting, so
-   * that the event loop serves the other direction before this one's next batch: the TUN and the UDP
-   * socket of one device take turns batch by batch under load instead of eight batches at a time.
-   * `null` turns it off.
+   * Ends a wake's read rounds early (after the batch that used up its 0.5 ms) whenever `other` has
+   * input waiting, so that the event loop serves the other direction before this one's next batch:
+   * the TUN and the UDP socket of one device take turns under load instead of eight batches at a
+   * time. `null` turns it off.
    */
   yieldTo(other: { readonly fd: number } | null): void {
     this.native.yieldTo(other === null ? -1 : other.fd);

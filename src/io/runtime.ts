@@ -68,7 +68,7 @@ export class Runtime {
   #hsScheduled: NodeJS.Immediate | null = null;
   /** Whether a batch's crypto runs as one batch (Device.batch); TSGUARD_CRYPTO_BATCH=0 seals and opens per packet. */
   readonly #cryptoBatch = process.env['TSGUARD_CRYPTO_BATCH'] !== '0';
-  /** Whether the TUN and the UDP socket take turns batch by batch (#pairTurns); TSGUARD_TURNS=0 turns it off. */
+  /** Whether the TUN and the UDP socket take turns under load (#pairTurns); TSGUARD_TURNS=0 turns it off. */
   readonly #turns = process.env['TSGUARD_TURNS'] !== '0';
   readonly #opts: RuntimeOptions;
   readonly #clock: Clock;

@@ -23,9 +23,9 @@ export type TunStats = NativeTunStats;
  * flow-fair queue (fq_codel's scheduler: one queue per flow, deficit round
  * robin, flows that were idle first; `TSGUARD_TUN_QUEUE` bytes, default
  * 4 MiB), so a batch holds packets in that order, in arrival order within a
- * flow, and the packets of flows that were idle come in a batch of their own. The packets are the callee's; they
- * are views of one buffer per batch. `packets` is reused by the next call:
- * keep the packets, not the array.
+ * flow, and the packets of flows that were idle come in a batch of their own.
+ * The packets are the callee's; they are views of one buffer per batch.
+ * `packets` is reused by the next call: keep the packets, not the array.
  */
 export type TunPacketsHandler = (packets: readonly Uint8Array[]) => void;
 
@@ -73,9 +73,9 @@ export class Tun extends NativeHandle<NativeTun> {
 
   /**
    * Starts reading. Packets are read from the libuv loop when the fd is
-   * readable (and while read-ahead packets wait), up to 128 per `onPackets` call. `onError` is called at most
-   * once, with a fatal error; see {@link TunErrorHandler}. Calling start
-   * again replaces the handlers.
+   * readable (and while read-ahead packets wait), up to 128 per `onPackets`
+   * call. `onError` is called at most once, with a fatal error; see
+   * {@link TunErrorHandler}. Calling start again replaces the handlers.
    */
   start(onPackets: TunPacketsHandler, onError: TunErrorHandler): void {
     const packets: Uint8Array[] = [];
