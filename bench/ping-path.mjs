@@ -23,7 +23,7 @@ import { abArgs, closePairs, openPairs } from './lib/pair-spec.mjs';
 const { rounds, seconds, specs } = abArgs('ping-path', { rounds: 2, seconds: 6, minSeconds: 3 });
 
 const median = (xs) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[xs.length >> 1]);
-const ms = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+const ms = (x) => Math.round(x * 1000) / 1000;
 
 /** tcpdump in `ns` on `dev` with `filter`; stop() resolves its lines (`-tt`: seconds since the epoch). */
 function capture(ns, dev, filter) {
@@ -32,8 +32,21 @@ function capture(ns, dev, filter) {
   let err = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (err += d));
-  const ready = new Promise((resolve) => {
-    const check = () => (err.includes('listening on') ? resolve() : setTimeout(check, 20));
+  const ready = new Promise((resolve, reject) => {
+    let done = false;
+    const fail = (why) => {
+      if (!done) reject(new Error(`ping-path: tcpdump in ${ns} on ${dev} ${why}${err.trim() ? `: ${err.trim()}` : ''} (install it with: apt-get install tcpdump)`));
+      done = true;
+    };
+    p.once('error', (e) => fail(`could not start (${e.message})`));
+    p.once('exit', (code) => fail(`exited with ${code}`));
+    const check = () => {
+      if (done) return;
+      if (err.includes('listening on')) {
+        done = true;
+        resolve();
+      } else setTimeout(check, 20);
+    };
     check();
   });
   return {
@@ -118,7 +131,7 @@ try {
         mbps: Math.round(tcp.mbps),
         ping_p50_ms: ping.p50,
         matched: legs.rtt.length,
-        p50_ms: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, ms(median(v) === null ? null : median(v) * 1000)])),
+        p50_ms: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, v.length === 0 ? null : ms(median(v) * 1000)])),
       };
       p.runs.push(run);
       process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
