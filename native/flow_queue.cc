@@ -7,10 +7,13 @@ namespace tsg {
 
 namespace {
 
-// Spare full-size items kept for the next reads (a read-ahead of a few batches reuses them).
+// Spare items kept for the next reads: full-size ones (a read-ahead of a few batches reuses them) and
+// small ones (the copies of short reads), so that the packet path allocates nothing once warm.
 constexpr size_t kMaxSpare = 64;
-// Reads up to this size are moved to an allocation of their own size (pings, ACKs, DNS).
-constexpr uint32_t kShrinkBelow = 2048;
+constexpr size_t kMaxSmallSpare = 512;
+// Reads up to this size (pings, ACKs, DNS, MTU-sized packets) are copied into a small item, so that a
+// full-size one is not held by a short packet and the queue's byte limit counts close to their size.
+constexpr uint32_t kSmallCap = 2048 - sizeof(FlowQueue::Item);
 
 uint64_t Mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
@@ -72,30 +75,35 @@ FlowQueue::~FlowQueue() {
     }
   }
   for (Item* it : spare_) std::free(it);
+  for (Item* it : small_spare_) std::free(it);
 }
 
-FlowQueue::Item* FlowQueue::Alloc() {
-  if (!spare_.empty()) {
-    Item* it = spare_.back();
-    spare_.pop_back();
-    return it;
+FlowQueue::Item* FlowQueue::Take(std::vector<Item*>* spare, uint32_t cap) {
+  Item* it;
+  if (!spare->empty()) {
+    it = spare->back();
+    spare->pop_back();
+  } else {
+    it = static_cast<Item*>(std::malloc(sizeof(Item) + cap));
+    if (it == nullptr) return nullptr;
+    it->cap = cap;
   }
-  auto* it = static_cast<Item*>(std::malloc(sizeof(Item) + item_cap_));
-  if (it == nullptr) return nullptr;
   it->next = nullptr;
   it->len = 0;
-  it->cap = item_cap_;
   it->tag = 0;
   return it;
 }
 
+FlowQueue::Item* FlowQueue::Alloc() { return Take(&spare_, item_cap_); }
+
 void FlowQueue::Free(Item* it) {
   if (it->cap == item_cap_ && spare_.size() < kMaxSpare) {
-    it->next = nullptr;
     spare_.push_back(it);
-    return;
+  } else if (it->cap == kSmallCap && small_spare_.size() < kMaxSmallSpare) {
+    small_spare_.push_back(it);
+  } else {
+    std::free(it);
   }
-  std::free(it);
 }
 
 uint32_t FlowQueue::Bucket(const uint8_t* p, size_t len) const {
@@ -119,15 +127,16 @@ uint32_t FlowQueue::Bucket(const uint8_t* p, size_t len) const {
 }
 
 void FlowQueue::Push(Item* it, uint32_t len, size_t skip) {
-  it->len = len;
-  it->next = nullptr;
-  if (len < kShrinkBelow && it->cap == item_cap_) {
-    // glibc shrinks in place (no copy); the full-size room is not held by a tiny packet.
-    if (auto* small = static_cast<Item*>(std::realloc(it, sizeof(Item) + len))) {
+  if (len <= kSmallCap && it->cap > kSmallCap) {
+    if (Item* small = Take(&small_spare_, kSmallCap)) {
+      std::memcpy(small->data(), it->data(), len);
+      small->tag = it->tag;
+      Free(it);
       it = small;
-      it->cap = len;
     }
   }
+  it->len = len;
+  it->next = nullptr;
   const size_t at = skip < len ? skip : len;
   Flow& f = flows_[Bucket(it->data() + at, len - at)];
   if (f.tail == nullptr) {

@@ -32,7 +32,7 @@ class FlowQueue {
   // An item with room for item_cap bytes (a spare one when there is one), or nullptr when out of memory.
   Item* Alloc();
   // Queues `it` holding `len` bytes; the flow is that of the IP packet at data() + `skip` (the
-  // virtio_net_hdr before it). A short read gives its unused room back.
+  // virtio_net_hdr before it). A short read is moved to a small item (`it` is then reused).
   void Push(Item* it, uint32_t len, size_t skip);
   // The next item in deficit round robin order (sparse flows first), or nullptr when empty. With
   // `new_only`, nullptr instead of an item of a flow that has used its first quantum (a bulk flow).
@@ -74,7 +74,10 @@ class FlowQueue {
 
   std::vector<Flow> flows_;
   List new_, old_;
-  std::vector<Item*> spare_;
+  // A spare item of `cap` bytes from `spare`, or a new one (nullptr when out of memory).
+  static Item* Take(std::vector<Item*>* spare, uint32_t cap);
+
+  std::vector<Item*> spare_, small_spare_;
   size_t limit_;
   uint32_t item_cap_;
   uint32_t seed_;
