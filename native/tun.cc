@@ -253,8 +253,7 @@ void Tun::OnPoll(int status, int events) {
   if (!(events & UV_READABLE)) return;
   if (idle_on_) {
     // The idle handle takes the batches while the queue holds reads; here only read ahead.
-    int err = Fill();
-    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) Fail(err, "read");
+    Fill();
     return;
   }
   Service();
@@ -277,20 +276,22 @@ void Tun::UpdateIdle() {
   }
 }
 
-int Tun::Fill() {
+bool Tun::Fill() {
   // At least one batch's worth even with a zero limit (TSGUARD_TUN_QUEUE=0: the old read-and-forward).
   for (int reads = 0; reads < kMaxReadsPerFill && (queue_->items() < static_cast<size_t>(kBatch) || !queue_->Full());) {
     FlowQueue::Item* it = queue_->Alloc();
     if (it == nullptr) {
       rx_nomem_++;
-      return 0;  // the packets stay in the kernel's queue until memory is back
+      return true;  // the packets stay in the kernel's queue until memory is back
     }
     ssize_t r = ::read(fd_, it->data(), kBufSize + kVnetHdrLen);
     if (r <= 0) {
       const int err = r < 0 ? errno : EAGAIN;
       queue_->Free(it);
       if (err == EINTR) continue;
-      return err;
+      if (err == EAGAIN || err == EWOULDBLOCK) return true;
+      Fail(err, "read");
+      return false;
     }
     reads++;
     if (vnet_ && static_cast<size_t>(r) <= kVnetHdrLen) {
@@ -300,7 +301,7 @@ int Tun::Fill() {
     }
     queue_->Push(it, static_cast<uint32_t>(r), vnet_ ? kVnetHdrLen : 0);
   }
-  return 0;
+  return true;
 }
 
 uint32_t Tun::TakeBatch() {
@@ -355,11 +356,7 @@ void Tun::Service() {
   for (int round = 0; round < kMaxBatchesPerWake; round++) {
     Napi::HandleScope scope(env);
     // Read what arrived since the last round first, so that a sparse flow's packet overtakes.
-    const int err = Fill();
-    if (err != 0 && err != EAGAIN && err != EWOULDBLOCK) {
-      Fail(err, "read");
-      return;
-    }
+    if (!Fill()) return;
     const uint32_t n = TakeBatch();
     if (n > 0) {
       rx_batches_++;

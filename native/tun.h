@@ -38,8 +38,9 @@ class Tun : public PollHandle<Tun> {
 
   friend class PollHandle<Tun>;
   void OnPoll(int status, int events);
-  // Reads ahead into queue_ (up to its limit); the errno that ended it (EAGAIN: drained), or 0.
-  int Fill();
+  // Reads ahead into queue_ (up to its limit, or until the kernel has no more); false after a fatal
+  // read error (reported through Fail).
+  bool Fill();
   // Up to kMaxBatchesPerWake rounds of Fill and one batch from queue_ to JavaScript.
   void Service();
   // One batch from queue_ into split_/split_lens_; the number of packets.
