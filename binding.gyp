@@ -10,6 +10,7 @@
         "native/endpoint.cc",
         "native/flow_queue.cc",
         "native/hscrypto.cc",
+        "native/noise_steps.cc",
         "native/offload.cc",
         "native/tun.cc",
         "native/udp_recv.cc",

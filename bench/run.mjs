@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { collect, cpuSeconds, memKiB, sleep, waitFor, which } from './lib/proc.mjs';
 import { NS_PREFIX, ROOT, TSGUARD_WG, Topology, configurePair, iperf3, nsRun, nsSpawn, pingStats, removeStale, teardownAll, wg } from './lib/netns.mjs';
-import { prepareResponder } from './lib/handshake-load.mjs';
+import { handshakeLoadArgs, prepareResponder } from './lib/handshake-load.mjs';
 import { hubRss } from './lib/hub-rss.mjs';
 import { cliChangeAcrossHubs } from './lib/multihub.mjs';
 import { joinLatency, registrationRate } from './lib/registration.mjs';
@@ -309,15 +309,7 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
     if (pair.handshakes && handshakes && !has('--skip-handshakes')) {
       const hs = await scenario(R, `${pair.id} handshakes/s (responder ${implName(pair.b)} in B)`, async () => {
         const keys = await prepareResponder((args) => wg(p.b.ns, args), p.b.ifname, HS_IDENTITIES, p.dir);
-        const child = nsSpawn(p.a.ns, process.execPath, [
-          join(ROOT, 'bench/lib/handshake-load.mjs'),
-          '--target', `${p.b.outer4}:${p.b.port}`,
-          '--responder-key', p.b.keys.pub,
-          '--keys', keys,
-          '--seconds', String(HS_SECONDS),
-          '--window', String(HS_WINDOW),
-          '--responder-pid', String(p.b.daemon.pid),
-        ]);
+        const child = nsSpawn(p.a.ns, process.execPath, handshakeLoadArgs(p, keys, { seconds: HS_SECONDS, window: HS_WINDOW }));
         // Data-packet latency through the responder while it is flooded (reported, not asserted):
         // pings A → B every PING_INTERVAL over the warm-up and the counted window.
         let pingP = Promise.resolve(null);

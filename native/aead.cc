@@ -65,46 +65,6 @@ void Nonce(uint8_t nonce[12], uint32_t lo, uint32_t hi) {
   for (int i = 0; i < 4; i++) nonce[8 + i] = static_cast<uint8_t>(hi >> (8 * i));
 }
 
-// Seals pt[0, len) into dst (ciphertext, then the tag at dst + len). dst may equal pt (in place).
-bool SealOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* pt, size_t len, uint8_t* dst,
-             const uint8_t* ad, size_t adLen) {
-  Contexts& c = Ctx();
-  uint8_t nonce[12];
-  Nonce(nonce, lo, hi);
-  int n = 0, fin = 0, adOut = 0;
-  if (!c.ok) return false;
-  if (EVP_EncryptInit_ex(c.seal, nullptr, nullptr, KeyFor(key, c.sealKey, &c.sealKeyed), nonce) != 1) {
-    c.sealKeyed = false;
-    return false;
-  }
-  return (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
-         (len == 0 || EVP_EncryptUpdate(c.seal, dst, &n, pt, static_cast<int>(len)) == 1) &&
-         EVP_EncryptFinal_ex(c.seal, dst + n, &fin) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
-}
-
-// Opens ct[0, len) (ciphertext || tag, len >= 16) into dst (may equal ct). On failure dst is zeroed:
-// unauthenticated plaintext never leaves.
-bool OpenOne(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* ct, size_t len, uint8_t* dst,
-             const uint8_t* ad, size_t adLen) {
-  Contexts& c = Ctx();
-  const size_t ptLen = len - kTagLen;
-  uint8_t nonce[12];
-  Nonce(nonce, lo, hi);
-  uint8_t tag[kTagLen];
-  std::memcpy(tag, ct + ptLen, kTagLen);
-  int n = 0, fin = 0, adOut = 0;
-  const bool inited = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, KeyFor(key, c.openKey, &c.openKeyed), nonce) == 1;
-  if (!inited) c.openKeyed = false;
-  const bool ok = inited &&
-                  (adLen == 0 || EVP_DecryptUpdate(c.open, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
-                  (ptLen == 0 || EVP_DecryptUpdate(c.open, dst, &n, ct, static_cast<int>(ptLen)) == 1) &&
-                  EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
-                  EVP_DecryptFinal_ex(c.open, dst + n, &fin) == 1;
-  if (!ok) std::memset(dst, 0, ptLen);
-  return ok;
-}
-
 // Optional additional data at info[i]: absent/undefined means none. False when it is not a Uint8Array.
 bool OptionalAd(const Napi::CallbackInfo& info, size_t i, uint8_t** ad, size_t* adLen) {
   *ad = nullptr;
@@ -129,7 +89,7 @@ Napi::Value Seal(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "aeadSeal: output buffer too small").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!SealOne(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), pt, ptLen, out + off, ad, adLen)) {
+  if (!AeadSeal(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), pt, ptLen, out + off, ad, adLen)) {
     Napi::Error::New(env, "aeadSeal: OpenSSL ChaCha20-Poly1305 failed").ThrowAsJavaScriptException();
   }
   return env.Undefined();
@@ -146,7 +106,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (ctLen < kTagLen || outLen < ctLen - kTagLen) return Napi::Number::New(env, -1);
-  const bool ok = OpenOne(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), ct, ctLen, out, ad, adLen);
+  const bool ok = AeadOpen(key, info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value(), ct, ctLen, out, ad, adLen);
   return Napi::Number::New(env, ok ? static_cast<double>(ctLen - kTagLen) : -1);
 }
 
@@ -168,8 +128,8 @@ void RunJobs(size_t begin, size_t end, void* arg) {
   const Batch* b = static_cast<const Batch*>(arg);
   for (size_t i = begin; i < end; i++) {
     const Job& j = b->jobs[i];
-    b->ok[i] = (b->seal ? SealOne(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0)
-                        : OpenOne(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0))
+    b->ok[i] = (b->seal ? AeadSeal(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0)
+                        : AeadOpen(j.key, j.lo, j.hi, j.data, j.len, j.data, nullptr, 0))
                    ? 1
                    : 0;
   }
@@ -247,6 +207,47 @@ Napi::Value AeadBatch(const Napi::CallbackInfo& info) {
 Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(CryptoThreads())); }
 
 }  // namespace
+
+// Seals pt[0, len) into dst (ciphertext, then the tag at dst + len). dst may equal pt (in place).
+bool AeadSeal(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* pt, size_t len, uint8_t* dst,
+             const uint8_t* ad, size_t adLen) {
+  Contexts& c = Ctx();
+  uint8_t nonce[12];
+  Nonce(nonce, lo, hi);
+  int n = 0, fin = 0, adOut = 0;
+  if (!c.ok) return false;
+  if (EVP_EncryptInit_ex(c.seal, nullptr, nullptr, KeyFor(key, c.sealKey, &c.sealKeyed), nonce) != 1) {
+    c.sealKeyed = false;
+    return false;
+  }
+  return (adLen == 0 || EVP_EncryptUpdate(c.seal, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+         (len == 0 || EVP_EncryptUpdate(c.seal, dst, &n, pt, static_cast<int>(len)) == 1) &&
+         EVP_EncryptFinal_ex(c.seal, dst + n, &fin) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c.seal, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
+}
+
+// Opens ct[0, len) (ciphertext || tag, len >= 16) into dst (may equal ct). On failure dst is zeroed:
+// unauthenticated plaintext never leaves.
+bool AeadOpen(const uint8_t* key, uint32_t lo, uint32_t hi, const uint8_t* ct, size_t len, uint8_t* dst,
+             const uint8_t* ad, size_t adLen) {
+  Contexts& c = Ctx();
+  const size_t ptLen = len - kTagLen;
+  uint8_t nonce[12];
+  Nonce(nonce, lo, hi);
+  uint8_t tag[kTagLen];
+  std::memcpy(tag, ct + ptLen, kTagLen);
+  int n = 0, fin = 0, adOut = 0;
+  const bool inited = c.ok && EVP_DecryptInit_ex(c.open, nullptr, nullptr, KeyFor(key, c.openKey, &c.openKeyed), nonce) == 1;
+  if (!inited) c.openKeyed = false;
+  const bool ok = inited &&
+                  (adLen == 0 || EVP_DecryptUpdate(c.open, nullptr, &adOut, ad, static_cast<int>(adLen)) == 1) &&
+                  (ptLen == 0 || EVP_DecryptUpdate(c.open, dst, &n, ct, static_cast<int>(ptLen)) == 1) &&
+                  EVP_CIPHER_CTX_ctrl(c.open, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
+                  EVP_DecryptFinal_ex(c.open, dst + n, &fin) == 1;
+  if (!ok) std::memset(dst, 0, ptLen);
+  return ok;
+}
+
 
 void InitAead(Napi::Env env, Napi::Object exports) {
   if (!Ctx().ok) return;  // no context: the JavaScript side falls back to node:crypto

@@ -13,10 +13,8 @@
 // thread starts on first use, sleeps while the pool is full, and is stopped and joined (and the
 // pooled keys freed) when the Node environment shuts down.
 //
-// x25519Batch does many scalar multiplications in one call, spread over the crypto pool
-// (crypto_pool.cc, shared with the data path's AEAD): the handshake worker computes the DH values of
-// all the initiations (and then all the responses) of one event-loop turn at once; x25519BatchAsync
-// does the same on a libuv worker thread and calls back, so the event loop serves packets meanwhile.
+// The same primitives on raw memory (HashInto, KdfInto, DeriveX25519) serve noise_steps.cc, which
+// computes whole Noise message steps for a batch of handshakes.
 #include "hscrypto.h"
 
 #include <openssl/core_names.h>
@@ -29,12 +27,9 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <string>
 #include <thread>
-#include <vector>
 
 #include "common.h"
-#include "crypto_pool.h"
 
 namespace tsg {
 namespace {
@@ -144,19 +139,7 @@ Napi::Value KdfBlake2s(const Napi::CallbackInfo& info) {
       outLen > 3 * kKeyLen || outLen % kKeyLen != 0) {
     return ThrowType(env, "kdfBlake2s(key: 32-byte Uint8Array, input: Uint8Array, out: Uint8Array of 32, 64 or 96 bytes)");
   }
-  EVP_MAC_CTX* ctx = Get().hmac;
-  uint8_t prk[kKeyLen];
-  bool ok = HmacInto(ctx, key, keyLen, input, inputLen, nullptr, 0, prk);
-  for (size_t i = 0; ok && i < outLen / kKeyLen; i++) {
-    const uint8_t counter = static_cast<uint8_t>(i + 1);
-    ok = i == 0 ? HmacInto(ctx, prk, kKeyLen, &counter, 1, nullptr, 0, out)
-                : HmacInto(ctx, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
-  }
-  OPENSSL_cleanse(prk, sizeof prk);
-  if (!ok) {
-    OPENSSL_cleanse(out, outLen);
-    return Fail(env, "kdfBlake2s: OpenSSL HMAC failed");
-  }
+  if (!KdfInto(key, input, inputLen, outLen / kKeyLen, out)) return Fail(env, "kdfBlake2s: OpenSSL HMAC failed");
   return env.Undefined();
 }
 
@@ -260,15 +243,11 @@ Napi::Value X25519Import(const Napi::CallbackInfo& info) {
   return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
 }
 
-EVP_PKEY* KeyOf(const Napi::Value& v) {
-  if (!v.IsExternal()) return nullptr;
-  return v.As<Napi::External<EVP_PKEY>>().Data();
-}
 
 // x25519Public(key, out32): the public key of an imported private key.
 Napi::Value X25519Public(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EVP_PKEY* key = info.Length() >= 2 ? KeyOf(info[0]) : nullptr;
+  EVP_PKEY* key = info.Length() >= 2 ? X25519KeyOf(info[0]) : nullptr;
   uint8_t* out;
   size_t outLen;
   if (key == nullptr || !GetUint8Array(info[1], &out, &outLen) || outLen != kKeyLen) {
@@ -279,6 +258,49 @@ Napi::Value X25519Public(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
+// all zero (a low-order peer point) or OpenSSL refuses the peer key.
+Napi::Value X25519(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EVP_PKEY* key = info.Length() >= 3 ? X25519KeyOf(info[0]) : nullptr;
+  uint8_t *pub, *out;
+  size_t pubLen, outLen;
+  if (key == nullptr || !GetUint8Array(info[1], &pub, &pubLen) || pubLen != kKeyLen || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != kKeyLen) {
+    return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
+  }
+  return Napi::Boolean::New(env, DeriveX25519(key, pub, out));
+}
+
+}  // namespace
+
+EVP_PKEY* X25519KeyOf(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  return v.As<Napi::External<EVP_PKEY>>().Data();
+}
+
+bool HashInto(const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint8_t* out) {
+  Ctx& c = Get();
+  unsigned int len = 0;
+  return c.ok && EVP_DigestInit_ex(c.md, c.blake2s, nullptr) == 1 && (aLen == 0 || EVP_DigestUpdate(c.md, a, aLen) == 1) &&
+         (bLen == 0 || EVP_DigestUpdate(c.md, b, bLen) == 1) && EVP_DigestFinal_ex(c.md, out, &len) == 1 && len == kKeyLen;
+}
+
+bool KdfInto(const uint8_t* key, const uint8_t* input, size_t inputLen, size_t n, uint8_t* out) {
+  Ctx& c = Get();
+  uint8_t prk[kKeyLen];
+  bool ok = c.ok && n >= 1 && n <= 3 && HmacInto(c.hmac, key, kKeyLen, input, inputLen, nullptr, 0, prk);
+  for (size_t i = 0; ok && i < n; i++) {
+    const uint8_t counter = static_cast<uint8_t>(i + 1);
+    ok = i == 0 ? HmacInto(c.hmac, prk, kKeyLen, &counter, 1, nullptr, 0, out)
+                : HmacInto(c.hmac, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
+  }
+  OPENSSL_cleanse(prk, sizeof prk);
+  if (!ok) OPENSSL_cleanse(out, n * kKeyLen);
+  return ok;
+}
+
+namespace {
 // Makes X25519 public-key objects from raw bytes with a context created once per thread:
 // EVP_PKEY_new_raw_public_key would look the key type up by name on every call.
 struct PeerKeys {
@@ -295,9 +317,11 @@ struct PeerKeys {
   }
 };
 
+}  // namespace
+
 // DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
 // OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
-bool Derive(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
+bool DeriveX25519(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
   static thread_local PeerKeys peers;
   EVP_PKEY* peer = peers.Make(pub);
   EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
@@ -310,101 +334,6 @@ bool Derive(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
   return ok;
 }
 
-// x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
-// all zero (a low-order peer point) or OpenSSL refuses the peer key.
-Napi::Value X25519(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EVP_PKEY* key = info.Length() >= 3 ? KeyOf(info[0]) : nullptr;
-  uint8_t *pub, *out;
-  size_t pubLen, outLen;
-  if (key == nullptr || !GetUint8Array(info[1], &pub, &pubLen) || pubLen != kKeyLen || !GetUint8Array(info[2], &out, &outLen) ||
-      outLen != kKeyLen) {
-    return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
-  }
-  return Napi::Boolean::New(env, Derive(key, pub, out));
-}
-
-struct DhJobs {
-  std::vector<EVP_PKEY*> keys;
-  std::vector<const uint8_t*> pubs;
-  uint8_t* out;
-  uint8_t* ok;
-};
-
-void RunDh(size_t begin, size_t end, void* arg) {
-  auto* b = static_cast<DhJobs*>(arg);
-  for (size_t i = begin; i < end; i++) b->ok[i] = Derive(b->keys[i], b->pubs[i], b->out + i * kKeyLen) ? 1 : 0;
-}
-
-// Reads the jobs of x25519Batch / x25519BatchAsync (arguments 0–3) into `b`; on bad input throws a
-// TypeError naming `usage` (and the job) and returns false. Every argument is checked before any work.
-bool ReadDhJobs(const Napi::CallbackInfo& info, const char* name, const char* usage, DhJobs* b) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsArray()) return ThrowType(env, usage), false;
-  Napi::Array keys = info[0].As<Napi::Array>();
-  Napi::Array pubs = info[1].As<Napi::Array>();
-  const size_t n = keys.Length();
-  size_t outLen, okLen;
-  if (pubs.Length() != n || !GetUint8Array(info[2], &b->out, &outLen) || outLen != n * kKeyLen || !GetUint8Array(info[3], &b->ok, &okLen) ||
-      okLen != n) {
-    return ThrowType(env, usage), false;
-  }
-  b->keys.assign(n, nullptr);
-  b->pubs.assign(n, nullptr);
-  for (size_t i = 0; i < n; i++) {
-    uint8_t* pub;
-    size_t len;
-    b->keys[i] = KeyOf(keys.Get(static_cast<uint32_t>(i)));
-    if (b->keys[i] == nullptr || !GetUint8Array(pubs.Get(static_cast<uint32_t>(i)), &pub, &len) || len != kKeyLen) {
-      return ThrowType(env, std::string(name) + ": job " + std::to_string(i) + ": " + usage), false;
-    }
-    b->pubs[i] = pub;
-  }
-  return true;
-}
-
-// x25519Batch(keys, publicKeys, out, ok): job i is DH(keys[i], publicKeys[i]) into out[32i, 32i + 32),
-// ok[i] = 1, or zeros and ok[i] = 0 as x25519 refuses. The jobs run on the crypto pool (one scalar
-// multiplication is worth a thread hand-off).
-Napi::Value X25519Batch(const Napi::CallbackInfo& info) {
-  DhJobs b{};
-  if (!ReadDhJobs(info, "x25519Batch",
-                  "x25519Batch(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes)",
-                  &b)) {
-    return info.Env().Undefined();
-  }
-  ParallelFor(b.keys.size(), 1, &RunDh, &b);
-  return info.Env().Undefined();
-}
-
-// x25519BatchAsync(keys, publicKeys, out, ok, done): x25519Batch's jobs on a libuv worker thread
-// (not the crypto pool, whose one-batch-at-a-time lock the data path's AEAD batches take on the event
-// loop); done() is called on the event loop when all are computed. The arrays are held by
-// references until then, so neither the keys nor the buffers can be collected meanwhile.
-class DhAsync : public Napi::AsyncWorker {
- public:
-  DhAsync(const Napi::CallbackInfo& info, DhJobs jobs) : Napi::AsyncWorker(info[4].As<Napi::Function>(), "tsguard.x25519BatchAsync"), jobs_(std::move(jobs)) {
-    for (size_t i = 0; i < 4; i++) refs_[i] = Napi::Persistent(info[i].As<Napi::Object>());
-  }
-  void Execute() override { RunDh(0, jobs_.keys.size(), &jobs_); }
-
- private:
-  DhJobs jobs_;
-  Napi::ObjectReference refs_[4];
-};
-
-Napi::Value X25519BatchAsync(const Napi::CallbackInfo& info) {
-  static const char* kUsage =
-      "x25519BatchAsync(keys: External[] from x25519Import, publicKeys: 32-byte Uint8Array[], out: Uint8Array of 32 × n bytes, ok: Uint8Array of n bytes, "
-      "done: () => void)";
-  DhJobs b{};
-  if (info.Length() < 5 || !info[4].IsFunction()) return ThrowType(info.Env(), kUsage);
-  if (!ReadDhJobs(info, "x25519BatchAsync", kUsage, &b)) return info.Env().Undefined();
-  (new DhAsync(info, std::move(b)))->Queue();  // node-addon-api deletes it after done() ran
-  return info.Env().Undefined();
-}
-
-}  // namespace
 
 void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
   if (!Get().ok) return;  // the JavaScript side then keeps node:crypto for these
@@ -418,8 +347,6 @@ void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Import", Napi::Function::New<X25519Import>(env, "x25519Import"));
   exports.Set("x25519Public", Napi::Function::New<X25519Public>(env, "x25519Public"));
   exports.Set("x25519", Napi::Function::New<X25519>(env, "x25519"));
-  exports.Set("x25519Batch", Napi::Function::New<X25519Batch>(env, "x25519Batch"));
-  exports.Set("x25519BatchAsync", Napi::Function::New<X25519BatchAsync>(env, "x25519BatchAsync"));
 }
 
 }  // namespace tsg

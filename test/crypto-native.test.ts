@@ -11,6 +11,9 @@ import { createNativeCrypto, type NativeCryptoBinding, type NativeCryptoProvider
 import { loadNative, loadNativeCrypto } from '../src/io/native.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { nodeCrypto } from '../src/crypto/node.js';
+import type { InitiationStepJob, ResponseStepJob } from '../src/crypto/provider.js';
+import { initialState, writeMessageA } from '../src/noise/ikpsk2.js';
+import { initiationStep, responseStep } from '../src/noise/steps.js';
 
 const nativeCrypto = loadNativeCrypto() as NativeCryptoProvider;
 
@@ -131,39 +134,75 @@ describe('native handshake primitives', () => {
     );
   });
 
-  it('dhBatch gives what dh gives, job by job, low-order points included', () => {
+  /** Random initiations (one in eight tampered, one in ten with a low-order ephemeral) and responses (one in ten low-order) for the step batches. */
+  const stepJobs = fc
+    .tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(39), fc.boolean()), { minLength: 0, maxLength: 24 }))
+    .map(([responder, raw]) => {
+      const st0 = initialState(nobleCrypto, 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', Uint8Array.of(1, 2), nobleCrypto.publicKey(responder));
+      const initiations: InitiationStepJob[] = [];
+      const responses: ResponseStepJob[] = [];
+      for (const [k, r, psk] of raw) {
+        const e = k.map((x) => x ^ 0x33);
+        const s = k.map((x) => x ^ 0x5a);
+        const a = writeMessageA(nobleCrypto, { ...st0 }, e, nobleCrypto.publicKey(e), nobleCrypto.publicKey(s), nobleCrypto.publicKey(responder), nobleCrypto.dh(s, nobleCrypto.publicKey(responder)) ?? new Uint8Array(32), k)!;
+        const encryptedStatic = a.encryptedStatic.slice();
+        if (r % 8 === 1) encryptedStatic[r % 48]! ^= 1;
+        initiations.push({ ephemeral: r % 10 === 0 ? new Uint8Array(32) : a.ephemeral, encryptedStatic });
+        responses.push({
+          ck: k.map((x) => x ^ 1),
+          h: k.map((x) => x ^ 2),
+          ephemeralPrivate: k.map((x) => x ^ 3),
+          initiatorEphemeral: r % 10 === 3 ? new Uint8Array(32) : nobleCrypto.publicKey(e),
+          initiatorStatic: nobleCrypto.publicKey(s),
+          psk: psk ? k.map((x) => x ^ 4) : new Uint8Array(32),
+        });
+      }
+      return { responder, st0, initiations, responses };
+    });
+
+  it('computes the Noise steps of a batch as src/noise/steps.ts defines them, failures included', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(9)), { minLength: 0, maxLength: 40 }), (jobs) => {
-        const privs = jobs.map(([k]) => k);
-        // One job in ten gets a low-order point (zero), the rest a real public key.
-        const pubs = jobs.map(([k, r]) => (r === 0 ? new Uint8Array(32) : nobleCrypto.publicKey(k.map((x) => x ^ 0x55))));
-        const got = nativeCrypto.dhBatch!(privs, pubs);
-        expect(got).toHaveLength(jobs.length);
-        got.forEach((g, i) => expect(g).toEqual(nobleCrypto.dh(privs[i]!, pubs[i]!)));
+      fc.property(stepJobs, ({ responder, st0, initiations, responses }) => {
+        const gotI = nativeCrypto.initiationSteps!(responder, st0.ck, st0.h, initiations);
+        expect(gotI).toEqual(initiations.map((j) => initiationStep(nobleCrypto, responder, st0, j)));
+        const gotR = nativeCrypto.responseSteps!(responses);
+        expect(gotR).toEqual(responses.map((j) => responseStep(nobleCrypto, j)));
       }),
-      { numRuns: 30 },
+      { numRuns: 25 },
     );
-    expect(() => nativeCrypto.dhBatch!([new Uint8Array(32)], [])).toThrow(/1 private keys but 0 public keys/);
-    expect(() => nativeCrypto.dhBatch!([new Uint8Array(32)], [new Uint8Array(31)])).toThrow(/32 bytes/);
+    expect(() => nativeCrypto.initiationSteps!(new Uint8Array(32), new Uint8Array(32), new Uint8Array(32), [{ ephemeral: new Uint8Array(31), encryptedStatic: new Uint8Array(48) }])).toThrow(/ephemeral: expected 32 bytes/);
+    expect(() => nativeCrypto.responseSteps!([{ ck: new Uint8Array(32), h: new Uint8Array(32), ephemeralPrivate: new Uint8Array(32), initiatorEphemeral: new Uint8Array(32), initiatorStatic: new Uint8Array(32), psk: new Uint8Array(16) }])).toThrow(/field 4: expected 32 bytes/);
   });
 
-  it('dhBatchAsync resolves with what dh gives, job by job, and its inputs can be dropped while it runs', async () => {
+  it('computes them asynchronously alike, with several batches out and their inputs dropped meanwhile', async () => {
     const asyncCrypto = createNativeCrypto(loadNative())!;
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(9)), { minLength: 0, maxLength: 40 }), async (jobs) => {
-        const privs = jobs.map(([k]) => k);
-        const pubs = jobs.map(([k, r]) => (r === 0 ? new Uint8Array(32) : nobleCrypto.publicKey(k.map((x) => x ^ 0x55))));
-        const want = privs.map((k, i) => nobleCrypto.dh(k, pubs[i]!));
-        // Several batches out at once; the arrays passed are not kept by the caller.
-        const got = await Promise.all([0, 1, 2].map(() => asyncCrypto.dhBatchAsync!(privs.slice(), pubs.slice())));
-        for (const g of got) expect(g).toEqual(want);
+      fc.asyncProperty(stepJobs, async ({ responder, st0, initiations, responses }) => {
+        const wantI = initiations.map((j) => initiationStep(nobleCrypto, responder, st0, j));
+        const wantR = responses.map((j) => responseStep(nobleCrypto, j));
+        const got = await Promise.all([0, 1, 2].map(() => asyncCrypto.initiationStepsAsync!(responder.slice(), st0.ck.slice(), st0.h.slice(), initiations.slice())));
+        for (const g of got) expect(g).toEqual(wantI);
+        const gotR = await Promise.all([0, 1].map(() => asyncCrypto.responseStepsAsync!(responses.map((j) => ({ ...j, ephemeralPrivate: j.ephemeralPrivate.slice() })))));
+        for (const g of gotR) expect(g).toEqual(wantR);
       }),
-      { numRuns: 30 },
+      { numRuns: 15 },
     );
-    expect(() => asyncCrypto.dhBatchAsync!([new Uint8Array(32)], [])).toThrow(/1 private keys but 0 public keys/);
-    expect(() => asyncCrypto.dhBatchAsync!([new Uint8Array(32)], [new Uint8Array(31)])).toThrow(/32 bytes/);
     // Off unless TSGUARD_HANDSHAKE_ASYNC=1 (bench/README.md step 7).
-    if (process.env['TSGUARD_HANDSHAKE_ASYNC'] !== '1') expect(nativeCrypto.dhBatchAsync).toBeUndefined();
+    if (process.env['TSGUARD_HANDSHAKE_ASYNC'] !== '1') expect(nativeCrypto.initiationStepsAsync).toBeUndefined();
+  });
+
+  it('leaves the steps out (the primitives stay native) when a step function disagrees with the definitions', () => {
+    const addon = loadNative();
+    const wrong = createNativeCrypto({
+      ...addon,
+      noiseResponses: (keys, input, out, ok) => {
+        addon.noiseResponses!(keys, input, out, ok);
+        out[5]! ^= 1;
+      },
+    })!;
+    expect(wrong.nativeHandshake).toBe(true);
+    expect(wrong.responseSteps).toBeUndefined();
+    expect(wrong.initiationSteps).toBeUndefined();
   });
 
   it('X25519 agrees with @noble; generated keys are clamped and unique; low-order points are refused', () => {

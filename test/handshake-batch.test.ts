@@ -1,8 +1,8 @@
 /**
  * The handshake worker's batches (src/device/handshakes.ts) against the
  * one-message-at-a-time path: responders with the same keys, peers and
- * random streams — one whose provider has neither `dhBatch` nor
- * `dhBatchAsync`, one with `dhBatch`, one with a `dhBatchAsync` whose
+ * random streams — one whose provider has no batched Noise steps, one with
+ * `initiationSteps`/`responseSteps`, one with their asynchronous forms whose
  * batches the test completes later, in random order — are fed the same
  * random mix of initiations (fresh, replayed, duplicated, too early, with
  * bad MACs, floods that put the device under load), responses, cookie
@@ -14,18 +14,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getCrypto } from '../src/crypto/index.js';
-import type { CryptoProvider } from '../src/crypto/provider.js';
+import type { CryptoProvider, InitiationStepJob, ResponseStepJob } from '../src/crypto/provider.js';
 import { tai64n } from '../src/crypto/tai64n.js';
 import { Device } from '../src/device/device.js';
 import type { Endpoint } from '../src/device/types.js';
 import { CookieGenerator } from '../src/noise/cookie.js';
 import { consumeResponse, createInitiation, Handshake, makeIdentity, type LocalIdentity } from '../src/noise/handshake.js';
+import { initiationStep, responseStep } from '../src/noise/steps.js';
 import { parsePrefix } from '../src/routing/ip.js';
 import { FakeClock, ipv4Packet, mulberry32 } from './helpers/sim.js';
 
 const base = getCrypto();
 
-/** Asynchronous DH batches that the test completes when it chooses (`release`). */
+/** Asynchronous step batches that the test completes when it chooses (`release`). */
 class Deferred {
   readonly waiting: (() => void)[] = [];
   /** Complete `k` of the waiting batches (all by default), in an order drawn from `order`; then let their callbacks run. */
@@ -41,7 +42,7 @@ class Deferred {
 
 type Mode = 'seq' | 'batch' | 'async';
 
-/** `base` with a seeded random stream and one DH mode (counting its batch calls). */
+/** `base` with a seeded random stream and one step mode (counting its batch calls). */
 function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number }, deferred?: Deferred): CryptoProvider {
   let counter = 0;
   const seedBytes = Uint8Array.of(seed & 255, (seed >>> 8) & 255, 0x42);
@@ -54,11 +55,20 @@ function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number
     }
     return out;
   };
-  const batch = (privs: readonly Uint8Array[], pubs: readonly Uint8Array[]) => {
+  const count = (n: number): void => {
     calls.batches++;
-    calls.jobs += privs.length;
-    return privs.map((k, i) => base.dh(k, pubs[i]!));
+    calls.jobs += n;
   };
+  // The definitions (src/noise/steps.ts) on the seeded provider, counted; copies of the inputs, as the worker must not change them while a batch is out.
+  const initiations = (k: Uint8Array, ck: Uint8Array, h: Uint8Array, jobs: readonly InitiationStepJob[]) => {
+    count(jobs.length);
+    return jobs.map((j) => initiationStep(p, k, { ck, h }, { ephemeral: j.ephemeral.slice(), encryptedStatic: j.encryptedStatic.slice() }));
+  };
+  const responses = (jobs: readonly ResponseStepJob[]) => {
+    count(jobs.length);
+    return jobs.map((j) => responseStep(p, { ...j, ephemeralPrivate: j.ephemeralPrivate.slice() }));
+  };
+  const later = <T>(compute: () => T) => new Promise<T>((resolve) => deferred!.waiting.push(() => resolve(compute())));
   const p: CryptoProvider = Object.create(base);
   Object.defineProperties(p, {
     randomBytes: { value: randomBytes },
@@ -70,15 +80,23 @@ function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number
         return k;
       },
     },
-    dhBatch: { value: mode === 'batch' ? batch : undefined },
-    dhBatchAsync: {
+    initiationSteps: { value: mode === 'batch' ? initiations : undefined },
+    responseSteps: { value: mode === 'batch' ? responses : undefined },
+    initiationStepsAsync: {
       value:
         mode === 'async'
-          ? (privs: readonly Uint8Array[], pubs: readonly Uint8Array[]) => {
-              // Inputs copied now: the worker must not change them while the batch is out.
-              const ks = privs.map((k) => k.slice());
-              const ps = pubs.map((k) => k.slice());
-              return new Promise<(Uint8Array | null)[]>((resolve) => deferred!.waiting.push(() => resolve(batch(ks, ps))));
+          ? (k: Uint8Array, ck: Uint8Array, h: Uint8Array, jobs: readonly InitiationStepJob[]) => {
+              const copy = { k: k.slice(), ck: ck.slice(), h: h.slice(), jobs: jobs.map((j) => ({ ephemeral: j.ephemeral.slice(), encryptedStatic: j.encryptedStatic.slice() })) };
+              return later(() => initiations(copy.k, copy.ck, copy.h, copy.jobs));
+            }
+          : undefined,
+    },
+    responseStepsAsync: {
+      value:
+        mode === 'async'
+          ? (jobs: readonly ResponseStepJob[]) => {
+              const copy = jobs.map((j) => ({ ...j, ephemeralPrivate: j.ephemeralPrivate.slice() }));
+              return later(() => responses(copy));
             }
           : undefined,
     },

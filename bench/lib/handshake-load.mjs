@@ -26,7 +26,7 @@
 //   (20/s, burst 5) and drop silently: an initiation unanswered after --timeout ms frees its slot.
 // - Counted: responses (type 2, 92 bytes) whose arrival falls in [warmup, warmup + seconds).
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { cpus } from 'node:os';
@@ -100,6 +100,54 @@ function procCpu(pid) {
   }
 }
 
+/** p50 / p90 / p99 of `xs` (ms, rounded to 0.01), or null when empty. */
+function percentiles(xs) {
+  if (xs.length === 0) return null;
+  const s = Float64Array.from(xs).sort();
+  const at = (q) => Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))] * 100) / 100;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+/**
+ * CPU seconds per thread of a process, or null: `main` for the main thread, else by thread name with
+ * the threads of one name summed (V8's workers, libuv's pool), and `other` for those named as the main thread.
+ */
+function threadsCpu(pid) {
+  if (!pid) return null;
+  try {
+    const out = {};
+    const mainName = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        const name = tid === String(pid) ? 'main' : comm === mainName ? 'other' : comm;
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+        // Time runnable but waiting for a CPU (schedstat's second field, ns).
+        const wait = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+        if (Number.isFinite(wait)) out[`${name} waiting for a CPU`] = (out[`${name} waiting for a CPU`] ?? 0) + wait;
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU seconds of the whole host (all cores, from /proc/stat), or null. */
+function hostBusy() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + f[4]; // idle + iowait
+    return (f.reduce((a, b) => a + b, 0) - idle) / 100;
+  } catch {
+    return null;
+  }
+}
+
 async function pregenerate(keys, responderKey, count, nWorkers) {
   const baseMs = Date.now();
   const parts = Array.from({ length: nWorkers }, () => []);
@@ -156,7 +204,10 @@ async function main() {
   const tStart = t0 + o.warmup * 1000;
   const tEnd = tStart + o.seconds * 1000;
   let cpuStart = null;
+  let threadsStart = null;
+  let hostStart = null;
   let genCpuStart = null;
+  const latencies = []; // ms from an initiation's send to its response, over the counted window
 
   const send = (peer, t) => {
     if (peer.next >= perPeer) {
@@ -210,7 +261,10 @@ async function main() {
         return;
       }
       st.responses++;
-      if (t >= tStart && t < tEnd) st.responsesInWindow++;
+      if (t >= tStart && t < tEnd) {
+        st.responsesInWindow++;
+        latencies.push(t - e.sentAt);
+      }
       release(idx, e, t);
     } else if (d.length === 64 && d[0] === 3 && d[1] === 0 && d[2] === 0 && d[3] === 0) {
       st.cookieReplies++;
@@ -246,6 +300,8 @@ async function main() {
 
   const startTimer = setTimeout(() => {
     cpuStart = procCpu(o.responderPid);
+    threadsStart = threadsCpu(o.responderPid);
+    hostStart = hostBusy();
     genCpuStart = process.cpuUsage();
   }, Math.max(0, tStart - now()));
 
@@ -254,6 +310,8 @@ async function main() {
   await new Promise((r) => setTimeout(r, Math.max(0, tEnd - now())));
   stopped = true;
   const cpuEnd = procCpu(o.responderPid);
+  const threadsEnd = threadsCpu(o.responderPid);
+  const hostEnd = hostBusy();
   const genCpu = genCpuStart ? process.cpuUsage(genCpuStart) : null;
   clearInterval(scan);
   clearTimeout(startTimer);
@@ -280,11 +338,37 @@ async function main() {
     stray_datagrams: st.stray,
     exhausted: st.exhausted,
     responder_cpu_s: responderCpu,
+    // Closed loop: with --window initiations out and SPACING_MS per identity, this latency bounds the rate.
+    response_latency_ms: percentiles(latencies),
+    // Per thread name (the main thread carries the process's name), over the counted window.
+    responder_threads_cpu_s:
+      threadsStart && threadsEnd
+        ? Object.fromEntries(Object.entries(threadsEnd).map(([k, v]) => [k, Math.round((v - (threadsStart[k] ?? 0)) * 100) / 100]).filter(([, v]) => v > 0))
+        : null,
+    // Busy cores of the whole host over the window (responder, generator, kernel and anything else).
+    host_busy_cores: hostStart !== null && hostEnd !== null ? Math.round(((hostEnd - hostStart) / o.seconds) * 100) / 100 : null,
     handshakes_per_responder_cpu_s: responderCpu ? Math.round(st.responsesInWindow / responderCpu) : null,
     generator_cpu_s: genCpu ? Math.round(((genCpu.user + genCpu.system) / 1e6) * 100) / 100 : null,
     pregenerate_s: Math.round(pregenSeconds * 100) / 100,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/**
+ * The command line that runs this generator against the responder B of a configured pair `p`
+ * (bench/lib/netns.mjs configurePair) with the identities in `keys` (from prepareResponder); to run
+ * in A's namespace: `nsSpawn(p.a.ns, process.execPath, handshakeLoadArgs(…))`.
+ */
+export function handshakeLoadArgs(p, keys, { seconds, window }) {
+  return [
+    fileURLToPath(import.meta.url),
+    '--target', `${p.b.outer4}:${p.b.port}`,
+    '--responder-key', p.b.keys.pub,
+    '--keys', keys,
+    '--seconds', String(seconds),
+    '--window', String(window),
+    '--responder-pid', String(p.b.daemon.pid),
+  ];
 }
 
 /**

@@ -7,11 +7,13 @@
  * - BLAKE2s-256, HMAC-BLAKE2s, the KDF and keyed BLAKE2s-128 (the handshake's
  *   hashes and MACs) through OpenSSL with contexts reused per thread;
  * - X25519 with the private key held in an OpenSSL key object cached per key
- *   array, one at a time or many in one call on the addon's crypto pool
- *   (`dhBatch`), or asynchronously on libuv worker threads (`dhBatchAsync`,
- *   so that the event loop serves packets meanwhile); new key pairs (one per handshake) come from a pool that a
+ *   array; new key pairs (one per handshake) come from a pool that a
  *   background thread of the addon keeps filled, so their scalar
- *   multiplication is off the event loop.
+ *   multiplication is off the event loop;
+ * - the responder's Noise message steps, whole, for a batch of handshakes in
+ *   one call on the addon's crypto pool, or asynchronously on libuv worker
+ *   threads so that the event loop serves packets meanwhile
+ *   (`native-steps.ts`).
  *
  * This module does not load the addon: the shell does (`io/native.ts`, the
  * one loader) and passes its exports to {@link createNativeCrypto}, so the
@@ -27,6 +29,7 @@ import { KeyCache } from './key-cache.js';
 import { nodeCrypto, nodeCryptoAvailable } from './node.js';
 import type { CryptoProvider } from './provider.js';
 import { checkKeyLen, KEY_LEN, MAC_LEN, TAG_LEN } from './provider.js';
+import { nativeSteps, stepsSelfTest, type StepsBinding } from './native-steps.js';
 
 /** An OpenSSL X25519 private key held by the addon (an N-API External). */
 type NativeKey = object;
@@ -52,14 +55,10 @@ interface HandshakeBinding {
   x25519Import(privateKey: Uint8Array): NativeKey;
   x25519Public(key: NativeKey, out: Uint8Array): void;
   x25519(key: NativeKey, publicKey: Uint8Array, out: Uint8Array): boolean;
-  /** DH of each key with each public key into `out` (32 bytes per job) on the crypto pool; `ok[i]` as {@link HandshakeBinding.x25519}. */
-  x25519Batch(keys: NativeKey[], publicKeys: readonly Uint8Array[], out: Uint8Array, ok: Uint8Array): void;
-  /** As {@link HandshakeBinding.x25519Batch} on a libuv worker thread; `done` runs on the event loop once `out` and `ok` are filled. */
-  x25519BatchAsync?(keys: NativeKey[], publicKeys: readonly Uint8Array[], out: Uint8Array, ok: Uint8Array, done: () => void): void;
 }
 
 /** The addon's crypto exports, as the shell loaded them (any may be missing in an old build). */
-export type NativeCryptoBinding = Partial<AeadBinding & AeadBatchBinding & HandshakeBinding>;
+export type NativeCryptoBinding = Partial<AeadBinding & AeadBatchBinding & HandshakeBinding & StepsBinding>;
 
 /** The native provider, and whether its handshake primitives are native too (else node:crypto's). */
 export interface NativeCryptoProvider extends CryptoProvider {
@@ -138,33 +137,10 @@ function handshakeSelfTest(b: HandshakeBinding): boolean {
   if (!same(out, nodeCrypto.publicKey(alice))) return false;
   if (!b.x25519(k, bobPub, out) || !same(out, nodeCrypto.dh(alice, bobPub))) return false;
   if (b.x25519(k, new Uint8Array(KEY_LEN), out)) return false; // low-order point: refused
-  if (!dhBatchSelfTest(b, k, bobPub)) return false;
   const fresh = new Uint8Array(KEY_LEN);
   b.x25519Public(b.x25519Generate(fresh), out);
   const clamped = (fresh[0]! & 7) === 0 && (fresh[31]! & 0xc0) === 0x40;
   return clamped && same(out, nodeCrypto.publicKey(fresh));
-}
-
-/** Twenty DH jobs in one batch (enough for the pool), one of them low-order: each as x25519 gives it. */
-function dhBatchSelfTest(b: HandshakeBinding, k: NativeKey, pub: Uint8Array): boolean {
-  const keys: NativeKey[] = [];
-  const pubs: Uint8Array[] = [];
-  const raws: Uint8Array[] = [];
-  for (let i = 0; i < 20; i++) {
-    const raw = Uint8Array.from({ length: KEY_LEN }, (_, j) => (i * 37 + j * 11 + 1) & 255);
-    raws.push(raw);
-    keys.push(i % 2 === 0 ? k : b.x25519Import(raw));
-    pubs.push(i === 13 ? new Uint8Array(KEY_LEN) : i % 3 === 0 ? pub : nodeCrypto.publicKey(raw));
-  }
-  const out = new Uint8Array(20 * KEY_LEN);
-  const ok = new Uint8Array(20);
-  b.x25519Batch(keys, pubs, out, ok);
-  const one = new Uint8Array(KEY_LEN);
-  for (let i = 0; i < 20; i++) {
-    const want = b.x25519(keys[i]!, pubs[i]!, one);
-    if ((ok[i] === 1) !== want || (want && !same(out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN), one))) return false;
-  }
-  return ok[13] === 0;
 }
 
 function checked<T>(addon: Partial<T>, names: (keyof T)[], test: (b: T) => boolean): T | null {
@@ -188,12 +164,12 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
   const batch = checked<AeadBatchBinding>(addon, ['aeadBatch', 'cryptoThreads'], batchSelfTest);
   const hs = checked<HandshakeBinding>(
     addon,
-    ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519', 'x25519Batch'],
+    ['blake2s', 'hmacBlake2s', 'kdfBlake2s', 'macBlake2s', 'x25519Generate', 'x25519Import', 'x25519Public', 'x25519'],
     handshakeSelfTest,
   );
   return {
     ...nodeCrypto,
-    ...(hs === null ? {} : nativeHandshake(hs, batch === null ? 1 : batch.cryptoThreads())),
+    ...(hs === null ? {} : nativeHandshake(hs, addon, batch === null ? 1 : batch.cryptoThreads())),
     name: 'native',
     nativeHandshake: hs !== null,
     batchThreads: batch === null ? 0 : batch.cryptoThreads(),
@@ -221,30 +197,24 @@ export function createNativeCrypto(addon: NativeCryptoBinding): NativeCryptoProv
   };
 }
 
-/** The handshake primitives on the addon (XChaCha20-Poly1305 and random bytes stay node.ts's). */
+/**
+ * The handshake primitives on the addon (XChaCha20-Poly1305 and random bytes
+ * stay node.ts's), with the batched Noise steps when `steps` has them and they
+ * pass their self-test.
+ */
 function nativeHandshake(
   hs: HandshakeBinding,
+  steps: Partial<StepsBinding>,
   threads: number,
-): Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'dhBatch' | 'dhBatchAsync' | 'hash' | 'hmac' | 'kdf' | 'mac'> {
+): Pick<
+  CryptoProvider,
+  'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac' | 'initiationSteps' | 'initiationStepsAsync' | 'responseSteps' | 'responseStepsAsync'
+> {
   /** Imported private keys per key array (see {@link KeyCache}); the addon frees (and OpenSSL erases) a key when its entry is collected. */
   const keys = new KeyCache<NativeKey>();
   const imported = (raw: Uint8Array) => hs.x25519Import(raw);
-  /** The checked native keys of a batch. */
-  const batchKeys = (what: string, privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): NativeKey[] => {
-    const n = privateKeys.length;
-    if (publicKeys.length !== n) throw new RangeError(`${what}: ${n} private keys but ${publicKeys.length} public keys`);
-    return privateKeys.map((k, i) => {
-      checkKeyLen(k, `${what} private key ${i}`);
-      checkKeyLen(publicKeys[i]!, `${what} public key ${i}`);
-      return keys.get(k, imported);
-    });
-  };
-  const results = (out: Uint8Array, ok: Uint8Array): (Uint8Array | null)[] =>
-    Array.from(ok, (v, i) => (v === 1 ? out.subarray(i * KEY_LEN, (i + 1) * KEY_LEN) : null));
-  const batchAsync = hs.x25519BatchAsync?.bind(hs);
-  /** Parts an asynchronous batch is cut into: one libuv thread each, leaving a core to the event loop. */
-  const parts = Math.max(1, threads - 1);
-  return {
+  const keyOf = (raw: Uint8Array) => keys.get(raw, imported);
+  const primitives: Pick<CryptoProvider, 'generatePrivateKey' | 'publicKey' | 'dh' | 'hash' | 'hmac' | 'kdf' | 'mac'> = {
     /** From the addon's pool of pre-generated key pairs; the public key is then free. */
     generatePrivateKey() {
       const raw = new Uint8Array(KEY_LEN);
@@ -254,47 +224,15 @@ function nativeHandshake(
     publicKey(privateKey) {
       checkKeyLen(privateKey, 'publicKey');
       const out = new Uint8Array(KEY_LEN);
-      hs.x25519Public(keys.get(privateKey, imported), out);
+      hs.x25519Public(keyOf(privateKey), out);
       return out;
     },
     dh(privateKey, publicKey) {
       checkKeyLen(privateKey, 'dh private key');
       checkKeyLen(publicKey, 'dh public key');
       const out = new Uint8Array(KEY_LEN);
-      return hs.x25519(keys.get(privateKey, imported), publicKey, out) ? out : null;
+      return hs.x25519(keyOf(privateKey), publicKey, out) ? out : null;
     },
-    /** One addon call; the scalar multiplications run on the crypto pool. */
-    dhBatch(privateKeys, publicKeys) {
-      const natives = batchKeys('dhBatch', privateKeys, publicKeys);
-      const out = new Uint8Array(natives.length * KEY_LEN);
-      const ok = new Uint8Array(natives.length);
-      hs.x25519Batch(natives, publicKeys, out, ok);
-      return results(out, ok);
-    },
-    /** The same jobs (x25519Batch's, self-tested) on libuv worker threads, in up to `parts` slices. */
-    ...(batchAsync === undefined
-      ? {}
-      : {
-          dhBatchAsync(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
-            const natives = batchKeys('dhBatchAsync', privateKeys, publicKeys);
-            const n = natives.length;
-            const out = new Uint8Array(n * KEY_LEN);
-            const ok = new Uint8Array(n);
-            const slices = Math.min(parts, n);
-            if (slices === 0) return Promise.resolve([]);
-            return new Promise((resolve) => {
-              let left = slices;
-              const done = () => {
-                if (--left === 0) resolve(results(out, ok));
-              };
-              for (let j = 0; j < slices; j++) {
-                const a = Math.floor((j * n) / slices);
-                const b = Math.floor(((j + 1) * n) / slices);
-                batchAsync(natives.slice(a, b), publicKeys.slice(a, b), out.subarray(a * KEY_LEN, b * KEY_LEN), ok.subarray(a, b), done);
-              }
-            });
-          },
-        }),
     hash(...parts) {
       const out = new Uint8Array(KEY_LEN);
       hs.blake2s(out, ...parts);
@@ -318,4 +256,12 @@ function nativeHandshake(
       return out;
     },
   };
+  if (typeof steps.noiseInitiations !== 'function' || typeof steps.noiseResponses !== 'function') return primitives;
+  /** Parts an asynchronous batch is cut into: one libuv thread each, leaving a core to the event loop. */
+  const batched = nativeSteps(steps as StepsBinding, keyOf, Math.max(1, threads - 1));
+  try {
+    return stepsSelfTest(batched, primitives) ? { ...primitives, ...batched } : primitives;
+  } catch {
+    return primitives;
+  }
 }

@@ -6,7 +6,7 @@
  * node:crypto).
  *
  * All keys and data are `Uint8Array`s. Every function is synchronous except
- * the optional `dhBatchAsync`.
+ * the optional `…StepsAsync`.
  * @module
  */
 
@@ -26,6 +26,56 @@ export function checkKeyLen(k: Uint8Array, what: string): void {
   if (k.length !== KEY_LEN) throw new RangeError(`${what}: expected ${KEY_LEN} bytes, got ${k.length}`);
 }
 
+/** One initiation for {@link CryptoProvider.initiationSteps}: views of the message's fields. */
+export interface InitiationStepJob {
+  /** The initiator's ephemeral public key (32 B). */
+  readonly ephemeral: Uint8Array;
+  /** The encrypted initiator static key (48 B). */
+  readonly encryptedStatic: Uint8Array;
+}
+
+/** The state after an initiation's first step: chaining key, hash and the decrypted initiator static key. */
+export interface InitiationStepResult {
+  /** Chaining key after `es`. */
+  readonly ck: Uint8Array;
+  /** Handshake hash after the encrypted static key. */
+  readonly h: Uint8Array;
+  /** The initiator's static public key. */
+  readonly initiatorStatic: Uint8Array;
+}
+
+/** One response for {@link CryptoProvider.responseSteps}. */
+export interface ResponseStepJob {
+  /** Chaining key after the consumed initiation. */
+  readonly ck: Uint8Array;
+  /** Handshake hash after the consumed initiation. */
+  readonly h: Uint8Array;
+  /** Our ephemeral private key (from {@link CryptoProvider.generatePrivateKey}). */
+  readonly ephemeralPrivate: Uint8Array;
+  /** The initiator's ephemeral public key. */
+  readonly initiatorEphemeral: Uint8Array;
+  /** The initiator's static public key. */
+  readonly initiatorStatic: Uint8Array;
+  /** The preshared key (all zero when none). */
+  readonly psk: Uint8Array;
+}
+
+/** A response's second step: the message's fields, the final state and the transport keys. */
+export interface ResponseStepResult {
+  /** Final chaining key. */
+  readonly ck: Uint8Array;
+  /** Final handshake hash. */
+  readonly h: Uint8Array;
+  /** Our ephemeral public key (the response's field). */
+  readonly ephemeralPublic: Uint8Array;
+  /** The encrypted empty payload (its 16-byte tag; the response's field). */
+  readonly encryptedEmpty: Uint8Array;
+  /** First transport key of Split (the initiator's sending key, our receiving key). */
+  readonly k1: Uint8Array;
+  /** Second transport key of Split (our sending key). */
+  readonly k2: Uint8Array;
+}
+
 /** Primitives used by the handshake, the cookie mechanism and the data path. */
 export interface CryptoProvider {
   /** Name of this provider: `"native"`, `"node"` or `"noble"`. */
@@ -43,21 +93,24 @@ export interface CryptoProvider {
    */
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
   /**
-   * Optional: many {@link CryptoProvider.dh} at once — result `i` is
-   * `dh(privateKeys[i], publicKeys[i])` — which a provider may spread over
-   * several threads (the handshake worker computes the DH values of a whole
-   * event-loop turn in one call). Without it, {@link dhMany} loops over
-   * {@link CryptoProvider.dh}.
+   * Optional: the responder's first Noise step of many initiations at once
+   * (`src/noise/steps.ts` defines it: `e, es, s` up to the decrypted static
+   * key), with our static key and the initial chaining key and hash of
+   * messages addressed to us. Result `i` is job `i`'s, or null where it
+   * fails. A provider may spread the jobs over several threads; without it,
+   * `initiationSteps` in `src/noise/steps.ts` computes them one by one.
    */
-  dhBatch?(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): (Uint8Array | null)[];
+  initiationSteps?(staticPrivate: Uint8Array, ck: Uint8Array, h: Uint8Array, jobs: readonly InitiationStepJob[]): (InitiationStepResult | null)[];
+  /** Optional: {@link CryptoProvider.initiationSteps} computed off the caller's thread (the handshake worker then serves other work meanwhile). */
+  initiationStepsAsync?(staticPrivate: Uint8Array, ck: Uint8Array, h: Uint8Array, jobs: readonly InitiationStepJob[]): Promise<(InitiationStepResult | null)[]>;
   /**
-   * Optional: {@link CryptoProvider.dhBatch} computed off the caller's
-   * thread; the promise resolves with the same results once all are done.
-   * The handshake worker then keeps serving other work meanwhile (and
-   * re-checks peer and key state when it resolves). Providers that compute
-   * on the caller's thread leave it out.
+   * Optional: the responder's second Noise step of many handshakes at once
+   * (`src/noise/steps.ts`: `e, ee, se, psk`, the empty payload and the
+   * transport keys), as {@link CryptoProvider.initiationSteps}.
    */
-  dhBatchAsync?(privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]>;
+  responseSteps?(jobs: readonly ResponseStepJob[]): (ResponseStepResult | null)[];
+  /** Optional: {@link CryptoProvider.responseSteps} computed off the caller's thread. */
+  responseStepsAsync?(jobs: readonly ResponseStepJob[]): Promise<(ResponseStepResult | null)[]>;
   /** BLAKE2s-256 of the concatenation of `parts`. */
   hash(...parts: Uint8Array[]): Uint8Array;
   /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC). */
@@ -106,13 +159,4 @@ export interface CryptoProvider {
   xseal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
   /** XChaCha20-Poly1305 open. Returns the plaintext or `null`. */
   xopen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array | null;
-}
-
-/** `dh(privateKeys[i], publicKeys[i])` for every `i`: `p`'s {@link CryptoProvider.dhBatch}, else one call each. */
-export function dhMany(p: CryptoProvider, privateKeys: readonly Uint8Array[], publicKeys: readonly Uint8Array[]): (Uint8Array | null)[] {
-  if (privateKeys.length !== publicKeys.length) {
-    throw new RangeError(`dhMany: ${privateKeys.length} private keys but ${publicKeys.length} public keys`);
-  }
-  if (p.dhBatch !== undefined && privateKeys.length > 1) return p.dhBatch(privateKeys, publicKeys);
-  return privateKeys.map((k, i) => p.dh(k, publicKeys[i]!));
 }

@@ -351,7 +351,7 @@ export class Device {
    * return how many were taken from the queue. A shell calls it from its own
    * turn of the event loop while {@link Device.pendingHandshakes} is
    * non-zero, so that handshakes (expensive) never delay the data packets of
-   * a batch. With {@link CryptoProvider.dhBatchAsync} the work after the MAC
+   * a batch. With {@link CryptoProvider.initiationStepsAsync} the work after the MAC
    * checks finishes later, in queue order ({@link Device.handshakesInFlight}).
    */
   workHandshakes(max = Infinity): number {
@@ -414,7 +414,7 @@ export class Device {
 
   /**
    * Handshake steps taken from the queue but not finished: waiting for an
-   * asynchronous DH batch ({@link CryptoProvider.dhBatchAsync}) or behind
+   * asynchronous batch ({@link CryptoProvider.initiationStepsAsync}) or behind
    * one. They complete on their own (through {@link DeviceIo.resume}); the
    * shell bounds how many it lets {@link Device.workHandshakes} start.
    */

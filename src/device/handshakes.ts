@@ -1,44 +1,51 @@
 /**
  * The handshake worker (wireguard-go RoutineHandshake): queued initiations,
  * responses and cookie replies, with the initiations of one call processed
- * as batches whose X25519 operations are done together
- * ({@link CryptoProvider.dhBatch}, which the native provider spreads over the
- * addon's crypto threads). Every decision stays here, in queue order and as
- * the one-at-a-time path makes it: the cookie/under-load rule per message,
- * the replay and flood checks, index allocation, session install and the
- * order of the datagrams sent. A batch only changes when the DH values are
- * computed:
+ * as batches whose Noise steps are computed together
+ * ({@link CryptoProvider.initiationSteps} and
+ * {@link CryptoProvider.responseSteps}, `src/noise/steps.ts`: the X25519,
+ * KDF chain, hashes and AEAD of a message step in one job, which the native
+ * provider spreads over the addon's crypto threads). Every decision stays
+ * here, in queue order and as the one-at-a-time path makes it: the
+ * cookie/under-load rule per message, the peer lookup, the replay and flood
+ * checks, index allocation, session install and the order of the datagrams
+ * sent. A batch only changes when the steps are computed:
  *
  * 1. each initiation that passed mac1 (and, under load, mac2 and the rate
  *    limit) joins the run; a message of another kind, or one that needs a
  *    cookie reply, first finishes the run;
- * 2. finishing: `es` for every initiation of the run at once, then each is
- *    consumed in order and, if accepted, its response's index and ephemeral
- *    key are drawn; then `ee` and `se` of all those responses at once; then
- *    each response is completed, its session installed and sent, in order.
+ * 2. finishing: the first step (`e, es, s`: up to the decrypted static key)
+ *    of every initiation of the run at once, then each is consumed in order
+ *    (peer, `ss`, timestamp, replay and flood) and, if accepted, its
+ *    response's index and ephemeral key are drawn; then the response steps
+ *    (`e, ee, se, psk`, the empty payload, the transport keys) of all those
+ *    responses at once; then each response is completed, its session
+ *    installed and sent, in order.
  *
  * An initiation whose peer already has an accepted one pending in the run
  * completes that one first (from inside the lookup), so a peer's state moves
  * exactly as it would one message at a time.
  *
- * With {@link CryptoProvider.dhBatchAsync} the two DH batches of a run are
- * computed off the event loop and the runs are pipelined: the MAC checks of
- * each message still happen when it leaves the queue, everything after them
- * becomes a step of `DeviceState.hsSteps`, and the steps are processed
- * strictly in queue order, each once its DH values are in (a later run's
- * `es` is computed while an earlier run is consumed or answered). What can
- * change between a batch's submission and its completion is re-checked
- * then: a changed private key makes each initiation of the run be taken as
- * it would be now (mac1 again, `es` recomputed); a peer removed, or whose
- * handshake moved on (our own initiation), gets no response (as
- * wireguard-go's CreateMessageResponse refuses a handshake that is no
- * longer "initiation consumed"); a response pending when the key changed is
- * abandoned. A single initiation with nothing in flight takes the
- * synchronous path, so an idle responder answers as fast as before.
+ * With {@link CryptoProvider.initiationStepsAsync} the two batches of a run
+ * are computed off the event loop and the runs are pipelined: the MAC
+ * checks of each message still happen when it leaves the queue, everything
+ * after them becomes a step of `DeviceState.hsSteps`, and the steps are
+ * processed strictly in queue order, each once its batch is in (a later
+ * run's first steps are computed while an earlier run is consumed or
+ * answered). What can change between a batch's submission and its
+ * completion is re-checked then: a changed private key makes each
+ * initiation of the run be taken as it would be now (mac1 again, its first
+ * step recomputed); a peer removed, or whose handshake moved on (our own
+ * initiation), gets no response (as wireguard-go's CreateMessageResponse
+ * refuses a handshake that is no longer "initiation consumed"); a response
+ * pending when the key changed is abandoned; one whose preshared key
+ * changed meanwhile is computed again with the new one. A single initiation
+ * with nothing in flight takes the synchronous path, so an idle responder
+ * answers as fast as before.
  * @module
  */
 
-import { dhMany, type CryptoProvider } from '../crypto/provider.js';
+import type { InitiationStepResult, ResponseStepJob, ResponseStepResult } from '../crypto/provider.js';
 import { keyToBase64 } from '../crypto/keys.js';
 import { MSG_COOKIE_REPLY, MSG_INITIATION } from '../noise/constants.js';
 import { CookieGenerator } from '../noise/cookie.js';
@@ -46,12 +53,13 @@ import {
   consumeInitiation,
   consumeResponse,
   HandshakeStage,
-  initiationEphemeral,
-  responseDhInputs,
+  initiationStepJob,
+  responseStepJob,
   senderOf,
   type Handshake,
   type LocalIdentity,
 } from '../noise/handshake.js';
+import { initiationSteps, responseSteps } from '../noise/steps.js';
 import { parseIp } from '../routing/ip.js';
 import type { Peer } from './peer.js';
 import { authenticatedFrom, sourceBytes } from './receive.js';
@@ -73,7 +81,7 @@ interface Queued {
  * @internal
  */
 export interface HandshakeStep {
-  /** False while its DH values are being computed. */
+  /** False while its batch is being computed. */
   ready: boolean;
   /** The step's protocol work (may put a new, not yet ready step at the head). */
   process(): void;
@@ -83,40 +91,34 @@ export interface HandshakeStep {
 
 const nothing = (): void => undefined;
 
-/** Queue a step that needs no DH values, or do it now when nothing is in flight. */
+/** Queue a step that needs no batch, or do it now when nothing is in flight. */
 function inOrder(d: DeviceState, process: () => void): void {
   if (d.hsSteps.length === 0) process();
   else d.hsSteps.push({ ready: true, process, discard: nothing });
 }
 
 /**
- * Compute `dh(privs[i], pubs[i])` on the provider's async batch and then
- * `use` the results when the step is reached; at the head (`first`, for the
- * responses of the run being processed) or the tail of the pipeline.
+ * Start `compute` (an asynchronous batch of the provider) and `use` its
+ * results (null when it failed) when the step is reached; the step goes at
+ * the head (`first`, for the responses of the run being processed) or the
+ * tail of the pipeline.
  */
-function dhStep(
-  d: DeviceState,
-  privs: Uint8Array[],
-  pubs: Uint8Array[],
-  first: boolean,
-  use: (dh: (Uint8Array | null)[] | null) => void,
-  discard: () => void,
-): void {
-  let dh: (Uint8Array | null)[] | null = null;
-  const step: HandshakeStep = { ready: false, process: () => use(dh), discard };
+function asyncStep<T>(d: DeviceState, compute: () => Promise<T>, first: boolean, use: (r: T | null) => void, discard: () => void): void {
+  let result: T | null = null;
+  const step: HandshakeStep = { ready: false, process: () => use(result), discard };
   if (first) d.hsSteps.unshift(step);
   else d.hsSteps.push(step);
-  const done = (r: (Uint8Array | null)[] | null): void => {
+  const done = (r: T | null): void => {
     if (d.closed || !d.hsSteps.includes(step)) return;
     const go = (): void => {
-      dh = r;
+      result = r;
       step.ready = true;
       drainSteps(d);
     };
     if (d.io.resume !== undefined) d.io.resume(go);
     else go();
   };
-  d.p.dhBatchAsync!(privs, pubs).then(done, () => done(null));
+  compute().then(done, () => done(null));
 }
 
 /** Process the ready steps at the head of the pipeline, in order. */
@@ -140,7 +142,7 @@ export function abandonHandshakes(d: DeviceState): void {
 export function workHandshakes(d: DeviceState, max: number): number {
   const q = d.handshakes;
   const run: Queued[] = [];
-  const batching = d.p.dhBatch !== undefined || d.p.dhBatchAsync !== undefined;
+  const batching = d.p.initiationSteps !== undefined || d.p.initiationStepsAsync !== undefined;
   let n = 0;
   try {
     for (; n < max && q.length > 0; n++) {
@@ -219,7 +221,7 @@ function sendCookieReply(d: DeviceState, data: Uint8Array, from: Endpoint): void
   drop(d, 'cookieReplySent');
 }
 
-/** One initiation, start to finish (providers without a DH batch). */
+/** One initiation, start to finish (providers without batched steps). */
 function receiveInitiation(d: DeviceState, data: Uint8Array, from: Endpoint): void {
   if (checkMacs(d, data, from, false) !== 'pass') return;
   const peer = consumeOne(d, data, from, undefined, (key) => d.peers.get(keyToBase64(key))?.handshake);
@@ -227,17 +229,18 @@ function receiveInitiation(d: DeviceState, data: Uint8Array, from: Endpoint): vo
 }
 
 /**
- * Consume one initiation (`es` precomputed, or undefined to compute it) and
- * note the authenticated source; the accepted peer, or null (counted).
+ * Consume one initiation (its first step precomputed, or undefined to
+ * compute it) and note the authenticated source; the accepted peer, or null
+ * (counted).
  */
 function consumeOne(
   d: DeviceState,
   data: Uint8Array,
   from: Endpoint,
-  es: Uint8Array | null | undefined,
+  first: InitiationStepResult | null | undefined,
   lookup: (key: Uint8Array) => Handshake | undefined,
 ): Peer | null {
-  const r = consumeInitiation(d.p, d.local!, data, d.clock.now(), lookup, es);
+  const r = consumeInitiation(d.p, d.local!, data, d.clock.now(), lookup, first);
   if ('refused' in r) {
     drop(d, r.refused === 'replay' || r.refused === 'flood' ? 'handshakeReplay' : 'handshakeFailed');
     return null;
@@ -248,9 +251,9 @@ function consumeOne(
 }
 
 /**
- * Finish a run of initiations (see the module comment) and empty it: `es`
- * of all of them at once, asynchronously when the provider can and there is
- * more than one initiation or something in flight already.
+ * Finish a run of initiations (see the module comment) and empty it: the
+ * first step of all of them at once, asynchronously when the provider can
+ * and there is more than one initiation or something in flight already.
  */
 function finishRun(d: DeviceState, run: Queued[]): void {
   if (run.length === 0) return;
@@ -260,23 +263,24 @@ function finishRun(d: DeviceState, run: Queued[]): void {
     for (let i = 0; i < items.length; i++) drop(d, 'noPrivateKey');
     return;
   }
-  const privs = items.map(() => local.privateKey);
-  const pubs = items.map((q) => initiationEphemeral(q.data));
-  if (d.p.dhBatchAsync !== undefined && (items.length > 1 || d.hsSteps.length > 0)) {
-    dhStep(d, privs, pubs, false, (es) => consumeRun(d, items, local, es, true), nothing);
+  const jobs = items.map((q) => initiationStepJob(q.data));
+  const st0 = local.responderState;
+  if (d.p.initiationStepsAsync !== undefined && (items.length > 1 || d.hsSteps.length > 0)) {
+    const compute = () => d.p.initiationStepsAsync!(local.privateKey, st0.ck, st0.h, jobs);
+    asyncStep(d, compute, false, (firsts) => consumeRun(d, items, local, firsts, true), nothing);
     return;
   }
-  consumeRun(d, items, local, dhMany(d.p, privs, pubs), false);
+  consumeRun(d, items, local, initiationSteps(d.p, local.privateKey, st0, jobs), false);
 }
 
 /**
- * Consume the initiations of a run in order (their `es` computed with
+ * Consume the initiations of a run in order (their first steps computed with
  * `local`'s key, or null when that failed), then answer the accepted ones:
- * their `ee`/`se` asynchronously (a step at the head) when `async`.
+ * their response steps asynchronously (a step at the head) when `async`.
  */
-function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, es: (Uint8Array | null)[] | null, async: boolean): void {
+function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, firsts: (InitiationStepResult | null)[] | null, async: boolean): void {
   // The key changed since the MAC checks (or the batch failed): each message as it would be taken now.
-  const redo = d.local !== local || es === null;
+  const redo = d.local !== local || firsts === null;
   const pending: PendingResponse[] = [];
   const pendingPeers = new Set<Handshake>();
   const lookup = (key: Uint8Array): Handshake | undefined => {
@@ -299,7 +303,7 @@ function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, es: (
           drop(d, 'badMac1');
           continue;
         }
-        const peer = consumeOne(d, data, from, redo ? undefined : es![i]!, lookup);
+        const peer = consumeOne(d, data, from, redo ? undefined : firsts![i]!, lookup);
         if (peer === null) continue;
         pending.push(beginResponse(d, peer));
         pendingPeers.add(peer.handshake);
@@ -313,31 +317,27 @@ function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, es: (
 }
 
 /**
- * `ee` and `se` of every pending response in one batch (asynchronously when
- * `async`), then each completed and sent in order; empties `pending`.
+ * The response steps of every pending response in one batch (asynchronously
+ * when `async`), then each completed and sent in order; empties `pending`.
  */
 function completeResponses(d: DeviceState, pending: PendingResponse[], async: boolean): void {
   if (pending.length === 0) return;
   const items = pending.splice(0);
   const local = d.local;
-  const privs: Uint8Array[] = [];
-  const pubs: Uint8Array[] = [];
+  const jobs: ResponseStepJob[] = [];
   const at: number[] = [];
   for (const r of items) {
-    const inputs = responseDhInputs(r.peer.handshake, r.ephemeral);
-    at.push(inputs === null ? -1 : privs.length);
-    for (const [k, pub] of inputs ?? []) {
-      privs.push(k);
-      pubs.push(pub);
-    }
+    const job = responseStepJob(r.peer.handshake, r.ephemeral);
+    at.push(job === null ? -1 : jobs.length);
+    if (job !== null) jobs.push(job);
   }
-  const complete = (dh: (Uint8Array | null)[] | null): void => {
+  const complete = (steps: (ResponseStepResult | null)[] | null): void => {
     for (let i = 0; i < items.length; i++) {
       const r = items[i]!;
       try {
         const j = at[i]!;
-        if (!current(d, r, local) || (j >= 0 && dh === null)) abandonResponse(d, r);
-        else finishResponse(d, r, j < 0 ? undefined : { ee: dh![j]!, se: dh![j + 1]! });
+        if (!current(d, r, local) || (j >= 0 && steps === null)) abandonResponse(d, r);
+        else finishResponse(d, r, j >= 0 && unchanged(r.peer.handshake, jobs[j]!) ? steps![j]! : undefined);
       } catch {
         drop(d, 'exception');
       } finally {
@@ -345,11 +345,16 @@ function completeResponses(d: DeviceState, pending: PendingResponse[], async: bo
       }
     }
   };
-  if (async && d.p.dhBatchAsync !== undefined && privs.length > 0) {
-    dhStep(d, privs, pubs, true, complete, () => {
+  if (async && d.p.responseStepsAsync !== undefined && jobs.length > 0) {
+    asyncStep(d, () => d.p.responseStepsAsync!(jobs), true, complete, () => {
       for (const r of items) r.ephemeral.fill(0);
     });
-  } else complete(dhMany(d.p, privs, pubs));
+  } else complete(responseSteps(d.p, jobs));
+}
+
+/** Whether `job` was made from the handshake as it is now (else its response is computed again, from the current state and key). */
+function unchanged(hs: Handshake, job: ResponseStepJob): boolean {
+  return hs.state?.ck === job.ck && hs.state.h === job.h && hs.presharedKey === job.psk && hs.remoteEphemeral === job.initiatorEphemeral;
 }
 
 /**

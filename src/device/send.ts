@@ -13,7 +13,7 @@ import { TAG_LEN } from '../crypto/provider.js';
 import { tai64nNow } from '../crypto/tai64n.js';
 import { MSG_TRANSPORT, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from '../noise/constants.js';
 import { createInitiation, createResponse } from '../noise/handshake.js';
-import type { ResponderDh } from '../noise/ikpsk2.js';
+import type { ResponseStepResult } from '../crypto/provider.js';
 import { writeU32 } from '../noise/messages.js';
 import { innerPacketLength } from '../routing/ip.js';
 import type { Keypair } from '../session/keypair.js';
@@ -219,12 +219,12 @@ export function beginResponse(d: DeviceState, peer: Peer): PendingResponse {
 }
 
 /**
- * Second half: create the response (with `ee` and `se` computed in a batch,
- * or, without `dh`, here), install the session and send it.
+ * Second half: create the response (from its step computed in a batch, or,
+ * without `step`, here), install the session and send it.
  */
-export function finishResponse(d: DeviceState, r: PendingResponse, dh?: ResponderDh): void {
+export function finishResponse(d: DeviceState, r: PendingResponse, step?: ResponseStepResult | null): void {
   const { peer, index } = r;
-  const msg = createResponse(d.p, peer.handshake, index, r.ephemeral, dh);
+  const msg = createResponse(d.p, peer.handshake, index, r.ephemeral, step);
   if (msg === null) {
     d.indices.delete(index);
     return;

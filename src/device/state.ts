@@ -32,7 +32,7 @@ export class DeviceState {
   readonly peers = new Map<string, Peer>();
   readonly timers = new TimerQueue<Peer>();
   readonly handshakes = new HandshakeQueue();
-  /** Handshake work past its MAC checks, in queue order, waiting for asynchronous DH batches (handshakes.ts). */
+  /** Handshake work past its MAC checks, in queue order, waiting for asynchronous batches of Noise steps (handshakes.ts). */
   readonly hsSteps: HandshakeStep[] = [];
   readonly indices: IndexTable<Peer>;
   readonly cookieChecker: CookieChecker;

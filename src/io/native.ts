@@ -281,9 +281,10 @@ export function loadNativeCrypto(): NativeCryptoProvider | null {
   if (nativeProvider === undefined) {
     try {
       const addon = loadNative();
-      // The handshake worker's DH batches wait on the event loop (dhBatch) unless TSGUARD_HANDSHAKE_ASYNC=1
-      // (dhBatchAsync: lower packet latency during a flood, fewer handshakes/s here; bench/README.md step 7).
-      nativeProvider = createNativeCrypto(process.env['TSGUARD_HANDSHAKE_ASYNC'] === '1' ? addon : { ...addon, x25519BatchAsync: undefined });
+      // The handshake worker's batched Noise steps wait on the event loop unless TSGUARD_HANDSHAKE_ASYNC=1
+      // (the steps on libuv worker threads: lower packet latency during a flood; bench/README.md step 7).
+      const sync = { ...addon, noiseInitiationsAsync: undefined, noiseResponsesAsync: undefined };
+      nativeProvider = createNativeCrypto(process.env['TSGUARD_HANDSHAKE_ASYNC'] === '1' ? addon : sync);
     } catch {
       nativeProvider = null;
     }

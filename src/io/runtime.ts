@@ -9,9 +9,9 @@
  *
  * The device queues handshake messages itself (see device/load.ts); the
  * runtime only schedules their processing, a few per turn of the event loop
- * (setImmediate; more when many wait and the DH batches are asynchronous),
+ * (setImmediate; more when many wait and the batches of Noise steps are asynchronous),
  * so that a burst of handshakes does not hold back the data packets of the
- * batches behind it; asynchronous DH batches complete later through the
+ * batches behind it; asynchronous batches complete later through the
  * device's `resume` hook.
  * @module
  */
@@ -26,11 +26,11 @@ const MTU_POLL_MS = 2000;
 /** Handshake messages taken per turn of the event loop before I/O gets its turn again, with a short queue. */
 const HANDSHAKES_PER_TURN = 16;
 /**
- * Per turn when more than that many wait (a flood) and the DH batches are asynchronous: a turn then
+ * Per turn when more than that many wait (a flood) and the batches of Noise steps are asynchronous: a turn then
  * costs the event loop only the MAC checks, and larger batches mean fewer thread hand-offs.
  */
 const HANDSHAKES_PER_TURN_ASYNC_LOADED = 64;
-/** Handshake steps in flight (asynchronous DH batches and what waits behind them) before the queue is left alone. */
+/** Handshake steps in flight (asynchronous batches and what waits behind them) before the queue is left alone. */
 const HANDSHAKE_STEPS_IN_FLIGHT = 4;
 
 /** Options of {@link Runtime.start}. */
@@ -174,7 +174,7 @@ export class Runtime {
 
   /**
    * Let the device take some queued handshake messages, then yield to I/O:
-   * {@link HANDSHAKES_PER_TURN}, or with asynchronous DH batches
+   * {@link HANDSHAKES_PER_TURN}, or with asynchronous batches
    * {@link HANDSHAKES_PER_TURN_ASYNC_LOADED} when more than that wait. With
    * {@link HANDSHAKE_STEPS_IN_FLIGHT} steps in flight the queue waits (a
    * completion reschedules), so that a flood stays in the queue, where the
@@ -183,7 +183,7 @@ export class Runtime {
   #workHandshakes(): void {
     this.#hsScheduled = null;
     if (this.#closed || this.device.handshakesInFlight >= HANDSHAKE_STEPS_IN_FLIGHT) return;
-    const deep = this.device.pendingHandshakes > HANDSHAKES_PER_TURN && this.device.crypto.dhBatchAsync !== undefined;
+    const deep = this.device.pendingHandshakes > HANDSHAKES_PER_TURN && this.device.crypto.initiationStepsAsync !== undefined;
     const max = deep ? HANDSHAKES_PER_TURN_ASYNC_LOADED : HANDSHAKES_PER_TURN;
     this.batch(() => this.device.workHandshakes(max));
     if (this.device.pendingHandshakes > 0) this.#scheduleHandshakes();

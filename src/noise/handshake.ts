@@ -9,18 +9,9 @@ import type { CryptoProvider } from '../crypto/provider.js';
 import { bytesEqual, isZeroKey } from '../crypto/keys.js';
 import { compareTai64n } from '../crypto/tai64n.js';
 import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER } from './constants.js';
-import {
-  cloneState,
-  initialState,
-  readMessageA,
-  readMessageB,
-  split,
-  writeMessageA,
-  writeMessageB,
-  type NoiseState,
-  type ResponderDh,
-} from './ikpsk2.js';
+import { cloneState, initialState, readMessageAPayload, readMessageB, split, writeMessageA, type NoiseState } from './ikpsk2.js';
 import { encodeInitiation, encodeResponse, INIT, readU32, RESP } from './messages.js';
+import { initiationSteps, responseSteps, type InitiationStepJob, type InitiationStepResult, type ResponseStepJob, type ResponseStepResult } from './steps.js';
 
 const IDENTIFIER_BYTES = new TextEncoder().encode(IDENTIFIER);
 /** Shared initial values of every handshake (fields holding them are replaced, never written in place). */
@@ -77,6 +68,8 @@ export class Handshake {
   lastInitiationConsumed = -Infinity;
   /** Preshared key (all zero when none; replaced, never written in place). */
   presharedKey: Uint8Array = ZERO_PSK;
+  /** The transport keys [k1, k2] of Split, once a response step computed them (responder). */
+  transportKeys: [Uint8Array, Uint8Array] | null = null;
   /** Called with our index when the handshake releases it (to free it in the index table). */
   onReleaseIndex: ((index: number) => void) | null = null;
   readonly #p: CryptoProvider;
@@ -118,6 +111,7 @@ export class Handshake {
     this.ephemeralPrivate?.fill(0);
     this.ephemeralPrivate = null;
     this.remoteEphemeral = null;
+    this.transportKeys = null;
     if (this.localIndex !== 0) this.onReleaseIndex?.(this.localIndex);
     this.localIndex = 0;
     this.remoteIndex = 0;
@@ -153,17 +147,18 @@ export function createInitiation(
 /** Why an initiation was refused (for counters). */
 export type InitiationRefusal = 'decrypt' | 'unknown-peer' | 'replay' | 'flood';
 
-/** The initiator's ephemeral public key in an initiation (a view of `msg`): `es` is DH(our static, this). */
-export function initiationEphemeral(msg: Uint8Array): Uint8Array {
-  return msg.subarray(INIT.ephemeral, INIT.ephemeral + 32);
+/** An initiation's fields for its first step ({@link initiationSteps}): views of `msg`. */
+export function initiationStepJob(msg: Uint8Array): InitiationStepJob {
+  return { ephemeral: msg.subarray(INIT.ephemeral, INIT.ephemeral + 32), encryptedStatic: msg.subarray(INIT.static, INIT.static + 48) };
 }
 
 /**
  * Consume an initiation whose mac1 was already checked. `lookup` maps the
- * decrypted static key to the peer's handshake. `es` is DH(our static key,
- * {@link initiationEphemeral}) when the caller computed it already (for a
- * batch of initiations at once), else it is computed here. On success the
- * peer's handshake moves to {@link HandshakeStage.InitiationConsumed}.
+ * decrypted static key to the peer's handshake. `first` is the message's
+ * first step ({@link initiationSteps}, null when it failed) when the caller
+ * computed it already (for a batch of initiations at once), else it is
+ * computed here. On success the peer's handshake moves to
+ * {@link HandshakeStage.InitiationConsumed}.
  */
 export function consumeInitiation(
   p: CryptoProvider,
@@ -171,36 +166,24 @@ export function consumeInitiation(
   msg: Uint8Array,
   now: number,
   lookup: (staticKey: Uint8Array) => Handshake | undefined,
-  es?: Uint8Array | null,
+  first: InitiationStepResult | null = initiationSteps(p, local.privateKey, local.responderState, [initiationStepJob(msg)])[0]!,
 ): { handshake: Handshake } | { refused: InitiationRefusal } {
-  const st = cloneState(local.responderState);
-  let hs: Handshake | undefined;
-  let looked = false;
-  const a = readMessageA(
-    p,
-    st,
-    local.privateKey,
-    {
-      ephemeral: initiationEphemeral(msg),
-      encryptedStatic: msg.subarray(INIT.static, INIT.static + 48),
-      encryptedPayload: msg.subarray(INIT.timestamp, INIT.timestamp + 28),
-    },
-    (staticKey) => {
-      looked = true;
-      hs = lookup(staticKey);
-      return hs?.staticStatic ?? null;
-    },
-    es, // undefined: readMessageA computes it
-  );
-  if (a === null) return { refused: looked && hs === undefined ? 'unknown-peer' : 'decrypt' };
-  if (hs === undefined || !bytesEqual(hs.remoteStatic, a.initiatorStatic)) return { refused: 'unknown-peer' };
-  if (compareTai64n(a.payload, hs.lastTimestamp) <= 0) return { refused: 'replay' };
+  if (first === null) return { refused: 'decrypt' };
+  const hs = lookup(first.initiatorStatic);
+  if (hs === undefined) return { refused: 'unknown-peer' };
+  const ss = hs.staticStatic;
+  if (ss === null) return { refused: 'decrypt' };
+  const st = { ck: first.ck, h: first.h };
+  const payload = readMessageAPayload(p, st, ss, msg.subarray(INIT.timestamp, INIT.timestamp + 28));
+  if (payload === null) return { refused: 'decrypt' };
+  if (!bytesEqual(hs.remoteStatic, first.initiatorStatic)) return { refused: 'unknown-peer' };
+  if (compareTai64n(payload, hs.lastTimestamp) <= 0) return { refused: 'replay' };
   if (now - hs.lastInitiationConsumed <= HANDSHAKE_INITIATION_RATE) return { refused: 'flood' };
   hs.clear();
   hs.state = st;
   hs.remoteEphemeral = msg.slice(INIT.ephemeral, INIT.ephemeral + 32);
   hs.remoteIndex = readU32(msg, INIT.sender);
-  hs.lastTimestamp = a.payload;
+  hs.lastTimestamp = payload;
   hs.lastInitiationConsumed = now;
   hs.stage = HandshakeStage.InitiationConsumed;
   return { handshake: hs };
@@ -212,41 +195,45 @@ export function senderOf(msg: Uint8Array): number {
 }
 
 /**
- * The two DH inputs of the response to a consumed initiation, as
- * [private key, public key] pairs: `ee` then `se` (for computing them in a
- * batch before {@link createResponse}); null if the handshake is not in the
- * right stage.
+ * The response step's job ({@link responseSteps}) for a consumed initiation
+ * and our ephemeral key, or null if the handshake is not in that stage.
  */
-export function responseDhInputs(hs: Handshake, ephemeralPrivate: Uint8Array): [Uint8Array, Uint8Array][] | null {
-  if (hs.stage !== HandshakeStage.InitiationConsumed || hs.remoteEphemeral === null) return null;
-  return [
-    [ephemeralPrivate, hs.remoteEphemeral],
-    [ephemeralPrivate, hs.remoteStatic],
-  ];
+export function responseStepJob(hs: Handshake, ephemeralPrivate: Uint8Array): ResponseStepJob | null {
+  if (hs.stage !== HandshakeStage.InitiationConsumed || hs.state === null || hs.remoteEphemeral === null) return null;
+  return {
+    ck: hs.state.ck,
+    h: hs.state.h,
+    ephemeralPrivate,
+    initiatorEphemeral: hs.remoteEphemeral,
+    initiatorStatic: hs.remoteStatic,
+    psk: hs.presharedKey,
+  };
 }
 
 /**
  * Create the response (MACs left zero) to a consumed initiation, with our new
- * index `sender`. `dh` holds `ee` and `se` when the caller computed them
- * already from {@link responseDhInputs}, else they are computed here.
- * Returns null if the handshake is not in the right stage or a DH result is
- * zero.
+ * index `sender`. `step` is the response step of {@link responseStepJob}
+ * for this handshake as it is now (null when it failed) when the caller
+ * computed it already, else it is computed here. Returns null if the
+ * handshake is not in the right stage or a DH result is zero.
  */
 export function createResponse(
   p: CryptoProvider,
   hs: Handshake,
   sender: number,
   ephemeralPrivate: Uint8Array = p.generatePrivateKey(),
-  dh?: ResponderDh,
+  step?: ResponseStepResult | null,
 ): Uint8Array | null {
-  if (hs.stage !== HandshakeStage.InitiationConsumed || hs.state === null || hs.remoteEphemeral === null) return null;
-  const ephemeralPublic = p.publicKey(ephemeralPrivate);
-  const b = writeMessageB(p, hs.state, ephemeralPrivate, ephemeralPublic, hs.remoteEphemeral, hs.remoteStatic, hs.presharedKey, undefined, dh);
+  const job = responseStepJob(hs, ephemeralPrivate);
+  if (job === null) return null;
+  const b = step === undefined ? responseSteps(p, [job])[0]! : step;
   ephemeralPrivate.fill(0);
   if (b === null) return null;
+  hs.state = { ck: b.ck, h: b.h };
+  hs.transportKeys = [b.k1, b.k2];
   hs.localIndex = sender;
   hs.stage = HandshakeStage.ResponseCreated;
-  return encodeResponse(sender, hs.remoteIndex, b.ephemeral, b.encryptedPayload);
+  return encodeResponse(sender, hs.remoteIndex, b.ephemeralPublic, b.encryptedEmpty);
 }
 
 /**
@@ -307,7 +294,7 @@ export function deriveSession(p: CryptoProvider, hs: Handshake): SessionKeys | n
   if ((stage !== HandshakeStage.ResponseCreated && stage !== HandshakeStage.ResponseConsumed) || hs.state === null) {
     return null;
   }
-  const [k1, k2] = split(p, hs.state);
+  const [k1, k2] = hs.transportKeys ?? split(p, hs.state);
   const isInitiator = stage === HandshakeStage.ResponseConsumed;
   const keys: SessionKeys = {
     send: isInitiator ? k1 : k2,

@@ -110,11 +110,42 @@ export interface ReadA {
 }
 
 /**
+ * Read message A as the responder, first part (`e, es, s`): returns the
+ * initiator's static key, or null on failure. `es` is DH(our static, the
+ * initiator's ephemeral) when the caller computed it already, else computed
+ * here.
+ */
+export function readMessageAStatic(
+  p: CryptoProvider,
+  st: NoiseState,
+  staticPrivate: Uint8Array,
+  ephemeral: Uint8Array,
+  encryptedStatic: Uint8Array,
+  es: Uint8Array | null = p.dh(staticPrivate, ephemeral),
+): Uint8Array | null {
+  st.h = p.hash(st.h, ephemeral);
+  st.ck = kdf1(p, st.ck, ephemeral);
+  if (es === null) return null;
+  let key: Uint8Array;
+  [st.ck, key] = kdf2(p, st.ck, es);
+  return decryptAndHash(p, st, key, encryptedStatic);
+}
+
+/**
+ * Read message A as the responder, second part (`ss`, payload) after
+ * {@link readMessageAStatic}: `ss` is DH(our static, the initiator's
+ * static). Returns the payload or null on failure.
+ */
+export function readMessageAPayload(p: CryptoProvider, st: NoiseState, ss: Uint8Array, encryptedPayload: Uint8Array): Uint8Array | null {
+  const [ck, key] = kdf2(p, st.ck, ss);
+  st.ck = ck;
+  return decryptAndHash(p, st, key, encryptedPayload);
+}
+
+/**
  * Read message A as the responder. `resolveStaticStatic` is called with the
  * decrypted initiator static key and returns DH(our static, that key) — or
- * null to refuse an unknown peer. `es` is DH(our static, the initiator's
- * ephemeral) when the caller computed it already (a batch), else computed
- * here. Returns null on any failure.
+ * null to refuse an unknown peer. Returns null on any failure.
  */
 export function readMessageA(
   p: CryptoProvider,
@@ -122,19 +153,12 @@ export function readMessageA(
   staticPrivate: Uint8Array,
   msg: MessageA,
   resolveStaticStatic: (initiatorStatic: Uint8Array) => Uint8Array | null,
-  es: Uint8Array | null = p.dh(staticPrivate, msg.ephemeral),
 ): ReadA | null {
-  st.h = p.hash(st.h, msg.ephemeral);
-  st.ck = kdf1(p, st.ck, msg.ephemeral);
-  if (es === null) return null;
-  let key: Uint8Array;
-  [st.ck, key] = kdf2(p, st.ck, es);
-  const initiatorStatic = decryptAndHash(p, st, key, msg.encryptedStatic);
+  const initiatorStatic = readMessageAStatic(p, st, staticPrivate, msg.ephemeral, msg.encryptedStatic);
   if (initiatorStatic === null) return null;
   const ss = resolveStaticStatic(initiatorStatic);
   if (ss === null) return null;
-  [st.ck, key] = kdf2(p, st.ck, ss);
-  const payload = decryptAndHash(p, st, key, msg.encryptedPayload);
+  const payload = readMessageAPayload(p, st, ss, msg.encryptedPayload);
   if (payload === null) return null;
   return { initiatorStatic, payload };
 }
@@ -147,19 +171,7 @@ export interface MessageB {
   encryptedPayload: Uint8Array;
 }
 
-/** The responder's two DH values of message B: `ee` and `se` (null where one is zero). */
-export interface ResponderDh {
-  /** DH(responder ephemeral, initiator ephemeral). */
-  ee: Uint8Array | null;
-  /** DH(responder ephemeral, initiator static). */
-  se: Uint8Array | null;
-}
-
-/**
- * Write message B as the responder. `dh` holds `ee` and `se` when the caller
- * computed them already (a batch), else they are computed here. Returns
- * null if a DH result is zero.
- */
+/** Write message B as the responder. Returns null if a DH result is zero. */
 export function writeMessageB(
   p: CryptoProvider,
   st: NoiseState,
@@ -169,14 +181,13 @@ export function writeMessageB(
   initiatorStatic: Uint8Array,
   psk: Uint8Array,
   payload: Uint8Array = EMPTY,
-  dh?: ResponderDh,
 ): MessageB | null {
   st.h = p.hash(st.h, ephemeralPublic);
   st.ck = kdf1(p, st.ck, ephemeralPublic);
-  const ee = dh === undefined ? p.dh(ephemeralPrivate, initiatorEphemeral) : dh.ee;
+  const ee = p.dh(ephemeralPrivate, initiatorEphemeral);
   if (ee === null) return null;
   st.ck = kdf1(p, st.ck, ee);
-  const se = dh === undefined ? p.dh(ephemeralPrivate, initiatorStatic) : dh.se;
+  const se = p.dh(ephemeralPrivate, initiatorStatic);
   if (se === null) return null;
   st.ck = kdf1(p, st.ck, se);
   const [ck, tau, key] = kdf3(p, st.ck, psk);
