@@ -325,8 +325,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("_flowBucket", Napi::Function::New<FlowBucketForTest>(env, "_flowBucket"));
   InitEndpoint(env, exports);
   InitAead(env, exports);
-  InitHandshakeCrypto(env, exports);
-  if (exports.Has("kdfBlake2s")) InitNoiseSteps(env, exports);  // its primitives work
+  if (KeyPool* pool = InitHandshakeCrypto(env, exports)) InitNoiseSteps(env, exports, pool);
   return exports;
 }
 

@@ -153,6 +153,50 @@ EVP_PKEY* GenerateX25519() {
   return key;
 }
 
+// x25519Import(privateKey32): an External holding the key (OpenSSL derives the public key now).
+Napi::Value X25519Import(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* priv;
+  size_t len;
+  if (info.Length() < 1 || !GetUint8Array(info[0], &priv, &len) || len != kKeyLen) {
+    return ThrowType(env, "x25519Import(privateKey: 32-byte Uint8Array)");
+  }
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv, len);
+  if (key == nullptr) return Fail(env, "x25519Import: OpenSSL refused the private key");
+  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
+}
+
+
+// x25519Public(key, out32): the public key of an imported private key.
+Napi::Value X25519Public(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EVP_PKEY* key = info.Length() >= 2 ? X25519KeyOf(info[0]) : nullptr;
+  uint8_t* out;
+  size_t outLen;
+  if (key == nullptr || !GetUint8Array(info[1], &out, &outLen) || outLen != kKeyLen) {
+    return ThrowType(env, "x25519Public(key: External from x25519Import, out: 32-byte Uint8Array)");
+  }
+  size_t len = kKeyLen;
+  if (EVP_PKEY_get_raw_public_key(key, out, &len) != 1 || len != kKeyLen) return Fail(env, "x25519Public: OpenSSL failed");
+  return env.Undefined();
+}
+
+// x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
+// all zero (a low-order peer point) or OpenSSL refuses the peer key.
+Napi::Value X25519(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EVP_PKEY* key = info.Length() >= 3 ? X25519KeyOf(info[0]) : nullptr;
+  uint8_t *pub, *out;
+  size_t pubLen, outLen;
+  if (key == nullptr || !GetUint8Array(info[1], &pub, &pubLen) || pubLen != kKeyLen || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != kKeyLen) {
+    return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
+  }
+  return Napi::Boolean::New(env, DeriveX25519(key, pub, out));
+}
+
+}  // namespace
+
 // Pre-generated X25519 key pairs, refilled by a background thread (see the file comment).
 class KeyPool {
  public:
@@ -212,67 +256,6 @@ class KeyPool {
   bool wanted_ = true;
   bool stop_ = false;
 };
-
-// x25519Generate(outPrivate32): a new key pair as an External; its private key is written to outPrivate32.
-Napi::Value X25519Generate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint8_t* out;
-  size_t outLen;
-  if (info.Length() < 1 || !GetUint8Array(info[0], &out, &outLen) || outLen != kKeyLen) {
-    return ThrowType(env, "x25519Generate(outPrivate: 32-byte Uint8Array)");
-  }
-  EVP_PKEY* key = static_cast<KeyPool*>(info.Data())->Take();
-  size_t len = kKeyLen;
-  if (key == nullptr || EVP_PKEY_get_raw_private_key(key, out, &len) != 1 || len != kKeyLen) {
-    EVP_PKEY_free(key);
-    return Fail(env, "x25519Generate: OpenSSL key generation failed");
-  }
-  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
-}
-
-// x25519Import(privateKey32): an External holding the key (OpenSSL derives the public key now).
-Napi::Value X25519Import(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint8_t* priv;
-  size_t len;
-  if (info.Length() < 1 || !GetUint8Array(info[0], &priv, &len) || len != kKeyLen) {
-    return ThrowType(env, "x25519Import(privateKey: 32-byte Uint8Array)");
-  }
-  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv, len);
-  if (key == nullptr) return Fail(env, "x25519Import: OpenSSL refused the private key");
-  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
-}
-
-
-// x25519Public(key, out32): the public key of an imported private key.
-Napi::Value X25519Public(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EVP_PKEY* key = info.Length() >= 2 ? X25519KeyOf(info[0]) : nullptr;
-  uint8_t* out;
-  size_t outLen;
-  if (key == nullptr || !GetUint8Array(info[1], &out, &outLen) || outLen != kKeyLen) {
-    return ThrowType(env, "x25519Public(key: External from x25519Import, out: 32-byte Uint8Array)");
-  }
-  size_t len = kKeyLen;
-  if (EVP_PKEY_get_raw_public_key(key, out, &len) != 1 || len != kKeyLen) return Fail(env, "x25519Public: OpenSSL failed");
-  return env.Undefined();
-}
-
-// x25519(key, peerPublic32, out32): true and the shared secret in out32; false when the result is
-// all zero (a low-order peer point) or OpenSSL refuses the peer key.
-Napi::Value X25519(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EVP_PKEY* key = info.Length() >= 3 ? X25519KeyOf(info[0]) : nullptr;
-  uint8_t *pub, *out;
-  size_t pubLen, outLen;
-  if (key == nullptr || !GetUint8Array(info[1], &pub, &pubLen) || pubLen != kKeyLen || !GetUint8Array(info[2], &out, &outLen) ||
-      outLen != kKeyLen) {
-    return ThrowType(env, "x25519(key: External from x25519Import, publicKey: 32-byte Uint8Array, out: 32-byte Uint8Array)");
-  }
-  return Napi::Boolean::New(env, DeriveX25519(key, pub, out));
-}
-
-}  // namespace
 
 EVP_PKEY* X25519KeyOf(const Napi::Value& v) {
   if (!v.IsExternal()) return nullptr;
@@ -335,8 +318,31 @@ bool DeriveX25519(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
 }
 
 
-void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
-  if (!Get().ok) return;  // the JavaScript side then keeps node:crypto for these
+namespace {
+
+// x25519Generate(outPrivate32): a new key pair as an External; its private key is written to outPrivate32.
+Napi::Value X25519Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* out;
+  size_t outLen;
+  if (info.Length() < 1 || !GetUint8Array(info[0], &out, &outLen) || outLen != kKeyLen) {
+    return ThrowType(env, "x25519Generate(outPrivate: 32-byte Uint8Array)");
+  }
+  EVP_PKEY* key = static_cast<KeyPool*>(info.Data())->Take();
+  size_t len = kKeyLen;
+  if (key == nullptr || EVP_PKEY_get_raw_private_key(key, out, &len) != 1 || len != kKeyLen) {
+    EVP_PKEY_free(key);
+    return Fail(env, "x25519Generate: OpenSSL key generation failed");
+  }
+  return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
+}
+
+}  // namespace
+
+EVP_PKEY* TakeKeyPair(KeyPool* pool) { return pool->Take(); }
+
+KeyPool* InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
+  if (!Get().ok) return nullptr;  // the JavaScript side then keeps node:crypto for these
   exports.Set("blake2s", Napi::Function::New<Blake2s>(env, "blake2s"));
   exports.Set("hmacBlake2s", Napi::Function::New<HmacBlake2s>(env, "hmacBlake2s"));
   exports.Set("kdfBlake2s", Napi::Function::New<KdfBlake2s>(env, "kdfBlake2s"));
@@ -347,6 +353,7 @@ void InitHandshakeCrypto(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Import", Napi::Function::New<X25519Import>(env, "x25519Import"));
   exports.Set("x25519Public", Napi::Function::New<X25519Public>(env, "x25519Public"));
   exports.Set("x25519", Napi::Function::New<X25519>(env, "x25519"));
+  return pool;
 }
 
 }  // namespace tsg

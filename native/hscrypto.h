@@ -7,8 +7,17 @@
 #include <cstdint>
 
 namespace tsg {
-// Adds blake2s, hmacBlake2s, kdfBlake2s, macBlake2s, x25519Generate, x25519Import, x25519Public and x25519 to the addon's exports.
-void InitHandshakeCrypto(Napi::Env env, Napi::Object exports);
+// Pre-generated X25519 key pairs, refilled by a background thread; one per Node environment.
+class KeyPool;
+
+// Adds blake2s, hmacBlake2s, kdfBlake2s, macBlake2s, x25519Generate, x25519Import, x25519Public and x25519 to the addon's
+// exports; returns the environment's key pool (freed with the environment), or null when OpenSSL lacks the primitives
+// (nothing is added then).
+KeyPool* InitHandshakeCrypto(Napi::Env env, Napi::Object exports);
+
+// A fresh key pair from `pool` (generated now when the pool is empty), owned by the caller (EVP_PKEY_free erases it);
+// null when OpenSSL fails. Call on the environment's JavaScript thread.
+EVP_PKEY* TakeKeyPair(KeyPool* pool);
 
 // The same primitives on raw memory, on any thread (each thread keeps its own OpenSSL contexts); for
 // noise_steps.cc. False when OpenSSL fails (or, for DeriveX25519, the result is all zero).

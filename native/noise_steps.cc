@@ -12,7 +12,8 @@
 //   static = AEAD-open(k, 0, encrypted static, h); h = HASH(h ‖ encrypted static)
 // Response step, per job (input row: ck ‖ h ‖ initiator e ‖ initiator static ‖ psk, 160 bytes;
 // output row: ck ‖ h ‖ τ1 ‖ τ2 of the split ‖ our ephemeral public key ‖ the empty payload's tag,
-// 176 bytes), with our ephemeral key pair E:
+// 176 bytes), with our ephemeral key pair E: the one given, or else a fresh one from the key pool
+// (hscrypto.cc), whose private key then never leaves the addon and is erased with the batch:
 //   h = HASH(h ‖ E.pub); ck = KDF1(ck, E.pub); ck = KDF1(ck, DH(E, e)); ck = KDF1(ck, DH(E, static));
 //   (ck, τ, k) = KDF3(ck, psk); h = HASH(h ‖ τ); tag = AEAD-seal(k, 0, "", h); h = HASH(h ‖ tag);
 //   (τ1, τ2) = KDF2(ck, "")
@@ -56,10 +57,18 @@ struct Initiations {
 
 struct Responses {
   std::vector<EVP_PKEY*> keys;  // our ephemeral key per job
+  std::vector<EVP_PKEY*> owned;  // the ones drawn here from the key pool: freed (erased) with the batch
   const uint8_t* in = nullptr;
   uint8_t* out = nullptr;
   uint8_t* ok = nullptr;
   size_t n = 0;
+  Responses() = default;
+  Responses(const Responses&) = delete;
+  Responses& operator=(const Responses&) = delete;
+  Responses(Responses&& o) noexcept : keys(std::move(o.keys)), owned(std::move(o.owned)), in(o.in), out(o.out), ok(o.ok), n(o.n) { o.owned.clear(); }
+  ~Responses() {
+    for (EVP_PKEY* k : owned) EVP_PKEY_free(k);
+  }
 };
 
 bool Initiation(const Initiations& b, size_t i) {
@@ -91,6 +100,7 @@ bool Response(const Responses& b, size_t i) {
   uint8_t* pub = split + 2 * kKey;
   uint8_t* tag = pub + kKey;
   EVP_PKEY* key = b.keys[i];
+  if (key == nullptr) return false;  // the key pool failed
   uint8_t dh[kKey];
   uint8_t t[3 * kKey];
   size_t pubLen = kKey;
@@ -144,8 +154,9 @@ bool ReadInitiations(const Napi::CallbackInfo& info, const char* usage, Initiati
   return true;
 }
 
-// Reads noiseResponses' arguments (keys, input, out, ok) into b, as ReadInitiations.
-bool ReadResponses(const Napi::CallbackInfo& info, const char* usage, Responses* b) {
+// Reads noiseResponses' arguments (keys, input, out, ok) into b, as ReadInitiations; a job whose key is
+// undefined gets a fresh key pair from `pool` (its private key never leaves the addon).
+bool ReadResponses(const Napi::CallbackInfo& info, const char* usage, KeyPool* pool, Responses* b) {
   uint8_t *in, *out, *ok;
   size_t inLen, outLen, okLen;
   if (info.Length() < 4 || !info[0].IsArray() || !Bytes(info, 1, 0, &in, &inLen) || !Bytes(info, 2, 0, &out, &outLen) ||
@@ -157,8 +168,15 @@ bool ReadResponses(const Napi::CallbackInfo& info, const char* usage, Responses*
   if (okLen != n || inLen != n * kRespIn || outLen != n * kRespOut) return ThrowType(info.Env(), usage), false;
   b->keys.assign(n, nullptr);
   for (size_t i = 0; i < n; i++) {
-    b->keys[i] = X25519KeyOf(keys.Get(static_cast<uint32_t>(i)));
+    const Napi::Value k = keys.Get(static_cast<uint32_t>(i));
+    if (k.IsUndefined()) continue;
+    b->keys[i] = X25519KeyOf(k);
     if (b->keys[i] == nullptr) return ThrowType(info.Env(), std::string("noiseResponses: job ") + std::to_string(i) + ": " + usage), false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (b->keys[i] != nullptr) continue;
+    b->keys[i] = TakeKeyPair(pool);
+    if (b->keys[i] != nullptr) b->owned.push_back(b->keys[i]);
   }
   b->in = in;
   b->out = out;
@@ -171,8 +189,8 @@ const char* const kInitiationsUsage =
     "noiseInitiations(key: External from x25519Import, ck: 32-byte Uint8Array, h: 32-byte Uint8Array, input: Uint8Array of 80 × n bytes, "
     "out: Uint8Array of 96 × n bytes, ok: Uint8Array of n bytes)";
 const char* const kResponsesUsage =
-    "noiseResponses(keys: External[] from x25519Generate/x25519Import, input: Uint8Array of 160 × n bytes, out: Uint8Array of 176 × n bytes, "
-    "ok: Uint8Array of n bytes)";
+    "noiseResponses(keys: (External from x25519Generate/x25519Import | undefined: a fresh key pair)[], input: Uint8Array of 160 × n bytes, "
+    "out: Uint8Array of 176 × n bytes, ok: Uint8Array of n bytes)";
 
 Napi::Value NoiseInitiations(const Napi::CallbackInfo& info) {
   Initiations b;
@@ -182,7 +200,7 @@ Napi::Value NoiseInitiations(const Napi::CallbackInfo& info) {
 
 Napi::Value NoiseResponses(const Napi::CallbackInfo& info) {
   Responses b;
-  if (ReadResponses(info, kResponsesUsage, &b)) ParallelFor(b.n, 1, &RunResponses, &b);
+  if (ReadResponses(info, kResponsesUsage, static_cast<KeyPool*>(info.Data()), &b)) ParallelFor(b.n, 1, &RunResponses, &b);
   return info.Env().Undefined();
 }
 
@@ -206,24 +224,26 @@ class StepsAsync : public Napi::AsyncWorker {
 Napi::Value NoiseInitiationsAsync(const Napi::CallbackInfo& info) {
   Initiations b;
   if (info.Length() < 7 || !info[6].IsFunction()) return ThrowType(info.Env(), std::string(kInitiationsUsage) + " + done: () => void");
-  if (ReadInitiations(info, kInitiationsUsage, &b)) (new StepsAsync<Initiations, RunInitiations>(info, 6, b))->Queue();
+  if (ReadInitiations(info, kInitiationsUsage, &b)) (new StepsAsync<Initiations, RunInitiations>(info, 6, std::move(b)))->Queue();
   return info.Env().Undefined();
 }
 
 Napi::Value NoiseResponsesAsync(const Napi::CallbackInfo& info) {
   Responses b;
   if (info.Length() < 5 || !info[4].IsFunction()) return ThrowType(info.Env(), std::string(kResponsesUsage) + " + done: () => void");
-  if (ReadResponses(info, kResponsesUsage, &b)) (new StepsAsync<Responses, RunResponses>(info, 4, std::move(b)))->Queue();
+  if (ReadResponses(info, kResponsesUsage, static_cast<KeyPool*>(info.Data()), &b)) {
+    (new StepsAsync<Responses, RunResponses>(info, 4, std::move(b)))->Queue();
+  }
   return info.Env().Undefined();
 }
 
 }  // namespace
 
-void InitNoiseSteps(Napi::Env env, Napi::Object exports) {
+void InitNoiseSteps(Napi::Env env, Napi::Object exports, KeyPool* pool) {
   exports.Set("noiseInitiations", Napi::Function::New<NoiseInitiations>(env, "noiseInitiations"));
-  exports.Set("noiseResponses", Napi::Function::New<NoiseResponses>(env, "noiseResponses"));
+  exports.Set("noiseResponses", Napi::Function::New(env, NoiseResponses, "noiseResponses", pool));
   exports.Set("noiseInitiationsAsync", Napi::Function::New<NoiseInitiationsAsync>(env, "noiseInitiationsAsync"));
-  exports.Set("noiseResponsesAsync", Napi::Function::New<NoiseResponsesAsync>(env, "noiseResponsesAsync"));
+  exports.Set("noiseResponsesAsync", Napi::Function::New(env, NoiseResponsesAsync, "noiseResponsesAsync", pool));
 }
 
 }  // namespace tsg

@@ -2,7 +2,10 @@
 #pragma once
 #include <napi.h>
 
+#include "hscrypto.h"
+
 namespace tsg {
-// Adds noiseInitiations, noiseResponses, noiseInitiationsAsync and noiseResponsesAsync to the addon's exports.
-void InitNoiseSteps(Napi::Env env, Napi::Object exports);
+// Adds noiseInitiations, noiseResponses, noiseInitiationsAsync and noiseResponsesAsync to the addon's exports; fresh
+// ephemeral key pairs come from `pool` (InitHandshakeCrypto's).
+void InitNoiseSteps(Napi::Env env, Napi::Object exports, KeyPool* pool);
 }  // namespace tsg

@@ -42,19 +42,27 @@ class Deferred {
 
 type Mode = 'seq' | 'batch' | 'async';
 
-/** `base` with a seeded random stream and one step mode (counting its batch calls). */
+/**
+ * `base` with seeded random streams and one step mode (counting its batch calls). Private keys have
+ * a stream of their own: a batch draws the ephemeral keys of its responses together, after the
+ * run's indices, one message at a time draws them in turn; each stream is drawn in queue order.
+ */
 function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number }, deferred?: Deferred): CryptoProvider {
-  let counter = 0;
-  const seedBytes = Uint8Array.of(seed & 255, (seed >>> 8) & 255, 0x42);
-  const randomBytes = (n: number): Uint8Array => {
-    const out = new Uint8Array(n);
-    for (let off = 0; off < n; off += 32) {
-      const block = base.hash(seedBytes, Uint8Array.of(counter & 255, (counter >>> 8) & 255, (counter >>> 16) & 255));
-      counter++;
-      out.set(block.subarray(0, Math.min(32, n - off)), off);
-    }
-    return out;
+  const stream = (tag: number) => {
+    let counter = 0;
+    const seedBytes = Uint8Array.of(seed & 255, (seed >>> 8) & 255, tag);
+    return (n: number): Uint8Array => {
+      const out = new Uint8Array(n);
+      for (let off = 0; off < n; off += 32) {
+        const block = base.hash(seedBytes, Uint8Array.of(counter & 255, (counter >>> 8) & 255, (counter >>> 16) & 255));
+        counter++;
+        out.set(block.subarray(0, Math.min(32, n - off)), off);
+      }
+      return out;
+    };
   };
+  const randomBytes = stream(0x42);
+  const keyBytes = stream(0x43);
   const count = (n: number): void => {
     calls.batches++;
     calls.jobs += n;
@@ -66,7 +74,7 @@ function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number
   };
   const responses = (jobs: readonly ResponseStepJob[]) => {
     count(jobs.length);
-    return jobs.map((j) => responseStep(p, { ...j, ephemeralPrivate: j.ephemeralPrivate.slice() }));
+    return jobs.map((j) => responseStep(p, { ...j, ...(j.ephemeralPrivate === undefined ? {} : { ephemeralPrivate: j.ephemeralPrivate.slice() }) }));
   };
   const later = <T>(compute: () => T) => new Promise<T>((resolve) => deferred!.waiting.push(() => resolve(compute())));
   const p: CryptoProvider = Object.create(base);
@@ -74,7 +82,7 @@ function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number
     randomBytes: { value: randomBytes },
     generatePrivateKey: {
       value: () => {
-        const k = randomBytes(32);
+        const k = keyBytes(32);
         k[0]! &= 248;
         k[31]! = (k[31]! & 127) | 64;
         return k;
@@ -95,7 +103,8 @@ function seeded(seed: number, mode: Mode, calls: { batches: number; jobs: number
       value:
         mode === 'async'
           ? (jobs: readonly ResponseStepJob[]) => {
-              const copy = jobs.map((j) => ({ ...j, ephemeralPrivate: j.ephemeralPrivate.slice() }));
+              // Our ephemeral keys are drawn at submission, in job order, as the native provider draws them.
+              const copy = jobs.map((j) => ({ ...j, ephemeralPrivate: j.ephemeralPrivate?.slice() ?? p.generatePrivateKey() }));
               return later(() => responses(copy));
             }
           : undefined,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { initialState, writeMessageA } from '../noise/ikpsk2.js';
+import { initialState, readMessageB, split, writeMessageA } from '../noise/ikpsk2.js';
 import { initiationStep, responseStep } from '../noise/steps.js';
 import { nodeCrypto } from './node.js';
 import type { CryptoProvider, InitiationStepJob, InitiationStepResult, ResponseStepJob, ResponseStepResult } from './provider.js';
@@ -27,9 +27,10 @@ const RESP_OUT = 176;
 /** The addon's step functions (see `native/noise_steps.cc` for the row layouts). */
 export interface StepsBinding {
   noiseInitiations(key: NativeKey, ck: Uint8Array, h: Uint8Array, input: Uint8Array, out: Uint8Array, ok: Uint8Array): void;
-  noiseResponses(keys: NativeKey[], input: Uint8Array, out: Uint8Array, ok: Uint8Array): void;
+  /** A key `undefined`: the addon draws a fresh key pair for that job (its private key stays in the addon). */
+  noiseResponses(keys: (NativeKey | undefined)[], input: Uint8Array, out: Uint8Array, ok: Uint8Array): void;
   noiseInitiationsAsync?(key: NativeKey, ck: Uint8Array, h: Uint8Array, input: Uint8Array, out: Uint8Array, ok: Uint8Array, done: () => void): void;
-  noiseResponsesAsync?(keys: NativeKey[], input: Uint8Array, out: Uint8Array, ok: Uint8Array, done: () => void): void;
+  noiseResponsesAsync?(keys: (NativeKey | undefined)[], input: Uint8Array, out: Uint8Array, ok: Uint8Array, done: () => void): void;
 }
 
 type Steps = Pick<CryptoProvider, 'initiationSteps' | 'initiationStepsAsync' | 'responseSteps' | 'responseStepsAsync'>;
@@ -63,6 +64,7 @@ function packResponses(jobs: readonly ResponseStepJob[], keyOf: (raw: Uint8Array
       checkKeyLen(f, `responseSteps job ${i} field ${k}`);
       input.set(f, r + k * KEY_LEN);
     });
+    if (j.ephemeralPrivate === undefined) return undefined;
     checkKeyLen(j.ephemeralPrivate, `responseSteps job ${i} ephemeral private key`);
     return keyOf(j.ephemeralPrivate);
   });
@@ -143,11 +145,26 @@ function sameResult<T extends object>(got: T | null, want: T | null): boolean {
 }
 
 /**
+ * Whether `r` is a valid response step for `job` as the initiator, who holds
+ * the ephemeral and static private keys `e` and `s`, reads it: the empty
+ * payload opens and the final hash and transport keys agree (the check for a
+ * step whose ephemeral key the provider drew itself).
+ */
+export function initiatorAccepts(p: CryptoProvider, job: ResponseStepJob, e: Uint8Array, s: Uint8Array, r: ResponseStepResult): boolean {
+  const st = { ck: job.ck, h: job.h };
+  const payload = readMessageB(p, st, e, s, { ephemeral: r.ephemeralPublic, encryptedPayload: r.encryptedEmpty }, job.psk);
+  if (payload === null || payload.length !== 0 || !same(st.h, r.h)) return false;
+  const [k1, k2] = split(p, st);
+  return same(k1, r.k1) && same(k2, r.k2) && same(st.ck, r.ck);
+}
+
+/**
  * Twenty jobs of each step (enough for the pool) against `src/noise/steps.ts`
  * on node:crypto: valid initiations, a tampered one and a low-order
  * ephemeral; responses with and without a preshared key and a low-order
- * initiator key. `provider` is the native provider being built (its key
- * generation and cache feed the jobs).
+ * initiator key, with our ephemeral key given (compared exactly) or drawn by
+ * the provider (checked as the initiator reads it). `provider` is the native
+ * provider being built (its key generation and cache feed the jobs).
  */
 export function stepsSelfTest(steps: Steps, provider: Pick<CryptoProvider, 'generatePrivateKey'>): boolean {
   const n = nodeCrypto;
@@ -156,9 +173,11 @@ export function stepsSelfTest(steps: Steps, provider: Pick<CryptoProvider, 'gene
   const st0 = initialState(n, 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', bytes(1), n.publicKey(responder));
   const initiations: InitiationStepJob[] = [];
   const responses: ResponseStepJob[] = [];
+  const initiators: [Uint8Array, Uint8Array][] = [];
   for (let i = 0; i < 20; i++) {
     const e = n.generatePrivateKey();
     const s = n.generatePrivateKey();
+    initiators.push([e, s]);
     const a = writeMessageA(n, { ...st0 }, e, n.publicKey(e), n.publicKey(s), n.publicKey(responder), n.dh(s, n.publicKey(responder))!, bytes(i))!;
     const encryptedStatic = a.encryptedStatic.slice();
     if (i === 7) encryptedStatic[3]! ^= 1;
@@ -166,7 +185,7 @@ export function stepsSelfTest(steps: Steps, provider: Pick<CryptoProvider, 'gene
     responses.push({
       ck: bytes(i + 40),
       h: bytes(i + 80),
-      ephemeralPrivate: provider.generatePrivateKey(),
+      ...(i % 3 === 0 ? {} : { ephemeralPrivate: provider.generatePrivateKey() }),
       initiatorEphemeral: i === 13 ? new Uint8Array(KEY_LEN) : n.publicKey(e),
       initiatorStatic: n.publicKey(s),
       psk: i % 2 === 0 ? new Uint8Array(KEY_LEN) : bytes(i + 120),
@@ -179,6 +198,8 @@ export function stepsSelfTest(steps: Steps, provider: Pick<CryptoProvider, 'gene
     gotI[11] === null &&
     gotR[13] === null &&
     initiations.every((j, i) => sameResult(gotI[i]!, initiationStep(n, responder, st0, j))) &&
-    responses.every((j, i) => sameResult(gotR[i]!, responseStep(n, j)))
+    responses.every((j, i) =>
+      i === 13 || j.ephemeralPrivate !== undefined ? sameResult(gotR[i]!, responseStep(n, j)) : gotR[i] !== null && initiatorAccepts(n, j, ...initiators[i]!, gotR[i]!),
+    )
   );
 }

@@ -50,8 +50,12 @@ export interface ResponseStepJob {
   readonly ck: Uint8Array;
   /** Handshake hash after the consumed initiation. */
   readonly h: Uint8Array;
-  /** Our ephemeral private key (from {@link CryptoProvider.generatePrivateKey}). */
-  readonly ephemeralPrivate: Uint8Array;
+  /**
+   * Our ephemeral private key; absent (the handshake worker's case): the
+   * step draws a fresh one, as {@link CryptoProvider.generatePrivateKey}
+   * would, and erases it (a native provider never lets it leave the addon).
+   */
+  readonly ephemeralPrivate?: Uint8Array;
   /** The initiator's ephemeral public key. */
   readonly initiatorEphemeral: Uint8Array;
   /** The initiator's static public key. */

@@ -17,9 +17,9 @@
  * 2. finishing: the first step (`e, es, s`: up to the decrypted static key)
  *    of every initiation of the run at once, then each is consumed in order
  *    (peer, `ss`, timestamp, replay and flood) and, if accepted, its
- *    response's index and ephemeral key are drawn; then the response steps
- *    (`e, ee, se, psk`, the empty payload, the transport keys) of all those
- *    responses at once; then each response is completed, its session
+ *    response's index is drawn; then the response steps (a fresh ephemeral
+ *    key, `e, ee, se, psk`, the empty payload, the transport keys) of all
+ *    those responses at once; then each response is completed, its session
  *    installed and sent, in order.
  *
  * An initiation whose peer already has an accepted one pending in the run
@@ -133,7 +133,7 @@ export function drainSteps(d: DeviceState): void {
   }
 }
 
-/** Drop every pipelined step (device closed), erasing the ephemeral keys they hold. */
+/** Drop every pipelined step (device closed). */
 export function abandonHandshakes(d: DeviceState): void {
   for (const s of d.hsSteps.splice(0)) s.discard();
 }
@@ -327,7 +327,7 @@ function completeResponses(d: DeviceState, pending: PendingResponse[], async: bo
   const jobs: ResponseStepJob[] = [];
   const at: number[] = [];
   for (const r of items) {
-    const job = responseStepJob(r.peer.handshake, r.ephemeral);
+    const job = responseStepJob(r.peer.handshake);
     at.push(job === null ? -1 : jobs.length);
     if (job !== null) jobs.push(job);
   }
@@ -340,15 +340,11 @@ function completeResponses(d: DeviceState, pending: PendingResponse[], async: bo
         else finishResponse(d, r, j >= 0 && unchanged(r.peer.handshake, jobs[j]!) ? steps![j]! : undefined);
       } catch {
         drop(d, 'exception');
-      } finally {
-        r.ephemeral.fill(0); // also when no response was made
       }
     }
   };
   if (async && d.p.responseStepsAsync !== undefined && jobs.length > 0) {
-    asyncStep(d, () => d.p.responseStepsAsync!(jobs), true, complete, () => {
-      for (const r of items) r.ephemeral.fill(0);
-    });
+    asyncStep(d, () => d.p.responseStepsAsync!(jobs), true, complete, nothing);
   } else complete(responseSteps(d.p, jobs));
 }
 
@@ -366,7 +362,7 @@ function current(d: DeviceState, r: PendingResponse, local: LocalIdentity | null
   return d.local === local && !r.peer.removed && r.peer.handshake.stage === HandshakeStage.InitiationConsumed;
 }
 
-/** A begun response that will not be sent: free its index and count it (the caller erases its key). */
+/** A begun response that will not be sent: free its index and count it. */
 function abandonResponse(d: DeviceState, r: PendingResponse): void {
   d.indices.delete(r.index);
   drop(d, 'handshakeFailed');

@@ -198,24 +198,22 @@ export function sendInitiation(d: DeviceState, peer: Peer, isRetry: boolean): vo
   timersHandshakeInitiated(d, peer);
 }
 
-/** A response whose index and ephemeral key are drawn and whose DH values may be computed in a batch. */
+/** A response whose index is drawn and whose Noise step may be computed in a batch (which draws our ephemeral key). */
 export interface PendingResponse {
   /** The peer whose consumed initiation it answers. */
   readonly peer: Peer;
   /** Our new index. */
   readonly index: number;
-  /** Our ephemeral private key (zeroed by {@link finishResponse}). */
-  readonly ephemeral: Uint8Array;
 }
 
 /**
  * Answer the initiation just consumed into the peer's handshake, first half:
- * draw our index and ephemeral key ({@link finishResponse} completes it).
+ * draw our index ({@link finishResponse} completes it).
  */
 export function beginResponse(d: DeviceState, peer: Peer): PendingResponse {
   peer.lastSentHandshake = d.clock.now();
   const index = d.indices.allocate(peer);
-  return { peer, index, ephemeral: d.p.generatePrivateKey() };
+  return { peer, index };
 }
 
 /**
@@ -224,7 +222,7 @@ export function beginResponse(d: DeviceState, peer: Peer): PendingResponse {
  */
 export function finishResponse(d: DeviceState, r: PendingResponse, step?: ResponseStepResult | null): void {
   const { peer, index } = r;
-  const msg = createResponse(d.p, peer.handshake, index, r.ephemeral, step);
+  const msg = createResponse(d.p, peer.handshake, index, undefined, step);
   if (msg === null) {
     d.indices.delete(index);
     return;

@@ -195,15 +195,16 @@ export function senderOf(msg: Uint8Array): number {
 }
 
 /**
- * The response step's job ({@link responseSteps}) for a consumed initiation
- * and our ephemeral key, or null if the handshake is not in that stage.
+ * The response step's job ({@link responseSteps}) for a consumed initiation,
+ * or null if the handshake is not in that stage. Without `ephemeralPrivate`
+ * the step draws our ephemeral key itself.
  */
-export function responseStepJob(hs: Handshake, ephemeralPrivate: Uint8Array): ResponseStepJob | null {
+export function responseStepJob(hs: Handshake, ephemeralPrivate?: Uint8Array): ResponseStepJob | null {
   if (hs.stage !== HandshakeStage.InitiationConsumed || hs.state === null || hs.remoteEphemeral === null) return null;
   return {
     ck: hs.state.ck,
     h: hs.state.h,
-    ephemeralPrivate,
+    ...(ephemeralPrivate === undefined ? {} : { ephemeralPrivate }),
     initiatorEphemeral: hs.remoteEphemeral,
     initiatorStatic: hs.remoteStatic,
     psk: hs.presharedKey,
@@ -212,22 +213,24 @@ export function responseStepJob(hs: Handshake, ephemeralPrivate: Uint8Array): Re
 
 /**
  * Create the response (MACs left zero) to a consumed initiation, with our new
- * index `sender`. `step` is the response step of {@link responseStepJob}
- * for this handshake as it is now (null when it failed) when the caller
- * computed it already, else it is computed here. Returns null if the
- * handshake is not in the right stage or a DH result is zero.
+ * index `sender` and a fresh ephemeral key (or `ephemeralPrivate`, which is
+ * zeroed after; test vectors). `step` is the response step of
+ * {@link responseStepJob} for this handshake as it is now (null when it
+ * failed) when the caller computed it already, else it is computed here.
+ * Returns null if the handshake is not in the right stage or a DH result is
+ * zero.
  */
 export function createResponse(
   p: CryptoProvider,
   hs: Handshake,
   sender: number,
-  ephemeralPrivate: Uint8Array = p.generatePrivateKey(),
+  ephemeralPrivate?: Uint8Array,
   step?: ResponseStepResult | null,
 ): Uint8Array | null {
   const job = responseStepJob(hs, ephemeralPrivate);
   if (job === null) return null;
   const b = step === undefined ? responseSteps(p, [job])[0]! : step;
-  ephemeralPrivate.fill(0);
+  ephemeralPrivate?.fill(0);
   if (b === null) return null;
   hs.state = { ck: b.ck, h: b.h };
   hs.transportKeys = [b.k1, b.k2];

@@ -29,11 +29,17 @@ export function initiationStep(p: CryptoProvider, staticPrivate: Uint8Array, st0
   return initiatorStatic === null ? null : { ck: st.ck, h: st.h, initiatorStatic };
 }
 
-/** A response's step (message B with the empty payload, then Split); null when a DH result is zero. */
+/**
+ * A response's step (message B with the empty payload, then Split) with the
+ * job's ephemeral key or, without one, a fresh one that is erased after;
+ * null when a DH result is zero.
+ */
 export function responseStep(p: CryptoProvider, job: ResponseStepJob): ResponseStepResult | null {
   const st = { ck: job.ck, h: job.h };
-  const ephemeralPublic = p.publicKey(job.ephemeralPrivate);
-  const b = writeMessageB(p, st, job.ephemeralPrivate, ephemeralPublic, job.initiatorEphemeral, job.initiatorStatic, job.psk);
+  const e = job.ephemeralPrivate ?? p.generatePrivateKey();
+  const ephemeralPublic = p.publicKey(e);
+  const b = writeMessageB(p, st, e, ephemeralPublic, job.initiatorEphemeral, job.initiatorStatic, job.psk);
+  if (job.ephemeralPrivate === undefined) e.fill(0);
   if (b === null) return null;
   const [k1, k2] = split(p, st);
   return { ck: st.ck, h: st.h, ephemeralPublic, encryptedEmpty: b.encryptedPayload, k1, k2 };
