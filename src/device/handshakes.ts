@@ -85,16 +85,12 @@ export interface HandshakeStep {
   ready: boolean;
   /** The step's protocol work (may put a new, not yet ready step at the head). */
   process(): void;
-  /** Forget the step without processing it (device closed): erase what it holds. */
-  discard(): void;
 }
-
-const nothing = (): void => undefined;
 
 /** Queue a step that needs no batch, or do it now when nothing is in flight. */
 function inOrder(d: DeviceState, process: () => void): void {
   if (d.hsSteps.length === 0) process();
-  else d.hsSteps.push({ ready: true, process, discard: nothing });
+  else d.hsSteps.push({ ready: true, process });
 }
 
 /**
@@ -103,9 +99,9 @@ function inOrder(d: DeviceState, process: () => void): void {
  * the head (`first`, for the responses of the run being processed) or the
  * tail of the pipeline.
  */
-function asyncStep<T>(d: DeviceState, compute: () => Promise<T>, first: boolean, use: (r: T | null) => void, discard: () => void): void {
+function asyncStep<T>(d: DeviceState, compute: () => Promise<T>, first: boolean, use: (r: T | null) => void): void {
   let result: T | null = null;
-  const step: HandshakeStep = { ready: false, process: () => use(result), discard };
+  const step: HandshakeStep = { ready: false, process: () => use(result) };
   if (first) d.hsSteps.unshift(step);
   else d.hsSteps.push(step);
   const done = (r: T | null): void => {
@@ -135,7 +131,7 @@ export function drainSteps(d: DeviceState): void {
 
 /** Drop every pipelined step (device closed). */
 export function abandonHandshakes(d: DeviceState): void {
-  for (const s of d.hsSteps.splice(0)) s.discard();
+  d.hsSteps.length = 0; // a batch still out finds its step gone and is dropped
 }
 
 /** Process up to `max` queued handshake messages. Returns how many were taken from the queue. */
@@ -267,7 +263,7 @@ function finishRun(d: DeviceState, run: Queued[]): void {
   const st0 = local.responderState;
   if (d.p.initiationStepsAsync !== undefined && (items.length > 1 || d.hsSteps.length > 0)) {
     const compute = () => d.p.initiationStepsAsync!(local.privateKey, st0.ck, st0.h, jobs);
-    asyncStep(d, compute, false, (firsts) => consumeRun(d, items, local, firsts, true), nothing);
+    asyncStep(d, compute, false, (firsts) => consumeRun(d, items, local, firsts, true));
     return;
   }
   consumeRun(d, items, local, initiationSteps(d.p, local.privateKey, st0, jobs), false);
@@ -344,7 +340,7 @@ function completeResponses(d: DeviceState, pending: PendingResponse[], async: bo
     }
   };
   if (async && d.p.responseStepsAsync !== undefined && jobs.length > 0) {
-    asyncStep(d, () => d.p.responseStepsAsync!(jobs), true, complete, nothing);
+    asyncStep(d, () => d.p.responseStepsAsync!(jobs), true, complete);
   } else complete(responseSteps(d.p, jobs));
 }
 
