@@ -220,28 +220,29 @@ function sendCookieReply(d: DeviceState, data: Uint8Array, from: Endpoint): void
 /** One initiation, start to finish (providers without batched steps). */
 function receiveInitiation(d: DeviceState, data: Uint8Array, from: Endpoint): void {
   if (checkMacs(d, data, from, false) !== 'pass') return;
-  const peer = consumeOne(d, data, from, undefined, (key) => d.peers.get(keyToBase64(key))?.handshake);
+  const peer = consumeOne(d, data, from, undefined, (key) => d.peers.get(keyToBase64(key)));
   if (peer !== null) finishResponse(d, beginResponse(d, peer));
 }
 
 /**
  * Consume one initiation (its first step precomputed, or undefined to
- * compute it) and note the authenticated source; the accepted peer, or null
- * (counted).
+ * compute it; `lookup` maps the initiator's static key to its peer) and note
+ * the authenticated source; the accepted peer, or null (counted).
  */
 function consumeOne(
   d: DeviceState,
   data: Uint8Array,
   from: Endpoint,
   first: InitiationStepResult | null | undefined,
-  lookup: (key: Uint8Array) => Handshake | undefined,
+  lookup: (key: Uint8Array) => Peer | undefined,
 ): Peer | null {
-  const r = consumeInitiation(d.p, d.local!, data, d.clock.now(), lookup, first);
+  let found: Peer | undefined;
+  const r = consumeInitiation(d.p, d.local!, data, d.clock.now(), (key) => (found = lookup(key))?.handshake, first);
   if ('refused' in r) {
     drop(d, r.refused === 'replay' || r.refused === 'flood' ? 'handshakeReplay' : 'handshakeFailed');
     return null;
   }
-  const peer = d.peers.get(keyToBase64(r.handshake.remoteStatic))!;
+  const peer = found!; // the peer whose handshake consumeInitiation accepted
   authenticatedFrom(d, peer, from, data.length);
   return peer;
 }
@@ -279,13 +280,13 @@ function consumeRun(d: DeviceState, items: Queued[], local: LocalIdentity, first
   const redo = d.local !== local || firsts === null;
   const pending: PendingResponse[] = [];
   const pendingPeers = new Set<Handshake>();
-  const lookup = (key: Uint8Array): Handshake | undefined => {
-    const hs = d.peers.get(keyToBase64(key))?.handshake;
-    if (hs !== undefined && pendingPeers.has(hs)) {
+  const lookup = (key: Uint8Array): Peer | undefined => {
+    const peer = d.peers.get(keyToBase64(key));
+    if (peer !== undefined && pendingPeers.has(peer.handshake)) {
       completeResponses(d, pending, false);
       pendingPeers.clear();
     }
-    return hs;
+    return peer;
   };
   try {
     for (let i = 0; i < items.length; i++) {
