@@ -340,7 +340,7 @@ async function main() {
     responder_cpu_s: responderCpu,
     // Closed loop: with --window initiations out and SPACING_MS per identity, this latency bounds the rate.
     response_latency_ms: percentiles(latencies),
-    // Per thread name (the main thread carries the process's name), over the counted window.
+    // CPU seconds per thread over the counted window (see threadsCpu), each also with its time waiting for a CPU.
     responder_threads_cpu_s:
       threadsStart && threadsEnd
         ? Object.fromEntries(Object.entries(threadsEnd).map(([k, v]) => [k, Math.round((v - (threadsStart[k] ?? 0)) * 100) / 100]).filter(([, v]) => v > 0))
