@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib/netns.mjs';
-import { abArgs, closePairs, openPairs } from './lib/pair-spec.mjs';
+import { abArgs, alternating, closePairs, openPairs } from './lib/pair-spec.mjs';
 
 const { rounds, seconds, specs } = abArgs('ping-path', { rounds: 2, seconds: 6, minSeconds: 3 });
 
@@ -92,50 +92,48 @@ function firstAfter(times, t) {
 const pairs = [];
 try {
   await openPairs(specs, 'ping-path', pairs);
-  for (let r = 0; r < rounds; r++) {
-    for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
-      const { lib } = p;
-      const { a, b } = p.pair;
-      const caps = {
-        tunA: capture(a.ns, a.ifname, 'icmp'),
-        tunB: capture(b.ns, b.ifname, 'icmp'),
-        veth: capture(a.ns, 'vA', 'udp and ip[2:2] = 156'),
-      };
-      await Promise.all(Object.values(caps).map((c) => c.ready));
-      const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds });
-      await lib.sleep(700);
-      const ping = await lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
-      const tcp = await tcpP;
-      const tunA = icmpTimes(await caps.tunA.stop());
-      const tunB = icmpTimes(await caps.tunB.stop());
-      const veth = await caps.veth.stop();
-      const fromA = datagramTimes(veth, a.outer4);
-      const fromB = datagramTimes(veth, b.outer4);
-      const legs = { a_out: [], b_in: [], b_out: [], a_in: [], rtt: [] };
-      for (const [seq, t0] of tunA.req) {
-        const t5 = tunA.rep.get(seq);
-        const t2 = tunB.req.get(seq);
-        const t3 = tunB.rep.get(seq);
-        if (t5 === undefined || t2 === undefined || t3 === undefined) continue;
-        const t1 = firstAfter(fromA, t0);
-        const t4 = firstAfter(fromB, t3);
-        if (t1 === null || t4 === null || t1 > t2 || t4 > t5) continue;
-        legs.a_out.push(t1 - t0);
-        legs.b_in.push(t2 - t1);
-        legs.b_out.push(t4 - t3);
-        legs.a_in.push(t5 - t4);
-        legs.rtt.push(t5 - t0);
-      }
-      const run = {
-        round: r + 1,
-        mbps: Math.round(tcp.mbps),
-        ping_p50_ms: ping.p50,
-        matched: legs.rtt.length,
-        p50_ms: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, v.length === 0 ? null : ms(median(v) * 1000)])),
-      };
-      p.runs.push(run);
-      process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
+  for (const [r, p] of alternating(pairs, rounds)) {
+    const { lib } = p;
+    const { a, b } = p.pair;
+    const caps = {
+      tunA: capture(a.ns, a.ifname, 'icmp'),
+      tunB: capture(b.ns, b.ifname, 'icmp'),
+      veth: capture(a.ns, 'vA', 'udp and ip[2:2] = 156'),
+    };
+    await Promise.all(Object.values(caps).map((c) => c.ready));
+    const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds });
+    await lib.sleep(700);
+    const ping = await lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
+    const tcp = await tcpP;
+    const tunA = icmpTimes(await caps.tunA.stop());
+    const tunB = icmpTimes(await caps.tunB.stop());
+    const veth = await caps.veth.stop();
+    const fromA = datagramTimes(veth, a.outer4);
+    const fromB = datagramTimes(veth, b.outer4);
+    const legs = { a_out: [], b_in: [], b_out: [], a_in: [], rtt: [] };
+    for (const [seq, t0] of tunA.req) {
+      const t5 = tunA.rep.get(seq);
+      const t2 = tunB.req.get(seq);
+      const t3 = tunB.rep.get(seq);
+      if (t5 === undefined || t2 === undefined || t3 === undefined) continue;
+      const t1 = firstAfter(fromA, t0);
+      const t4 = firstAfter(fromB, t3);
+      if (t1 === null || t4 === null || t1 > t2 || t4 > t5) continue;
+      legs.a_out.push(t1 - t0);
+      legs.b_in.push(t2 - t1);
+      legs.b_out.push(t4 - t3);
+      legs.a_in.push(t5 - t4);
+      legs.rtt.push(t5 - t0);
     }
+    const run = {
+      round: r + 1,
+      mbps: Math.round(tcp.mbps),
+      ping_p50_ms: ping.p50,
+      matched: legs.rtt.length,
+      p50_ms: Object.fromEntries(Object.entries(legs).map(([k, v]) => [k, v.length === 0 ? null : ms(median(v) * 1000)])),
+    };
+    p.runs.push(run);
+    process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
   }
 } finally {
   await closePairs(pairs);

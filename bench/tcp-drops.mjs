@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './lib/netns.mjs';
-import { abArgs, closePairs, openPairs } from './lib/pair-spec.mjs';
+import { abArgs, alternating, closePairs, openPairs } from './lib/pair-spec.mjs';
 
 const { val, has, rounds, seconds, specs } = abArgs('tcp-drops', { rounds: 3, seconds: 5, minSeconds: 2, valueFlags: ['--parallel'] });
 const probe = has('--probe');
@@ -62,53 +62,51 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const pairs = [];
 try {
   await openPairs(specs, 'tcp-drops', pairs);
-  for (let r = 0; r < rounds; r++) {
-    for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) {
-      const { lib } = p;
-      const { a, b } = p.pair;
-      const load1 = Math.round(os.loadavg()[0] * 100) / 100;
-      const u0 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
-      const c0 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
-      const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds, parallel });
-      await lib.sleep(700);
-      const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
-      const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
-      const samples = [];
-      let sampling = probe;
-      const sampler = (async () => {
-        while (sampling) {
-          samples.push(await sampleQueues(lib, a, b));
-          await lib.sleep(150);
-        }
-      })();
-      const [tcp, ping] = await Promise.all([tcpP, pingP]);
-      sampling = false;
-      await sampler;
-      const c1 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
-      const u1 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
-      const cpu = c1[0] - c0[0] + (c1[1] - c0[1]);
-      const run = {
-        round: r + 1,
-        load1,
-        mbps: Math.round(tcp.mbps),
-        retransmits: tcp.retransmits,
-        rcvbuf_errors_a: u1[0].RcvbufErrors - u0[0].RcvbufErrors,
-        rcvbuf_errors_b: u1[1].RcvbufErrors - u0[1].RcvbufErrors,
-        in_datagrams_b: u1[1].InDatagrams - u0[1].InDatagrams,
-        cpu_s: { a: Math.round((c1[0] - c0[0]) * 100) / 100, b: Math.round((c1[1] - c0[1]) * 100) / 100 },
-        mbit_per_cpu_s: cpu > 0 ? Math.round((tcp.mbps * tcp.seconds) / cpu) : null,
-        ping_p50_ms: ping.p50,
-        ping_p99_ms: ping.p99,
-        b_skmem: skmem,
-      };
-      if (probe && samples.length > 0) {
-        // Medians over the stream (the last sample, after it ended, left out).
-        const mid = samples.slice(0, -1);
-        run.queues = Object.fromEntries(Object.keys(mid[0]).filter((k) => mid[0][k] !== undefined).map((k) => [k, median(mid.map((x) => x[k]))]));
+  for (const [r, p] of alternating(pairs, rounds)) {
+    const { lib } = p;
+    const { a, b } = p.pair;
+    const load1 = Math.round(os.loadavg()[0] * 100) / 100;
+    const u0 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
+    const c0 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
+    const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds, parallel });
+    await lib.sleep(700);
+    const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
+    const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
+    const samples = [];
+    let sampling = probe;
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push(await sampleQueues(lib, a, b));
+        await lib.sleep(150);
       }
-      p.runs.push(run);
-      process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
+    })();
+    const [tcp, ping] = await Promise.all([tcpP, pingP]);
+    sampling = false;
+    await sampler;
+    const c1 = [lib.cpuSeconds(a.daemon.pid), lib.cpuSeconds(b.daemon.pid)];
+    const u1 = [await udpCounters(lib, a.ns), await udpCounters(lib, b.ns)];
+    const cpu = c1[0] - c0[0] + (c1[1] - c0[1]);
+    const run = {
+      round: r + 1,
+      load1,
+      mbps: Math.round(tcp.mbps),
+      retransmits: tcp.retransmits,
+      rcvbuf_errors_a: u1[0].RcvbufErrors - u0[0].RcvbufErrors,
+      rcvbuf_errors_b: u1[1].RcvbufErrors - u0[1].RcvbufErrors,
+      in_datagrams_b: u1[1].InDatagrams - u0[1].InDatagrams,
+      cpu_s: { a: Math.round((c1[0] - c0[0]) * 100) / 100, b: Math.round((c1[1] - c0[1]) * 100) / 100 },
+      mbit_per_cpu_s: cpu > 0 ? Math.round((tcp.mbps * tcp.seconds) / cpu) : null,
+      ping_p50_ms: ping.p50,
+      ping_p99_ms: ping.p99,
+      b_skmem: skmem,
+    };
+    if (probe && samples.length > 0) {
+      // Medians over the stream (the last sample, after it ended, left out).
+      const mid = samples.slice(0, -1);
+      run.queues = Object.fromEntries(Object.keys(mid[0]).filter((k) => mid[0][k] !== undefined).map((k) => [k, median(mid.map((x) => x[k]))]));
     }
+    p.runs.push(run);
+    process.stdout.write(`${p.name} ${JSON.stringify(run)}\n`);
   }
 } finally {
   await closePairs(pairs);

@@ -166,7 +166,6 @@ Napi::Value X25519Import(const Napi::CallbackInfo& info) {
   return Napi::External<EVP_PKEY>::New(env, key, FreeKey);
 }
 
-
 // x25519Public(key, out32): the public key of an imported private key.
 Napi::Value X25519Public(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -61,6 +61,14 @@ export async function openPairs(specs, tool, pairs = []) {
   return pairs;
 }
 
+/**
+ * The rounds of an A/B run as [round index, pair]: every pair once per round, in turn, the order
+ * reversed every other round (this host's speed drifts within minutes).
+ */
+export function* alternating(pairs, rounds) {
+  for (let r = 0; r < rounds; r++) for (const p of r % 2 === 0 ? pairs : [...pairs].reverse()) yield [r, p];
+}
+
 /** Tear down every pair's topology (daemons and namespaces). */
 export async function closePairs(pairs) {
   for (const p of pairs) await p.topology?.teardown();

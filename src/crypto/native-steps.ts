@@ -10,8 +10,10 @@
  * @module
  */
 
+import { CONSTRUCTION } from '../noise/constants.js';
 import { initialState, readMessageB, split, writeMessageA } from '../noise/ikpsk2.js';
 import { initiationStep, responseStep } from '../noise/steps.js';
+import { bytesEqual } from './keys.js';
 import { nodeCrypto } from './node.js';
 import type { CryptoProvider, InitiationStepJob, InitiationStepResult, ResponseStepJob, ResponseStepResult } from './provider.js';
 import { checkKeyLen, KEY_LEN } from './provider.js';
@@ -137,11 +139,9 @@ export function nativeSteps(b: StepsBinding, keyOf: (raw: Uint8Array) => NativeK
   };
 }
 
-const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
-
 function sameResult<T extends object>(got: T | null, want: T | null): boolean {
   if (got === null || want === null) return got === want;
-  return Object.keys(want).every((k) => same((got as Record<string, Uint8Array>)[k]!, (want as Record<string, Uint8Array>)[k]!));
+  return Object.keys(want).every((k) => bytesEqual((got as Record<string, Uint8Array>)[k]!, (want as Record<string, Uint8Array>)[k]!));
 }
 
 /**
@@ -153,9 +153,9 @@ function sameResult<T extends object>(got: T | null, want: T | null): boolean {
 export function initiatorAccepts(p: CryptoProvider, job: ResponseStepJob, e: Uint8Array, s: Uint8Array, r: ResponseStepResult): boolean {
   const st = { ck: job.ck, h: job.h };
   const payload = readMessageB(p, st, e, s, { ephemeral: r.ephemeralPublic, encryptedPayload: r.encryptedEmpty }, job.psk);
-  if (payload === null || payload.length !== 0 || !same(st.h, r.h)) return false;
+  if (payload === null || payload.length !== 0 || !bytesEqual(st.h, r.h)) return false;
   const [k1, k2] = split(p, st);
-  return same(k1, r.k1) && same(k2, r.k2) && same(st.ck, r.ck);
+  return bytesEqual(k1, r.k1) && bytesEqual(k2, r.k2) && bytesEqual(st.ck, r.ck);
 }
 
 /**
@@ -170,7 +170,7 @@ export function stepsSelfTest(steps: Steps, provider: Pick<CryptoProvider, 'gene
   const n = nodeCrypto;
   const bytes = (seed: number) => Uint8Array.from({ length: KEY_LEN }, (_, j) => (seed * 29 + j * 13 + 7) & 255);
   const responder = provider.generatePrivateKey();
-  const st0 = initialState(n, 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', bytes(1), n.publicKey(responder));
+  const st0 = initialState(n, CONSTRUCTION, bytes(1), n.publicKey(responder));
   const initiations: InitiationStepJob[] = [];
   const responses: ResponseStepJob[] = [];
   const initiators: [Uint8Array, Uint8Array][] = [];

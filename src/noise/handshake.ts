@@ -194,13 +194,18 @@ export function senderOf(msg: Uint8Array): number {
   return readU32(msg, 4);
 }
 
+/** Whether `hs` holds a consumed initiation that a response can answer. */
+function answerable(hs: Handshake): hs is Handshake & { state: NoiseState; remoteEphemeral: Uint8Array } {
+  return hs.stage === HandshakeStage.InitiationConsumed && hs.state !== null && hs.remoteEphemeral !== null;
+}
+
 /**
  * The response step's job ({@link responseSteps}) for a consumed initiation,
  * or null if the handshake is not in that stage. Without `ephemeralPrivate`
  * the step draws our ephemeral key itself.
  */
 export function responseStepJob(hs: Handshake, ephemeralPrivate?: Uint8Array): ResponseStepJob | null {
-  if (hs.stage !== HandshakeStage.InitiationConsumed || hs.state === null || hs.remoteEphemeral === null) return null;
+  if (!answerable(hs)) return null;
   return {
     ck: hs.state.ck,
     h: hs.state.h,
@@ -227,9 +232,8 @@ export function createResponse(
   ephemeralPrivate?: Uint8Array,
   step?: ResponseStepResult | null,
 ): Uint8Array | null {
-  const job = responseStepJob(hs, ephemeralPrivate);
-  if (job === null) return null;
-  const b = step === undefined ? responseSteps(p, [job])[0]! : step;
+  if (!answerable(hs)) return null;
+  const b = step === undefined ? responseSteps(p, [responseStepJob(hs, ephemeralPrivate)!])[0]! : step;
   ephemeralPrivate?.fill(0);
   if (b === null) return null;
   hs.state = { ck: b.ck, h: b.h };
