@@ -36,6 +36,7 @@ namespace {
 
 constexpr size_t kKeyLen = 32;
 constexpr size_t kMacLen = 16;
+constexpr size_t kBlockLen = 64;  // BLAKE2s
 
 // Per-thread OpenSSL objects, fetched once (worker threads may load the addon too).
 struct Ctx {
@@ -121,11 +122,23 @@ Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
   return Mac(info, Get().kmac, kKeyLen, kMacLen, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
 }
 
-bool HmacInto(EVP_MAC_CTX* ctx, const uint8_t* key, size_t keyLen, const uint8_t* a, size_t aLen, const uint8_t* b,
-              size_t bLen, uint8_t* out) {
-  size_t len = 0;
-  return EVP_MAC_init(ctx, key, keyLen, nullptr) == 1 && (aLen == 0 || EVP_MAC_update(ctx, a, aLen) == 1) &&
-         (bLen == 0 || EVP_MAC_update(ctx, b, bLen) == 1) && EVP_MAC_final(ctx, out, &len, kKeyLen) == 1 && len == kKeyLen;
+// HMAC-BLAKE2s-256 (RFC 2104) of a ‖ b under a 32-byte key, on the thread's digest context: the inner
+// and the outer hash are each one digest over a padded key block and the data. EVP_MAC's HMAC would
+// copy two digest contexts (an allocation each) per call, as much work as the hashing itself here.
+bool HmacInto(Ctx& c, const uint8_t* key, const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint8_t* out) {
+  uint8_t pad[kBlockLen];
+  uint8_t inner[kKeyLen];
+  unsigned int len = 0;
+  for (size_t i = 0; i < kBlockLen; i++) pad[i] = static_cast<uint8_t>((i < kKeyLen ? key[i] : 0) ^ 0x36);
+  bool ok = EVP_DigestInit_ex(c.md, c.blake2s, nullptr) == 1 && EVP_DigestUpdate(c.md, pad, kBlockLen) == 1 &&
+            (aLen == 0 || EVP_DigestUpdate(c.md, a, aLen) == 1) && (bLen == 0 || EVP_DigestUpdate(c.md, b, bLen) == 1) &&
+            EVP_DigestFinal_ex(c.md, inner, &len) == 1 && len == kKeyLen;
+  for (size_t i = 0; i < kBlockLen; i++) pad[i] ^= 0x36 ^ 0x5c;
+  ok = ok && EVP_DigestInit_ex(c.md, c.blake2s, nullptr) == 1 && EVP_DigestUpdate(c.md, pad, kBlockLen) == 1 &&
+       EVP_DigestUpdate(c.md, inner, kKeyLen) == 1 && EVP_DigestFinal_ex(c.md, out, &len) == 1 && len == kKeyLen;
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(inner, sizeof inner);
+  return ok;
 }
 
 // kdfBlake2s(key32, input, out): WireGuard's HKDF with n = out.length / 32 outputs (1–3):
@@ -145,11 +158,44 @@ Napi::Value KdfBlake2s(const Napi::CallbackInfo& info) {
 
 void FreeKey(Napi::Env, EVP_PKEY* key) { EVP_PKEY_free(key); }
 
+// Per-thread X25519 objects, made once. Making them per call costs more than a tenth of the scalar
+// multiplication in OpenSSL 3.0: a public-key object (EVP_PKEY_fromdata, or the legacy raw-key call)
+// walks the whole algorithm name map, and EVP_PKEY_derive_set_peer's peer check makes a context.
+// - `peer`: one public-key object whose key is replaced before each derivation;
+// - `gen`: a key-generation context.
+struct X25519Objects {
+  EVP_PKEY* peer = nullptr;
+  EVP_PKEY_CTX* gen = nullptr;
+
+  X25519Objects() {
+    EVP_PKEY_CTX* from = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+    uint8_t base[kKeyLen] = {9};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, base, kKeyLen), OSSL_PARAM_construct_end()};
+    if (from == nullptr || EVP_PKEY_fromdata_init(from) != 1 || EVP_PKEY_fromdata(from, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1) peer = nullptr;
+    EVP_PKEY_CTX_free(from);
+    gen = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+    if (gen != nullptr && EVP_PKEY_keygen_init(gen) != 1) {
+      EVP_PKEY_CTX_free(gen);
+      gen = nullptr;
+    }
+  }
+  ~X25519Objects() {
+    EVP_PKEY_free(peer);
+    EVP_PKEY_CTX_free(gen);
+  }
+  X25519Objects(const X25519Objects&) = delete;
+  X25519Objects& operator=(const X25519Objects&) = delete;
+};
+
+X25519Objects& X25519Thread() {
+  static thread_local X25519Objects x;
+  return x;
+}
+
 EVP_PKEY* GenerateX25519() {
   EVP_PKEY* key = nullptr;
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr);
-  if (ctx == nullptr || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &key) != 1) key = nullptr;
-  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_CTX* gen = X25519Thread().gen;
+  if (gen == nullptr || EVP_PKEY_keygen(gen, &key) != 1) key = nullptr;
   return key;
 }
 
@@ -271,51 +317,37 @@ bool HashInto(const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint
 bool KdfInto(const uint8_t* key, const uint8_t* input, size_t inputLen, size_t n, uint8_t* out) {
   Ctx& c = Get();
   uint8_t prk[kKeyLen];
-  bool ok = c.ok && n >= 1 && n <= 3 && HmacInto(c.hmac, key, kKeyLen, input, inputLen, nullptr, 0, prk);
+  bool ok = c.ok && n >= 1 && n <= 3 && HmacInto(c, key, input, inputLen, nullptr, 0, prk);
   for (size_t i = 0; ok && i < n; i++) {
     const uint8_t counter = static_cast<uint8_t>(i + 1);
-    ok = i == 0 ? HmacInto(c.hmac, prk, kKeyLen, &counter, 1, nullptr, 0, out)
-                : HmacInto(c.hmac, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
+    ok = i == 0 ? HmacInto(c, prk, &counter, 1, nullptr, 0, out)
+                : HmacInto(c, prk, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
   }
   OPENSSL_cleanse(prk, sizeof prk);
   if (!ok) OPENSSL_cleanse(out, n * kKeyLen);
   return ok;
 }
 
-namespace {
-// Makes X25519 public-key objects from raw bytes with a context created once per thread:
-// EVP_PKEY_new_raw_public_key would look the key type up by name on every call.
-struct PeerKeys {
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
-  bool ok = ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1;
-  ~PeerKeys() { EVP_PKEY_CTX_free(ctx); }
-
-  EVP_PKEY* Make(const uint8_t* pub) {
-    if (!ok) return EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub, kKeyLen);
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(pub), kKeyLen),
-                           OSSL_PARAM_construct_end()};
-    EVP_PKEY* peer = nullptr;
-    return EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) == 1 ? peer : nullptr;
-  }
-};
-
-}  // namespace
-
-// DH(key, pub) into out; false when the result is all zero (OpenSSL then fails the derivation) or
-// OpenSSL refuses the peer key. Safe on any thread: it only reads `key`.
-bool DeriveX25519(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) {
-  static thread_local PeerKeys peers;
-  EVP_PKEY* peer = peers.Make(pub);
+// DH(key, pubs[i]) into outs[i] for i < n; false when a result is all zero (OpenSSL then fails the
+// derivation, and every output is zeroed) or OpenSSL fails. Safe on any thread: it only reads `key`.
+// The peer's key needs no check beyond that: every 32-byte string is an X25519 public key.
+bool DeriveX25519(EVP_PKEY* key, size_t n, const uint8_t* const* pubs, uint8_t* const* outs) {
+  EVP_PKEY* peer = X25519Thread().peer;
   EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
-  size_t len = kKeyLen;
-  bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
-            EVP_PKEY_derive(ctx, out, &len) == 1 && len == kKeyLen;
+  bool ok = ctx != nullptr && EVP_PKEY_derive_init(ctx) == 1;
+  for (size_t i = 0; ok && i < n; i++) {
+    size_t len = kKeyLen;
+    ok = EVP_PKEY_set1_encoded_public_key(peer, pubs[i], kKeyLen) == 1 && EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) == 1 &&
+         EVP_PKEY_derive(ctx, outs[i], &len) == 1 && len == kKeyLen;
+  }
   EVP_PKEY_CTX_free(ctx);
-  EVP_PKEY_free(peer);
-  if (!ok) std::memset(out, 0, kKeyLen);
+  if (!ok) {
+    for (size_t i = 0; i < n; i++) std::memset(outs[i], 0, kKeyLen);
+  }
   return ok;
 }
 
+bool DeriveX25519(EVP_PKEY* key, const uint8_t* pub, uint8_t* out) { return DeriveX25519(key, 1, &pub, &out); }
 
 namespace {
 

@@ -27,6 +27,8 @@ bool HashInto(const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint
 bool KdfInto(const uint8_t* key, const uint8_t* input, size_t inputLen, size_t n, uint8_t* out);
 // X25519 of a key from x25519Import/x25519Generate with a peer's public key (32 bytes) into out.
 bool DeriveX25519(EVP_PKEY* key, const uint8_t* pub, uint8_t* out);
+// The same with n peers' public keys into outs[i] (one derivation context for all); on failure every output is zeroed.
+bool DeriveX25519(EVP_PKEY* key, size_t n, const uint8_t* const* pubs, uint8_t* const* outs);
 // The key an x25519Import/x25519Generate External holds, or null.
 EVP_PKEY* X25519KeyOf(const Napi::Value& v);
 }  // namespace tsg

@@ -101,12 +101,14 @@ bool Response(const Responses& b, size_t i) {
   uint8_t* tag = pub + kKey;
   EVP_PKEY* key = b.keys[i];
   if (key == nullptr) return false;  // the key pool failed
-  uint8_t dh[kKey];
+  uint8_t dh[2 * kKey];  // ee, se: both with the response's ephemeral key, in one derivation context
+  const uint8_t* peers[2] = {initiatorE, initiatorStatic};
+  uint8_t* dhs[2] = {dh, dh + kKey};
   uint8_t t[3 * kKey];
   size_t pubLen = kKey;
   bool ok = EVP_PKEY_get_raw_public_key(key, pub, &pubLen) == 1 && pubLen == kKey && HashInto(row + kKey, kKey, pub, kKey, h) &&
-            KdfInto(row, pub, kKey, 1, t) && DeriveX25519(key, initiatorE, dh) && KdfInto(t, dh, kKey, 1, t + kKey) &&
-            DeriveX25519(key, initiatorStatic, dh) && KdfInto(t + kKey, dh, kKey, 1, ck) && KdfInto(ck, psk, kKey, 3, t) &&
+            DeriveX25519(key, 2, peers, dhs) && KdfInto(row, pub, kKey, 1, t) && KdfInto(t, dh, kKey, 1, t + kKey) &&
+            KdfInto(t + kKey, dh + kKey, kKey, 1, ck) && KdfInto(ck, psk, kKey, 3, t) &&
             HashInto(h, kKey, t + kKey, kKey, h) && AeadSeal(t + 2 * kKey, 0, 0, nullptr, 0, tag, h, kKey) && HashInto(h, kKey, tag, kTag, h) &&
             KdfInto(t, nullptr, 0, 2, split);
   if (ok) std::memcpy(ck, t, kKey);
