@@ -42,25 +42,19 @@ constexpr size_t kBlockLen = 64;  // BLAKE2s
 struct Ctx {
   EVP_MD* blake2s = nullptr;
   EVP_MD_CTX* md = nullptr;
-  EVP_MAC_CTX* hmac = nullptr;   // HMAC with BLAKE2S-256, re-keyed per call
   EVP_MAC_CTX* kmac = nullptr;   // BLAKE2SMAC with a 16-byte output, re-keyed per call
   bool ok = false;
 
   Ctx() {
     blake2s = EVP_MD_fetch(nullptr, "BLAKE2S-256", nullptr);
     md = EVP_MD_CTX_new();
-    EVP_MAC* h = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     EVP_MAC* b = EVP_MAC_fetch(nullptr, "BLAKE2SMAC", nullptr);
-    if (h != nullptr) hmac = EVP_MAC_CTX_new(h);
     if (b != nullptr) kmac = EVP_MAC_CTX_new(b);
-    EVP_MAC_free(h);  // the contexts hold their own references
-    EVP_MAC_free(b);
-    if (blake2s == nullptr || md == nullptr || hmac == nullptr || kmac == nullptr) return;
-    char digest[] = "BLAKE2S-256";
-    OSSL_PARAM hp[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    EVP_MAC_free(b);  // the context holds its own reference
+    if (blake2s == nullptr || md == nullptr || kmac == nullptr) return;
     size_t size = kMacLen;
     OSSL_PARAM kp[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
-    ok = EVP_MAC_CTX_set_params(hmac, hp) == 1 && EVP_MAC_CTX_set_params(kmac, kp) == 1;
+    ok = EVP_MAC_CTX_set_params(kmac, kp) == 1;
   }
 };
 
@@ -95,41 +89,34 @@ Napi::Value Blake2s(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Shared by hmacBlake2s and macBlake2s: MAC(key, data) into out (outWant bytes).
-Napi::Value Mac(const Napi::CallbackInfo& info, EVP_MAC_CTX* ctx, size_t maxKey, size_t outWant, const char* usage) {
+// macBlake2s(key, data, out16): keyed BLAKE2s with a 16-byte output.
+Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint8_t *key, *data, *out;
   size_t keyLen, dataLen, outLen;
   if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
-      outLen != outWant || keyLen == 0 || keyLen > maxKey) {
-    return ThrowType(env, usage);
+      outLen != kMacLen || keyLen == 0 || keyLen > kKeyLen) {
+    return ThrowType(env, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
   }
+  EVP_MAC_CTX* ctx = Get().kmac;
   size_t len = 0;
   if (EVP_MAC_init(ctx, key, keyLen, nullptr) != 1 || (dataLen > 0 && EVP_MAC_update(ctx, data, dataLen) != 1) ||
-      EVP_MAC_final(ctx, out, &len, outLen) != 1 || len != outWant) {
-    return Fail(env, "MAC: OpenSSL failed");
+      EVP_MAC_final(ctx, out, &len, outLen) != 1 || len != kMacLen) {
+    return Fail(env, "macBlake2s: OpenSSL failed");
   }
   return env.Undefined();
 }
 
-// hmacBlake2s(key, data, out32): HMAC-BLAKE2s-256.
-Napi::Value HmacBlake2s(const Napi::CallbackInfo& info) {
-  return Mac(info, Get().hmac, 64, kKeyLen, "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
-}
-
-// macBlake2s(key, data, out16): keyed BLAKE2s with a 16-byte output.
-Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
-  return Mac(info, Get().kmac, kKeyLen, kMacLen, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
-}
-
-// HMAC-BLAKE2s-256 (RFC 2104) of a ‖ b under a 32-byte key, on the thread's digest context: the inner
-// and the outer hash are each one digest over a padded key block and the data. EVP_MAC's HMAC would
-// copy two digest contexts (an allocation each) per call, as much work as the hashing itself here.
-bool HmacInto(Ctx& c, const uint8_t* key, const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint8_t* out) {
+// HMAC-BLAKE2s-256 (RFC 2104) of a ‖ b under a key of at most one block, on the thread's digest
+// context: the inner and the outer hash are each one digest over a padded key block and the data.
+// EVP_MAC's HMAC would copy two digest contexts (an allocation each) per call, as much work as the
+// hashing itself for the KDF's short inputs.
+bool HmacInto(Ctx& c, const uint8_t* key, size_t keyLen, const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint8_t* out) {
   uint8_t pad[kBlockLen];
   uint8_t inner[kKeyLen];
   unsigned int len = 0;
-  for (size_t i = 0; i < kBlockLen; i++) pad[i] = static_cast<uint8_t>((i < kKeyLen ? key[i] : 0) ^ 0x36);
+  if (!c.ok || keyLen > kBlockLen) return false;
+  for (size_t i = 0; i < kBlockLen; i++) pad[i] = static_cast<uint8_t>((i < keyLen ? key[i] : 0) ^ 0x36);
   bool ok = EVP_DigestInit_ex(c.md, c.blake2s, nullptr) == 1 && EVP_DigestUpdate(c.md, pad, kBlockLen) == 1 &&
             (aLen == 0 || EVP_DigestUpdate(c.md, a, aLen) == 1) && (bLen == 0 || EVP_DigestUpdate(c.md, b, bLen) == 1) &&
             EVP_DigestFinal_ex(c.md, inner, &len) == 1 && len == kKeyLen;
@@ -139,6 +126,19 @@ bool HmacInto(Ctx& c, const uint8_t* key, const uint8_t* a, size_t aLen, const u
   OPENSSL_cleanse(pad, sizeof pad);
   OPENSSL_cleanse(inner, sizeof inner);
   return ok;
+}
+
+// hmacBlake2s(key, data, out32): HMAC-BLAKE2s-256 with a 1–64-byte key.
+Napi::Value HmacBlake2s(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t *key, *data, *out;
+  size_t keyLen, dataLen, outLen;
+  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
+      outLen != kKeyLen || keyLen == 0 || keyLen > kBlockLen) {
+    return ThrowType(env, "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
+  }
+  if (!HmacInto(Get(), key, keyLen, data, dataLen, nullptr, 0, out)) return Fail(env, "hmacBlake2s: OpenSSL failed");
+  return env.Undefined();
 }
 
 // kdfBlake2s(key32, input, out): WireGuard's HKDF with n = out.length / 32 outputs (1–3):
@@ -317,11 +317,11 @@ bool HashInto(const uint8_t* a, size_t aLen, const uint8_t* b, size_t bLen, uint
 bool KdfInto(const uint8_t* key, const uint8_t* input, size_t inputLen, size_t n, uint8_t* out) {
   Ctx& c = Get();
   uint8_t prk[kKeyLen];
-  bool ok = c.ok && n >= 1 && n <= 3 && HmacInto(c, key, input, inputLen, nullptr, 0, prk);
+  bool ok = c.ok && n >= 1 && n <= 3 && HmacInto(c, key, kKeyLen, input, inputLen, nullptr, 0, prk);
   for (size_t i = 0; ok && i < n; i++) {
     const uint8_t counter = static_cast<uint8_t>(i + 1);
-    ok = i == 0 ? HmacInto(c, prk, &counter, 1, nullptr, 0, out)
-                : HmacInto(c, prk, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
+    ok = i == 0 ? HmacInto(c, prk, kKeyLen, &counter, 1, nullptr, 0, out)
+                : HmacInto(c, prk, kKeyLen, out + (i - 1) * kKeyLen, kKeyLen, &counter, 1, out + i * kKeyLen);
   }
   OPENSSL_cleanse(prk, sizeof prk);
   if (!ok) OPENSSL_cleanse(out, n * kKeyLen);
