@@ -174,7 +174,7 @@ async function environment() {
 // ─── scenarios ──────────────────────────────────────────────────────────────
 
 /** Result keys measured per pair in every round (medians over the rounds when --rounds > 1). */
-const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_ipv6_mbps', 'tcp4_ipv6_mbps', 'tcp_detail', 'udp_at_mbps', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'mbit_per_cpu_s', 'daemon_rss_mib'];
+const TRAFFIC_KEYS = ['tcp_mbps', 'tcp4_mbps', 'tcp_ipv6_mbps', 'tcp4_ipv6_mbps', 'tcp_detail', 'udp_at_mbps', 'ping_idle_ms', 'ping_load_ms', 'cpu_cores_tcp1', 'mbit_per_cpu_s', 'daemon_rss_mib', 'handshakes_per_s', 'handshakes'];
 
 /** Element-wise median of same-shaped values (numbers, or objects of them); null/undefined entries skipped. */
 function medianOf(values) {
@@ -229,7 +229,7 @@ async function scenario(results, name, fn) {
   }
 }
 
-async function benchPair(pair, R, { handshakes = true } = {}) {
+async function benchPair(pair, R) {
   log(`pair ${pair.id}: A (iperf3 client, sender) = ${implName(pair.a)}, B (server, receiver) = ${implName(pair.b)}`);
   const t = await Topology.create({ prefix: NS_PREFIX });
   try {
@@ -306,7 +306,7 @@ async function benchPair(pair, R, { handshakes = true } = {}) {
     const rss = (pid) => round(memKiB(pid).rss / 1024, 1);
     R.daemon_rss_mib[pair.id] = { a: rss(p.a.daemon.pid), b: rss(p.b.daemon.pid) };
 
-    if (pair.handshakes && handshakes && !has('--skip-handshakes')) {
+    if (pair.handshakes && !has('--skip-handshakes')) {
       const hs = await scenario(R, `${pair.id} handshakes/s (responder ${implName(pair.b)} in B)`, async () => {
         const keys = await prepareResponder((args) => wg(p.b.ns, args), p.b.ifname, HS_IDENTITIES, p.dir);
         const child = nsSpawn(p.a.ns, process.execPath, handshakeLoadArgs(p, keys, { seconds: HS_SECONDS, window: HS_WINDOW }));
@@ -394,7 +394,8 @@ async function main() {
 
   try {
     // Rounds alternate the pairs (this host's speed drifts within minutes); traffic figures are the
-    // medians over the rounds (each round's own figures in `rounds`), handshakes come from the last round.
+    // medians over the rounds (each round's own figures in `rounds`), handshakes too: a 3 s flood swings
+    // as much as a TCP run with the host's speed.
     const rounds = [];
     for (let round = 0; round < ROUNDS && !stopping; round++) {
       if (ROUNDS > 1) log(`round ${round + 1} of ${ROUNDS}`);
@@ -402,7 +403,7 @@ async function main() {
       for (const pair of PAIRS) {
         if (stopping) break;
         try {
-          await benchPair(pair, RR, { handshakes: round === ROUNDS - 1 });
+          await benchPair(pair, RR);
         } catch (e) {
           log(`pair ${pair.id} FAILED: ${String(e?.message ?? e).split('\n')[0]}`);
           R.errors.push({ scenario: pair.id, error: String(e?.message ?? e).slice(0, 2000) });

@@ -8,7 +8,8 @@
 // environment), NAME@DIR (the checkout or copy at DIR: its dist/, build/ and bench/lib) or
 // NAME=wggo:PATH (a wireguard-go binary on both sides). Per iperf3 TCP run (one stream, or --parallel N; A sends): Mbit/s,
 // retransmits, the growth of `Udp: RcvbufErrors` in each namespace, B's socket `skmem` (ss), Mbit per
-// CPU-second of both daemons and ping A → B every 10 ms during the stream; then medians per pair.
+// CPU-second of both daemons and ping A → B every 10 ms during the stream (not with --no-ping); then
+// medians per pair.
 // --probe also samples, every 150 ms, where the stream's bytes stand (A's TCP srtt, cwnd, unacked and
 // unsent bytes; both daemons' UDP receive queues; the TUN qdiscs' backlog; medians in `queues`).
 // Writes every run to bench/results/tcp-drops-TIME.json. Needs root, iperf3, ping, ss and a built tree.
@@ -20,6 +21,10 @@ import { abArgs, alternating, closePairs, openPairs } from './lib/pair-spec.mjs'
 
 const { val, has, rounds, seconds, specs } = abArgs('tcp-drops', { rounds: 3, seconds: 5, minSeconds: 2, valueFlags: ['--parallel'] });
 const probe = has('--probe');
+// iputils ping spins on sched_yield between a reply and its next send when the interval is at most
+// one clock tick (10 ms here), so on 2 cores the pinger takes CPU from the pair under test — the more
+// the lower the RTT. --no-ping measures throughput without it.
+const withPing = !has('--no-ping');
 const parallel = Math.max(1, Number(val('--parallel', 1)));
 
 /** Bytes waiting in a socket's receive queue (`skmem:(r…)`, kernel truesize) from one `ss` line. */
@@ -71,7 +76,7 @@ try {
     const tcpP = lib.iperf3(b.ns, b.inner4, a.ns, { seconds, parallel });
     await lib.sleep(700);
     const skmem = (await lib.nsRun(b.ns, 'ss', ['-uamnH', 'sport', '=', `:${b.port}`])).stdout.match(/skmem:\([^)]*\)/)?.[0] ?? null;
-    const pingP = lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
+    const pingP = !withPing ? Promise.resolve({ p50: null, p99: null }) : lib.pingStats(a.ns, b.inner4, { count: Math.max(50, Math.round((seconds - 1.5) / 0.01)), interval: 0.01, deadline: seconds + 5 });
     const samples = [];
     let sampling = probe;
     const sampler = (async () => {
@@ -116,5 +121,5 @@ const summary = Object.fromEntries(pairs.map((p) => [p.name, Object.fromEntries(
 for (const [name, s] of Object.entries(summary)) process.stdout.write(`median ${name} ${JSON.stringify(s)}\n`);
 const out = join(ROOT, 'bench/results', `tcp-drops-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`);
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, rounds, parallel, pairs: pairs.map((p) => ({ name: p.name, root: p.root, env: p.env, impl: p.impl, runs: p.runs })), summary }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, rounds, parallel, ping: withPing, pairs: pairs.map((p) => ({ name: p.name, root: p.root, env: p.env, impl: p.impl, runs: p.runs })), summary }, null, 2) + '\n');
 process.stdout.write(`wrote ${out}\n`);

@@ -93,4 +93,16 @@ describe('bench comparison against the fastest wireguard-go', () => {
     expect(svg).toContain('TCP IPv6 inner, 4 streams');
     expect(svg).toContain('>1800</text>');
   });
+
+  it('says when the handshake figures are medians over the rounds', () => {
+    const hs = (n: number) => ({ handshakes_per_s: n, identities: 256, window: 120, seconds: 3 });
+    const r = { ...results(), handshakes: { tsguard: hs(2000) } } as ReturnType<typeof results> & Record<string, unknown>;
+    expect(renderMarkdown(r)).toContain('3 s window; see');
+    // Rounds from before handshakes ran in every round (only in the last): no claim of medians.
+    r.rounds = [{ tcp_mbps: {} }, { tcp_mbps: {} }];
+    expect(renderMarkdown(r)).toContain('3 s window; see');
+    r.rounds = [{ handshakes_per_s: { tsguard: 1900 } }, { handshakes_per_s: { tsguard: 2100 } }];
+    expect(renderMarkdown(r)).toContain('| tsguard | 2000 |');
+    expect(renderMarkdown(r)).toContain('3 s window, medians of 2 rounds; see');
+  });
 });

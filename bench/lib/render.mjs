@@ -77,7 +77,8 @@ export function renderMarkdown(r) {
       L.push(`| ${k} | ${fmt(v.handshakes_per_s)} | ${fmt(v.cookie_replies)} | ${fmt(v.timeouts)} | ${fmt(v.responder_cpu_s, 2)} | ${fmt(v.handshakes_per_responder_cpu_s)} | ${ping} |`);
     }
     const any = Object.values(hs).find(Boolean);
-    if (any) L.push('', `(${any.identities} initiator identities, ≤ ${any.window} initiations outstanding, ${any.seconds} s window; see "Handshakes" in bench/README.md.)`);
+    const each = rounds > 1 && r.rounds?.some((x) => x.handshakes_per_s && Object.keys(x.handshakes_per_s).length) ? `, medians of ${rounds} rounds` : '';
+    if (any) L.push('', `(${any.identities} initiator identities, ≤ ${any.window} initiations outstanding, ${any.seconds} s window${each}; see "Handshakes" in bench/README.md.)`);
     L.push('');
   }
   if (r.hub) {
