@@ -89,19 +89,28 @@ Napi::Value Blake2s(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The arguments of macBlake2s and hmacBlake2s: (key of 1–maxKey bytes, data, out of outLen bytes).
+struct MacArgs {
+  uint8_t *key, *data, *out;
+  size_t keyLen, dataLen, outLen;
+
+  bool Parse(const Napi::CallbackInfo& info, size_t maxKey, size_t wantOut) {
+    return info.Length() >= 3 && GetUint8Array(info[0], &key, &keyLen) && GetUint8Array(info[1], &data, &dataLen) &&
+           GetUint8Array(info[2], &out, &outLen) && outLen == wantOut && keyLen > 0 && keyLen <= maxKey;
+  }
+};
+
 // macBlake2s(key, data, out16): keyed BLAKE2s with a 16-byte output.
 Napi::Value MacBlake2s(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint8_t *key, *data, *out;
-  size_t keyLen, dataLen, outLen;
-  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
-      outLen != kMacLen || keyLen == 0 || keyLen > kKeyLen) {
+  MacArgs a;
+  if (!a.Parse(info, kKeyLen, kMacLen)) {
     return ThrowType(env, "macBlake2s(key: Uint8Array (1–32 bytes), data: Uint8Array, out: 16-byte Uint8Array)");
   }
   EVP_MAC_CTX* ctx = Get().kmac;
   size_t len = 0;
-  if (EVP_MAC_init(ctx, key, keyLen, nullptr) != 1 || (dataLen > 0 && EVP_MAC_update(ctx, data, dataLen) != 1) ||
-      EVP_MAC_final(ctx, out, &len, outLen) != 1 || len != kMacLen) {
+  if (EVP_MAC_init(ctx, a.key, a.keyLen, nullptr) != 1 || (a.dataLen > 0 && EVP_MAC_update(ctx, a.data, a.dataLen) != 1) ||
+      EVP_MAC_final(ctx, a.out, &len, a.outLen) != 1 || len != kMacLen) {
     return Fail(env, "macBlake2s: OpenSSL failed");
   }
   return env.Undefined();
@@ -131,13 +140,11 @@ bool HmacInto(Ctx& c, const uint8_t* key, size_t keyLen, const uint8_t* a, size_
 // hmacBlake2s(key, data, out32): HMAC-BLAKE2s-256 with a 1–64-byte key.
 Napi::Value HmacBlake2s(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint8_t *key, *data, *out;
-  size_t keyLen, dataLen, outLen;
-  if (info.Length() < 3 || !GetUint8Array(info[0], &key, &keyLen) || !GetUint8Array(info[1], &data, &dataLen) || !GetUint8Array(info[2], &out, &outLen) ||
-      outLen != kKeyLen || keyLen == 0 || keyLen > kBlockLen) {
+  MacArgs a;
+  if (!a.Parse(info, kBlockLen, kKeyLen)) {
     return ThrowType(env, "hmacBlake2s(key: Uint8Array (1–64 bytes), data: Uint8Array, out: 32-byte Uint8Array)");
   }
-  if (!HmacInto(Get(), key, keyLen, data, dataLen, nullptr, 0, out)) return Fail(env, "hmacBlake2s: OpenSSL failed");
+  if (!HmacInto(Get(), a.key, a.keyLen, a.data, a.dataLen, nullptr, 0, a.out)) return Fail(env, "hmacBlake2s: OpenSSL failed");
   return env.Undefined();
 }
 
